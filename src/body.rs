@@ -1,0 +1,237 @@
+//! Request bodies the proxy needs to read: buffering up to a cap (and handing back an untouched
+//! stream when the cap is exceeded), and undoing `Content-Encoding`. Media bodies never come here.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hudsucker::Body;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("reading the request body failed: {0}")]
+    Read(String),
+    #[error("unsupported content-encoding `{0}`")]
+    UnsupportedEncoding(String),
+    #[error("body is not valid `{encoding}`: {reason}")]
+    Undecodable { encoding: String, reason: String },
+    #[error("decoded body exceeds {0} bytes")]
+    DecodedTooLarge(usize),
+}
+
+/// The outcome of reading a body up to a cap.
+pub enum Buffered {
+    /// The whole body, within the cap.
+    Complete(Bytes),
+    /// Over the cap: the bytes read so far followed by the rest of the stream, unchanged, so the
+    /// request can be forwarded as it came.
+    TooLarge(Body),
+}
+
+/// Reads `body` until its end or until more than `cap` bytes arrived.
+pub async fn buffer_to_cap(mut body: Body, cap: usize) -> Result<Buffered, BodyError> {
+    let mut chunks: VecDeque<Bytes> = VecDeque::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(error_chain(&e)))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            chunks.push_back(data);
+            if total > cap {
+                return Ok(Buffered::TooLarge(Body::from(BoxBody::new(Prefixed {
+                    prefix: chunks,
+                    rest: body,
+                }))));
+            }
+        }
+    }
+    let mut all = BytesMut::with_capacity(total);
+    for c in chunks {
+        all.extend_from_slice(&c);
+    }
+    Ok(Buffered::Complete(all.freeze()))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Already-read chunks replayed in front of the unread remainder of a body.
+struct Prefixed {
+    prefix: VecDeque<Bytes>,
+    rest: Body,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = hudsucker::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(chunk) = self.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_empty() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let queued: u64 = self.prefix.iter().map(|b| b.len() as u64).sum();
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + queued);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + queued);
+        }
+        hint
+    }
+}
+
+/// Undoes a `Content-Encoding` header value (codings applied in order, so undone in reverse).
+/// Output is limited to `limit` bytes so a small compressed body cannot expand without bound.
+pub fn decode(content_encoding: &str, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut data = body.to_vec();
+    for coding in content_encoding.rsplit(',').map(|c| c.trim().to_ascii_lowercase()) {
+        data = match coding.as_str() {
+            "" | "identity" => data,
+            "gzip" | "x-gzip" => read_limited(flate2::read::MultiGzDecoder::new(&data[..]), &coding, limit)?,
+            "deflate" => {
+                // RFC 9110 says zlib-wrapped; some clients send raw deflate.
+                read_limited(flate2::read::ZlibDecoder::new(&data[..]), &coding, limit).or_else(
+                    |_| read_limited(flate2::read::DeflateDecoder::new(&data[..]), &coding, limit),
+                )?
+            }
+            "br" => read_limited(brotli::Decompressor::new(&data[..], 4096), &coding, limit)?,
+            "zstd" => {
+                let dec = zstd::stream::read::Decoder::new(&data[..]).map_err(|e| {
+                    BodyError::Undecodable {
+                        encoding: coding.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                read_limited(dec, &coding, limit)?
+            }
+            other => return Err(BodyError::UnsupportedEncoding(other.to_string())),
+        };
+    }
+    Ok(data)
+}
+
+fn read_limited(reader: impl Read, coding: &str, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Undecodable {
+            encoding: coding.to_string(),
+            reason: e.to_string(),
+        })?;
+    if out.len() > limit {
+        return Err(BodyError::DecodedTooLarge(limit));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const TEXT: &[u8] = br#"{"context":{"client":{"clientName":"WEB"}},"videoId":"abcdefghijk"}"#;
+
+    #[test]
+    fn every_supported_encoding_round_trips() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(TEXT).unwrap();
+        assert_eq!(decode("gzip", &gz.finish().unwrap(), 1 << 20).unwrap(), TEXT);
+
+        let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zl.write_all(TEXT).unwrap();
+        assert_eq!(decode("deflate", &zl.finish().unwrap(), 1 << 20).unwrap(), TEXT);
+
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(TEXT).unwrap();
+        assert_eq!(decode("deflate", &raw.finish().unwrap(), 1 << 20).unwrap(), TEXT);
+
+        let mut br = Vec::new();
+        brotli::CompressorWriter::new(&mut br, 4096, 5, 22).write_all(TEXT).unwrap();
+        assert_eq!(decode("br", &br, 1 << 20).unwrap(), TEXT);
+
+        let zs = zstd::encode_all(TEXT, 3).unwrap();
+        assert_eq!(decode("zstd", &zs, 1 << 20).unwrap(), TEXT);
+        assert_eq!(decode("identity", TEXT, 1 << 20).unwrap(), TEXT);
+    }
+
+    #[test]
+    fn stacked_encodings_are_undone_in_reverse() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(TEXT).unwrap();
+        let br_of_gz = {
+            let mut out = Vec::new();
+            brotli::CompressorWriter::new(&mut out, 4096, 5, 22)
+                .write_all(&gz.finish().unwrap())
+                .unwrap();
+            out
+        };
+        assert_eq!(decode("gzip, br", &br_of_gz, 1 << 20).unwrap(), TEXT);
+    }
+
+    #[test]
+    fn garbage_that_claims_gzip_is_an_error() {
+        assert!(matches!(
+            decode("gzip", b"this is not gzip", 1 << 20),
+            Err(BodyError::Undecodable { .. })
+        ));
+        assert!(matches!(
+            decode("compress", TEXT, 1 << 20),
+            Err(BodyError::UnsupportedEncoding(_))
+        ));
+    }
+
+    #[test]
+    fn a_compression_bomb_stops_at_the_limit() {
+        let zeros = vec![0u8; 4 << 20];
+        let zs = zstd::encode_all(&zeros[..], 3).unwrap();
+        assert!(matches!(decode("zstd", &zs, 1 << 20), Err(BodyError::DecodedTooLarge(_))));
+    }
+
+    #[tokio::test]
+    async fn over_cap_bodies_come_back_whole_and_in_order() {
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            (0..10u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let Buffered::TooLarge(rest) = buffer_to_cap(body, 2500).await.unwrap() else {
+            panic!("expected over cap");
+        };
+        let all = rest.collect().await.unwrap().to_bytes();
+        assert_eq!(all.len(), 10_000);
+        for (i, chunk) in all.chunks(1000).enumerate() {
+            assert!(chunk.iter().all(|b| *b == i as u8));
+        }
+    }
+
+    #[tokio::test]
+    async fn small_bodies_are_complete() {
+        let Buffered::Complete(b) = buffer_to_cap(Body::from(TEXT), 1024).await.unwrap() else {
+            panic!("expected complete");
+        };
+        assert_eq!(&b[..], TEXT);
+    }
+}

@@ -1,0 +1,430 @@
+//! Configuration: the TOML file as written (`RawConfig`), then validated and resolved into
+//! [`Config`], the only form the rest of the proxy sees.
+//!
+//! Three steps, in the ripgrep manner: *parse* (serde, unknown keys rejected by name), *validate*
+//! (every value checked, errors name the key and the value), *resolve* (defaults filled in,
+//! environment and command line applied on top). Nothing downstream re-checks a value.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::intercept::HostPattern;
+use crate::token::{Token, TokenFormatError};
+
+/// Hosts decrypted by default; every other CONNECT is a blind tunnel.
+pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &[
+    "www.youtube.com",
+    "m.youtube.com",
+    "music.youtube.com",
+    "youtubei.googleapis.com",
+    "www.youtube-nocookie.com",
+    "studio.youtube.com",
+    "*.googlevideo.com",
+];
+
+/// Environment variable existing yt-dlp backends read a PO token from.
+pub const ENV_STATIC_TOKEN: &str = "YT_DLP_PO_TOKEN";
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why a configuration could not be used. Every variant names the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}` has invalid value `{value}`: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parse: the file as written.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub strict: Option<bool>,
+    pub ca: Option<RawCa>,
+    pub intercept: Option<RawIntercept>,
+    pub upstream: Option<RawUpstream>,
+    pub tokens: Option<RawTokens>,
+    pub rewrite: Option<RawRewrite>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCa {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntercept {
+    pub hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub resolve: Option<BTreeMap<String, String>>,
+    pub extra_ca_certs: Option<Vec<String>>,
+    pub connect_timeout_secs: Option<u64>,
+    pub http2: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    #[serde(rename = "static")]
+    pub static_: Option<RawStatic>,
+    pub sentinels: Option<Vec<String>>,
+    pub always_replace: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatic {
+    pub default: Option<String>,
+    pub bindings: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRewrite {
+    pub max_body_bytes: Option<usize>,
+}
+
+impl RawConfig {
+    /// Parses TOML text; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overrides: environment and command line, applied on top of the file.
+// ---------------------------------------------------------------------------------------------
+
+/// Values that win over the file: the command line's flags and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    /// `YT_DLP_PO_TOKEN`: the default static token.
+    pub static_token: Option<String>,
+}
+
+impl Overrides {
+    /// Reads the environment variables the proxy honours.
+    pub fn from_env() -> Self {
+        Overrides {
+            listen: None,
+            static_token: std::env::var(ENV_STATIC_TOKEN)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolve: validated, defaults applied.
+// ---------------------------------------------------------------------------------------------
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub strict: bool,
+    pub ca_dir: PathBuf,
+    pub intercept: Vec<HostPattern>,
+    pub upstream: UpstreamConfig,
+    pub tokens: TokensConfig,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Host pattern -> socket address; first match wins, exact names before wildcards.
+    pub resolve: Vec<(HostPattern, SocketAddr)>,
+    pub extra_ca_certs: Vec<PathBuf>,
+    pub connect_timeout: Duration,
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TokensConfig {
+    pub static_default: Option<Token>,
+    pub static_bindings: BTreeMap<String, Token>,
+    /// Placeholders a client may send that the proxy replaces, kept as written and normalised.
+    pub sentinels: Vec<String>,
+    pub always_replace: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::resolve(RawConfig::default(), Overrides::default())
+            .expect("the built-in defaults are valid")
+    }
+}
+
+impl Config {
+    /// Validates `raw`, applies `overrides`, and fills in defaults.
+    pub fn resolve(raw: RawConfig, overrides: Overrides) -> Result<Self, ConfigError> {
+        let listen_text = overrides
+            .listen
+            .or(raw.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::invalid("listen", &listen_text, "expected ip:port, e.g. 127.0.0.1:8080")
+        })?;
+
+        let ca_dir = PathBuf::from(raw.ca.and_then(|c| c.dir).unwrap_or_else(|| "certs".into()));
+        if ca_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("ca.dir", "", "must name a directory"));
+        }
+
+        let hosts = raw
+            .intercept
+            .and_then(|i| i.hosts)
+            .unwrap_or_else(|| DEFAULT_INTERCEPT_HOSTS.iter().map(|s| s.to_string()).collect());
+        let intercept = hosts
+            .iter()
+            .map(|h| {
+                HostPattern::parse(h)
+                    .map_err(|reason| ConfigError::invalid("intercept.hosts", h, reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let upstream = resolve_upstream(raw.upstream.unwrap_or_default())?;
+        let tokens = resolve_tokens(raw.tokens.unwrap_or_default(), overrides.static_token)?;
+
+        let rewrite = raw.rewrite.unwrap_or_default();
+        let max_body_bytes = rewrite.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 || max_body_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::invalid(
+                "rewrite.max_body_bytes",
+                max_body_bytes.to_string(),
+                "must be between 1 and 67108864",
+            ));
+        }
+
+        Ok(Config {
+            listen,
+            strict: raw.strict.unwrap_or(false),
+            ca_dir,
+            intercept,
+            upstream,
+            tokens,
+            max_body_bytes,
+        })
+    }
+
+    /// Loads `path` (when given), applies the environment and `overrides`.
+    pub fn load(path: Option<&Path>, mut overrides: Overrides) -> Result<Self, ConfigError> {
+        let raw = match path {
+            Some(p) => RawConfig::load(p)?,
+            None => RawConfig::default(),
+        };
+        let env = Overrides::from_env();
+        if overrides.static_token.is_none() {
+            overrides.static_token = env.static_token;
+        }
+        Config::resolve(raw, overrides)
+    }
+}
+
+fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
+    let mut resolve = Vec::new();
+    for (host, addr) in raw.resolve.unwrap_or_default() {
+        let key = format!("upstream.resolve.\"{host}\"");
+        let pattern =
+            HostPattern::parse(&host).map_err(|reason| ConfigError::invalid(&key, &host, reason))?;
+        let addr = addr
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::invalid(&key, &addr, "expected \"ip:port\""))?;
+        resolve.push((pattern, addr));
+    }
+    // Exact names win over wildcards; longer wildcard suffixes win over shorter ones.
+    resolve.sort_by_key(|(p, _)| p.specificity());
+
+    let mut extra_ca_certs = Vec::new();
+    for path in raw.extra_ca_certs.unwrap_or_default() {
+        let p = PathBuf::from(&path);
+        if !p.is_file() {
+            return Err(ConfigError::invalid(
+                "upstream.extra_ca_certs",
+                &path,
+                "no such file",
+            ));
+        }
+        extra_ca_certs.push(p);
+    }
+
+    let secs = raw.connect_timeout_secs.unwrap_or(10);
+    if secs == 0 || secs > 300 {
+        return Err(ConfigError::invalid(
+            "upstream.connect_timeout_secs",
+            secs.to_string(),
+            "must be between 1 and 300",
+        ));
+    }
+
+    Ok(UpstreamConfig {
+        resolve,
+        extra_ca_certs,
+        connect_timeout: Duration::from_secs(secs),
+        http2: raw.http2.unwrap_or(false),
+    })
+}
+
+fn resolve_tokens(raw: RawTokens, env_default: Option<String>) -> Result<TokensConfig, ConfigError> {
+    let parse = |key: &str, value: &str| -> Result<Token, ConfigError> {
+        Token::parse(value).map_err(|e: TokenFormatError| {
+            ConfigError::invalid(key, crate::redact::redact(value), e.to_string())
+        })
+    };
+    let raw_static = raw.static_.unwrap_or_default();
+    let static_default = match (env_default, raw_static.default) {
+        (Some(env), _) => Some(parse(ENV_STATIC_TOKEN, &env)?),
+        (None, Some(file)) => Some(parse("tokens.static.default", &file)?),
+        (None, None) => None,
+    };
+    let mut static_bindings = BTreeMap::new();
+    for (binding, token) in raw_static.bindings.unwrap_or_default() {
+        let key = format!("tokens.static.bindings.\"{binding}\"");
+        if binding.trim().is_empty() {
+            return Err(ConfigError::invalid(key, binding, "binding must not be empty"));
+        }
+        static_bindings.insert(binding, parse(&key, &token)?);
+    }
+    let sentinels = raw.sentinels.unwrap_or_default();
+    for s in &sentinels {
+        if s.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "tokens.sentinels",
+                s,
+                "a sentinel must not be empty",
+            ));
+        }
+    }
+    Ok(TokensConfig {
+        static_default,
+        static_bindings,
+        sentinels,
+        always_replace: raw.always_replace.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::resolve(RawConfig::parse(text, Path::new("t.toml"))?, Overrides::default())
+    }
+
+    const TOKEN: &str = "MlsBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn defaults_listen_on_loopback_8080_and_intercept_youtube_hosts() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.ca_dir, PathBuf::from("certs"));
+        assert_eq!(c.intercept.len(), DEFAULT_INTERCEPT_HOSTS.len());
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert!(!c.strict);
+    }
+
+    #[test]
+    fn unknown_key_is_named_in_the_error() {
+        let e = parse("[upstream]\nresolv = {}\n").unwrap_err().to_string();
+        assert!(e.contains("resolv"), "{e}");
+    }
+
+    #[test]
+    fn bad_resolve_address_names_key_and_value() {
+        let e = parse("[upstream.resolve]\n\"*.googlevideo.com\" = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream.resolve.\"*.googlevideo.com\""), "{e}");
+        assert!(e.contains("nowhere"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_names_key_and_value() {
+        let e = parse("listen = \"localhost\"").unwrap_err().to_string();
+        assert!(e.contains("`listen`") && e.contains("localhost"), "{e}");
+    }
+
+    #[test]
+    fn env_token_overrides_file_default() {
+        let raw = RawConfig::parse(
+            &format!("[tokens.static]\ndefault = \"{}\"\n", "A".repeat(8)),
+            Path::new("t"),
+        )
+        .unwrap();
+        let c = Config::resolve(
+            raw,
+            Overrides {
+                listen: Some("127.0.0.1:9999".into()),
+                static_token: Some(TOKEN.into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.tokens.static_default.unwrap().as_str(), TOKEN);
+        assert_eq!(c.listen.port(), 9999);
+    }
+
+    #[test]
+    fn malformed_static_token_is_rejected_without_echoing_it_whole() {
+        let e = parse("[tokens.static]\ndefault = \"not a token!!\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.static.default"), "{e}");
+        assert!(!e.contains("not a token!!"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_resolve_entries_sort_after_exact_names() {
+        let c = parse(
+            "[upstream.resolve]\n\"*.googlevideo.com\" = \"127.0.0.1:1\"\n\"rr1.googlevideo.com\" = \"127.0.0.1:2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.resolve[0].1.port(), 2);
+    }
+}

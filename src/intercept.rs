@@ -1,0 +1,182 @@
+//! Which hosts the proxy decrypts. Owns host-name patterns (`www.youtube.com`, `*.googlevideo.com`)
+//! and the decision "MITM or blind tunnel", as pure functions of a host name.
+
+use std::net::IpAddr;
+
+/// An exact host name or a `*.suffix` wildcard, lower-cased, without port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    /// Stored as `.suffix`: matches any name ending in it, not the bare suffix itself.
+    Suffix(String),
+}
+
+impl HostPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim().to_ascii_lowercase();
+        let valid_label = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        };
+        if let Some(rest) = t.strip_prefix("*.") {
+            if valid_label(rest) {
+                return Ok(HostPattern::Suffix(format!(".{rest}")));
+            }
+        } else if valid_label(&t) {
+            return Ok(HostPattern::Exact(t));
+        }
+        Err("expected a host name such as www.youtube.com or *.googlevideo.com".into())
+    }
+
+    pub fn matches(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        match self {
+            HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostPattern::Suffix(s) => {
+                host.len() > s.len()
+                    && host.is_char_boundary(host.len() - s.len())
+                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
+    }
+
+    /// Sort key: exact names first, then wildcards with longer suffixes first.
+    pub fn specificity(&self) -> (u8, std::cmp::Reverse<usize>) {
+        match self {
+            HostPattern::Exact(h) => (0, std::cmp::Reverse(h.len())),
+            HostPattern::Suffix(s) => (1, std::cmp::Reverse(s.len())),
+        }
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Suffix(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+/// What to do with a CONNECT, decided from its authority alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectDecision {
+    /// A listed host: terminate TLS and rewrite.
+    Intercept,
+    /// A named host that is not listed: splice bytes, starting at once so servers that speak
+    /// first (SSH, SMTP) work.
+    Tunnel,
+    /// An IP literal: the name is only known from the TLS SNI, so look at the ClientHello first.
+    DecideBySni,
+}
+
+/// Splits `host:port` (or `[v6]:port`, or a bare host) into host and port.
+pub fn split_authority(authority: &str, default_port: u16) -> (&str, u16) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            let port = tail
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(default_port);
+            return (h, port);
+        }
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().unwrap_or(default_port)),
+        _ => (authority, default_port),
+    }
+}
+
+pub fn is_ip_literal(host: &str) -> bool {
+    host.parse::<IpAddr>().is_ok()
+}
+
+/// The list of hosts to decrypt.
+#[derive(Debug, Clone)]
+pub struct InterceptPolicy {
+    patterns: Vec<HostPattern>,
+}
+
+impl InterceptPolicy {
+    pub fn new(patterns: Vec<HostPattern>) -> Self {
+        InterceptPolicy { patterns }
+    }
+
+    pub fn is_intercepted(&self, host: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(host))
+    }
+
+    pub fn decide_connect(&self, authority: &str) -> ConnectDecision {
+        let (host, _) = split_authority(authority, 443);
+        if is_ip_literal(host) {
+            ConnectDecision::DecideBySni
+        } else if self.is_intercepted(host) {
+            ConnectDecision::Intercept
+        } else {
+            ConnectDecision::Tunnel
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_INTERCEPT_HOSTS;
+
+    fn policy() -> InterceptPolicy {
+        InterceptPolicy::new(
+            DEFAULT_INTERCEPT_HOSTS
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn youtube_hosts_are_intercepted_others_tunnelled() {
+        let p = policy();
+        assert_eq!(p.decide_connect("www.youtube.com:443"), ConnectDecision::Intercept);
+        assert_eq!(p.decide_connect("WWW.YouTube.com:443"), ConnectDecision::Intercept);
+        assert_eq!(
+            p.decide_connect("rr4---sn-u125g5-5p.googlevideo.com:443"),
+            ConnectDecision::Intercept
+        );
+        assert_eq!(p.decide_connect("youtubei.googleapis.com"), ConnectDecision::Intercept);
+        for other in [
+            "jnn-pa.googleapis.com:443",
+            "www.google.com:443",
+            "accounts.google.com:443",
+            "i.ytimg.com:443",
+            "youtube.com:443",
+            "googlevideo.com:443",
+            "evilgooglevideo.com:443",
+        ] {
+            assert_eq!(p.decide_connect(other), ConnectDecision::Tunnel, "{other}");
+        }
+    }
+
+    #[test]
+    fn ip_authorities_are_decided_by_sni() {
+        let p = policy();
+        assert_eq!(p.decide_connect("127.0.0.1:443"), ConnectDecision::DecideBySni);
+        assert_eq!(p.decide_connect("[::1]:443"), ConnectDecision::DecideBySni);
+    }
+
+    #[test]
+    fn authority_splitting_handles_missing_port_and_ipv6() {
+        assert_eq!(split_authority("a.b:8443", 443), ("a.b", 8443));
+        assert_eq!(split_authority("a.b", 443), ("a.b", 443));
+        assert_eq!(split_authority("[::1]:22", 443), ("::1", 22));
+        assert_eq!(split_authority("[::1]", 443), ("::1", 443));
+    }
+
+    #[test]
+    fn patterns_reject_garbage() {
+        assert!(HostPattern::parse("*.").is_err());
+        assert!(HostPattern::parse("a b").is_err());
+        assert!(HostPattern::parse("").is_err());
+        assert!(HostPattern::parse("*.googlevideo.com").is_ok());
+    }
+}

@@ -1,0 +1,191 @@
+//! potproxy: a MITM forward proxy that adds YouTube Proof-of-Origin (PO) tokens to the requests
+//! of clients that cannot mint them.
+//!
+//! # Data flow
+//!
+//! ```text
+//! client ──CONNECT──▶ CONNECT filter (handler::on_connect, intercept)
+//!                       ├─ not a YouTube host ─▶ blind byte tunnel (upstream::Resolver::dial)
+//!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, hudsucker)
+//!                                                  │
+//!                  request ─▶ classify (pure: player / media / manifest / other)
+//!                                                  │
+//!                             rewrite (pure: rewrite::player, rewrite::media)
+//!                                 ▲ token            │
+//!                  token service (tokens: sources in order; static today)
+//!                                                  │
+//!                             upstream (upstream: overrides, verified TLS) ─▶ YouTube
+//! ```
+//!
+//! Media bodies are never buffered: only player JSON bodies are read, up to a cap
+//! ([`body`]). Any failure to rewrite forwards the original request and logs why
+//! (`strict = true` turns that into a 502).
+//!
+//! [`start`] builds and runs the whole proxy from a [`config::Config`]; tests call it with
+//! port 0 and upstream overrides that point YouTube's names at in-process fakes.
+
+pub mod body;
+pub mod ca;
+pub mod classify;
+pub mod config;
+pub mod handler;
+pub mod intercept;
+pub mod redact;
+pub mod rewrite;
+pub mod token;
+pub mod tokens;
+pub mod upstream;
+
+#[cfg(test)]
+mod testutil;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hudsucker::Proxy;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ServerBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::ca::{CaError, CertificateAuthority};
+use crate::config::Config;
+use crate::handler::{PotHandler, RewriteSettings, Shared};
+use crate::intercept::InterceptPolicy;
+use crate::tokens::{StaticSource, TokenService};
+use crate::upstream::{Resolver, UpstreamError};
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("proxy setup failed: {0}")]
+    Proxy(String),
+}
+
+/// A proxy serving in the background. Dropping it stops the listener.
+pub struct RunningProxy {
+    pub addr: SocketAddr,
+    pub ca_cert_pem: String,
+    pub ca_cert_path: std::path::PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), hudsucker::Error>>,
+}
+
+impl RunningProxy {
+    /// Waits until the proxy stops (it runs until shut down).
+    pub async fn wait(mut self) -> Result<(), StartError> {
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StartError::Proxy(e.to_string())),
+            Err(e) => Err(StartError::Proxy(e.to_string())),
+        }
+    }
+
+    /// Stops accepting connections and lets open ones finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Installs the process-wide rustls crypto provider. Both ring and aws-lc-rs are linked (through
+/// dependencies), so rustls cannot pick one by itself.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// The token service for a configuration.
+pub fn token_service(config: &Config) -> TokenService {
+    TokenService::new(vec![Arc::new(StaticSource::new(&config.tokens))])
+}
+
+/// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
+pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
+    install_crypto_provider();
+    let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
+    let authority = ca.authority()?;
+    let connector = upstream::connector(&config.upstream)?;
+
+    let shared = Arc::new(Shared {
+        policy: InterceptPolicy::new(config.intercept.clone()),
+        resolver: Resolver::new(&config.upstream),
+        tokens: token_service(&config),
+        settings: RewriteSettings {
+            strict: config.strict,
+            max_body_bytes: config.max_body_bytes,
+            sentinels: config.tokens.sentinels.clone(),
+            always_replace: config.tokens.always_replace,
+        },
+    });
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+
+    let mut client = Client::builder(TokioExecutor::new());
+    client
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .http1_preserve_header_case(true);
+
+    let mut server = ServerBuilder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .preserve_header_case(true);
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let proxy = Proxy::builder()
+        .with_listener(listener)
+        .with_ca(authority)
+        .with_http_connector(connector)
+        .with_client(client)
+        .with_server(server)
+        .with_http_handler(PotHandler::new(shared))
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .build()
+        .map_err(|e| StartError::Proxy(e.to_string()))?;
+    let task = tokio::spawn(proxy.start());
+    tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
+    Ok(RunningProxy {
+        addr,
+        ca_cert_pem: ca.cert_pem.clone(),
+        ca_cert_path: ca.cert_path.clone(),
+        shutdown: Some(tx),
+        task,
+    })
+}

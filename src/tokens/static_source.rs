@@ -1,0 +1,69 @@
+//! Static tokens from configuration or `YT_DLP_PO_TOKEN`: a per-binding table, then a default that
+//! answers every binding.
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+
+use super::{TokenError, TokenRequest, TokenSource};
+use crate::config::TokensConfig;
+use crate::token::Token;
+
+pub struct StaticSource {
+    default: Option<Token>,
+    bindings: BTreeMap<String, Token>,
+}
+
+impl StaticSource {
+    pub fn new(cfg: &TokensConfig) -> Self {
+        StaticSource {
+            default: cfg.static_default.clone(),
+            bindings: cfg.static_bindings.clone(),
+        }
+    }
+
+    fn lookup(&self, req: &TokenRequest) -> Option<Token> {
+        req.binding
+            .key()
+            .and_then(|k| self.bindings.get(k))
+            .or(self.default.as_ref())
+            .cloned()
+    }
+}
+
+impl TokenSource for StaticSource {
+    fn name(&self) -> &'static str {
+        "static"
+    }
+
+    fn get<'a>(&'a self, req: &'a TokenRequest) -> BoxFuture<'a, Result<Option<Token>, TokenError>> {
+        let answer = self.lookup(req);
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::Binding;
+
+    #[test]
+    fn binding_table_wins_over_default() {
+        let a = Token::from_bytes(&[0x32, 1]);
+        let b = Token::from_bytes(&[0x32, 2]);
+        let cfg = TokensConfig {
+            static_default: Some(a.clone()),
+            static_bindings: [("vid00000001".to_string(), b.clone())].into(),
+            ..Default::default()
+        };
+        let s = StaticSource::new(&cfg);
+        let req = |binding| TokenRequest {
+            binding,
+            client: None,
+        };
+        assert_eq!(s.lookup(&req(Binding::Video("vid00000001".into()))), Some(b));
+        assert_eq!(s.lookup(&req(Binding::Video("other".into()))), Some(a.clone()));
+        assert_eq!(s.lookup(&req(Binding::Unknown)), Some(a));
+        assert_eq!(StaticSource::new(&TokensConfig::default()).lookup(&req(Binding::Unknown)), None);
+    }
+}

@@ -108,10 +108,15 @@ impl http_body::Body for Prefixed {
 /// Output is limited to `limit` bytes so a small compressed body cannot expand without bound.
 pub fn decode(content_encoding: &str, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut data = body.to_vec();
-    for coding in content_encoding.rsplit(',').map(|c| c.trim().to_ascii_lowercase()) {
+    for coding in content_encoding
+        .rsplit(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+    {
         data = match coding.as_str() {
             "" | "identity" => data,
-            "gzip" | "x-gzip" => read_limited(flate2::read::MultiGzDecoder::new(&data[..]), &coding, limit)?,
+            "gzip" | "x-gzip" => {
+                read_limited(flate2::read::MultiGzDecoder::new(&data[..]), &coding, limit)?
+            }
             "deflate" => {
                 // RFC 9110 says zlib-wrapped; some clients send raw deflate.
                 read_limited(flate2::read::ZlibDecoder::new(&data[..]), &coding, limit).or_else(
@@ -160,18 +165,30 @@ mod tests {
     fn every_supported_encoding_round_trips() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(TEXT).unwrap();
-        assert_eq!(decode("gzip", &gz.finish().unwrap(), 1 << 20).unwrap(), TEXT);
+        assert_eq!(
+            decode("gzip", &gz.finish().unwrap(), 1 << 20).unwrap(),
+            TEXT
+        );
 
         let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         zl.write_all(TEXT).unwrap();
-        assert_eq!(decode("deflate", &zl.finish().unwrap(), 1 << 20).unwrap(), TEXT);
+        assert_eq!(
+            decode("deflate", &zl.finish().unwrap(), 1 << 20).unwrap(),
+            TEXT
+        );
 
-        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(TEXT).unwrap();
-        assert_eq!(decode("deflate", &raw.finish().unwrap(), 1 << 20).unwrap(), TEXT);
+        assert_eq!(
+            decode("deflate", &raw.finish().unwrap(), 1 << 20).unwrap(),
+            TEXT
+        );
 
         let mut br = Vec::new();
-        brotli::CompressorWriter::new(&mut br, 4096, 5, 22).write_all(TEXT).unwrap();
+        brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
+            .write_all(TEXT)
+            .unwrap();
         assert_eq!(decode("br", &br, 1 << 20).unwrap(), TEXT);
 
         let zs = zstd::encode_all(TEXT, 3).unwrap();
@@ -209,7 +226,10 @@ mod tests {
     fn a_compression_bomb_stops_at_the_limit() {
         let zeros = vec![0u8; 4 << 20];
         let zs = zstd::encode_all(&zeros[..], 3).unwrap();
-        assert!(matches!(decode("zstd", &zs, 1 << 20), Err(BodyError::DecodedTooLarge(_))));
+        assert!(matches!(
+            decode("zstd", &zs, 1 << 20),
+            Err(BodyError::DecodedTooLarge(_))
+        ));
     }
 
     #[tokio::test]

@@ -107,7 +107,9 @@ impl CertificateAuthority {
         let (_, x509) =
             x509_parser::parse_x509_certificate(&der).map_err(|e| corrupt(e.to_string()))?;
         if !x509.is_ca() {
-            return Err(corrupt("not a CA certificate (basicConstraints CA=false)".into()));
+            return Err(corrupt(
+                "not a CA certificate (basicConstraints CA=false)".into(),
+            ));
         }
         if x509.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
             return Err(CaError::Mismatch {
@@ -161,11 +163,12 @@ impl CertificateAuthority {
     pub fn authority(&self) -> Result<RcgenAuthority, CaError> {
         let key = KeyPair::from_pem(&self.key.serialize_pem())
             .map_err(|e| CaError::Generate(e.to_string()))?;
-        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, key).map_err(|e| CaError::Corrupt {
-            path: self.cert_path.clone(),
-            what: "CA certificate",
-            reason: e.to_string(),
-        })?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.cert_pem, key).map_err(|e| CaError::Corrupt {
+                path: self.cert_path.clone(),
+                what: "CA certificate",
+                reason: e.to_string(),
+            })?;
         Ok(RcgenAuthority::new(
             issuer,
             LEAF_CACHE_SIZE,
@@ -224,7 +227,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         CertificateAuthority::load_or_create(dir.path()).unwrap();
-        let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -244,7 +250,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         CertificateAuthority::load_or_create(dir.path()).unwrap();
         std::fs::write(dir.path().join("ca.pem"), "garbage").unwrap();
-        let e = CertificateAuthority::load_or_create(dir.path()).unwrap_err().to_string();
+        let e = CertificateAuthority::load_or_create(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ca.pem"), "{e}");
     }
 

@@ -136,13 +136,11 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 /// The path is walked in (key, value) pairs from the route prefix, so a value that happens to
 /// spell a key name (an `id` equal to `c`) is never mistaken for one.
 pub fn path_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
-    let rest = path
-        .strip_prefix("/videoplayback/")
-        .or_else(|| {
-            // `/api/manifest/<kind>/key/value/...`
-            let r = path.strip_prefix("/api/manifest/")?;
-            Some(r.split_once('/').map(|(_, tail)| tail).unwrap_or(""))
-        })?;
+    let rest = path.strip_prefix("/videoplayback/").or_else(|| {
+        // `/api/manifest/<kind>/key/value/...`
+        let r = path.strip_prefix("/api/manifest/")?;
+        Some(r.split_once('/').map(|(_, tail)| tail).unwrap_or(""))
+    })?;
     let segs: Vec<&str> = rest.split('/').collect();
     segs.chunks(2).find_map(|kv| match kv {
         [k, v] if *k == name => Some(*v),
@@ -162,16 +160,34 @@ mod tests {
             "/youtubei/v1/player?prettyPrint=false&alt=json",
             "/youtubei/v1/player?key=AIza&$fields=videoDetails",
         ] {
-            assert_eq!(classify(&Method::POST, "www.youtube.com", pq), Route::Player, "{pq}");
+            assert_eq!(
+                classify(&Method::POST, "www.youtube.com", pq),
+                Route::Player,
+                "{pq}"
+            );
         }
         assert_eq!(
-            classify(&Method::POST, "youtubei.googleapis.com", "/youtubei/v1/player?t=1&id=x"),
+            classify(
+                &Method::POST,
+                "youtubei.googleapis.com",
+                "/youtubei/v1/player?t=1&id=x"
+            ),
             Route::Player
         );
-        assert_eq!(classify(&Method::GET, "www.youtube.com", "/youtubei/v1/player"), Route::Other);
-        assert_eq!(classify(&Method::POST, "www.youtube.com", "/youtubei/v1/next"), Route::Other);
         assert_eq!(
-            classify(&Method::POST, "www.youtube.com", "/youtubei/v1/player/heartbeat"),
+            classify(&Method::GET, "www.youtube.com", "/youtubei/v1/player"),
+            Route::Other
+        );
+        assert_eq!(
+            classify(&Method::POST, "www.youtube.com", "/youtubei/v1/next"),
+            Route::Other
+        );
+        assert_eq!(
+            classify(
+                &Method::POST,
+                "www.youtube.com",
+                "/youtubei/v1/player/heartbeat"
+            ),
             Route::Other
         );
     }
@@ -191,7 +207,11 @@ mod tests {
                 sabr: false
             }
         );
-        let r = classify(&Method::POST, "rr1---sn-x.googlevideo.com", "/videoplayback?sabr=1&c=WEB");
+        let r = classify(
+            &Method::POST,
+            "rr1---sn-x.googlevideo.com",
+            "/videoplayback?sabr=1&c=WEB",
+        );
         assert!(matches!(r, Route::Media { sabr: true, .. }));
     }
 
@@ -226,16 +246,41 @@ mod tests {
                 kind: ManifestKind::Hls
             }
         );
-        let r = classify(&Method::GET, "manifest.googlevideo.com", "/api/manifest/dash/expire/1/c/WEB");
-        assert!(matches!(r, Route::Manifest { kind: ManifestKind::Dash, .. }));
+        let r = classify(
+            &Method::GET,
+            "manifest.googlevideo.com",
+            "/api/manifest/dash/expire/1/c/WEB",
+        );
+        assert!(matches!(
+            r,
+            Route::Manifest {
+                kind: ManifestKind::Dash,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn non_webpo_clients_are_recognised() {
-        for c in ["WEB", "MWEB", "WEB_REMIX", "TVHTML5", "TVHTML5_SIMPLY_EMBEDDED_PLAYER", "WEB_CREATOR"] {
+        for c in [
+            "WEB",
+            "MWEB",
+            "WEB_REMIX",
+            "TVHTML5",
+            "TVHTML5_SIMPLY_EMBEDDED_PLAYER",
+            "WEB_CREATOR",
+        ] {
             assert!(is_webpo_client(c), "{c}");
         }
-        for c in ["ANDROID", "ANDROID_VR", "IOS", "VISIONOS", "web", "", "ANDROID_MUSIC"] {
+        for c in [
+            "ANDROID",
+            "ANDROID_VR",
+            "IOS",
+            "VISIONOS",
+            "web",
+            "",
+            "ANDROID_MUSIC",
+        ] {
             assert!(!is_webpo_client(c), "{c}");
         }
     }

@@ -29,6 +29,10 @@ pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &[
 /// Environment variable existing yt-dlp backends read a PO token from.
 pub const ENV_STATIC_TOKEN: &str = "YT_DLP_PO_TOKEN";
 
+/// The placeholder recognised without configuration (yt-dlp keeps it unchanged: base64url
+/// letters only, length a multiple of 4).
+pub const DEFAULT_SENTINEL: &str = "POTPROXYSENTINEL";
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -51,7 +55,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    fn invalid(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             key: key.into(),
             value: value.into(),
@@ -210,7 +218,11 @@ impl Config {
             .or(raw.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
-            ConfigError::invalid("listen", &listen_text, "expected ip:port, e.g. 127.0.0.1:8080")
+            ConfigError::invalid(
+                "listen",
+                &listen_text,
+                "expected ip:port, e.g. 127.0.0.1:8080",
+            )
         })?;
 
         let ca_dir = PathBuf::from(raw.ca.and_then(|c| c.dir).unwrap_or_else(|| "certs".into()));
@@ -218,10 +230,12 @@ impl Config {
             return Err(ConfigError::invalid("ca.dir", "", "must name a directory"));
         }
 
-        let hosts = raw
-            .intercept
-            .and_then(|i| i.hosts)
-            .unwrap_or_else(|| DEFAULT_INTERCEPT_HOSTS.iter().map(|s| s.to_string()).collect());
+        let hosts = raw.intercept.and_then(|i| i.hosts).unwrap_or_else(|| {
+            DEFAULT_INTERCEPT_HOSTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
         let intercept = hosts
             .iter()
             .map(|h| {
@@ -272,8 +286,8 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     let mut resolve = Vec::new();
     for (host, addr) in raw.resolve.unwrap_or_default() {
         let key = format!("upstream.resolve.\"{host}\"");
-        let pattern =
-            HostPattern::parse(&host).map_err(|reason| ConfigError::invalid(&key, &host, reason))?;
+        let pattern = HostPattern::parse(&host)
+            .map_err(|reason| ConfigError::invalid(&key, &host, reason))?;
         let addr = addr
             .parse::<SocketAddr>()
             .map_err(|_| ConfigError::invalid(&key, &addr, "expected \"ip:port\""))?;
@@ -312,7 +326,10 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     })
 }
 
-fn resolve_tokens(raw: RawTokens, env_default: Option<String>) -> Result<TokensConfig, ConfigError> {
+fn resolve_tokens(
+    raw: RawTokens,
+    env_default: Option<String>,
+) -> Result<TokensConfig, ConfigError> {
     let parse = |key: &str, value: &str| -> Result<Token, ConfigError> {
         Token::parse(value).map_err(|e: TokenFormatError| {
             ConfigError::invalid(key, crate::redact::redact(value), e.to_string())
@@ -328,11 +345,17 @@ fn resolve_tokens(raw: RawTokens, env_default: Option<String>) -> Result<TokensC
     for (binding, token) in raw_static.bindings.unwrap_or_default() {
         let key = format!("tokens.static.bindings.\"{binding}\"");
         if binding.trim().is_empty() {
-            return Err(ConfigError::invalid(key, binding, "binding must not be empty"));
+            return Err(ConfigError::invalid(
+                key,
+                binding,
+                "binding must not be empty",
+            ));
         }
         static_bindings.insert(binding, parse(&key, &token)?);
     }
-    let sentinels = raw.sentinels.unwrap_or_default();
+    let sentinels = raw
+        .sentinels
+        .unwrap_or_else(|| vec![DEFAULT_SENTINEL.to_string()]);
     for s in &sentinels {
         if s.trim().is_empty() {
             return Err(ConfigError::invalid(
@@ -355,7 +378,10 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::resolve(RawConfig::parse(text, Path::new("t.toml"))?, Overrides::default())
+        Config::resolve(
+            RawConfig::parse(text, Path::new("t.toml"))?,
+            Overrides::default(),
+        )
     }
 
     const TOKEN: &str = "MlsBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";

@@ -93,7 +93,10 @@ fn request_host(req: &Request<Body>) -> Option<String> {
         .map(|h| split_authority(h, 443).0.to_string());
     from_header
         .or_else(|| req.uri().host().map(str::to_string))
-        .map(|h| h.trim_matches(|c| c == '[' || c == ']').to_ascii_lowercase())
+        .map(|h| {
+            h.trim_matches(|c| c == '[' || c == ']')
+                .to_ascii_lowercase()
+        })
         .filter(|h| !h.is_empty())
 }
 
@@ -256,14 +259,24 @@ impl PotHandler {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > cap as u64) {
-            return give_up(strict, req, host, &format!("player body over the {cap}-byte cap"));
+            return give_up(
+                strict,
+                req,
+                host,
+                &format!("player body over the {cap}-byte cap"),
+            );
         }
         let (parts, body) = req.into_parts();
         let bytes = match buffer_to_cap(body, cap).await {
             Ok(Buffered::Complete(b)) => b,
             Ok(Buffered::TooLarge(body)) => {
                 let req = Request::from_parts(parts, body);
-                return give_up(strict, req, host, &format!("player body over the {cap}-byte cap"));
+                return give_up(
+                    strict,
+                    req,
+                    host,
+                    &format!("player body over the {cap}-byte cap"),
+                );
             }
             Err(e) => {
                 tracing::warn!(%host, error = %e, "player request body could not be read");
@@ -340,7 +353,11 @@ fn player_binding(player: &PlayerRequest, client: &str, headers: &http::HeaderMa
 }
 
 impl HttpHandler for PotHandler {
-    async fn handle_request(&mut self, _ctx: &HttpContext, req: Request<Body>) -> RequestOrResponse {
+    async fn handle_request(
+        &mut self,
+        _ctx: &HttpContext,
+        req: Request<Body>,
+    ) -> RequestOrResponse {
         if req.method() == Method::CONNECT {
             return self.on_connect(req).await;
         }

@@ -137,13 +137,22 @@ mod tests {
     #[test]
     fn youtube_hosts_are_intercepted_others_tunnelled() {
         let p = policy();
-        assert_eq!(p.decide_connect("www.youtube.com:443"), ConnectDecision::Intercept);
-        assert_eq!(p.decide_connect("WWW.YouTube.com:443"), ConnectDecision::Intercept);
+        assert_eq!(
+            p.decide_connect("www.youtube.com:443"),
+            ConnectDecision::Intercept
+        );
+        assert_eq!(
+            p.decide_connect("WWW.YouTube.com:443"),
+            ConnectDecision::Intercept
+        );
         assert_eq!(
             p.decide_connect("rr4---sn-u125g5-5p.googlevideo.com:443"),
             ConnectDecision::Intercept
         );
-        assert_eq!(p.decide_connect("youtubei.googleapis.com"), ConnectDecision::Intercept);
+        assert_eq!(
+            p.decide_connect("youtubei.googleapis.com"),
+            ConnectDecision::Intercept
+        );
         for other in [
             "jnn-pa.googleapis.com:443",
             "www.google.com:443",
@@ -160,7 +169,10 @@ mod tests {
     #[test]
     fn ip_authorities_are_decided_by_sni() {
         let p = policy();
-        assert_eq!(p.decide_connect("127.0.0.1:443"), ConnectDecision::DecideBySni);
+        assert_eq!(
+            p.decide_connect("127.0.0.1:443"),
+            ConnectDecision::DecideBySni
+        );
         assert_eq!(p.decide_connect("[::1]:443"), ConnectDecision::DecideBySni);
     }
 

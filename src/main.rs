@@ -9,7 +9,11 @@ use potproxy::ca::CertificateAuthority;
 use potproxy::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "potproxy", version, about = "YouTube PO-token MITM forward proxy")]
+#[command(
+    name = "potproxy",
+    version,
+    about = "YouTube PO-token MITM forward proxy"
+)]
 struct Cli {
     /// Configuration file (TOML); see config.example.toml.
     #[arg(long, global = true, env = "POTPROXY_CONFIG")]

@@ -135,7 +135,10 @@ mod tests {
     fn garbage_and_empty_are_rejected() {
         assert_eq!(Token::parse(""), Err(TokenFormatError::Empty));
         assert_eq!(Token::parse("abc"), Err(TokenFormatError::NotBase64));
-        assert_eq!(Token::parse("not a token"), Err(TokenFormatError::NotBase64));
+        assert_eq!(
+            Token::parse("not a token"),
+            Err(TokenFormatError::NotBase64)
+        );
     }
 
     #[test]

@@ -96,7 +96,9 @@ impl tower_service::Service<Uri> for OverrideConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let target = match uri.host().and_then(|h| self.resolver.lookup(h)) {
-            Some(addr) => format!("http://{addr}/").parse().expect("socket address URI"),
+            Some(addr) => format!("http://{addr}/")
+                .parse()
+                .expect("socket address URI"),
             None => uri,
         };
         let fut = self.inner.call(target);
@@ -207,7 +209,10 @@ mod tests {
         let p = dir.path().join("empty.pem");
         std::fs::write(&p, "nothing here").unwrap();
         let e = root_store(&[&p]).unwrap_err().to_string();
-        assert!(e.contains("upstream.extra_ca_certs") && e.contains("empty.pem"), "{e}");
+        assert!(
+            e.contains("upstream.extra_ca_certs") && e.contains("empty.pem"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

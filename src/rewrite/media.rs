@@ -163,7 +163,10 @@ mod tests {
         );
         // A value spelled "pot" is not a key.
         let tricky = "/videoplayback/id/pot/itag/140";
-        assert_eq!(set_path_pot(tricky, &t), format!("{tricky}/pot/{}", t.as_str()));
+        assert_eq!(
+            set_path_pot(tricky, &t),
+            format!("{tricky}/pot/{}", t.as_str())
+        );
     }
 
     #[test]
@@ -190,7 +193,10 @@ mod tests {
         let p = "/api/manifest/dash/expire/1/id/abc.1/itag/0/";
         assert_eq!(
             set_manifest_pot(p, ManifestKind::Dash, &t),
-            format!("/api/manifest/dash/expire/1/id/abc.1/itag/0/pot/{}", t.as_str())
+            format!(
+                "/api/manifest/dash/expire/1/id/abc.1/itag/0/pot/{}",
+                t.as_str()
+            )
         );
     }
 

@@ -53,7 +53,10 @@ impl PlayerRequest {
     }
 
     pub fn visitor_data(&self) -> Option<&str> {
-        self.client()?.get("visitorData")?.as_str().filter(|s| !s.is_empty())
+        self.client()?
+            .get("visitorData")?
+            .as_str()
+            .filter(|s| !s.is_empty())
     }
 
     /// The token the client sent, if any (possibly empty or a placeholder).
@@ -131,7 +134,10 @@ mod tests {
             after["serviceIntegrityDimensions"]["poToken"],
             Value::String(token().as_str().into())
         );
-        after.as_object_mut().unwrap().remove("serviceIntegrityDimensions");
+        after
+            .as_object_mut()
+            .unwrap()
+            .remove("serviceIntegrityDimensions");
         assert_eq!(after, before);
     }
 
@@ -204,6 +210,9 @@ mod tests {
             PlayerRequest::parse(b"{\"context\":"),
             Err(PlayerBodyError::NotJson(_))
         ));
-        assert_eq!(PlayerRequest::parse(b"[1,2]").unwrap_err(), PlayerBodyError::NotObject);
+        assert_eq!(
+            PlayerRequest::parse(b"[1,2]").unwrap_err(),
+            PlayerBodyError::NotObject
+        );
     }
 }

@@ -37,7 +37,8 @@ pub trait TokenSource: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// `Ok(Some)` answers, `Ok(None)` declines, `Err` failed (the service logs it and moves on).
-    fn get<'a>(&'a self, req: &'a TokenRequest) -> BoxFuture<'a, Result<Option<Token>, TokenError>>;
+    fn get<'a>(&'a self, req: &'a TokenRequest)
+    -> BoxFuture<'a, Result<Option<Token>, TokenError>>;
 }
 
 /// Asks sources in order.
@@ -88,7 +89,10 @@ mod tests {
         fn name(&self) -> &'static str {
             self.0
         }
-        fn get<'a>(&'a self, _: &'a TokenRequest) -> BoxFuture<'a, Result<Option<Token>, TokenError>> {
+        fn get<'a>(
+            &'a self,
+            _: &'a TokenRequest,
+        ) -> BoxFuture<'a, Result<Option<Token>, TokenError>> {
             let out = match &self.1 {
                 None => Ok(None),
                 Some(Ok(t)) => Ok(Some(t.clone())),

@@ -36,7 +36,10 @@ impl TokenSource for StaticSource {
         "static"
     }
 
-    fn get<'a>(&'a self, req: &'a TokenRequest) -> BoxFuture<'a, Result<Option<Token>, TokenError>> {
+    fn get<'a>(
+        &'a self,
+        req: &'a TokenRequest,
+    ) -> BoxFuture<'a, Result<Option<Token>, TokenError>> {
         let answer = self.lookup(req);
         Box::pin(async move { Ok(answer) })
     }
@@ -61,9 +64,18 @@ mod tests {
             binding,
             client: None,
         };
-        assert_eq!(s.lookup(&req(Binding::Video("vid00000001".into()))), Some(b));
-        assert_eq!(s.lookup(&req(Binding::Video("other".into()))), Some(a.clone()));
+        assert_eq!(
+            s.lookup(&req(Binding::Video("vid00000001".into()))),
+            Some(b)
+        );
+        assert_eq!(
+            s.lookup(&req(Binding::Video("other".into()))),
+            Some(a.clone())
+        );
         assert_eq!(s.lookup(&req(Binding::Unknown)), Some(a));
-        assert_eq!(StaticSource::new(&TokensConfig::default()).lookup(&req(Binding::Unknown)), None);
+        assert_eq!(
+            StaticSource::new(&TokensConfig::default()).lookup(&req(Binding::Unknown)),
+            None
+        );
     }
 }

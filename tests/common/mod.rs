@@ -1,0 +1,465 @@
+//! In-process fakes for the proxy's integration tests: a test CA, a fake YouTube/googlevideo
+//! origin over real TLS on 127.0.0.1 (certificates for the real host names), a plain-HTTP
+//! origin, a server that speaks first, and helpers to start the proxy pointed at them.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ServerBuilder;
+use potproxy::RunningProxy;
+use potproxy::config::{Config, Overrides, RawConfig};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Names the fake origin's certificate covers: the real YouTube hosts plus one non-YouTube
+/// name used for tunnel tests.
+pub const FAKE_NAMES: &[&str] = &[
+    "www.youtube.com",
+    "m.youtube.com",
+    "music.youtube.com",
+    "youtubei.googleapis.com",
+    "*.googlevideo.com",
+    "tunnel.example.org",
+];
+
+/// A real PO token shape (fixture-like: 0x32 prefix), used as the static token.
+pub const STATIC_TOKEN: &str = "MlMQUj3TTz08aRBuqkQKUJI8sgaSz5WHWnAeQjJN7Jv-qhe-jZfl7VTihUv-RpMuTIpSK6hNhYf05Lt9IVFY-Gd4O1PI0miFlyOlU0zhdIr9Ac5aew==";
+
+pub fn install_provider() {
+    potproxy::install_crypto_provider();
+}
+
+/// A test CA and a leaf for [`FAKE_NAMES`], written to a temp dir for `extra_ca_certs`.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+    pub ca_path: PathBuf,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        install_provider();
+        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca_params = CertificateParams::default();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "potproxy test upstream CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut leaf =
+            CertificateParams::new(FAKE_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "fake youtube origin");
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca_pem = ca_cert.pem();
+        let ca_path = dir.path().join("upstream-ca.pem");
+        std::fs::write(&ca_path, &ca_pem).unwrap();
+        TestPki {
+            dir,
+            ca_pem,
+            ca_path,
+            server_config: Arc::new(cfg),
+        }
+    }
+}
+
+/// One request as the fake origin received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub host: String,
+    pub path_and_query: String,
+    pub version: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn query_values(&self, name: &str) -> Vec<String> {
+        let q = self
+            .path_and_query
+            .split_once('?')
+            .map(|x| x.1)
+            .unwrap_or("");
+        q.split('&')
+            .filter_map(|p| p.split_once('='))
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("fake received JSON")
+    }
+}
+
+/// The byte at offset `i` of every fake media file: position-dependent, so a lost, duplicated
+/// or reordered chunk changes the content.
+pub fn media_byte(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i as u8)
+}
+
+pub fn media_bytes(start: u64, len: u64) -> Vec<u8> {
+    (start..start + len).map(media_byte).collect()
+}
+
+/// Size of `/videoplayback` media unless the URL says `clen=`.
+pub const DEFAULT_MEDIA_LEN: u64 = 3 * 1024 * 1024 + 12_345;
+
+/// The fake origin: YouTube and googlevideo over TLS. `/videoplayback` and `/api/manifest/`
+/// stream generated media (Range honoured, never buffered); everything else echoes JSON.
+#[derive(Clone)]
+pub struct FakeOrigin {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl FakeOrigin {
+    pub async fn start(pki: &TestPki) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config.clone());
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let seen = seen.clone();
+                        async move { Ok::<_, Infallible>(serve_fake(req, seen).await) }
+                    });
+                    let _ = ServerBuilder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        FakeOrigin { addr, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+type FakeBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> FakeBody {
+    Full::new(b.into()).boxed()
+}
+
+async fn serve_fake(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<FakeBody> {
+    let (parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.host().map(str::to_string))
+        .unwrap_or_default();
+    let is_media = parts.uri.path().starts_with("/videoplayback")
+        || parts.uri.path().starts_with("/api/manifest/");
+    let body = if is_media && parts.method != hyper::Method::POST {
+        Vec::new()
+    } else {
+        body.collect()
+            .await
+            .map(|c| c.to_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        host,
+        path_and_query: path_and_query.clone(),
+        version: format!("{:?}", parts.version),
+        headers,
+        body: body.clone(),
+    });
+
+    if is_media {
+        return media_response(&parts, &path_and_query);
+    }
+    let mut echo = serde_json::json!({"ok": true, "path": path_and_query});
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+        echo["received"] = v;
+    }
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(full(serde_json::to_vec(&echo).unwrap()))
+        .unwrap()
+}
+
+fn media_response(parts: &http::request::Parts, pq: &str) -> Response<FakeBody> {
+    let total = pq
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("clen="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_MEDIA_LEN);
+    let range = parts
+        .headers
+        .get("range")
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+        .map(|(a, b)| {
+            let a: u64 = a.parse().unwrap_or(0);
+            let b: u64 = b.parse().unwrap_or(total - 1).min(total - 1);
+            (a, b)
+        });
+    let (start, end, status) = match range {
+        Some((a, b)) if a <= b && a < total => (a, b, StatusCode::PARTIAL_CONTENT),
+        _ => (0, total - 1, StatusCode::OK),
+    };
+    let len = end - start + 1;
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "audio/mp4")
+        .header("content-length", len.to_string());
+    if status == StatusCode::PARTIAL_CONTENT {
+        builder = builder.header("content-range", format!("bytes {start}-{end}/{total}"));
+    }
+    if parts.method == hyper::Method::HEAD {
+        return builder.body(full(Bytes::new())).unwrap();
+    }
+    const CHUNK: u64 = 64 * 1024;
+    let stream = futures::stream::unfold(start, move |pos| async move {
+        if pos > end {
+            return None;
+        }
+        let n = CHUNK.min(end + 1 - pos);
+        let frame = Frame::data(Bytes::from(media_bytes(pos, n)));
+        Some((Ok::<_, Infallible>(frame), pos + n))
+    });
+    builder.body(StreamBody::new(stream).boxed()).unwrap()
+}
+
+/// A server that greets first, like SSH: `SSH-2.0-fake\r\n`, then echoes.
+pub async fn start_banner_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"SSH-2.0-fake\r\n").await;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A plain-HTTP origin answering `plain:<path>` to every request.
+pub async fn start_plain_http() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(Response::new(full(format!("plain:{}", req.uri().path()))))
+                });
+                let _ = ServerBuilder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Everything a test needs: fakes, the proxy, and its CA.
+pub struct Harness {
+    pub pki: TestPki,
+    pub origin: FakeOrigin,
+    pub proxy: RunningProxy,
+    pub ca_dir: tempfile::TempDir,
+}
+
+/// Extra TOML appended to the harness config (e.g. `strict = true`).
+pub async fn harness(extra_toml: &str) -> Harness {
+    harness_with(extra_toml, &[]).await
+}
+
+pub async fn harness_with(extra_toml: &str, extra_resolve: &[(&str, SocketAddr)]) -> Harness {
+    let pki = TestPki::new();
+    let origin = FakeOrigin::start(&pki).await;
+    let ca_dir = tempfile::tempdir().unwrap();
+    let mut resolve = String::new();
+    for host in FAKE_NAMES {
+        resolve.push_str(&format!("\"{host}\" = \"{}\"\n", origin.addr));
+    }
+    for (host, addr) in extra_resolve {
+        resolve.push_str(&format!("\"{host}\" = \"{addr}\"\n"));
+    }
+    let (top, tables) = split_top_level(extra_toml);
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n{top}\n[ca]\ndir = {ca:?}\n\n[upstream]\nextra_ca_certs = [{cert:?}]\n\n[upstream.resolve]\n{resolve}\n{tables}\n",
+        ca = ca_dir.path().to_str().unwrap(),
+        cert = pki.ca_path.to_str().unwrap(),
+    );
+    let raw = RawConfig::parse(&text, std::path::Path::new("harness.toml")).unwrap();
+    let config = Config::resolve(raw, Overrides::default()).unwrap();
+    let proxy = potproxy::start(config).await.unwrap();
+    Harness {
+        pki,
+        origin,
+        proxy,
+        ca_dir,
+    }
+}
+
+/// Splits test TOML into top-level keys (which must precede any table) and tables.
+fn split_top_level(extra: &str) -> (String, String) {
+    if extra.starts_with('[') {
+        return (String::new(), extra.to_string());
+    }
+    match extra.find("\n[") {
+        Some(i) => (extra[..=i].to_string(), extra[i + 1..].to_string()),
+        None => (extra.to_string(), String::new()),
+    }
+}
+
+impl Harness {
+    /// A reqwest client that goes through the proxy and trusts only the proxy's CA.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", self.proxy.addr)).unwrap())
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.proxy.ca_cert_pem.as_bytes()).unwrap(),
+            )
+            .tls_built_in_root_certs(false)
+            .no_gzip()
+            .build()
+            .unwrap()
+    }
+
+    /// A reqwest client that goes through the proxy but trusts only the *upstream* test CA: it
+    /// can only succeed where the proxy does not intercept.
+    pub fn tunnel_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", self.proxy.addr)).unwrap())
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.pki.ca_pem.as_bytes()).unwrap(),
+            )
+            .tls_built_in_root_certs(false)
+            .build()
+            .unwrap()
+    }
+
+    /// A rustls client config trusting the proxy's CA, for raw-socket tests.
+    pub fn proxy_tls(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(self.proxy.ca_cert_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        Arc::new(cfg)
+    }
+}
+
+use rustls_pki_types::pem::PemObject;
+
+/// Sends a raw CONNECT preamble and reads the proxy's reply head.
+pub async fn raw_connect(proxy: SocketAddr, preamble: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(preamble.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut b).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A WEB player request body like yt-dlp's.
+pub fn player_body(client: &str, video: &str) -> serde_json::Value {
+    serde_json::json!({
+        "context": {"client": {"clientName": client, "clientVersion": "2.20260708.05.00", "hl": "en", "timeZone": "UTC", "utcOffsetMinutes": 0}},
+        "videoId": video,
+        "playbackContext": {"contentPlaybackContext": {"html5Preference": "HTML5_PREF_WANTS"}},
+        "contentCheckOk": true,
+        "racyCheckOk": true
+    })
+}
+
+/// Canonical form of [`STATIC_TOKEN`] as the proxy writes it.
+pub fn static_token() -> potproxy::token::Token {
+    potproxy::token::Token::parse(STATIC_TOKEN).unwrap()
+}
+
+pub fn with_static_token() -> String {
+    format!("[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n")
+}

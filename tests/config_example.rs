@@ -1,0 +1,69 @@
+//! `config.example.toml` documents every key; this keeps it parseable and keeps it in step with
+//! the defaults the proxy really uses.
+
+use std::path::Path;
+
+use potproxy::config::{Config, DEFAULT_INTERCEPT_HOSTS, Overrides, RawConfig};
+
+fn example() -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let raw = RawConfig::load(&path).expect("config.example.toml must parse");
+    Config::resolve(raw, Overrides::default()).expect("config.example.toml must validate")
+}
+
+#[test]
+fn example_config_parses_and_matches_the_defaults() {
+    let ex = example();
+    let def = Config::default();
+    assert_eq!(ex.listen, def.listen);
+    assert_eq!(ex.strict, def.strict);
+    assert_eq!(ex.ca_dir, def.ca_dir);
+    assert_eq!(ex.intercept, def.intercept);
+    assert_eq!(ex.intercept.len(), DEFAULT_INTERCEPT_HOSTS.len());
+    assert_eq!(ex.max_body_bytes, def.max_body_bytes);
+    assert_eq!(ex.upstream.connect_timeout, def.upstream.connect_timeout);
+    assert_eq!(ex.upstream.http2, def.upstream.http2);
+    assert_eq!(ex.tokens.always_replace, def.tokens.always_replace);
+    assert_eq!(ex.tokens.sentinels, def.tokens.sentinels);
+}
+
+#[test]
+fn every_documented_section_is_a_real_key() {
+    // A key the parser does not know fails to parse, so a typo in the example is caught above;
+    // here, check the example mentions every top-level section the parser has.
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"))
+            .unwrap();
+    for section in [
+        "[ca]",
+        "[intercept]",
+        "[upstream]",
+        "[upstream.resolve]",
+        "[tokens]",
+        "[tokens.static]",
+        "[tokens.static.bindings]",
+        "[rewrite]",
+    ] {
+        assert!(
+            text.contains(section),
+            "config.example.toml lacks {section}"
+        );
+    }
+    for key in [
+        "listen",
+        "strict",
+        "dir",
+        "hosts",
+        "extra_ca_certs",
+        "connect_timeout_secs",
+        "http2",
+        "sentinels",
+        "always_replace",
+        "max_body_bytes",
+    ] {
+        assert!(
+            text.contains(&format!("\n{key} =")),
+            "config.example.toml lacks key {key}"
+        );
+    }
+}

@@ -53,7 +53,7 @@ fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
     );
     let cfg_path = dir.path().join("bench.toml");
     std::fs::write(&cfg_path, config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
         .arg("--config")
         .arg(&cfg_path)
         .env("POTPROXY_LOG", "warn")
@@ -71,6 +71,8 @@ fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("potproxy did not start listening on {addr}");
 }
 

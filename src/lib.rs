@@ -25,6 +25,7 @@
 //! port 0 and upstream overrides that point YouTube's names at in-process fakes.
 
 pub mod body;
+pub mod botguard;
 pub mod ca;
 pub mod classify;
 pub mod config;

@@ -1,0 +1,543 @@
+//! BotGuard challenges from their three sources, as pure parsers: the YouTube page (`ytcfg.set`
+//! and the inline `window.ytAtN({'R': ..., 'T': ...})`), InnerTube `/att/get` (`bgChallenge`),
+//! and WAA `Create` (plain or scrambled array). Also the interpreter check: `interpreterHash` is
+//! the unpadded base64url SHA-256 of the script's bytes.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChallengeError {
+    #[error("no `{0}` in the page")]
+    NotInPage(&'static str),
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("challenge lacks `{0}`")]
+    Missing(&'static str),
+    #[error("interpreter hash mismatch: expected {expected}, got {actual}")]
+    HashMismatch { expected: String, actual: String },
+    #[error("interpreter URL `{0}` is not on google.com or youtube.com")]
+    UntrustedUrl(String),
+}
+
+fn malformed(what: &'static str, reason: impl ToString) -> ChallengeError {
+    ChallengeError::Malformed {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// A BotGuard challenge, whatever its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// `https://www.google.com/js/th/<hash>.js`, scheme added.
+    pub interpreter_url: Option<String>,
+    /// The script itself, when the challenge inlines it (Create can).
+    pub interpreter_js: Option<String>,
+    pub interpreter_hash: String,
+    pub program: String,
+    pub global_name: String,
+    pub client_experiments_state_blob: Option<String>,
+}
+
+/// Unpadded base64url SHA-256 of the interpreter's bytes.
+pub fn interpreter_hash(script: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(script))
+}
+
+impl Challenge {
+    /// Checks a fetched or inlined interpreter against `interpreterHash`.
+    pub fn verify_interpreter(&self, script: &[u8]) -> Result<(), ChallengeError> {
+        let actual = interpreter_hash(script);
+        if actual == self.interpreter_hash {
+            Ok(())
+        } else {
+            Err(ChallengeError::HashMismatch {
+                expected: self.interpreter_hash.clone(),
+                actual,
+            })
+        }
+    }
+
+    /// Parses a `bgChallenge` object (att/get, ytAtN `R`, bgutil's `challenge` field).
+    pub fn from_bg_challenge(v: &Value) -> Result<Self, ChallengeError> {
+        let o = v
+            .as_object()
+            .ok_or(malformed("bgChallenge", "not an object"))?;
+        let s = |k: &'static str| -> Result<String, ChallengeError> {
+            o.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or(ChallengeError::Missing(k))
+        };
+        let url = o
+            .get("interpreterUrl")
+            .and_then(|u| {
+                u.get("privateDoNotAccessOrElseTrustedResourceUrlWrappedValue")
+                    .or(Some(u))
+            })
+            .and_then(Value::as_str)
+            .map(absolute_url);
+        let inline = o
+            .get("interpreterJavascript")
+            .and_then(|u| {
+                u.get("privateDoNotAccessOrElseSafeScriptWrappedValue")
+                    .or(Some(u))
+            })
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let c = Challenge {
+            interpreter_url: url,
+            interpreter_js: inline,
+            interpreter_hash: s("interpreterHash")?,
+            program: s("program")?,
+            global_name: s("globalName")?,
+            client_experiments_state_blob: o
+                .get("clientExperimentsStateBlob")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        c.check_url()?;
+        Ok(c)
+    }
+
+    /// Parses an InnerTube `/att/get` response body.
+    pub fn from_att_get(body: &[u8]) -> Result<Self, ChallengeError> {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| malformed("att/get response", e))?;
+        let bg = v
+            .get("bgChallenge")
+            .ok_or(ChallengeError::Missing("bgChallenge"))?;
+        Self::from_bg_challenge(bg)
+    }
+
+    /// Parses a WAA `Create` response: plain (`[0]` is the challenge array) or scrambled
+    /// (`[1]` is base64 of the JSON with every byte lowered by 97).
+    pub fn from_create(body: &[u8]) -> Result<Self, ChallengeError> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| malformed("Create response", e))?;
+        let arr = v
+            .as_array()
+            .ok_or(malformed("Create response", "not an array"))?;
+        let challenge: Value = if let Some(Value::Array(_)) = arr.first() {
+            arr[0].clone()
+        } else if let Some(Value::String(s)) = arr.get(1) {
+            let b64: String = s
+                .chars()
+                .map(|c| match c {
+                    '-' => '+',
+                    '_' => '/',
+                    '.' => '=',
+                    c => c,
+                })
+                .collect();
+            let bytes = STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| malformed("scrambled Create challenge", e))?;
+            let text: Vec<u8> = bytes.iter().map(|b| b.wrapping_add(97)).collect();
+            serde_json::from_slice(&text).map_err(|e| malformed("scrambled Create challenge", e))?
+        } else {
+            return Err(malformed("Create response", "neither plain nor scrambled"));
+        };
+        Self::from_create_array(&challenge)
+    }
+
+    fn from_create_array(v: &Value) -> Result<Self, ChallengeError> {
+        let a = v
+            .as_array()
+            .ok_or(malformed("Create challenge", "not an array"))?;
+        if a.len() < 6 {
+            return Err(malformed(
+                "Create challenge",
+                format!("{} elements, need 6", a.len()),
+            ));
+        }
+        let first_string = |x: &Value| -> Option<String> {
+            x.as_array()?
+                .iter()
+                .find_map(|e| e.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+        };
+        let s = |i: usize, k: &'static str| -> Result<String, ChallengeError> {
+            a[i].as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or(ChallengeError::Missing(k))
+        };
+        let c = Challenge {
+            interpreter_js: first_string(&a[1]),
+            interpreter_url: first_string(&a[2]).map(|u| absolute_url(&u)),
+            interpreter_hash: s(3, "interpreterHash")?,
+            program: s(4, "program")?,
+            global_name: s(5, "globalName")?,
+            client_experiments_state_blob: a.get(7).and_then(Value::as_str).map(str::to_string),
+        };
+        if c.interpreter_js.is_none() && c.interpreter_url.is_none() {
+            return Err(ChallengeError::Missing("interpreter"));
+        }
+        c.check_url()?;
+        Ok(c)
+    }
+
+    /// Only Google's own hosts serve interpreters: a challenge pointing elsewhere is refused.
+    fn check_url(&self) -> Result<(), ChallengeError> {
+        let Some(u) = &self.interpreter_url else {
+            return Ok(());
+        };
+        let host = url::Url::parse(u)
+            .ok()
+            .and_then(|p| p.host_str().map(str::to_ascii_lowercase));
+        match host.as_deref().map(|h| h.strip_prefix("www.").unwrap_or(h)) {
+            Some("google.com") | Some("youtube.com") => Ok(()),
+            _ => Err(ChallengeError::UntrustedUrl(u.clone())),
+        }
+    }
+}
+
+fn absolute_url(u: &str) -> String {
+    if u.starts_with("//") {
+        format!("https:{u}")
+    } else {
+        u.to_string()
+    }
+}
+
+/// What the YouTube page holds for minting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageData {
+    /// Every `ytcfg.set({...})` merged, in page order.
+    pub ytcfg: Map<String, Value>,
+    /// The inline `ytAtN` (or `ytAtR`) challenge, if present.
+    pub challenge: Option<Challenge>,
+    /// `ytAtN`'s `T`: the eacrToken for `/att/get`.
+    pub eacr_token: Option<String>,
+}
+
+impl PageData {
+    pub fn ytcfg_str(&self, key: &str) -> Option<&str> {
+        self.ytcfg.get(key).and_then(Value::as_str)
+    }
+
+    pub fn visitor_data(&self) -> Option<&str> {
+        self.ytcfg_str("VISITOR_DATA").or_else(|| {
+            self.ytcfg
+                .get("INNERTUBE_CONTEXT")?
+                .get("client")?
+                .get("visitorData")?
+                .as_str()
+        })
+    }
+}
+
+/// Parses a YouTube page: ytcfg and the inline challenge.
+pub fn parse_page(html: &str) -> Result<PageData, ChallengeError> {
+    let mut ytcfg = Map::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("ytcfg.set(") {
+        let after = &rest[i + "ytcfg.set(".len()..];
+        if after.trim_start().starts_with('{') {
+            let start = after.len() - after.trim_start().len();
+            if let Some(end) = balanced_object_end(&after[start..]) {
+                if let Ok(Value::Object(m)) =
+                    serde_json::from_str::<Value>(&after[start..start + end])
+                {
+                    ytcfg.extend(m);
+                }
+            }
+        }
+        rest = after;
+    }
+    if ytcfg.is_empty() {
+        return Err(ChallengeError::NotInPage("ytcfg.set({...})"));
+    }
+    let (challenge, eacr_token) = match parse_yt_atn(html) {
+        Some(r) => {
+            let (c, t) = r?;
+            (Some(c), t)
+        }
+        None => (parse_yt_atr(html).transpose()?, None),
+    };
+    Ok(PageData {
+        ytcfg,
+        challenge,
+        eacr_token,
+    })
+}
+
+/// `window.ytAtN({'R': '<js string>', 'T': '<js string>'})`.
+fn parse_yt_atn(html: &str) -> Option<Result<(Challenge, Option<String>), ChallengeError>> {
+    let i = html.find("ytAtN({")?;
+    let obj = &html[i + "ytAtN(".len()..];
+    let fields = match parse_loose_object(obj) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(malformed("ytAtN", e))),
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(r) = get("R") else {
+        return Some(Err(ChallengeError::Missing("ytAtN R")));
+    };
+    Some((|| {
+        let v: Value = serde_json::from_str(&r).map_err(|e| malformed("ytAtN R", e))?;
+        let bg = v
+            .get("bgChallenge")
+            .ok_or(ChallengeError::Missing("bgChallenge"))?;
+        Ok((Challenge::from_bg_challenge(bg)?, get("T")))
+    })())
+}
+
+/// Older form: `window.ytAtR = '<JSON string>';`.
+fn parse_yt_atr(html: &str) -> Option<Result<Challenge, ChallengeError>> {
+    let i = html.find("ytAtR")?;
+    let after = html[i + 5..].trim_start().strip_prefix('=')?.trim_start();
+    let (text, _) = match parse_js_string(after) {
+        Ok(x) => x,
+        Err(e) => return Some(Err(malformed("ytAtR", e))),
+    };
+    Some((|| {
+        let v: Value = serde_json::from_str(&text).map_err(|e| malformed("ytAtR", e))?;
+        let bg = v.get("bgChallenge").unwrap_or(&v);
+        Challenge::from_bg_challenge(bg)
+    })())
+}
+
+/// Length of the `{...}` at the start of `s`, honouring JSON/JS strings.
+fn balanced_object_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 0usize;
+    let mut in_str: Option<u8> = None;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(q) = in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == q {
+                in_str = None;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' => in_str = Some(b),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Parses a JS string literal at the start of `s` (single or double quotes, JS escapes).
+/// Returns the value and the rest of the input.
+pub fn parse_js_string(s: &str) -> Result<(String, &str), String> {
+    let mut chars = s.char_indices();
+    let quote = match chars.next() {
+        Some((_, q @ ('\'' | '"'))) => q,
+        _ => return Err("expected a string literal".into()),
+    };
+    let mut out = String::new();
+    let mut pending_high: Option<u32> = None;
+    let push_unit = |out: &mut String, pending: &mut Option<u32>, u: u32| {
+        if (0xd800..0xdc00).contains(&u) {
+            *pending = Some(u);
+            return;
+        }
+        if (0xdc00..0xe000).contains(&u) {
+            if let Some(h) = pending.take() {
+                let c = 0x10000 + ((h - 0xd800) << 10) + (u - 0xdc00);
+                out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                return;
+            }
+        }
+        if pending.take().is_some() {
+            out.push('\u{fffd}');
+        }
+        out.push(char::from_u32(u).unwrap_or('\u{fffd}'));
+    };
+    while let Some((i, c)) = chars.next() {
+        if c == quote {
+            if pending_high.take().is_some() {
+                out.push('\u{fffd}');
+            }
+            return Ok((out, &s[i + 1..]));
+        }
+        if c != '\\' {
+            if pending_high.take().is_some() {
+                out.push('\u{fffd}');
+            }
+            out.push(c);
+            continue;
+        }
+        let (_, e) = chars.next().ok_or("unterminated escape")?;
+        let hex = |chars: &mut std::str::CharIndices, n: usize| -> Result<u32, String> {
+            let h: String = (0..n).filter_map(|_| chars.next().map(|x| x.1)).collect();
+            u32::from_str_radix(&h, 16).map_err(|_| format!("bad hex escape `{h}`"))
+        };
+        match e {
+            'x' => push_unit(&mut out, &mut pending_high, hex(&mut chars, 2)?),
+            'u' => push_unit(&mut out, &mut pending_high, hex(&mut chars, 4)?),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'v' => out.push('\u{b}'),
+            '0' => out.push('\0'),
+            '\n' => {}
+            other => out.push(other),
+        }
+    }
+    Err("unterminated string".into())
+}
+
+/// Parses `{'K': 'v', "K2": "v2", K3: 'v3'}` (string values only) at the start of `s`.
+fn parse_loose_object(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut rest = s.trim_start().strip_prefix('{').ok_or("expected `{`")?;
+    let mut out = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix('}') {
+            let _ = r;
+            return Ok(out);
+        }
+        let (key, r) = if rest.starts_with(['\'', '"']) {
+            parse_js_string(rest)?
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                .ok_or("unterminated key")?;
+            (rest[..end].to_string(), &rest[end..])
+        };
+        let r = r
+            .trim_start()
+            .strip_prefix(':')
+            .ok_or("expected `:`")?
+            .trim_start();
+        let (value, r) = parse_js_string(r)?;
+        out.push((key, value));
+        rest = r.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::fixtures_dir;
+
+    #[test]
+    fn js_strings_decode_hex_unicode_and_slash_escapes() {
+        let (s, rest) = parse_js_string(r#"'\x7b\x22a\x22:\/x\u00e9\'q\'}' tail"#).unwrap();
+        assert_eq!(s, "{\"a\":/xé'q'}");
+        assert_eq!(rest, " tail");
+        let (s, _) = parse_js_string(r#""\ud83d\ude00""#).unwrap();
+        assert_eq!(s, "😀");
+        assert!(parse_js_string("'unterminated").is_err());
+    }
+
+    #[test]
+    fn scrambled_and_plain_create_responses_parse_alike() {
+        let arr = serde_json::json!([
+            "msgid",
+            [null, "var trayride={};"],
+            [null, "//www.google.com/js/th/abc.js"],
+            "HASH",
+            "PROGRAM",
+            "trayride",
+            null,
+            "[]"
+        ]);
+        let plain = serde_json::to_vec(&serde_json::json!([arr])).unwrap();
+        let text = serde_json::to_vec(&arr).unwrap();
+        let scrambled: Vec<u8> = text.iter().map(|b| b.wrapping_sub(97)).collect();
+        let enc = STANDARD
+            .encode(scrambled)
+            .replace('+', "-")
+            .replace('/', "_")
+            .replace('=', ".");
+        let scr = serde_json::to_vec(&serde_json::json!(["x", enc])).unwrap();
+        let a = Challenge::from_create(&plain).unwrap();
+        let b = Challenge::from_create(&scr).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.global_name, "trayride");
+        assert_eq!(
+            a.interpreter_url.as_deref(),
+            Some("https://www.google.com/js/th/abc.js")
+        );
+        assert_eq!(a.interpreter_js.as_deref(), Some("var trayride={};"));
+    }
+
+    #[test]
+    fn garbage_create_responses_are_errors() {
+        for body in [
+            &b"not json"[..],
+            b"{}",
+            b"[1,2]",
+            b"[\"x\", \"!!!notbase64\"]",
+            b"[[1,2,3]]",
+        ] {
+            assert!(
+                Challenge::from_create(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn interpreters_from_other_hosts_are_refused() {
+        let v = serde_json::json!({"interpreterUrl": {"privateDoNotAccessOrElseTrustedResourceUrlWrappedValue": "//evil.example/x.js"}, "interpreterHash": "h", "program": "p", "globalName": "g"});
+        assert!(matches!(
+            Challenge::from_bg_challenge(&v),
+            Err(ChallengeError::UntrustedUrl(_))
+        ));
+    }
+
+    #[test]
+    fn real_page_yields_ytcfg_and_the_inline_challenge() {
+        let Some(dir) = fixtures_dir() else { return };
+        let html = std::fs::read_to_string(dir.join("botguard/youtube_channel_page_20260513.html"))
+            .unwrap();
+        let page = parse_page(&html).unwrap();
+        assert!(page.ytcfg_str("EVENT_ID").is_some_and(|e| e.len() >= 16));
+        assert!(page.visitor_data().is_some_and(|v| v.starts_with("Cg")));
+        assert!(page.ytcfg.contains_key("INNERTUBE_CONTEXT"));
+        let c = page.challenge.expect("ytAtN challenge");
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("botguard/bgChallenge.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c, Challenge::from_bg_challenge(&expected).unwrap());
+        assert_eq!(c.global_name, "trayride");
+        assert!(page.eacr_token.is_some());
+    }
+
+    #[test]
+    fn real_att_get_response_parses() {
+        let Some(dir) = fixtures_dir() else { return };
+        let body = std::fs::read(dir.join("botguard/att_get_response_decoded.json")).unwrap();
+        let c = Challenge::from_att_get(&body).unwrap();
+        assert_eq!(
+            c.interpreter_hash,
+            "GKHPdbjXdAzLptBtk5NastbDkUFAkaEKXg3Jazyf5I0"
+        );
+        assert_eq!(c.program.len(), 35_115);
+    }
+
+    #[test]
+    fn real_interpreter_matches_its_hash_and_a_changed_byte_does_not() {
+        let Some(dir) = fixtures_dir() else { return };
+        let hash = "GKHPdbjXdAzLptBtk5NastbDkUFAkaEKXg3Jazyf5I0";
+        let mut js = std::fs::read(dir.join(format!("botguard/interpreter_{hash}.js"))).unwrap();
+        assert_eq!(interpreter_hash(&js), hash);
+        js[100] ^= 1;
+        assert_ne!(interpreter_hash(&js), hash);
+    }
+}

@@ -38,7 +38,7 @@ pub async fn buffer_to_cap(mut body: Body, cap: usize) -> Result<Buffered, BodyE
     let mut chunks: VecDeque<Bytes> = VecDeque::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyError::Read(error_chain(&e)))?;
+        let frame = frame.map_err(|e| BodyError::Read(crate::errtext::error_chain(&e)))?;
         if let Ok(data) = frame.into_data() {
             total += data.len();
             chunks.push_back(data);
@@ -55,17 +55,6 @@ pub async fn buffer_to_cap(mut body: Body, cap: usize) -> Result<Buffered, BodyE
         all.extend_from_slice(&c);
     }
     Ok(Buffered::Complete(all.freeze()))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// Already-read chunks replayed in front of the unread remainder of a body.

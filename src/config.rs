@@ -28,6 +28,9 @@ pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &[
 
 /// Environment variable existing yt-dlp backends read a PO token from.
 pub const ENV_STATIC_TOKEN: &str = "YT_DLP_PO_TOKEN";
+/// Environment variable bgutil reads the token cache TTL from, in hours.
+pub const ENV_TOKEN_TTL: &str = "TOKEN_TTL";
+pub const DEFAULT_CACHE_FILE: &str = "token-cache.json";
 
 /// The placeholder recognised without configuration (yt-dlp keeps it unchanged: base64url
 /// letters only, length a multiple of 4).
@@ -108,10 +111,26 @@ pub struct RawUpstream {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokens {
+    pub sources: Option<Vec<String>>,
+    /// Hours.
+    pub ttl: Option<f64>,
+    pub cache_file: Option<String>,
     #[serde(rename = "static")]
     pub static_: Option<RawStatic>,
     pub sentinels: Option<Vec<String>>,
     pub always_replace: Option<bool>,
+    pub botguard: Option<RawBotGuard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBotGuard {
+    pub challenge: Option<Vec<String>>,
+    pub endpoint: Option<String>,
+    pub user_agent: Option<String>,
+    pub vm_timeout_secs: Option<u64>,
+    pub warmup_wait_secs: Option<u64>,
+    pub prewarm: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,16 +174,18 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `YT_DLP_PO_TOKEN`: the default static token.
     pub static_token: Option<String>,
+    /// `TOKEN_TTL`: token cache TTL in hours (as bgutil reads it).
+    pub token_ttl_hours: Option<String>,
 }
 
 impl Overrides {
     /// Reads the environment variables the proxy honours.
     pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Overrides {
             listen: None,
-            static_token: std::env::var(ENV_STATIC_TOKEN)
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            static_token: var(ENV_STATIC_TOKEN),
+            token_ttl_hours: var(ENV_TOKEN_TTL),
         }
     }
 }
@@ -194,8 +215,37 @@ pub struct UpstreamConfig {
     pub http2: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Token sources, in the order they are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Static,
+    BotGuard,
+    Provider,
+    ColdStart,
+}
+
+impl SourceKind {
+    pub const ALL: &[(&str, SourceKind)] = &[
+        ("static", SourceKind::Static),
+        ("botguard", SourceKind::BotGuard),
+        ("provider", SourceKind::Provider),
+        ("cold_start", SourceKind::ColdStart),
+    ];
+}
+
+#[derive(Debug, Clone)]
+pub struct BotGuardConfig {
+    pub settings: crate::botguard::minter::BotGuardSettings,
+    /// Warm a minter at start-up instead of on the first request.
+    pub prewarm: bool,
+}
+
+#[derive(Debug, Clone)]
 pub struct TokensConfig {
+    pub sources: Vec<SourceKind>,
+    pub ttl: Duration,
+    pub cache_file: Option<PathBuf>,
+    pub botguard: BotGuardConfig,
     pub static_default: Option<Token>,
     pub static_bindings: BTreeMap<String, Token>,
     /// Placeholders a client may send that the proxy replaces, kept as written and normalised.
@@ -245,7 +295,11 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
 
         let upstream = resolve_upstream(raw.upstream.unwrap_or_default())?;
-        let tokens = resolve_tokens(raw.tokens.unwrap_or_default(), overrides.static_token)?;
+        let tokens = resolve_tokens(
+            raw.tokens.unwrap_or_default(),
+            overrides.static_token,
+            overrides.token_ttl_hours,
+        )?;
 
         let rewrite = raw.rewrite.unwrap_or_default();
         let max_body_bytes = rewrite.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
@@ -277,6 +331,9 @@ impl Config {
         let env = Overrides::from_env();
         if overrides.static_token.is_none() {
             overrides.static_token = env.static_token;
+        }
+        if overrides.token_ttl_hours.is_none() {
+            overrides.token_ttl_hours = env.token_ttl_hours;
         }
         Config::resolve(raw, overrides)
     }
@@ -329,6 +386,7 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
 fn resolve_tokens(
     raw: RawTokens,
     env_default: Option<String>,
+    env_ttl: Option<String>,
 ) -> Result<TokensConfig, ConfigError> {
     let parse = |key: &str, value: &str| -> Result<Token, ConfigError> {
         Token::parse(value).map_err(|e: TokenFormatError| {
@@ -365,11 +423,131 @@ fn resolve_tokens(
             ));
         }
     }
+    let names = raw
+        .sources
+        .unwrap_or_else(|| vec!["static".into(), "botguard".into()]);
+    let mut sources = Vec::new();
+    for n in &names {
+        let kind = SourceKind::ALL
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "tokens.sources",
+                    n,
+                    "expected one of static, botguard, provider, cold_start",
+                )
+            })?;
+        if sources.contains(&kind) {
+            return Err(ConfigError::invalid("tokens.sources", n, "listed twice"));
+        }
+        sources.push(kind);
+    }
+    let ttl_hours = match env_ttl {
+        Some(t) => t
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| ConfigError::invalid(ENV_TOKEN_TTL, &t, "expected hours, e.g. 6"))?,
+        None => raw.ttl.unwrap_or(6.0),
+    };
+    if !(ttl_hours > 0.0 && ttl_hours <= 24.0 * 30.0) {
+        return Err(ConfigError::invalid(
+            "tokens.ttl",
+            ttl_hours.to_string(),
+            "hours between 0 and 720",
+        ));
+    }
+    let cache_file = match raw.cache_file {
+        Some(f) if f.is_empty() => None,
+        Some(f) => Some(PathBuf::from(f)),
+        None => Some(PathBuf::from(DEFAULT_CACHE_FILE)),
+    };
     Ok(TokensConfig {
+        sources,
+        ttl: Duration::from_secs_f64(ttl_hours * 3600.0),
+        cache_file,
+        botguard: resolve_botguard(raw.botguard.unwrap_or_default())?,
         static_default,
         static_bindings,
         sentinels,
         always_replace: raw.always_replace.unwrap_or(false),
+    })
+}
+
+fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
+    use crate::botguard::minter::{BotGuardSettings, ChallengeSource, WaaEndpoint};
+    let mut settings = BotGuardSettings::default();
+    if let Some(list) = raw.challenge {
+        let mut order = Vec::new();
+        for c in &list {
+            order.push(ChallengeSource::parse(c).ok_or_else(|| {
+                ConfigError::invalid(
+                    "tokens.botguard.challenge",
+                    c,
+                    "expected page, att_get or create",
+                )
+            })?);
+        }
+        if order.is_empty() {
+            return Err(ConfigError::invalid(
+                "tokens.botguard.challenge",
+                "[]",
+                "name at least one challenge source",
+            ));
+        }
+        settings.challenge_order = order;
+    }
+    if let Some(e) = raw.endpoint {
+        settings.endpoint = match e.as_str() {
+            "youtube" => WaaEndpoint::YouTube,
+            "googleapis" => WaaEndpoint::Googleapis,
+            _ => {
+                return Err(ConfigError::invalid(
+                    "tokens.botguard.endpoint",
+                    e,
+                    "expected youtube or googleapis",
+                ));
+            }
+        };
+    }
+    if let Some(ua) = raw.user_agent {
+        if !ua.contains("AppleWebKit") {
+            return Err(ConfigError::invalid(
+                "tokens.botguard.user_agent",
+                ua,
+                "BotGuard needs a WebKit user agent (containing AppleWebKit)",
+            ));
+        }
+        settings.user_agent = ua;
+    }
+    let secs =
+        |key: &str, v: Option<u64>, default: u64, max: u64| -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(default);
+            if v == 0 || v > max {
+                return Err(ConfigError::invalid(
+                    key,
+                    v.to_string(),
+                    format!("seconds between 1 and {max}"),
+                ));
+            }
+            Ok(Duration::from_secs(v))
+        };
+    settings.vm.op_timeout = secs(
+        "tokens.botguard.vm_timeout_secs",
+        raw.vm_timeout_secs,
+        10,
+        120,
+    )?;
+    settings.warmup_wait = secs(
+        "tokens.botguard.warmup_wait_secs",
+        raw.warmup_wait_secs,
+        20,
+        300,
+    )?;
+    Ok(BotGuardConfig {
+        settings,
+        prewarm: raw.prewarm.unwrap_or(true),
     })
 }
 
@@ -429,11 +607,30 @@ mod tests {
             Overrides {
                 listen: Some("127.0.0.1:9999".into()),
                 static_token: Some(TOKEN.into()),
+                token_ttl_hours: Some("2".into()),
             },
         )
         .unwrap();
         assert_eq!(c.tokens.static_default.unwrap().as_str(), TOKEN);
         assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.tokens.ttl, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn sources_default_to_static_then_botguard_and_reject_unknown_names() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.tokens.sources,
+            vec![SourceKind::Static, SourceKind::BotGuard]
+        );
+        let e = parse("[tokens]\nsources = [\"static\", \"magic\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.sources") && e.contains("magic"), "{e}");
+        let e = parse("[tokens.botguard]\nuser_agent = \"curl/8\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.botguard.user_agent"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::classify::{Route, classify, is_webpo_client};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
 use crate::rewrite::media::{rewrite_manifest, rewrite_media};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
+use crate::session::{PlaybackInfo, SessionStore, media_url_keys, playback_info, url_keys};
 use crate::token::{Binding, Token};
 use crate::tokens::{TokenRequest, TokenService};
 use crate::upstream::Resolver;
@@ -40,14 +41,27 @@ pub struct Shared {
     pub resolver: Resolver,
     pub tokens: TokenService,
     pub settings: RewriteSettings,
+    pub sessions: SessionStore,
 }
+
+/// Player responses read for learning, at most (larger ones pass unread).
+const RESPONSE_CAP: usize = 8 * 1024 * 1024;
 
 /// What `handle_request` did, for `handle_response` of the same exchange.
 #[derive(Debug, Clone)]
-struct Note {
-    host: String,
-    path: String,
-    token: Token,
+enum Note {
+    /// A WebPO player request: learn the media URLs of its response.
+    Player {
+        video: Option<String>,
+        client: String,
+        visitor: Option<String>,
+    },
+    /// A media request that carries the proxy's token.
+    Media {
+        host: String,
+        path: String,
+        token: Token,
+    },
 }
 
 #[derive(Clone)]
@@ -134,8 +148,8 @@ impl PotHandler {
         self.shared
             .tokens
             .get(&TokenRequest {
-                binding,
                 client: Some(client.to_string()),
+                ..TokenRequest::new(binding)
             })
             .await
             .map_err(|e| e.to_string())
@@ -208,6 +222,55 @@ impl PotHandler {
         }
     }
 
+    /// The playback a media URL belongs to, as learned from its player response.
+    fn playback_of(&self, pq: &str) -> Option<PlaybackInfo> {
+        let (path, query) = match pq.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (pq, None),
+        };
+        let (ei, id, _) = media_url_keys(path, query);
+        self.shared.sessions.lookup(ei.as_deref(), id.as_deref())
+    }
+
+    /// Reads a player response (up to a cap) to learn its media URLs, and hands the client
+    /// the same bytes.
+    async fn learn_from_player(
+        &self,
+        res: Response<Body>,
+        video: Option<String>,
+        client: String,
+        visitor: Option<String>,
+    ) -> Response<Body> {
+        let (parts, body) = res.into_parts();
+        let bytes = match buffer_to_cap(body, RESPONSE_CAP).await {
+            Ok(Buffered::Complete(b)) => b,
+            Ok(Buffered::TooLarge(body)) => return Response::from_parts(parts, body),
+            Err(e) => {
+                tracing::debug!(error = %e, "player response body failed while reading");
+                return Response::from_parts(parts, Body::empty());
+            }
+        };
+        let encoding = parts
+            .headers
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let decoded = match encoding {
+            Some(enc) => decode(enc, &bytes, RESPONSE_CAP).ok().map(Bytes::from),
+            None => Some(bytes.clone()),
+        };
+        if let Some(v) = decoded.and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+        {
+            let keys = url_keys(&v);
+            if let Some(info) =
+                playback_info(&v, video.as_deref(), Some(&client), visitor.as_deref())
+            {
+                tracing::debug!(video = %info.video_id, %client, ei = keys.ei.len(), id = keys.id.len(), "learned player response");
+                self.shared.sessions.learn(&keys, info);
+            }
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    }
+
     async fn rewrite_url(
         &mut self,
         mut req: Request<Body>,
@@ -222,7 +285,11 @@ impl PotHandler {
             // SABR tokens travel in the protobuf body, never in the signed URL.
             return RequestOrResponse::Request(req);
         }
-        let token = match self.token_for(Binding::Unknown, client).await {
+        let binding = self
+            .playback_of(pq)
+            .map(|p| Binding::Video(p.video_id))
+            .unwrap_or(Binding::Unknown);
+        let token = match self.token_for(binding, client).await {
             Ok(t) => t,
             Err(reason) => return give_up(self.shared.settings.strict, req, host, &reason),
         };
@@ -241,7 +308,7 @@ impl PotHandler {
         };
         *req.uri_mut() = uri;
         tracing::info!(%host, %client, token = %token.redacted(), "media: set pot");
-        self.note = Some(Note {
+        self.note = Some(Note::Media {
             host: host.to_string(),
             path: req.uri().path().to_string(),
             token,
@@ -303,6 +370,19 @@ impl PotHandler {
             Ok(p) => p,
             Err(e) => return give_up(strict, original(parts), host, &e.to_string()),
         };
+        if let Some(client) = player.client_name().filter(|c| is_webpo_client(c)) {
+            self.note = Some(Note::Player {
+                video: player.video_id().map(str::to_string),
+                client: client.to_string(),
+                visitor: player.visitor_data().map(str::to_string).or_else(|| {
+                    parts
+                        .headers
+                        .get("x-goog-visitor-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                }),
+            });
+        }
         if let PlayerAction::Leave(why) =
             player.decide(&settings.sentinels, settings.always_replace)
         {
@@ -365,17 +445,25 @@ impl HttpHandler for PotHandler {
     }
 
     async fn handle_response(&mut self, _ctx: &HttpContext, res: Response<Body>) -> Response<Body> {
-        if let Some(note) = &self.note {
-            if res.status() == StatusCode::FORBIDDEN {
+        match self.note.take() {
+            Some(Note::Player {
+                video,
+                client,
+                visitor,
+            }) if res.status().is_success() => {
+                self.learn_from_player(res, video, client, visitor).await
+            }
+            Some(Note::Media { host, path, token }) if res.status() == StatusCode::FORBIDDEN => {
                 tracing::warn!(
-                    host = %note.host,
-                    path = %note.path,
-                    token = %note.token.redacted(),
+                    %host,
+                    %path,
+                    token = %token.redacted(),
                     "upstream answered 403 to a request carrying the proxy's token"
                 );
+                res
             }
+            _ => res,
         }
-        res
     }
 
     async fn handle_error(
@@ -383,13 +471,7 @@ impl HttpHandler for PotHandler {
         _ctx: &HttpContext,
         err: hyper_util::client::legacy::Error,
     ) -> Response<Body> {
-        let mut chain = err.to_string();
-        let mut src = std::error::Error::source(&err);
-        while let Some(e) = src {
-            chain.push_str(": ");
-            chain.push_str(&e.to_string());
-            src = e.source();
-        }
+        let chain = crate::errtext::error_chain(&err);
         tracing::warn!(error = %chain, "upstream request failed");
         text_response(
             StatusCode::BAD_GATEWAY,

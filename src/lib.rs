@@ -29,10 +29,12 @@ pub mod botguard;
 pub mod ca;
 pub mod classify;
 pub mod config;
+pub mod errtext;
 pub mod handler;
 pub mod intercept;
 pub mod redact;
 pub mod rewrite;
+pub mod session;
 pub mod token;
 pub mod tokens;
 pub mod upstream;
@@ -51,12 +53,16 @@ use hyper_util::server::conn::auto::Builder as ServerBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::botguard::minter::BotGuard;
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
+use crate::config::SourceKind;
 use crate::handler::{PotHandler, RewriteSettings, Shared};
 use crate::intercept::InterceptPolicy;
-use crate::tokens::{StaticSource, TokenService};
-use crate::upstream::{Resolver, UpstreamError};
+use crate::tokens::{
+    BotGuardSource, ColdStartSource, StaticSource, TokenCache, TokenService, TokenSource,
+};
+use crate::upstream::{HttpClient, Resolver, UpstreamError};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,7 @@ pub struct RunningProxy {
     pub addr: SocketAddr,
     pub ca_cert_pem: String,
     pub ca_cert_path: std::path::PathBuf,
+    pub services: Services,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), hudsucker::Error>>,
 }
@@ -118,9 +125,47 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// The token service for a configuration.
-pub fn token_service(config: &Config) -> TokenService {
-    TokenService::new(vec![Arc::new(StaticSource::new(&config.tokens))])
+/// Everything that produces tokens, built from the configuration.
+#[derive(Clone)]
+pub struct Services {
+    pub tokens: TokenService,
+    pub botguard: Option<Arc<BotGuard>>,
+    pub http: HttpClient,
+}
+
+/// Builds the token sources in their configured order, the cache, and the upstream client
+/// they share with user traffic.
+pub fn build_services(config: &Config) -> Result<Services, StartError> {
+    let http = HttpClient::new(&config.upstream, Duration::from_secs(30))?;
+    let kinds = &config.tokens.sources;
+    let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
+    let mut botguard = None;
+    for (i, kind) in kinds.iter().enumerate() {
+        match kind {
+            SourceKind::Static => sources.push(Arc::new(StaticSource::new(&config.tokens))),
+            SourceKind::BotGuard => {
+                let bg = BotGuard::new(http.clone(), config.tokens.botguard.settings.clone());
+                let cold_start_after = kinds[i + 1..].contains(&SourceKind::ColdStart);
+                sources.push(Arc::new(BotGuardSource::new(bg.clone(), cold_start_after)));
+                botguard = Some(bg);
+            }
+            SourceKind::ColdStart => sources.push(Arc::new(ColdStartSource)),
+            SourceKind::Provider => {
+                return Err(StartError::Proxy(
+                    "config key `tokens.sources` has invalid value `provider`: the external provider source is not available in this build".into(),
+                ));
+            }
+        }
+    }
+    let cache = match &config.tokens.cache_file {
+        Some(path) => TokenCache::persistent(path),
+        None => TokenCache::in_memory(),
+    };
+    Ok(Services {
+        tokens: TokenService::new(sources, cache, config.tokens.ttl),
+        botguard,
+        http,
+    })
 }
 
 /// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
@@ -129,17 +174,26 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
     let authority = ca.authority()?;
     let connector = upstream::connector(&config.upstream)?;
+    let services = build_services(&config)?;
+    if let Some(bg) = services
+        .botguard
+        .as_ref()
+        .filter(|_| config.tokens.botguard.prewarm)
+    {
+        bg.warm_in_background();
+    }
 
     let shared = Arc::new(Shared {
         policy: InterceptPolicy::new(config.intercept.clone()),
         resolver: Resolver::new(&config.upstream),
-        tokens: token_service(&config),
+        tokens: services.tokens.clone(),
         settings: RewriteSettings {
             strict: config.strict,
             max_body_bytes: config.max_body_bytes,
             sentinels: config.tokens.sentinels.clone(),
             always_replace: config.tokens.always_replace,
         },
+        sessions: session::SessionStore::new(50_000),
     });
 
     let listener = TcpListener::bind(config.listen)
@@ -186,6 +240,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         addr,
         ca_cert_pem: ca.cert_pem.clone(),
         ca_cert_path: ca.cert_path.clone(),
+        services,
         shutdown: Some(tx),
         task,
     })

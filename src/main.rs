@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
 
     let overrides = Overrides {
         listen: cli.listen.clone(),
-        static_token: None,
+        ..Overrides::default()
     };
     let config = Config::load(cli.config.as_deref(), overrides)?;
 

@@ -224,3 +224,115 @@ mod tests {
         assert!(r.dial("127.0.0.1", port).await.is_err());
     }
 }
+
+/// A small HTTP client for the proxy's own requests (challenges, GenerateIT, providers): the
+/// same connector, overrides and trust store as user traffic, bodies read fully up to a cap.
+#[derive(Clone)]
+pub struct HttpClient {
+    client:
+        hyper_util::client::legacy::Client<UpstreamConnector, http_body_util::Full<bytes::Bytes>>,
+    timeout: Duration,
+}
+
+/// A response read to the end.
+#[derive(Debug, Clone)]
+pub struct FetchedResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("{method} {url}: {reason}")]
+    Failed {
+        method: http::Method,
+        url: String,
+        reason: String,
+    },
+    #[error("{method} {url}: no answer within {after:?}")]
+    Timeout {
+        method: http::Method,
+        url: String,
+        after: Duration,
+    },
+    #[error("{method} {url}: body over {limit} bytes")]
+    TooLarge {
+        method: http::Method,
+        url: String,
+        limit: usize,
+    },
+}
+
+/// Largest body the proxy's own requests read (the YouTube home page is ~1.5 MB).
+const FETCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+impl HttpClient {
+    pub fn new(cfg: &UpstreamConfig, timeout: Duration) -> Result<Self, UpstreamError> {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(connector(cfg)?);
+        Ok(HttpClient { client, timeout })
+    }
+
+    /// Sends a request and reads the whole response (up to 16 MiB).
+    pub async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<FetchedResponse, FetchError> {
+        use http_body_util::BodyExt;
+        let failed = |reason: String| FetchError::Failed {
+            method: method.clone(),
+            url: url.to_string(),
+            reason,
+        };
+        let mut req = http::Request::builder().method(method.clone()).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.unwrap_or_default(),
+            )))
+            .map_err(|e| failed(e.to_string()))?;
+        let work = async {
+            let res = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| failed(crate::errtext::error_chain(&e)))?;
+            let (parts, body) = res.into_parts();
+            let limited = http_body_util::Limited::new(body, FETCH_BODY_LIMIT);
+            let body = limited.collect().await.map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    FetchError::TooLarge {
+                        method: method.clone(),
+                        url: url.to_string(),
+                        limit: FETCH_BODY_LIMIT,
+                    }
+                } else {
+                    failed(e.to_string())
+                }
+            })?;
+            Ok(FetchedResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body: body.to_bytes(),
+            })
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| FetchError::Timeout {
+                method: method.clone(),
+                url: url.to_string(),
+                after: self.timeout,
+            })?
+    }
+}

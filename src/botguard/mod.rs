@@ -5,4 +5,5 @@
 //! mints per binding.
 
 pub mod challenge;
+pub mod minter;
 pub mod vm;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
 
-use super::{TokenError, TokenRequest, TokenSource};
+use super::{Minted, TokenError, TokenRequest, TokenSource};
 use crate::config::TokensConfig;
 use crate::token::Token;
 
@@ -39,8 +39,8 @@ impl TokenSource for StaticSource {
     fn get<'a>(
         &'a self,
         req: &'a TokenRequest,
-    ) -> BoxFuture<'a, Result<Option<Token>, TokenError>> {
-        let answer = self.lookup(req);
+    ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+        let answer = self.lookup(req).map(Minted::lasting);
         Box::pin(async move { Ok(answer) })
     }
 }
@@ -54,16 +54,11 @@ mod tests {
     fn binding_table_wins_over_default() {
         let a = Token::from_bytes(&[0x32, 1]);
         let b = Token::from_bytes(&[0x32, 2]);
-        let cfg = TokensConfig {
-            static_default: Some(a.clone()),
-            static_bindings: [("vid00000001".to_string(), b.clone())].into(),
-            ..Default::default()
-        };
+        let mut cfg = crate::config::Config::default().tokens;
+        cfg.static_default = Some(a.clone());
+        cfg.static_bindings = [("vid00000001".to_string(), b.clone())].into();
         let s = StaticSource::new(&cfg);
-        let req = |binding| TokenRequest {
-            binding,
-            client: None,
-        };
+        let req = TokenRequest::new;
         assert_eq!(
             s.lookup(&req(Binding::Video("vid00000001".into()))),
             Some(b)
@@ -73,8 +68,9 @@ mod tests {
             Some(a.clone())
         );
         assert_eq!(s.lookup(&req(Binding::Unknown)), Some(a));
+        let empty = crate::config::Config::default().tokens;
         assert_eq!(
-            StaticSource::new(&TokensConfig::default()).lookup(&req(Binding::Unknown)),
+            StaticSource::new(&empty).lookup(&req(Binding::Unknown)),
             None
         );
     }

@@ -3,6 +3,8 @@
 //! origin, a server that speaks first, and helpers to start the proxy pointed at them.
 #![allow(dead_code)]
 
+pub mod fakebg;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +32,8 @@ pub const FAKE_NAMES: &[&str] = &[
     "music.youtube.com",
     "youtubei.googleapis.com",
     "*.googlevideo.com",
+    "www.google.com",
+    "jnn-pa.googleapis.com",
     "tunnel.example.org",
 ];
 
@@ -143,19 +147,31 @@ pub const DEFAULT_MEDIA_LEN: u64 = 3 * 1024 * 1024 + 12_345;
 
 /// The fake origin: YouTube and googlevideo over TLS. `/videoplayback` and `/api/manifest/`
 /// stream generated media (Range honoured, never buffered); everything else echoes JSON.
+/// Shared state of the fake origin.
+#[derive(Default)]
+pub struct FakeState {
+    seen: Mutex<Vec<Seen>>,
+    pub bg: fakebg::FakeBotGuard,
+    /// Media URL `id` -> video id, as handed out in player responses.
+    videos: Mutex<std::collections::HashMap<String, String>>,
+    /// (what, verdict) for every token the fake checked.
+    pub verdicts: Mutex<Vec<(String, fakebg::Verdict)>>,
+    counter: std::sync::atomic::AtomicU64,
+}
+
 #[derive(Clone)]
 pub struct FakeOrigin {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    pub state: Arc<FakeState>,
 }
 
 impl FakeOrigin {
     pub async fn start(pki: &TestPki) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(FakeState::default());
         let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config.clone());
-        let seen2 = seen.clone();
+        let seen2 = state.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -177,15 +193,27 @@ impl FakeOrigin {
                 });
             }
         });
-        FakeOrigin { addr, seen }
+        FakeOrigin { addr, state }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.state.seen.lock().unwrap().clone()
     }
 
     pub fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
+        std::mem::take(&mut *self.state.seen.lock().unwrap())
+    }
+
+    pub fn verdicts(&self) -> Vec<(String, fakebg::Verdict)> {
+        self.state.verdicts.lock().unwrap().clone()
+    }
+
+    pub fn behaviour(&self) -> std::sync::MutexGuard<'_, fakebg::Behaviour> {
+        self.state.bg.behaviour.lock().unwrap()
+    }
+
+    pub fn counts(&self) -> fakebg::Counts {
+        self.state.bg.counts.lock().unwrap().clone()
     }
 }
 
@@ -195,7 +223,7 @@ fn full(b: impl Into<Bytes>) -> FakeBody {
     Full::new(b.into()).boxed()
 }
 
-async fn serve_fake(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<FakeBody> {
+async fn serve_fake(req: Request<Incoming>, state: Arc<FakeState>) -> Response<FakeBody> {
     let (parts, body) = req.into_parts();
     let path_and_query = parts
         .uri
@@ -224,17 +252,30 @@ async fn serve_fake(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resp
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    seen.lock().unwrap().push(Seen {
+    state.seen.lock().unwrap().push(Seen {
         method: parts.method.to_string(),
-        host,
+        host: host.clone(),
         path_and_query: path_and_query.clone(),
         version: format!("{:?}", parts.version),
         headers,
         body: body.clone(),
     });
 
+    let bare_host = host.split(':').next().unwrap_or("").to_string();
+    let path = parts.uri.path().to_string();
     if is_media {
+        if let Some(res) = check_media_token(&state, &bare_host, &path_and_query) {
+            return res;
+        }
         return media_response(&parts, &path_and_query);
+    }
+    if let Some(res) = fake_botguard_route(&state, &parts.method, &bare_host, &path, &body) {
+        return res;
+    }
+    if path.ends_with("/youtubei/v1/player") && parts.method == hyper::Method::POST {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+            return player_response(&state, &v);
+        }
     }
     let mut echo = serde_json::json!({"ok": true, "path": path_and_query});
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
@@ -244,6 +285,147 @@ async fn serve_fake(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resp
         .header("content-type", "application/json")
         .body(full(serde_json::to_vec(&echo).unwrap()))
         .unwrap()
+}
+
+fn status_body(status: u16, body: impl Into<Bytes>, content_type: &str) -> Response<FakeBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(full(body))
+        .unwrap()
+}
+
+/// The simulated BotGuard's endpoints, by host and path.
+fn fake_botguard_route(
+    state: &FakeState,
+    method: &hyper::Method,
+    host: &str,
+    path: &str,
+    body: &[u8],
+) -> Option<Response<FakeBody>> {
+    let bg = &state.bg;
+    let waa = |m: &str| {
+        (host == "www.youtube.com" && path == format!("/api/jnn/v1/{m}"))
+            || (host == "jnn-pa.googleapis.com"
+                && path == format!("/$rpc/google.internal.waa.v1.Waa/{m}"))
+    };
+    if host == "www.youtube.com" && path == "/" && method == hyper::Method::GET {
+        bg.counts.lock().unwrap().page += 1;
+        return Some(status_body(200, bg.page(), "text/html; charset=utf-8"));
+    }
+    if host == "www.youtube.com" && path == "/youtubei/v1/att/get" {
+        bg.counts.lock().unwrap().att_get += 1;
+        if !bg.behaviour.lock().unwrap().att_get {
+            return Some(status_body(404, "no att/get here", "text/plain"));
+        }
+        return Some(status_body(
+            200,
+            serde_json::to_vec(&bg.att_get_response()).unwrap(),
+            "application/json",
+        ));
+    }
+    if waa("Create") {
+        bg.counts.lock().unwrap().create += 1;
+        return Some(match bg.create_response() {
+            Some(b) => status_body(200, b, "application/json+protobuf"),
+            None => status_body(404, "no Create here", "text/plain"),
+        });
+    }
+    if waa("GenerateIT") {
+        bg.counts.lock().unwrap().generate_it += 1;
+        let (status, b) = bg.generate_it(body);
+        return Some(status_body(status, b, "application/json+protobuf"));
+    }
+    if host == "www.google.com" && path.starts_with("/js/th/") {
+        bg.counts.lock().unwrap().interpreter += 1;
+        return Some(status_body(200, bg.interpreter(), "text/javascript"));
+    }
+    None
+}
+
+/// A player response with real-shaped media URLs on the fake googlevideo, checking a player
+/// token when one is present.
+fn player_response(state: &FakeState, req: &serde_json::Value) -> Response<FakeBody> {
+    let video = req["videoId"].as_str().unwrap_or("aaaaaaaaaaa").to_string();
+    let client = req["context"]["client"]["clientName"]
+        .as_str()
+        .unwrap_or("WEB")
+        .to_string();
+    if let Some(pot) = req["serviceIntegrityDimensions"]["poToken"].as_str() {
+        let v = state.bg.verify(pot, &video);
+        state
+            .verdicts
+            .lock()
+            .unwrap()
+            .push((format!("player {video}"), v));
+    }
+    let n = state
+        .counter
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let ei = format!("FakeEi{n:06}");
+    let id = format!("o-FakeId{n:06}");
+    state
+        .videos
+        .lock()
+        .unwrap()
+        .insert(id.clone(), video.clone());
+    let expire = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 6 * 3600;
+    let url = |itag: u32, mime: &str, clen: u64| {
+        format!(
+            "https://rr1---sn-fake.googlevideo.com/videoplayback?expire={expire}&ei={ei}&ip=127.0.0.1&id={id}&itag={itag}&source=youtube&requiressl=yes&mime={mime}&clen={clen}&c={client}&sparams=expire%2Cei%2Cip%2Cid%2Citag%2Csource%2Crequiressl%2Cmime%2Cclen&sig=AJfQdSswRQIhAFake"
+        )
+    };
+    let body = serde_json::json!({
+        "responseContext": {"visitorData": fakebg::VISITOR_DATA},
+        "playabilityStatus": {"status": "OK"},
+        "videoDetails": {"videoId": video, "title": "Fake video", "lengthSeconds": "10", "author": "fake"},
+        "streamingData": {
+            "expiresInSeconds": "21540",
+            "formats": [{"itag": 18, "url": url(18, "video%2Fmp4", 400_000), "mimeType": "video/mp4; codecs=\"avc1.42001E, mp4a.40.2\"", "bitrate": 320_000, "width": 640, "height": 360, "contentLength": "400000", "quality": "medium", "qualityLabel": "360p", "approxDurationMs": "10000", "audioQuality": "AUDIO_QUALITY_LOW", "audioSampleRate": "44100", "audioChannels": 2}],
+            "adaptiveFormats": [{"itag": 140, "url": url(140, "audio%2Fmp4", DEFAULT_MEDIA_LEN), "mimeType": "audio/mp4; codecs=\"mp4a.40.2\"", "bitrate": 130_000, "contentLength": DEFAULT_MEDIA_LEN.to_string(), "approxDurationMs": "10000", "audioQuality": "AUDIO_QUALITY_MEDIUM", "audioSampleRate": "44100", "audioChannels": 2}]
+        }
+    });
+    status_body(
+        200,
+        serde_json::to_vec(&body).unwrap(),
+        "application/json; charset=UTF-8",
+    )
+}
+
+/// For media URLs the fake handed out: check `pot` (query or path form) against the video the
+/// URL belongs to; 403 when enforcing and the token does not verify.
+fn check_media_token(state: &FakeState, host: &str, pq: &str) -> Option<Response<FakeBody>> {
+    if !host.ends_with(".googlevideo.com") {
+        return None;
+    }
+    let query = pq.split_once('?').map(|x| x.1).unwrap_or("");
+    let param = |k: &str| {
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(a, _)| *a == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let id = param("id")?;
+    let video = state.videos.lock().unwrap().get(&id).cloned()?;
+    let verdict = match param("pot") {
+        Some(pot) => state.bg.verify(&pot, &video),
+        None => fakebg::Verdict::Invalid("no pot".into()),
+    };
+    state
+        .verdicts
+        .lock()
+        .unwrap()
+        .push((format!("media {video}"), verdict.clone()));
+    let enforce = state.bg.behaviour.lock().unwrap().enforce_media;
+    if enforce && verdict != fakebg::Verdict::Valid {
+        return Some(status_body(403, "Forbidden", "text/plain"));
+    }
+    None
 }
 
 fn media_response(parts: &http::request::Parts, pq: &str) -> Response<FakeBody> {
@@ -346,6 +528,26 @@ pub async fn harness_with(extra_toml: &str, extra_resolve: &[(&str, SocketAddr)]
     let pki = TestPki::new();
     let origin = FakeOrigin::start(&pki).await;
     let ca_dir = tempfile::tempdir().unwrap();
+    let config = config_for(&pki, &origin, ca_dir.path(), extra_toml, extra_resolve);
+    let proxy = potproxy::start(config).await.unwrap();
+    Harness {
+        pki,
+        origin,
+        proxy,
+        ca_dir,
+    }
+}
+
+/// The configuration a test proxy runs with: every fake name resolved to the fake origin, the
+/// test CA trusted upstream, `extra_toml` on top. Unless the TOML says otherwise: static
+/// tokens only, no cache file, no pre-warming.
+pub fn config_for(
+    pki: &TestPki,
+    origin: &FakeOrigin,
+    ca_dir: &std::path::Path,
+    extra_toml: &str,
+    extra_resolve: &[(&str, SocketAddr)],
+) -> Config {
     let mut resolve = String::new();
     for host in FAKE_NAMES {
         resolve.push_str(&format!("\"{host}\" = \"{}\"\n", origin.addr));
@@ -356,18 +558,21 @@ pub async fn harness_with(extra_toml: &str, extra_resolve: &[(&str, SocketAddr)]
     let (top, tables) = split_top_level(extra_toml);
     let text = format!(
         "listen = \"127.0.0.1:0\"\n{top}\n[ca]\ndir = {ca:?}\n\n[upstream]\nextra_ca_certs = [{cert:?}]\n\n[upstream.resolve]\n{resolve}\n{tables}\n",
-        ca = ca_dir.path().to_str().unwrap(),
+        ca = ca_dir.to_str().unwrap(),
         cert = pki.ca_path.to_str().unwrap(),
     );
     let raw = RawConfig::parse(&text, std::path::Path::new("harness.toml")).unwrap();
-    let config = Config::resolve(raw, Overrides::default()).unwrap();
-    let proxy = potproxy::start(config).await.unwrap();
-    Harness {
-        pki,
-        origin,
-        proxy,
-        ca_dir,
+    let mut config = Config::resolve(raw, Overrides::default()).unwrap();
+    if !extra_toml.contains("sources") {
+        config.tokens.sources = vec![potproxy::config::SourceKind::Static];
     }
+    if !extra_toml.contains("cache_file") {
+        config.tokens.cache_file = None;
+    }
+    if !extra_toml.contains("prewarm") {
+        config.tokens.botguard.prewarm = false;
+    }
+    config
 }
 
 /// Splits test TOML into top-level keys (which must precede any table) and tables.

@@ -1,0 +1,332 @@
+//! What the proxy learns from traffic passing through: which video, client and session each
+//! googlevideo URL belongs to. Player responses carry the media URLs; their `ei` (per response)
+//! and `id` (per response and client) parameters are the keys a later media request can be
+//! traced back with. Bounded in memory; entries expire with the URLs (`expire=`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::classify::{path_param, query_param};
+
+/// What a player response tells about its media URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybackInfo {
+    pub video_id: String,
+    pub client: Option<String>,
+    /// The visitor data YouTube used (the response's echo first).
+    pub visitor_data: Option<String>,
+    pub datasync_id: Option<String>,
+}
+
+/// The media-URL keys found in a player response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlKeys {
+    pub ei: Vec<String>,
+    pub id: Vec<String>,
+    /// Latest `expire=` seen (unix seconds).
+    pub expire: Option<u64>,
+}
+
+/// Extracts `ei`, `id` and `expire` from every URL in `streamingData` (plain `url`,
+/// `signatureCipher`'s `url=`, `serverAbrStreamingUrl`, manifest URLs).
+pub fn url_keys(response: &Value) -> UrlKeys {
+    let mut keys = UrlKeys::default();
+    let Some(sd) = response.get("streamingData") else {
+        return keys;
+    };
+    let mut urls: Vec<String> = Vec::new();
+    for list in ["formats", "adaptiveFormats"] {
+        for f in sd.get(list).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(u) = f.get("url").and_then(Value::as_str) {
+                urls.push(u.to_string());
+            }
+            if let Some(sc) = f.get("signatureCipher").and_then(Value::as_str) {
+                if let Some(u) = url::form_urlencoded::parse(sc.as_bytes())
+                    .find(|(k, _)| k == "url")
+                    .map(|(_, v)| v.into_owned())
+                {
+                    urls.push(u);
+                }
+            }
+        }
+    }
+    for k in ["serverAbrStreamingUrl", "hlsManifestUrl", "dashManifestUrl"] {
+        if let Some(u) = sd.get(k).and_then(Value::as_str) {
+            urls.push(u.to_string());
+        }
+    }
+    for u in urls {
+        let Ok(parsed) = url::Url::parse(&u) else {
+            continue;
+        };
+        let (ei, id, expire) = media_url_keys(parsed.path(), parsed.query());
+        if let Some(ei) = ei {
+            if !keys.ei.contains(&ei) {
+                keys.ei.push(ei);
+            }
+        }
+        if let Some(id) = id {
+            if !keys.id.contains(&id) {
+                keys.id.push(id);
+            }
+        }
+        if let Some(e) = expire {
+            keys.expire = Some(keys.expire.map_or(e, |x| x.max(e)));
+        }
+    }
+    keys
+}
+
+/// `ei`, `id` and `expire` of a media or manifest URL, in query or path form.
+pub fn media_url_keys(
+    path: &str,
+    query: Option<&str>,
+) -> (Option<String>, Option<String>, Option<u64>) {
+    let get = |name: &str| {
+        query
+            .and_then(|q| query_param(q, name))
+            .or_else(|| path_param(path, name))
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    };
+    (
+        get("ei"),
+        get("id"),
+        get("expire").and_then(|e| e.parse().ok()),
+    )
+}
+
+struct Entry {
+    info: PlaybackInfo,
+    expires: SystemTime,
+}
+
+/// Media-URL key -> playback info, bounded and expiring.
+pub struct SessionStore {
+    map: Mutex<HashMap<String, Entry>>,
+    capacity: usize,
+}
+
+/// URLs live about six hours; keep entries a little longer when `expire` is missing.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 3600);
+
+impl SessionStore {
+    pub fn new(capacity: usize) -> Self {
+        SessionStore {
+            map: Mutex::new(HashMap::new()),
+            capacity: capacity.max(16),
+        }
+    }
+
+    /// Records a player response's URL keys.
+    pub fn learn(&self, keys: &UrlKeys, info: PlaybackInfo) {
+        if keys.ei.is_empty() && keys.id.is_empty() {
+            return;
+        }
+        let now = SystemTime::now();
+        let expires = keys
+            .expire
+            .map(|e| UNIX_EPOCH + Duration::from_secs(e) + Duration::from_secs(600))
+            .filter(|t| *t > now)
+            .unwrap_or(now + DEFAULT_LIFETIME);
+        let mut map = self.map.lock().expect("session lock");
+        if map.len() + keys.ei.len() + keys.id.len() > self.capacity {
+            map.retain(|_, e| e.expires > now);
+            // Still full: drop the entries closest to expiry.
+            while map.len() + keys.ei.len() + keys.id.len() > self.capacity {
+                let Some(k) = map
+                    .iter()
+                    .min_by_key(|(_, e)| e.expires)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                map.remove(&k);
+            }
+        }
+        for k in keys
+            .ei
+            .iter()
+            .map(|e| format!("ei:{e}"))
+            .chain(keys.id.iter().map(|i| format!("id:{i}")))
+        {
+            map.insert(
+                k,
+                Entry {
+                    info: info.clone(),
+                    expires,
+                },
+            );
+        }
+    }
+
+    /// The playback a media URL belongs to: by `ei`, then by `id`.
+    pub fn lookup(&self, ei: Option<&str>, id: Option<&str>) -> Option<PlaybackInfo> {
+        let now = SystemTime::now();
+        let map = self.map.lock().expect("session lock");
+        let find = |k: String| {
+            map.get(&k)
+                .filter(|e| e.expires > now)
+                .map(|e| e.info.clone())
+        };
+        ei.and_then(|e| find(format!("ei:{e}")))
+            .or_else(|| id.and_then(|i| find(format!("id:{i}"))))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("session lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The playback facts of a player response (`videoDetails`, `responseContext`), given what the
+/// request said.
+pub fn playback_info(
+    response: &Value,
+    request_video: Option<&str>,
+    client: Option<&str>,
+    request_visitor: Option<&str>,
+) -> Option<PlaybackInfo> {
+    let video_id = response
+        .get("videoDetails")
+        .and_then(|d| d.get("videoId"))
+        .and_then(Value::as_str)
+        .or(request_video)?
+        .to_string();
+    let rc = response.get("responseContext");
+    let visitor_data = rc
+        .and_then(|r| r.get("visitorData"))
+        .and_then(Value::as_str)
+        .or(request_visitor)
+        .map(str::to_string);
+    let datasync_id = rc
+        .and_then(|r| r.get("mainAppWebResponseContext"))
+        .and_then(|m| m.get("datasyncId"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some(PlaybackInfo {
+        video_id,
+        client: client.map(str::to_string),
+        visitor_data,
+        datasync_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::innertube_fixture;
+
+    fn fixture(name: &str) -> Option<Value> {
+        innertube_fixture(name, "response").map(|b| serde_json::from_slice(&b).unwrap())
+    }
+
+    #[test]
+    fn web_fixture_yields_one_ei_and_one_id_for_all_76_formats() {
+        let Some(v) = fixture("np2024_web_player_audiotrack_full") else {
+            return;
+        };
+        let keys = url_keys(&v);
+        assert_eq!(keys.ei.len(), 1, "{keys:?}");
+        assert_eq!(keys.id.len(), 1, "{keys:?}");
+        assert!(keys.expire.is_some());
+        let info = playback_info(&v, None, Some("WEB"), None).unwrap();
+        assert_eq!(info.video_id.len(), 11);
+        assert!(
+            info.visitor_data
+                .as_deref()
+                .is_some_and(|s| s.starts_with("Cg"))
+        );
+    }
+
+    #[test]
+    fn signature_cipher_urls_are_read() {
+        let Some(v) = fixture("np2025_tvhtml5_player_relatedmix_signatureCipher") else {
+            return;
+        };
+        let keys = url_keys(&v);
+        assert!(!keys.ei.is_empty() && !keys.id.is_empty(), "{keys:?}");
+    }
+
+    #[test]
+    fn lookups_find_by_ei_then_id_and_respect_capacity() {
+        let store = SessionStore::new(16);
+        let info = |v: &str| PlaybackInfo {
+            video_id: v.into(),
+            client: Some("MWEB".into()),
+            visitor_data: None,
+            datasync_id: None,
+        };
+        store.learn(
+            &UrlKeys {
+                ei: vec!["E1".into()],
+                id: vec!["o-ID1".into()],
+                expire: None,
+            },
+            info("aaaaaaaaaaa"),
+        );
+        assert_eq!(
+            store.lookup(Some("E1"), None).unwrap().video_id,
+            "aaaaaaaaaaa"
+        );
+        assert_eq!(
+            store.lookup(Some("nope"), Some("o-ID1")).unwrap().video_id,
+            "aaaaaaaaaaa"
+        );
+        assert!(store.lookup(Some("nope"), Some("nope")).is_none());
+        for i in 0..40 {
+            store.learn(
+                &UrlKeys {
+                    ei: vec![format!("e{i}")],
+                    id: vec![],
+                    expire: None,
+                },
+                info("bbbbbbbbbbb"),
+            );
+        }
+        assert!(store.len() <= 16);
+    }
+
+    #[test]
+    fn expired_urls_are_forgotten() {
+        let store = SessionStore::new(16);
+        store.learn(
+            &UrlKeys {
+                ei: vec!["old".into()],
+                id: vec![],
+                expire: Some(1_000_000),
+            },
+            PlaybackInfo {
+                video_id: "ccccccccccc".into(),
+                client: None,
+                visitor_data: None,
+                datasync_id: None,
+            },
+        );
+        // An `expire` in the past falls back to the default lifetime rather than dropping the
+        // entry outright (clocks differ); it is still found.
+        assert!(store.lookup(Some("old"), None).is_some());
+    }
+
+    #[test]
+    fn path_form_keys_are_read() {
+        let (ei, id, exp) = media_url_keys(
+            "/api/manifest/hls_variant/expire/1900000000/ei/AbC/ip/1.2.3.4/id/abc.1/file/index.m3u8",
+            None,
+        );
+        assert_eq!(
+            (ei.as_deref(), id.as_deref(), exp),
+            (Some("AbC"), Some("abc.1"), Some(1_900_000_000))
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The built-in minter as a token source. With a cold-start source after it, it declines while
+//! no minter is warm (starting a warm-up in the background) so requests are never held up;
+//! otherwise it waits for the warm-up.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{Minted, TokenError, TokenRequest, TokenSource};
+use crate::botguard::minter::BotGuard;
+
+pub struct BotGuardSource {
+    bg: Arc<BotGuard>,
+    decline_while_warming: bool,
+}
+
+impl BotGuardSource {
+    pub fn new(bg: Arc<BotGuard>, decline_while_warming: bool) -> Self {
+        BotGuardSource {
+            bg,
+            decline_while_warming,
+        }
+    }
+}
+
+impl TokenSource for BotGuardSource {
+    fn name(&self) -> &'static str {
+        "botguard"
+    }
+
+    fn get<'a>(
+        &'a self,
+        req: &'a TokenRequest,
+    ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+        Box::pin(async move {
+            let Some(binding) = req.binding.key() else {
+                return Ok(None);
+            };
+            if self.decline_while_warming && self.bg.ready().is_none() {
+                self.bg.warm_in_background();
+                return Ok(None);
+            }
+            match self.bg.mint(binding).await {
+                Ok((token, expires_at)) => Ok(Some(Minted {
+                    token,
+                    expires_at: Some(expires_at),
+                    cacheable: true,
+                })),
+                Err(e) => Err(TokenError::Source {
+                    source_name: "botguard",
+                    reason: e.to_string(),
+                }),
+            }
+        })
+    }
+
+    fn invalidate(&self) {
+        self.bg.invalidate();
+    }
+}

@@ -271,7 +271,7 @@ impl FakeBotGuard {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return (400, b"bad json".to_vec());
         };
-        let expected = format!("$") + &STANDARD.encode(format!("fake-botguard:{PROGRAM}"));
+        let expected = "$".to_string() + &STANDARD.encode(format!("fake-botguard:{PROGRAM}"));
         if v[0] != REQUEST_KEY || v[1].as_str() != Some(expected.as_str()) {
             return (400, format!("bad GenerateIT request: {v}").into_bytes());
         }

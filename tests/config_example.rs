@@ -25,6 +25,16 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(ex.upstream.http2, def.upstream.http2);
     assert_eq!(ex.tokens.always_replace, def.tokens.always_replace);
     assert_eq!(ex.tokens.sentinels, def.tokens.sentinels);
+    assert_eq!(ex.tokens.sources, def.tokens.sources);
+    assert_eq!(ex.tokens.ttl, def.tokens.ttl);
+    assert_eq!(ex.tokens.cache_file, def.tokens.cache_file);
+    let (e, d) = (&ex.tokens.botguard, &def.tokens.botguard);
+    assert_eq!(e.prewarm, d.prewarm);
+    assert_eq!(e.settings.challenge_order, d.settings.challenge_order);
+    assert_eq!(e.settings.endpoint, d.settings.endpoint);
+    assert_eq!(e.settings.user_agent, d.settings.user_agent);
+    assert_eq!(e.settings.vm.op_timeout, d.settings.vm.op_timeout);
+    assert_eq!(e.settings.warmup_wait, d.settings.warmup_wait);
 }
 
 #[test]

@@ -1,0 +1,277 @@
+//! Minting benchmark: potproxy's built-in minter beside BgUtils (bgutils-js + jsdom on node),
+//! on the simulated BotGuard and on Google's real captured VM, in the same run.
+//!
+//! Run: `npm ci --prefix bench/bgutils` once (for the BgUtils side), then
+//! `cargo bench --bench minting`. `POTPROXY_BENCH_MINTS` sets the mint count (default 200).
+//! Reports cold start to first token, warm mint per token, cache hit per token and the memory
+//! of the JS runtime. Fixtures come from `../shared/fixtures` (or `POTPROXY_FIXTURES`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::fakebg::{GLOBAL_NAME, INTERPRETER_JS, PROGRAM, REQUEST_KEY};
+use common::*;
+use potproxy::botguard::vm::{LoadRequest, VmHandle, VmLimits};
+use potproxy::token::Binding;
+use potproxy::tokens::TokenRequest;
+
+#[derive(Debug, Default)]
+struct Row {
+    cold_start_ms: f64,
+    snapshot_ms: f64,
+    warm_mint_us: f64,
+    cache_hit_us: Option<f64>,
+    memory_mb: f64,
+    memory_what: &'static str,
+}
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("POTPROXY_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+    dir.join("botguard").is_dir().then_some(dir)
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// The whole flow against the simulated BotGuard, through the token service.
+async fn ours_simulated(mints: usize) -> Row {
+    let pki = TestPki::new();
+    let origin = FakeOrigin::start(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(
+        &pki,
+        &origin,
+        dir.path(),
+        "[tokens]\nsources = [\"botguard\"]\n",
+        &[],
+    );
+    let t = Instant::now();
+    let services = potproxy::build_services(&config).unwrap();
+    let first = services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video("aaaaaaaaaaa".into())))
+        .await
+        .unwrap();
+    let cold_start_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(first.bytes()[0], 0x32);
+    let bg = services.botguard.clone().unwrap();
+    let minter = bg.ready().unwrap();
+    let t = Instant::now();
+    for i in 0..mints {
+        bg.mint(&format!("vid{i:08}")).await.unwrap();
+    }
+    let warm_mint_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
+    let hits = 100_000;
+    let req = TokenRequest::new(Binding::Video("aaaaaaaaaaa".into()));
+    let t = Instant::now();
+    for _ in 0..hits {
+        services.tokens.get(&req).await.unwrap();
+    }
+    let cache_hit_us = t.elapsed().as_secs_f64() * 1e6 / hits as f64;
+    Row {
+        cold_start_ms,
+        snapshot_ms: minter.timings.snapshot_ms as f64,
+        warm_mint_us,
+        cache_hit_us: Some(cache_hit_us),
+        memory_mb: minter.memory_used_bytes().await as f64 / 1048576.0,
+        memory_what: "QuickJS heap",
+    }
+}
+
+/// Google's real VM from the fixtures: load, snapshot, minter from the captured integrity token.
+async fn ours_real(dir: &Path, mints: usize) -> Row {
+    let bg = dir.join("botguard");
+    let challenge: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bg.join("bgChallenge.json")).unwrap()).unwrap();
+    let hash = challenge["interpreterHash"].as_str().unwrap();
+    let js = std::fs::read_to_string(bg.join(format!("interpreter_{hash}.js"))).unwrap();
+    let it: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bg.join("generateIT_response.json")).unwrap())
+            .unwrap();
+    let t = Instant::now();
+    let vm = VmHandle::spawn(VmLimits {
+        op_timeout: Duration::from_secs(30),
+        ..VmLimits::default()
+    })
+    .unwrap();
+    vm.load(LoadRequest {
+        interpreter_js: js,
+        program: challenge["program"].as_str().unwrap().into(),
+        global_name: challenge["globalName"].as_str().unwrap().into(),
+        ytcfg_json: None,
+    })
+    .await
+    .unwrap();
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let (_, has_minter) = vm.snapshot().await.unwrap();
+    let snapshot_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(has_minter, "real VM must fill webPoSignalOutput");
+    vm.create_minter(it[0].as_str().unwrap()).await.unwrap();
+    let cold_start_ms = t.elapsed().as_secs_f64() * 1e3 + load_ms;
+    let t = Instant::now();
+    for i in 0..mints {
+        vm.mint(&format!("vid{i:08}")).await.unwrap();
+    }
+    let warm_mint_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
+    Row {
+        cold_start_ms,
+        snapshot_ms,
+        warm_mint_us,
+        cache_hit_us: None,
+        memory_mb: vm.stats().await.unwrap().memory_used_bytes as f64 / 1048576.0,
+        memory_what: "QuickJS heap",
+    }
+}
+
+/// Runs bench/bgutils/mint.mjs on a challenge directory.
+fn bgutils(challenge_dir: &Path, mints: usize) -> Result<Row, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/bgutils/mint.mjs");
+    if !script
+        .parent()
+        .unwrap()
+        .join("node_modules/bgutils-js")
+        .is_dir()
+    {
+        return Err(
+            "bench/bgutils/node_modules missing: run `npm ci --prefix bench/bgutils`".into(),
+        );
+    }
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(challenge_dir)
+        .arg(mints.to_string())
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| {
+            format!(
+                "no result from node: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    Ok(Row {
+        cold_start_ms: f("vm_setup_ms") + f("snapshot_ms") + f("minter_ms"),
+        snapshot_ms: f("snapshot_ms"),
+        warm_mint_us: f("mint_us_avg"),
+        cache_hit_us: None,
+        memory_mb: f("rss_mb"),
+        memory_what: "node RSS",
+    })
+}
+
+fn print(label: &str, r: &Row) {
+    let hit = r
+        .cache_hit_us
+        .map(|h| format!("{h:9.2}"))
+        .unwrap_or_else(|| "      n/a".into());
+    println!(
+        "  {label:<28} {:>10.1} {:>11.1} {:>12.1} {hit} {:>8.1} MB ({})",
+        r.cold_start_ms, r.snapshot_ms, r.warm_mint_us, r.memory_mb, r.memory_what
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("minting: run with `cargo bench --bench minting`");
+        return;
+    }
+    let mints: usize = std::env::var("POTPROXY_BENCH_MINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "minting benchmark, {mints} mints; process RSS before: {:.1} MB",
+        rss_mb()
+    );
+    println!(
+        "  {:<28} {:>10} {:>11} {:>12} {:>9} {:>8}",
+        "", "cold ms", "snapshot ms", "warm mint us", "hit us", "memory"
+    );
+
+    // Simulated BotGuard: ours through the whole service, BgUtils on the same challenge.
+    let sim = rt.block_on(ours_simulated(mints));
+    print("potproxy, simulated", &sim);
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = common::fakebg::FakeBotGuard::default();
+    std::fs::write(
+        tmp.path().join("challenge.json"),
+        serde_json::to_vec(&fake.bg_challenge()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("interpreter.js"), INTERPRETER_JS).unwrap();
+    let snapshot = "$".to_string()
+        + &base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("fake-botguard:{PROGRAM}"),
+        );
+    let (_, it) =
+        fake.generate_it(&serde_json::to_vec(&serde_json::json!([REQUEST_KEY, snapshot])).unwrap());
+    std::fs::write(tmp.path().join("it.json"), it).unwrap();
+    let _ = GLOBAL_NAME;
+    match bgutils(tmp.path(), mints) {
+        Ok(r) => print("BgUtils, simulated", &r),
+        Err(e) => println!("  BgUtils, simulated: skipped ({e})"),
+    }
+
+    match fixtures() {
+        Some(dir) => {
+            let real = rt.block_on(ours_real(&dir, mints));
+            print("potproxy, real VM", &real);
+            let real_dir = tempfile::tempdir().unwrap();
+            let bg = dir.join("botguard");
+            let challenge = std::fs::read(bg.join("bgChallenge.json")).unwrap();
+            let hash =
+                serde_json::from_slice::<serde_json::Value>(&challenge).unwrap()["interpreterHash"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+            std::fs::write(real_dir.path().join("challenge.json"), &challenge).unwrap();
+            std::fs::copy(
+                bg.join(format!("interpreter_{hash}.js")),
+                real_dir.path().join("interpreter.js"),
+            )
+            .unwrap();
+            std::fs::copy(
+                bg.join("generateIT_response.json"),
+                real_dir.path().join("it.json"),
+            )
+            .unwrap();
+            match bgutils(real_dir.path(), mints) {
+                Ok(r) => print("BgUtils, real VM", &r),
+                Err(e) => println!("  BgUtils, real VM: skipped ({e})"),
+            }
+        }
+        None => println!("  real VM: skipped (fixtures not found; set POTPROXY_FIXTURES)"),
+    }
+    println!("  process RSS after: {:.1} MB", rss_mb());
+    println!(
+        "  cold = challenge + interpreter + VM load + snapshot + GenerateIT + minter (simulated: over loopback TLS; real VM: load + snapshot + minter, no network)"
+    );
+}

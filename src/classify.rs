@@ -52,6 +52,13 @@ pub enum Route {
         client: Option<String>,
         kind: ManifestKind,
     },
+    /// `GET /api/timedtext` (captions): `pot`, `potc=1` and `c` go into the query.
+    Subtitles {
+        client: Option<String>,
+        video: Option<String>,
+    },
+    /// An HTML page of a YouTube host (watch, embed, home): read for ytcfg on the way back.
+    Page,
     /// Anything else: forwarded untouched.
     Other,
 }
@@ -60,7 +67,9 @@ impl Route {
     /// The client named by the URL's `c` parameter, for media and manifest routes.
     pub fn url_client(&self) -> Option<&str> {
         match self {
-            Route::Media { client, .. } | Route::Manifest { client, .. } => client.as_deref(),
+            Route::Media { client, .. }
+            | Route::Manifest { client, .. }
+            | Route::Subtitles { client, .. } => client.as_deref(),
             _ => None,
         }
     }
@@ -83,7 +92,31 @@ pub fn classify(method: &Method, host: &str, path_and_query: &str) -> Route {
     if *method == Method::POST && path.trim_end_matches('/').ends_with("/youtubei/v1/player") {
         return Route::Player;
     }
+    if *method == Method::GET && path == "/api/timedtext" {
+        let q = query.unwrap_or("");
+        return Route::Subtitles {
+            client: query_param(q, "c")
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+            video: query_param(q, "v")
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        };
+    }
+    if *method == Method::GET && is_page_path(path) {
+        return Route::Page;
+    }
     Route::Other
+}
+
+/// Paths that serve HTML carrying ytcfg: the home page, watch and embed pages, channels.
+fn is_page_path(path: &str) -> bool {
+    path == "/"
+        || path == "/watch"
+        || path.starts_with("/embed/")
+        || path.starts_with("/shorts/")
+        || path.starts_with("/@")
+        || path.starts_with("/channel/")
 }
 
 fn classify_googlevideo(method: &Method, path: &str, query: Option<&str>) -> Route {
@@ -258,6 +291,37 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn subtitles_and_pages_are_recognised() {
+        assert_eq!(
+            classify(
+                &Method::GET,
+                "www.youtube.com",
+                "/api/timedtext?v=dQw4w9WgXcQ&ei=x&lang=en&c=WEB"
+            ),
+            Route::Subtitles {
+                client: Some("WEB".into()),
+                video: Some("dQw4w9WgXcQ".into())
+            }
+        );
+        for p in [
+            "/",
+            "/watch?v=dQw4w9WgXcQ&bpctr=9999999999",
+            "/embed/dQw4w9WgXcQ",
+            "/@channel/videos",
+        ] {
+            assert_eq!(
+                classify(&Method::GET, "www.youtube.com", p),
+                Route::Page,
+                "{p}"
+            );
+        }
+        assert_eq!(
+            classify(&Method::GET, "www.youtube.com", "/s/player/abc/base.js"),
+            Route::Other
+        );
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<String>,
+    pub bindings: Option<RawBindings>,
     pub strict: Option<bool>,
     pub ca: Option<RawCa>,
     pub intercept: Option<RawIntercept>,
@@ -144,6 +145,13 @@ pub struct RawStatic {
 #[serde(deny_unknown_fields)]
 pub struct RawRewrite {
     pub max_body_bytes: Option<usize>,
+    pub player_response: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBindings {
+    pub default_regime: Option<String>,
 }
 
 impl RawConfig {
@@ -204,6 +212,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub tokens: TokensConfig,
     pub max_body_bytes: usize,
+    pub rewrite_player_response: bool,
+    pub default_regime: crate::bindings::Regime,
 }
 
 #[derive(Debug, Clone)]
@@ -311,8 +321,26 @@ impl Config {
             ));
         }
 
+        let default_regime = match raw
+            .bindings
+            .and_then(|b| b.default_regime)
+            .as_deref()
+            .unwrap_or("video")
+        {
+            "video" => crate::bindings::Regime::Video,
+            "session" => crate::bindings::Regime::Session,
+            other => {
+                return Err(ConfigError::invalid(
+                    "bindings.default_regime",
+                    other,
+                    "expected video or session",
+                ));
+            }
+        };
         Ok(Config {
             listen,
+            rewrite_player_response: rewrite.player_response.unwrap_or(false),
+            default_regime,
             strict: raw.strict.unwrap_or(false),
             ca_dir,
             intercept,

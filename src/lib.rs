@@ -24,6 +24,7 @@
 //! [`start`] builds and runs the whole proxy from a [`config::Config`]; tests call it with
 //! port 0 and upstream overrides that point YouTube's names at in-process fakes.
 
+pub mod bindings;
 pub mod body;
 pub mod botguard;
 pub mod ca;
@@ -37,6 +38,7 @@ pub mod rewrite;
 pub mod session;
 pub mod token;
 pub mod tokens;
+pub mod ump;
 pub mod upstream;
 
 #[cfg(test)]
@@ -192,8 +194,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             max_body_bytes: config.max_body_bytes,
             sentinels: config.tokens.sentinels.clone(),
             always_replace: config.tokens.always_replace,
+            player_response: config.rewrite_player_response,
         },
         sessions: session::SessionStore::new(50_000),
+        regimes: bindings::Regimes::new(config.default_regime, 50_000),
+        http: services.http.clone(),
     });
 
     let listener = TcpListener::bind(config.listen)

@@ -19,6 +19,17 @@ pub struct PlaybackInfo {
     /// The visitor data YouTube used (the response's echo first).
     pub visitor_data: Option<String>,
     pub datasync_id: Option<String>,
+    pub logged_in: bool,
+}
+
+impl PlaybackInfo {
+    pub fn identity(&self) -> crate::bindings::Identity {
+        crate::bindings::Identity {
+            visitor_data: self.visitor_data.clone(),
+            datasync_id: self.datasync_id.clone(),
+            logged_in: self.logged_in,
+        }
+    }
 }
 
 /// The media-URL keys found in a player response.
@@ -190,12 +201,14 @@ impl SessionStore {
 }
 
 /// The playback facts of a player response (`videoDetails`, `responseContext`), given what the
-/// request said.
+/// request said. Logged in: the response's `loggedOut: false`, else what the request's
+/// credentials said.
 pub fn playback_info(
     response: &Value,
     request_video: Option<&str>,
     client: Option<&str>,
     request_visitor: Option<&str>,
+    request_logged_in: bool,
 ) -> Option<PlaybackInfo> {
     let video_id = response
         .get("videoDetails")
@@ -209,16 +222,22 @@ pub fn playback_info(
         .and_then(Value::as_str)
         .or(request_visitor)
         .map(str::to_string);
-    let datasync_id = rc
-        .and_then(|r| r.get("mainAppWebResponseContext"))
+    let main = rc.and_then(|r| r.get("mainAppWebResponseContext"));
+    let datasync_id = main
         .and_then(|m| m.get("datasyncId"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    let logged_in = main
+        .and_then(|m| m.get("loggedOut"))
+        .and_then(Value::as_bool)
+        .map(|out| !out)
+        .unwrap_or(request_logged_in);
     Some(PlaybackInfo {
         video_id,
         client: client.map(str::to_string),
         visitor_data,
         datasync_id,
+        logged_in,
     })
 }
 
@@ -240,7 +259,7 @@ mod tests {
         assert_eq!(keys.ei.len(), 1, "{keys:?}");
         assert_eq!(keys.id.len(), 1, "{keys:?}");
         assert!(keys.expire.is_some());
-        let info = playback_info(&v, None, Some("WEB"), None).unwrap();
+        let info = playback_info(&v, None, Some("WEB"), None, false).unwrap();
         assert_eq!(info.video_id.len(), 11);
         assert!(
             info.visitor_data
@@ -266,6 +285,7 @@ mod tests {
             client: Some("MWEB".into()),
             visitor_data: None,
             datasync_id: None,
+            logged_in: false,
         };
         store.learn(
             &UrlKeys {
@@ -311,6 +331,7 @@ mod tests {
                 client: None,
                 visitor_data: None,
                 datasync_id: None,
+                logged_in: false,
             },
         );
         // An `expire` in the past falls back to the default lifetime rather than dropping the

@@ -277,6 +277,40 @@ impl HttpClient {
         Ok(HttpClient { client, timeout })
     }
 
+    /// Sends a bodiless request and returns the response as it streams (for re-issued media
+    /// requests, whose bodies go straight to the client).
+    pub async fn stream(
+        &self,
+        method: http::Method,
+        uri: http::Uri,
+        headers: http::HeaderMap,
+    ) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
+        let url = uri.to_string();
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| FetchError::Failed {
+                method: method.clone(),
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        *req.headers_mut() = headers;
+        req.headers_mut().remove(http::header::HOST);
+        tokio::time::timeout(self.timeout, self.client.request(req))
+            .await
+            .map_err(|_| FetchError::Timeout {
+                method: method.clone(),
+                url: url.clone(),
+                after: self.timeout,
+            })?
+            .map_err(|e| FetchError::Failed {
+                method,
+                url,
+                reason: crate::errtext::error_chain(&e),
+            })
+    }
+
     /// Sends a request and reads the whole response (up to 16 MiB).
     pub async fn send(
         &self,

@@ -302,6 +302,18 @@ fn parse_yt_atr(html: &str) -> Option<Result<Challenge, ChallengeError>> {
     })())
 }
 
+/// The JSON object assigned after `marker` in a page (`ytInitialPlayerResponse = {...};`).
+pub fn extract_object_after(html: &str, marker: &str) -> Option<Value> {
+    let i = html.find(marker)?;
+    let rest = &html[i + marker.len()..];
+    let start = rest.find('{')?;
+    if !rest[..start].trim().chars().all(|c| c == '=' || c == ':') {
+        return None;
+    }
+    let end = balanced_object_end(&rest[start..])?;
+    serde_json::from_str(&rest[start..start + end]).ok()
+}
+
 /// Length of the `{...}` at the start of `s`, honouring JSON/JS strings.
 fn balanced_object_end(s: &str) -> Option<usize> {
     let bytes = s.as_bytes();

@@ -3,3 +3,5 @@
 
 pub mod media;
 pub mod player;
+pub mod response;
+pub mod sabr;

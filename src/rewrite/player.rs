@@ -48,6 +48,26 @@ impl PlayerRequest {
         self.client()?.get("clientName")?.as_str()
     }
 
+    pub fn client_version(&self) -> Option<&str> {
+        self.client()?.get("clientVersion")?.as_str()
+    }
+
+    /// Sets `context.client.visitorData` (creating `context.client` if needed).
+    pub fn set_visitor_data(&mut self, visitor: &str) {
+        let ctx = self
+            .json
+            .entry("context")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(ctx) = ctx {
+            let client = ctx
+                .entry("client")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(client) = client {
+                client.insert("visitorData".into(), Value::String(visitor.to_string()));
+            }
+        }
+    }
+
     pub fn video_id(&self) -> Option<&str> {
         self.json.get("videoId")?.as_str()
     }

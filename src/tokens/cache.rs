@@ -196,6 +196,21 @@ impl TokenCache {
         self.persist();
     }
 
+    /// Drops the entry for a request's key (a token googlevideo rejected).
+    pub fn forget(&self, req: &TokenRequest) {
+        let Some(key) = Key::of(req) else { return };
+        let removed = self
+            .inner
+            .entries
+            .lock()
+            .expect("entries lock")
+            .remove(&key)
+            .is_some();
+        if removed {
+            self.persist();
+        }
+    }
+
     pub fn clear(&self) {
         self.inner.entries.lock().expect("entries lock").clear();
         self.persist();

@@ -1,0 +1,357 @@
+//! The hudsucker hook: per request, decide (CONNECT filter, classification), rewrite, and forward.
+//!
+//! hudsucker calls [`HttpHandler::handle_request`] for every request it reads from a client,
+//! CONNECT included, on a fresh clone of the handler; `handle_response` runs on the same clone
+//! for that request's response. So the clone is the per-request context: `note` carries what
+//! `handle_request` did over to `handle_response`.
+//!
+//! Every rewrite failure forwards the original request unchanged and logs why, unless `strict`
+//! is set, in which case the client gets a 502 with the reason. The work per kind of request
+//! lives in `player` (InnerTube player bodies and responses), `media` (googlevideo URLs, SABR
+//! bodies, captions, recovery from rejected tokens) and `pages` (ytcfg in HTML pages).
+
+mod media;
+mod pages;
+mod player;
+
+use std::sync::Arc;
+
+use http::header::HOST;
+use http::{Method, Request, Response, StatusCode, Uri};
+use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
+use hyper_util::rt::TokioIo;
+
+use crate::bindings::Regimes;
+use crate::classify::{Route, classify};
+use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
+use crate::session::SessionStore;
+use crate::token::{Binding, Token};
+use crate::tokens::{TokenRequest, TokenService};
+use crate::upstream::{HttpClient, Resolver};
+
+pub use media::MediaNote;
+
+/// Settings the handler reads on every request.
+#[derive(Debug, Clone)]
+pub struct RewriteSettings {
+    pub strict: bool,
+    pub max_body_bytes: usize,
+    pub sentinels: Vec<String>,
+    pub always_replace: bool,
+    /// Put tokens into the URLs of player responses too (`[rewrite] player_response`).
+    pub player_response: bool,
+}
+
+/// State shared by every request.
+pub struct Shared {
+    pub policy: InterceptPolicy,
+    pub resolver: Resolver,
+    pub tokens: TokenService,
+    pub settings: RewriteSettings,
+    pub sessions: SessionStore,
+    pub regimes: Regimes,
+    /// For requests the proxy makes itself (re-issued media, visitor data).
+    pub http: HttpClient,
+}
+
+/// Responses read for learning, at most (larger ones pass unread).
+const RESPONSE_CAP: usize = 8 * 1024 * 1024;
+
+/// What `handle_request` did, for `handle_response` of the same exchange.
+#[derive(Debug, Clone)]
+enum Note {
+    /// A WebPO player request: learn (and maybe rewrite) its response.
+    Player(player::PlayerNote),
+    /// A googlevideo request that carries the proxy's token.
+    Media(Box<MediaNote>),
+    /// An HTML page: read its ytcfg.
+    Page,
+}
+
+#[derive(Clone)]
+pub struct PotHandler {
+    shared: Arc<Shared>,
+    note: Option<Note>,
+}
+
+impl PotHandler {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        PotHandler { shared, note: None }
+    }
+}
+
+/// A request that could not be rewritten: forwarded as it came, or refused under `strict`.
+fn give_up(strict: bool, req: Request<Body>, host: &str, reason: &str) -> RequestOrResponse {
+    if strict {
+        tracing::warn!(%host, path = %req.uri().path(), %reason, "strict: refusing request");
+        return RequestOrResponse::Response(text_response(
+            StatusCode::BAD_GATEWAY,
+            format!("potproxy (strict): {reason}\n"),
+        ));
+    }
+    tracing::warn!(%host, path = %req.uri().path(), %reason, "forwarding request unchanged");
+    RequestOrResponse::Request(req)
+}
+
+fn text_response(status: StatusCode, text: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(text))
+        .expect("static response parts are valid")
+}
+
+/// The host a request is for: the Host header when present (HTTP/1), else the URI (HTTP/2
+/// `:authority`, absolute-form requests). Lower-cased, without port.
+fn request_host(req: &Request<Body>) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| split_authority(h, 443).0.to_string());
+    from_header
+        .or_else(|| req.uri().host().map(str::to_string))
+        .map(|h| {
+            h.trim_matches(|c| c == '[' || c == ']')
+                .to_ascii_lowercase()
+        })
+        .filter(|h| !h.is_empty())
+}
+
+/// After a CONNECT to an IP literal, hudsucker puts that IP into the URI; the real name is in
+/// the Host header. Point the URI at the name so upstream TLS uses the right SNI.
+fn use_host_header_authority(req: &mut Request<Body>, host: &str) {
+    let Some(uri_host) = req.uri().host() else {
+        return;
+    };
+    if !is_ip_literal(uri_host.trim_matches(|c| c == '[' || c == ']')) || is_ip_literal(host) {
+        return;
+    }
+    let port = req.uri().port_u16();
+    let mut parts = req.uri().clone().into_parts();
+    let authority = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    if let Ok(a) = authority.parse() {
+        parts.authority = Some(a);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+fn with_path_and_query(uri: &Uri, pq: &str) -> Option<Uri> {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+/// Whether the request carries credentials of a signed-in account (SAPISIDHASH
+/// authorization, or the login cookies yt-dlp counts as authenticated).
+fn logged_in(headers: &http::HeaderMap) -> bool {
+    let auth = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth.contains("SAPISIDHASH")
+        || auth.contains("SAPISID1PHASH")
+        || auth.contains("SAPISID3PHASH")
+    {
+        return true;
+    }
+    let cookies: String = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    cookies.contains("LOGIN_INFO=")
+        && (cookies.contains("SAPISID=") || cookies.contains("__Secure-3PAPISID="))
+}
+
+impl PotHandler {
+    async fn token_for(&self, binding: Binding, client: &str) -> Result<Token, String> {
+        self.shared
+            .tokens
+            .get(&TokenRequest {
+                client: Some(client.to_string()),
+                ..TokenRequest::new(binding)
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// CONNECT: named hosts that are not intercepted are tunnelled right here, so the server can
+    /// speak first; the rest go on to hudsucker's TLS interception.
+    async fn on_connect(&self, mut req: Request<Body>) -> RequestOrResponse {
+        let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
+            return RequestOrResponse::Response(text_response(
+                StatusCode::BAD_REQUEST,
+                "potproxy: CONNECT needs host:port\n".into(),
+            ));
+        };
+        if self.shared.policy.decide_connect(&authority) != ConnectDecision::Tunnel {
+            return RequestOrResponse::Request(req);
+        }
+        let (host, port) = split_authority(&authority, 443);
+        let server = match self.shared.resolver.dial(host, port).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%authority, error = %e, "tunnel: cannot reach upstream");
+                return RequestOrResponse::Response(text_response(
+                    StatusCode::BAD_GATEWAY,
+                    format!("potproxy: cannot connect to {authority}: {e}\n"),
+                ));
+            }
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let mut server = server;
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let mut client = TokioIo::new(upgraded);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                        tracing::debug!(%authority, error = %e, "tunnel closed with error");
+                    }
+                }
+                Err(e) => tracing::debug!(%authority, error = %e, "tunnel: client upgrade failed"),
+            }
+        });
+        RequestOrResponse::Response(
+            Response::builder()
+                .status(StatusCode::OK)
+                .body(Body::empty())
+                .expect("static response parts are valid"),
+        )
+    }
+
+    async fn on_request(&mut self, mut req: Request<Body>) -> RequestOrResponse {
+        let Some(host) = request_host(&req) else {
+            return RequestOrResponse::Request(req);
+        };
+        if !self.shared.policy.is_intercepted(&host) {
+            return RequestOrResponse::Request(req);
+        }
+        use_host_header_authority(&mut req, &host);
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let route = classify(req.method(), &host, &pq);
+        match route {
+            Route::Player => self.rewrite_player(req, &host).await,
+            Route::Media { .. } | Route::Manifest { .. } => {
+                self.rewrite_media_request(req, &host, &pq, &route).await
+            }
+            Route::Subtitles { .. } => self.rewrite_subtitles(req, &host, &pq, &route).await,
+            Route::Page => {
+                self.note = Some(Note::Page);
+                RequestOrResponse::Request(req)
+            }
+            Route::Other => RequestOrResponse::Request(req),
+        }
+    }
+}
+
+impl HttpHandler for PotHandler {
+    async fn handle_request(
+        &mut self,
+        _ctx: &HttpContext,
+        req: Request<Body>,
+    ) -> RequestOrResponse {
+        if req.method() == Method::CONNECT {
+            return self.on_connect(req).await;
+        }
+        self.on_request(req).await
+    }
+
+    async fn handle_response(&mut self, _ctx: &HttpContext, res: Response<Body>) -> Response<Body> {
+        match self.note.take() {
+            Some(Note::Player(note)) if res.status().is_success() => {
+                self.on_player_response(res, note).await
+            }
+            Some(Note::Media(note)) => self.on_media_response(res, *note).await,
+            Some(Note::Page) if res.status().is_success() => self.on_page_response(res).await,
+            _ => res,
+        }
+    }
+
+    async fn handle_error(
+        &mut self,
+        _ctx: &HttpContext,
+        err: hyper_util::client::legacy::Error,
+    ) -> Response<Body> {
+        let chain = crate::errtext::error_chain(&err);
+        tracing::warn!(error = %chain, "upstream request failed");
+        text_response(
+            StatusCode::BAD_GATEWAY,
+            format!("potproxy: upstream request failed: {chain}\n"),
+        )
+    }
+
+    /// Reached only for CONNECTs `on_connect` passed on: listed hosts and IP literals.
+    async fn should_intercept_connect(&mut self, _ctx: &HttpContext, _req: &Request<Body>) -> bool {
+        true
+    }
+
+    /// The SNI decides: a listed name is decrypted, anything else (or no SNI) is tunnelled.
+    async fn should_intercept_tls(
+        &mut self,
+        _ctx: &HttpContext,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> bool {
+        hello
+            .server_name()
+            .is_some_and(|name| self.shared.policy.is_intercepted(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_wins_and_loses_its_port() {
+        let req = Request::builder()
+            .uri("https://127.0.0.1:443/youtubei/v1/player")
+            .header(HOST, "WWW.YouTube.com:443")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("www.youtube.com"));
+    }
+
+    #[test]
+    fn ip_authority_is_replaced_by_the_host_name() {
+        let mut req = Request::builder()
+            .uri("https://127.0.0.1:443/x?y=1")
+            .header(HOST, "www.youtube.com")
+            .body(Body::empty())
+            .unwrap();
+        use_host_header_authority(&mut req, "www.youtube.com");
+        assert_eq!(req.uri().to_string(), "https://www.youtube.com:443/x?y=1");
+    }
+
+    #[test]
+    fn credentials_mark_a_request_logged_in() {
+        let mut h = http::HeaderMap::new();
+        assert!(!logged_in(&h));
+        h.insert(
+            http::header::COOKIE,
+            "PREF=hl=en; SOCS=CAI".parse().unwrap(),
+        );
+        assert!(!logged_in(&h));
+        h.insert(
+            http::header::COOKIE,
+            "LOGIN_INFO=x; SAPISID=y".parse().unwrap(),
+        );
+        assert!(logged_in(&h));
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            "SAPISIDHASH 1_abc SAPISID1PHASH 1_def".parse().unwrap(),
+        );
+        assert!(logged_in(&h));
+    }
+}

@@ -1,0 +1,302 @@
+//! UMP (googlevideo's response framing for SABR and `ump=1` requests) read as it streams past:
+//! parts are `varint type, varint size, payload`, with UMP's own varint (the first byte fixes the
+//! length) and parts straddling network chunks. Only small control parts are collected; media
+//! payloads are skipped by count, never buffered. Used to notice STREAM_PROTECTION_STATUS 3 (the
+//! in-band 403) without touching the bytes the client receives.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+pub const STREAM_PROTECTION_STATUS: u64 = 58;
+pub const SABR_ERROR: u64 = 44;
+pub const RELOAD_PLAYER_RESPONSE: u64 = 46;
+
+/// Control parts larger than this are skipped rather than collected.
+const MAX_COLLECTED: u64 = 64 * 1024;
+
+/// Length of a UMP varint from its first byte.
+fn varint_len(b0: u8) -> usize {
+    match b0 {
+        0x00..=0x7f => 1,
+        0x80..=0xbf => 2,
+        0xc0..=0xdf => 3,
+        0xe0..=0xef => 4,
+        _ => 5,
+    }
+}
+
+/// Decodes a complete UMP varint.
+pub fn decode_varint(b: &[u8]) -> Option<u64> {
+    let b0 = *b.first()?;
+    let n = varint_len(b0);
+    if b.len() < n {
+        return None;
+    }
+    let v = match n {
+        1 => b0 as u64,
+        2 => (b0 & 0x3f) as u64 + 64 * b[1] as u64,
+        3 => (b0 & 0x1f) as u64 + 32 * (b[1] as u64 + 256 * b[2] as u64),
+        4 => (b0 & 0x0f) as u64 + 16 * (b[1] as u64 + 256 * (b[2] as u64 + 256 * b[3] as u64)),
+        _ => u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as u64,
+    };
+    Some(v)
+}
+
+/// Encodes a UMP varint (for tests and fakes).
+pub fn encode_varint(v: u64, out: &mut Vec<u8>) {
+    if v < 128 {
+        out.push(v as u8);
+    } else if v < 16_384 {
+        out.extend([0x80 | (v & 0x3f) as u8, (v >> 6) as u8]);
+    } else if v < 2_097_152 {
+        out.extend([0xc0 | (v & 0x1f) as u8, (v >> 5) as u8, (v >> 13) as u8]);
+    } else if v < 268_435_456 {
+        out.extend([
+            0xe0 | (v & 0x0f) as u8,
+            (v >> 4) as u8,
+            (v >> 12) as u8,
+            (v >> 20) as u8,
+        ]);
+    } else {
+        out.push(0xf0);
+        out.extend((v as u32).to_le_bytes());
+    }
+}
+
+/// A control part collected from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub part_type: u64,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Collecting varint bytes: (bytes so far, is it the size varint, part type).
+    Header(Vec<u8>, bool, u64),
+    /// Payload of `remaining` bytes; `collect` holds it when the part is of interest.
+    Payload {
+        part_type: u64,
+        remaining: u64,
+        collect: Option<Vec<u8>>,
+    },
+}
+
+/// Incremental UMP reader.
+#[derive(Debug)]
+pub struct Scanner {
+    state: State,
+    interesting: &'static [u64],
+}
+
+impl Scanner {
+    /// Collects parts whose type is in `interesting`.
+    pub fn new(interesting: &'static [u64]) -> Self {
+        Scanner {
+            state: State::Header(Vec::new(), false, 0),
+            interesting,
+        }
+    }
+
+    /// Feeds the next chunk; returns the interesting parts completed by it.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<Part> {
+        let mut done = Vec::new();
+        while !chunk.is_empty() {
+            match &mut self.state {
+                State::Header(buf, is_size, part_type) => {
+                    buf.push(chunk[0]);
+                    chunk = &chunk[1..];
+                    if buf.len() < varint_len(buf[0]) {
+                        continue;
+                    }
+                    let v = decode_varint(buf).expect("complete varint");
+                    if !*is_size {
+                        self.state = State::Header(Vec::new(), true, v);
+                    } else {
+                        let part_type = *part_type;
+                        let collect = (self.interesting.contains(&part_type) && v <= MAX_COLLECTED)
+                            .then(|| Vec::with_capacity(v as usize));
+                        self.state = State::Payload {
+                            part_type,
+                            remaining: v,
+                            collect,
+                        };
+                        self.finish_if_done(&mut done);
+                    }
+                }
+                State::Payload {
+                    remaining, collect, ..
+                } => {
+                    let n = (*remaining).min(chunk.len() as u64) as usize;
+                    if let Some(c) = collect.as_mut() {
+                        c.extend_from_slice(&chunk[..n]);
+                    }
+                    *remaining -= n as u64;
+                    chunk = &chunk[n..];
+                    self.finish_if_done(&mut done);
+                }
+            }
+        }
+        done
+    }
+
+    fn finish_if_done(&mut self, done: &mut Vec<Part>) {
+        if let State::Payload {
+            part_type,
+            remaining: 0,
+            collect,
+        } = &mut self.state
+        {
+            if let Some(payload) = collect.take() {
+                done.push(Part {
+                    part_type: *part_type,
+                    payload,
+                });
+            }
+            self.state = State::Header(Vec::new(), false, 0);
+        }
+    }
+}
+
+/// `StreamProtectionStatus.status` (field 1) of a part's payload.
+pub fn protection_status(payload: &[u8]) -> Option<u64> {
+    let mut buf = payload;
+    while !buf.is_empty() {
+        let tag = prost::encoding::decode_varint(&mut buf).ok()?;
+        match (tag >> 3, tag & 7) {
+            (1, 0) => return prost::encoding::decode_varint(&mut buf).ok(),
+            (_, 0) => {
+                prost::encoding::decode_varint(&mut buf).ok()?;
+            }
+            (_, 2) => {
+                let len = prost::encoding::decode_varint(&mut buf).ok()? as usize;
+                buf = buf.get(len..)?;
+            }
+            (_, 1) => buf = buf.get(8..)?,
+            (_, 5) => buf = buf.get(4..)?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A response body passed through unchanged while its UMP parts are watched; `on_status` is
+/// called once with the first STREAM_PROTECTION_STATUS seen.
+pub struct Watched<B> {
+    inner: B,
+    scanner: Scanner,
+    on_status: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+}
+
+impl<B> Watched<B> {
+    pub fn new(inner: B, on_status: Box<dyn FnOnce(u64) + Send + Sync>) -> Self {
+        Watched {
+            inner,
+            scanner: Scanner::new(&[STREAM_PROTECTION_STATUS]),
+            on_status: Some(on_status),
+        }
+    }
+}
+
+impl<B> http_body::Body for Watched<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if self.on_status.is_some() {
+                if let Some(data) = frame.data_ref() {
+                    let data = data.clone();
+                    for part in self.scanner.feed(&data) {
+                        if let Some(status) = protection_status(&part.payload) {
+                            if let Some(f) = self.on_status.take() {
+                                f(status);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(t: u64, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_varint(t, &mut v);
+        encode_varint(payload.len() as u64, &mut v);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_length() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            268_435_455,
+            268_435_456,
+            u32::MAX as u64,
+        ] {
+            let mut b = Vec::new();
+            encode_varint(v, &mut b);
+            assert_eq!(decode_varint(&b), Some(v), "{v}");
+        }
+        // The reference's 5-byte form ignores the first byte's low bits.
+        assert_eq!(decode_varint(&[0xf7, 1, 0, 0, 0]), Some(1));
+    }
+
+    #[test]
+    fn parts_straddling_chunks_are_found_and_media_is_skipped() {
+        let mut stream = Vec::new();
+        stream.extend(part(20, b"header"));
+        stream.extend(part(21, &vec![0xab; 100_000]));
+        stream.extend(part(STREAM_PROTECTION_STATUS, &[0x08, 0x03, 0x10, 0x02]));
+        stream.extend(part(22, b"\x01"));
+        for chunk_size in [1, 3, 7, 1000, 65_536, stream.len()] {
+            let mut s = Scanner::new(&[STREAM_PROTECTION_STATUS]);
+            let mut found = Vec::new();
+            for c in stream.chunks(chunk_size) {
+                found.extend(s.feed(c));
+            }
+            assert_eq!(found.len(), 1, "chunk {chunk_size}");
+            assert_eq!(protection_status(&found[0].payload), Some(3));
+        }
+    }
+
+    #[test]
+    fn protection_status_reads_field_one_after_others() {
+        assert_eq!(protection_status(&[0x10, 0x05, 0x08, 0x02]), Some(2));
+        assert_eq!(protection_status(&[0x10, 0x05]), None);
+        assert_eq!(protection_status(&[0xff]), None);
+    }
+}

@@ -17,6 +17,10 @@ pub const GLOBAL_NAME: &str = "fakebg";
 pub const PROGRAM: &str = "ZmFrZS1wcm9ncmFtLWZvci1wb3Rwcm94eS10ZXN0cw";
 pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
 pub const VISITOR_DATA: &str = "CgtGYWtlVmlzaXRvcijAgICAxjIKCgJERRIEEgAgNg%3D%3D";
+/// What `/youtubei/v1/visitor_id` issues.
+pub const ISSUED_VISITOR_DATA: &str = "CgtJc3N1ZWRWaXNpdG9yKMCAgIDGMgoKAkRFEgQSACA2";
+/// The DataSync ID of the fake's signed-in account.
+pub const DATASYNC_ID: &str = "FAKEDSID123||";
 
 /// The interpreter: registers `globalThis.fakebg.a(...)` like the real one. The snapshot is
 /// `$` + base64("fake-botguard:" + program); the minter builds a field-6 protobuf holding the
@@ -77,6 +81,20 @@ pub struct Behaviour {
     pub it_ttl_secs: u64,
     /// googlevideo answers 403 to media without a valid token.
     pub enforce_media: bool,
+    /// Which binding googlevideo expects of media tokens.
+    pub gvs_regime: GvsRegime,
+    /// UMP requests (`ump=1`, POST) are refused in-band (HTTP 200, StreamProtectionStatus 3)
+    /// instead of with a 403.
+    pub ump_rejections: bool,
+}
+
+/// What googlevideo binds media tokens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GvsRegime {
+    /// The video id.
+    Video,
+    /// The visitor data (logged out) or DataSync ID (logged in).
+    Session,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +116,8 @@ impl Default for Behaviour {
             null_integrity_token: false,
             it_ttl_secs: 43_200,
             enforce_media: false,
+            gvs_regime: GvsRegime::Video,
+            ump_rejections: false,
         }
     }
 }
@@ -105,6 +125,7 @@ impl Default for Behaviour {
 /// Counters a test can assert on.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
+    pub visitor_id: usize,
     pub page: usize,
     pub att_get: usize,
     pub create: usize,

@@ -147,13 +147,32 @@ pub const DEFAULT_MEDIA_LEN: u64 = 3 * 1024 * 1024 + 12_345;
 
 /// The fake origin: YouTube and googlevideo over TLS. `/videoplayback` and `/api/manifest/`
 /// stream generated media (Range honoured, never buffered); everything else echoes JSON.
+/// Who a player response was for.
+#[derive(Debug, Clone)]
+pub struct FakePlayback {
+    pub video: String,
+    pub visitor: String,
+    pub logged_in: bool,
+}
+
+impl FakePlayback {
+    /// The binding googlevideo expects under `regime`.
+    pub fn gvs_binding(&self, regime: fakebg::GvsRegime) -> String {
+        match regime {
+            fakebg::GvsRegime::Video => self.video.clone(),
+            fakebg::GvsRegime::Session if self.logged_in => fakebg::DATASYNC_ID.to_string(),
+            fakebg::GvsRegime::Session => self.visitor.clone(),
+        }
+    }
+}
+
 /// Shared state of the fake origin.
 #[derive(Default)]
 pub struct FakeState {
     seen: Mutex<Vec<Seen>>,
     pub bg: fakebg::FakeBotGuard,
-    /// Media URL `id` -> video id, as handed out in player responses.
-    videos: Mutex<std::collections::HashMap<String, String>>,
+    /// Media URL `id` -> the playback it was handed out for.
+    videos: Mutex<std::collections::HashMap<String, FakePlayback>>,
     /// (what, verdict) for every token the fake checked.
     pub verdicts: Mutex<Vec<(String, fakebg::Verdict)>>,
     counter: std::sync::atomic::AtomicU64,
@@ -264,17 +283,53 @@ async fn serve_fake(req: Request<Incoming>, state: Arc<FakeState>) -> Response<F
     let bare_host = host.split(':').next().unwrap_or("").to_string();
     let path = parts.uri.path().to_string();
     if is_media {
-        if let Some(res) = check_media_token(&state, &bare_host, &path_and_query) {
+        if let Some(res) =
+            check_media_token(&state, &bare_host, &parts.method, &path_and_query, &body)
+        {
             return res;
         }
         return media_response(&parts, &path_and_query);
+    }
+    if bare_host == "www.youtube.com" && path == "/api/timedtext" {
+        let query = path_and_query.split_once('?').map(|x| x.1).unwrap_or("");
+        let param = |k: &str| {
+            query
+                .split('&')
+                .filter_map(|p| p.split_once('='))
+                .find(|(a, _)| *a == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let video = param("v").unwrap_or_default();
+        let verdict = match param("pot") {
+            Some(pot) if param("potc").as_deref() == Some("1") => state.bg.verify(&pot, &video),
+            Some(_) => fakebg::Verdict::Invalid("pot without potc=1".into()),
+            None => fakebg::Verdict::Invalid("no pot".into()),
+        };
+        state
+            .verdicts
+            .lock()
+            .unwrap()
+            .push((format!("subs {video}"), verdict));
+        return status_body(
+            200,
+            "WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n",
+            "text/vtt",
+        );
+    }
+    if bare_host == "www.youtube.com" && path == "/youtubei/v1/visitor_id" {
+        state.bg.counts.lock().unwrap().visitor_id += 1;
+        return status_body(
+            200,
+            serde_json::to_vec(&serde_json::json!({"responseContext": {"visitorData": fakebg::ISSUED_VISITOR_DATA}})).unwrap(),
+            "application/json",
+        );
     }
     if let Some(res) = fake_botguard_route(&state, &parts.method, &bare_host, &path, &body) {
         return res;
     }
     if path.ends_with("/youtubei/v1/player") && parts.method == hyper::Method::POST {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-            return player_response(&state, &v);
+            return player_response(&state, &v, &parts.headers);
         }
     }
     let mut echo = serde_json::json!({"ok": true, "path": path_and_query});
@@ -345,8 +400,25 @@ fn fake_botguard_route(
 
 /// A player response with real-shaped media URLs on the fake googlevideo, checking a player
 /// token when one is present.
-fn player_response(state: &FakeState, req: &serde_json::Value) -> Response<FakeBody> {
+fn player_response(
+    state: &FakeState,
+    req: &serde_json::Value,
+    headers: &http::HeaderMap,
+) -> Response<FakeBody> {
     let video = req["videoId"].as_str().unwrap_or("aaaaaaaaaaa").to_string();
+    let header_visitor = headers
+        .get("x-goog-visitor-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let visitor = req["context"]["client"]["visitorData"]
+        .as_str()
+        .map(str::to_string)
+        .or(header_visitor)
+        .unwrap_or_else(|| fakebg::VISITOR_DATA.to_string());
+    let logged_in = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("SAPISIDHASH"));
     let client = req["context"]["client"]["clientName"]
         .as_str()
         .unwrap_or("WEB")
@@ -364,11 +436,14 @@ fn player_response(state: &FakeState, req: &serde_json::Value) -> Response<FakeB
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let ei = format!("FakeEi{n:06}");
     let id = format!("o-FakeId{n:06}");
-    state
-        .videos
-        .lock()
-        .unwrap()
-        .insert(id.clone(), video.clone());
+    state.videos.lock().unwrap().insert(
+        id.clone(),
+        FakePlayback {
+            video: video.clone(),
+            visitor: visitor.clone(),
+            logged_in,
+        },
+    );
     let expire = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -380,12 +455,23 @@ fn player_response(state: &FakeState, req: &serde_json::Value) -> Response<FakeB
         )
     };
     let body = serde_json::json!({
-        "responseContext": {"visitorData": fakebg::VISITOR_DATA},
+        "responseContext": {
+            "visitorData": visitor,
+            "mainAppWebResponseContext": if logged_in {
+                serde_json::json!({"datasyncId": fakebg::DATASYNC_ID, "loggedOut": false})
+            } else {
+                serde_json::json!({"loggedOut": true})
+            }
+        },
         "playabilityStatus": {"status": "OK"},
+        "captions": {"playerCaptionsTracklistRenderer": {"captionTracks": [
+            {"baseUrl": format!("https://www.youtube.com/api/timedtext?v={video}&ei={ei}&caps=asr&opi=1&xoaf=5&lang=en"), "languageCode": "en"}
+        ]}},
         "videoDetails": {"videoId": video, "title": "Fake video", "lengthSeconds": "10", "author": "fake"},
         "streamingData": {
             "expiresInSeconds": "21540",
             "formats": [{"itag": 18, "url": url(18, "video%2Fmp4", 400_000), "mimeType": "video/mp4; codecs=\"avc1.42001E, mp4a.40.2\"", "bitrate": 320_000, "width": 640, "height": 360, "contentLength": "400000", "quality": "medium", "qualityLabel": "360p", "approxDurationMs": "10000", "audioQuality": "AUDIO_QUALITY_LOW", "audioSampleRate": "44100", "audioChannels": 2}],
+            "serverAbrStreamingUrl": format!("https://rr1---sn-fake.googlevideo.com/videoplayback?expire={expire}&ei={ei}&ip=127.0.0.1&id={id}&source=youtube&requiressl=yes&sabr=1&c={client}&sparams=expire%2Cei%2Cip%2Cid%2Csource%2Crequiressl%2Csabr&sig=AJfQdSabr"),
             "adaptiveFormats": [{"itag": 140, "url": url(140, "audio%2Fmp4", DEFAULT_MEDIA_LEN), "mimeType": "audio/mp4; codecs=\"mp4a.40.2\"", "bitrate": 130_000, "contentLength": DEFAULT_MEDIA_LEN.to_string(), "approxDurationMs": "10000", "audioQuality": "AUDIO_QUALITY_MEDIUM", "audioSampleRate": "44100", "audioChannels": 2}]
         }
     });
@@ -396,9 +482,33 @@ fn player_response(state: &FakeState, req: &serde_json::Value) -> Response<FakeB
     )
 }
 
-/// For media URLs the fake handed out: check `pot` (query or path form) against the video the
-/// URL belongs to; 403 when enforcing and the token does not verify.
-fn check_media_token(state: &FakeState, host: &str, pq: &str) -> Option<Response<FakeBody>> {
+/// A UMP body: a StreamProtectionStatus part, and a media part when accepted.
+pub fn ump_body(status: u64, with_media: bool) -> Vec<u8> {
+    let mut b = Vec::new();
+    let sps = [0x08, status as u8];
+    potproxy::ump::encode_varint(potproxy::ump::STREAM_PROTECTION_STATUS, &mut b);
+    potproxy::ump::encode_varint(sps.len() as u64, &mut b);
+    b.extend_from_slice(&sps);
+    if with_media {
+        let media = media_bytes(0, 1000);
+        potproxy::ump::encode_varint(21, &mut b);
+        potproxy::ump::encode_varint(media.len() as u64 + 1, &mut b);
+        b.push(0);
+        b.extend(media);
+    }
+    b
+}
+
+/// For media URLs the fake handed out: check the token (query `pot`, or the SABR body's
+/// `streamer_context.po_token`) against the binding the fake's regime expects; refuse with 403
+/// or in-band (UMP) when enforcing and it does not verify.
+fn check_media_token(
+    state: &FakeState,
+    host: &str,
+    method: &hyper::Method,
+    pq: &str,
+    body: &[u8],
+) -> Option<Response<FakeBody>> {
     if !host.ends_with(".googlevideo.com") {
         return None;
     }
@@ -411,18 +521,40 @@ fn check_media_token(state: &FakeState, host: &str, pq: &str) -> Option<Response
             .map(|(_, v)| v.to_string())
     };
     let id = param("id")?;
-    let video = state.videos.lock().unwrap().get(&id).cloned()?;
-    let verdict = match param("pot") {
-        Some(pot) => state.bg.verify(&pot, &video),
-        None => fakebg::Verdict::Invalid("no pot".into()),
+    let playback = state.videos.lock().unwrap().get(&id).cloned()?;
+    let b = state.bg.behaviour.lock().unwrap().clone();
+    let expected = playback.gvs_binding(b.gvs_regime);
+    let sabr = param("sabr").as_deref() == Some("1");
+    let (what, token) = if sabr {
+        let t = potproxy::rewrite::sabr::po_token(body).map(|bytes| {
+            potproxy::token::Token::from_bytes(&bytes)
+                .as_str()
+                .to_string()
+        });
+        ("sabr", t)
+    } else {
+        ("media", param("pot"))
+    };
+    let verdict = match token {
+        Some(t) => state.bg.verify(&t, &expected),
+        None => fakebg::Verdict::Invalid("no token".into()),
     };
     state
         .verdicts
         .lock()
         .unwrap()
-        .push((format!("media {video}"), verdict.clone()));
-    let enforce = state.bg.behaviour.lock().unwrap().enforce_media;
-    if enforce && verdict != fakebg::Verdict::Valid {
+        .push((format!("{what} {}", playback.video), verdict.clone()));
+    let ok = verdict == fakebg::Verdict::Valid;
+    let ump = sabr || param("ump").as_deref() == Some("1") || *method == hyper::Method::POST;
+    if ump && (sabr || b.ump_rejections) {
+        let status = if ok { 1 } else { 3 };
+        return Some(status_body(
+            200,
+            ump_body(status, ok),
+            "application/vnd.yt-ump",
+        ));
+    }
+    if b.enforce_media && !ok {
         return Some(status_body(403, "Forbidden", "text/plain"));
     }
     None

@@ -103,6 +103,7 @@ pub struct RawIntercept {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
+    pub proxy: Option<String>,
     pub resolve: Option<BTreeMap<String, String>>,
     pub extra_ca_certs: Option<Vec<String>>,
     pub connect_timeout_secs: Option<u64>,
@@ -223,6 +224,8 @@ pub struct UpstreamConfig {
     pub extra_ca_certs: Vec<PathBuf>,
     pub connect_timeout: Duration,
     pub http2: bool,
+    /// The user's proxy every upstream connection leaves through.
+    pub proxy: crate::upstream::Egress,
 }
 
 /// Token sources, in the order they are asked.
@@ -403,11 +406,18 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         ));
     }
 
+    let proxy = match raw.proxy {
+        Some(p) => crate::upstream::Egress::parse(&p).map_err(|reason| {
+            ConfigError::invalid("upstream.proxy", crate::redact::redact_url(&p), reason)
+        })?,
+        None => crate::upstream::Egress::Direct,
+    };
     Ok(UpstreamConfig {
         resolve,
         extra_ca_certs,
         connect_timeout: Duration::from_secs(secs),
         http2: raw.http2.unwrap_or(false),
+        proxy,
     })
 }
 

@@ -7,6 +7,17 @@ pub fn redact(token: &str) -> String {
     format!("{head}…({})", token.chars().count())
 }
 
+/// A URL with any password replaced by `***` (proxy URLs in error messages).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -15,5 +26,14 @@ mod tests {
     fn keeps_six_characters_and_the_length() {
         assert_eq!(redact("MlsBAAAAAAAAAAAA"), "MlsBAA…(16)");
         assert_eq!(redact("abc"), "abc…(3)");
+    }
+
+    #[test]
+    fn proxy_passwords_are_hidden() {
+        assert_eq!(
+            redact_url("http://u:secret@p.example:3128"),
+            "http://u:***@p.example:3128/"
+        );
+        assert_eq!(redact_url("http://p.example:3128"), "http://p.example:3128");
     }
 }

@@ -33,11 +33,107 @@ pub enum UpstreamError {
     Tls(String),
 }
 
+/// How upstream connections leave: directly, or chained through the user's proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Egress {
+    Direct,
+    /// An HTTP proxy, reached with CONNECT.
+    Http {
+        proxy: Uri,
+        auth: Option<String>,
+    },
+    /// A SOCKS5 proxy; `remote_dns` (socks5h) lets the proxy resolve names.
+    Socks5 {
+        proxy: Uri,
+        auth: Option<(String, String)>,
+        remote_dns: bool,
+    },
+}
+
+impl Egress {
+    /// Parses `http://[user:pass@]host:port` or `socks5[h]://[user:pass@]host:port`; a value
+    /// without a scheme is taken as `http://` (as bgutil does).
+    pub fn parse(text: &str) -> Result<Egress, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Ok(Egress::Direct);
+        }
+        let with_scheme = if t.contains("://") {
+            t.to_string()
+        } else {
+            format!("http://{t}")
+        };
+        let u = url::Url::parse(&with_scheme).map_err(|e| format!("not a proxy URL: {e}"))?;
+        let host = u.host_str().ok_or("proxy URL has no host")?;
+        let default_port = match u.scheme() {
+            "http" => 80,
+            "https" => 443,
+            "socks5" | "socks5h" => 1080,
+            other => {
+                return Err(format!(
+                    "unsupported proxy scheme `{other}` (http, socks5, socks5h)"
+                ));
+            }
+        };
+        let port = u.port().unwrap_or(default_port);
+        let host_port = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let proxy: Uri = format!("http://{host_port}")
+            .parse()
+            .map_err(|e| format!("bad proxy address: {e}"))?;
+        let user = percent_encoding::percent_decode_str(u.username())
+            .decode_utf8_lossy()
+            .into_owned();
+        let pass = u.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+        Ok(match u.scheme() {
+            "http" | "https" => Egress::Http {
+                proxy,
+                auth: (!user.is_empty()).then(|| {
+                    use base64::Engine;
+                    let raw = format!("{user}:{}", pass.unwrap_or_default());
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(raw)
+                    )
+                }),
+            },
+            scheme => Egress::Socks5 {
+                proxy,
+                auth: (!user.is_empty()).then(|| (user, pass.unwrap_or_default())),
+                remote_dns: scheme == "socks5h",
+            },
+        })
+    }
+
+    /// The cache key part for tokens minted through this egress (credentials left out).
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Egress::Direct => None,
+            Egress::Http { proxy, .. } => Some(format!("http://{}", proxy.authority()?)),
+            Egress::Socks5 {
+                proxy, remote_dns, ..
+            } => Some(format!(
+                "{}://{}",
+                if *remote_dns { "socks5h" } else { "socks5" },
+                proxy.authority()?
+            )),
+        }
+    }
+}
+
 /// Host -> address overrides, most specific pattern first.
 #[derive(Debug, Clone)]
 pub struct Resolver {
     overrides: Arc<Vec<(HostPattern, SocketAddr)>>,
     connect_timeout: Duration,
+    egress: Egress,
 }
 
 impl Resolver {
@@ -45,7 +141,20 @@ impl Resolver {
         Resolver {
             overrides: Arc::new(cfg.resolve.clone()),
             connect_timeout: cfg.connect_timeout,
+            egress: cfg.proxy.clone(),
         }
+    }
+
+    /// The same overrides, leaving through `egress`.
+    pub fn with_egress(&self, egress: Egress) -> Self {
+        Resolver {
+            egress,
+            ..self.clone()
+        }
+    }
+
+    pub fn egress(&self) -> &Egress {
+        &self.egress
     }
 
     /// The override for `host`, if one is configured.
@@ -56,14 +165,64 @@ impl Resolver {
             .map(|(_, a)| *a)
     }
 
-    /// Opens a TCP connection to `host:port`, honouring overrides, within the connect timeout.
+    /// The connection target for `host:port`: its override, or the name itself.
+    fn target(&self, host: &str, port: u16) -> Uri {
+        let authority = match self.lookup(host) {
+            Some(addr) => addr.to_string(),
+            None if host.contains(':') => format!("[{host}]:{port}"),
+            None => format!("{host}:{port}"),
+        };
+        format!("http://{authority}/")
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("http://invalid/"))
+    }
+
+    async fn connect_uri(&self, target: Uri) -> Result<TokioIo<TcpStream>, BoxError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.connect_timeout));
+        use tower_service::Service;
+        match &self.egress {
+            Egress::Direct => http.call(target).await.map_err(Into::into),
+            Egress::Http { proxy, auth } => {
+                let mut t =
+                    hyper_util::client::legacy::connect::proxy::Tunnel::new(proxy.clone(), http);
+                if let Some(a) = auth
+                    .as_deref()
+                    .and_then(|a| http::HeaderValue::from_str(a).ok())
+                {
+                    t = t.with_auth(a);
+                }
+                t.call(target).await.map_err(Into::into)
+            }
+            Egress::Socks5 {
+                proxy,
+                auth,
+                remote_dns,
+            } => {
+                let mut s =
+                    hyper_util::client::legacy::connect::proxy::SocksV5::new(proxy.clone(), http)
+                        .local_dns(!remote_dns);
+                if let Some((u, p)) = auth {
+                    s = s.with_auth(u.clone(), p.clone());
+                }
+                s.call(target).await.map_err(Into::into)
+            }
+        }
+    }
+
+    /// Opens a TCP connection to `host:port` (honouring overrides and the egress proxy), within
+    /// the connect timeout.
     pub async fn dial(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
         let timeout = self.connect_timeout;
+        let target = self.target(host, port);
         let attempt = async {
-            let stream = match self.lookup(host) {
-                Some(addr) => TcpStream::connect(addr).await?,
-                None => TcpStream::connect((host, port)).await?,
-            };
+            let io = self
+                .connect_uri(target)
+                .await
+                .map_err(|e| std::io::Error::other(crate::errtext::error_chain(&*e)))?;
+            let stream = io.into_inner();
             stream.set_nodelay(true)?;
             Ok(stream)
         };
@@ -77,12 +236,12 @@ impl Resolver {
 }
 
 /// A `Service<Uri>` that dials the override address for a host when one is configured and the
-/// URI's own host otherwise. TLS (SNI, certificate name) is layered on top by hyper-rustls from
-/// the *original* URI, so fakes must present certificates for the real names.
+/// URI's own host otherwise, through the egress proxy when there is one. TLS (SNI,
+/// certificate name) is layered on top by hyper-rustls from the *original* URI, so fakes must
+/// present certificates for the real names.
 #[derive(Clone)]
 pub struct OverrideConnector {
     resolver: Resolver,
-    inner: HttpConnector,
 }
 
 impl tower_service::Service<Uri> for OverrideConnector {
@@ -90,19 +249,23 @@ impl tower_service::Service<Uri> for OverrideConnector {
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let target = match uri.host().and_then(|h| self.resolver.lookup(h)) {
-            Some(addr) => format!("http://{addr}/")
-                .parse()
-                .expect("socket address URI"),
-            None => uri,
-        };
-        let fut = self.inner.call(target);
-        Box::pin(async move { fut.await.map_err(Into::into) })
+        let resolver = self.resolver.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or("URI has no host")?.to_string();
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("http") => 80,
+                _ => 443,
+            });
+            let target = resolver.target(host.trim_matches(|c| c == '[' || c == ']'), port);
+            tokio::time::timeout(resolver.connect_timeout, resolver.connect_uri(target))
+                .await
+                .map_err(|_| -> BoxError { format!("connect to {host}:{port} timed out").into() })?
+        })
     }
 }
 
@@ -153,15 +316,19 @@ pub fn client_tls_config(cfg: &UpstreamConfig) -> Result<rustls::ClientConfig, U
     .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// The connector for the MITM client: overrides, then TLS (h1, plus h2 when configured).
+/// The connector for the MITM client: overrides and egress, then TLS (h1, plus h2 when
+/// configured).
 pub fn connector(cfg: &UpstreamConfig) -> Result<UpstreamConnector, UpstreamError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(cfg.connect_timeout));
+    connector_via(cfg, cfg.proxy.clone())
+}
+
+/// The same connector leaving through `egress`.
+pub fn connector_via(
+    cfg: &UpstreamConfig,
+    egress: Egress,
+) -> Result<UpstreamConnector, UpstreamError> {
     let inner = OverrideConnector {
-        resolver: Resolver::new(cfg),
-        inner: http,
+        resolver: Resolver::new(cfg).with_egress(egress),
     };
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(client_tls_config(cfg)?)
@@ -189,6 +356,7 @@ mod tests {
             extra_ca_certs: vec![],
             connect_timeout: Duration::from_secs(1),
             http2: false,
+            proxy: Egress::Direct,
         }
     }
 
@@ -213,6 +381,28 @@ mod tests {
             e.contains("upstream.extra_ca_certs") && e.contains("empty.pem"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn proxy_urls_parse_with_defaults_and_credentials() {
+        assert_eq!(Egress::parse("").unwrap(), Egress::Direct);
+        match Egress::parse("127.0.0.1:3128").unwrap() {
+            Egress::Http { proxy, auth } => {
+                assert_eq!(proxy.to_string(), "http://127.0.0.1:3128/");
+                assert!(auth.is_none());
+            }
+            e => panic!("{e:?}"),
+        }
+        match Egress::parse("http://u%40x:p@proxy.example").unwrap() {
+            Egress::Http { proxy, auth } => {
+                assert_eq!(proxy.authority().unwrap().as_str(), "proxy.example:80");
+                assert_eq!(auth.as_deref(), Some("Basic dUB4OnA="));
+            }
+            e => panic!("{e:?}"),
+        }
+        let s = Egress::parse("socks5h://a:b@127.0.0.1").unwrap();
+        assert_eq!(s.key().as_deref(), Some("socks5h://127.0.0.1:1080"));
+        assert!(Egress::parse("ftp://x").unwrap_err().contains("ftp"));
     }
 
     #[tokio::test]

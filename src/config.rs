@@ -79,6 +79,7 @@ impl ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<String>,
+    pub api: Option<RawApi>,
     pub bindings: Option<RawBindings>,
     pub strict: Option<bool>,
     pub ca: Option<RawCa>,
@@ -122,6 +123,7 @@ pub struct RawTokens {
     pub sentinels: Option<Vec<String>>,
     pub always_replace: Option<bool>,
     pub botguard: Option<RawBotGuard>,
+    pub provider: Option<RawProvider>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +149,21 @@ pub struct RawStatic {
 pub struct RawRewrite {
     pub max_body_bytes: Option<usize>,
     pub player_response: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+    pub compat_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub url: Option<String>,
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,7 +232,21 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub rewrite_player_response: bool,
     pub default_regime: crate::bindings::Regime,
+    pub api: ApiConfig,
 }
+
+/// The provider API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The bgutil protocol version reported by `/ping`.
+    pub compat_version: String,
+}
+
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:4416";
+/// The bgutil plugin major this API is compatible with (PyPI bgutil-ytdlp-pot-provider 2.0.2).
+pub const DEFAULT_COMPAT_VERSION: &str = "2.0.2";
 
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -259,6 +290,10 @@ pub struct TokensConfig {
     pub ttl: Duration,
     pub cache_file: Option<PathBuf>,
     pub botguard: BotGuardConfig,
+    /// Base URL of an external bgutil-compatible provider (`[tokens.provider] url`).
+    pub provider_url: Option<url::Url>,
+    /// How long `/get_pot` of the provider may take.
+    pub provider_timeout: Duration,
     pub static_default: Option<Token>,
     pub static_bindings: BTreeMap<String, Token>,
     /// Placeholders a client may send that the proxy replaces, kept as written and normalised.
@@ -340,8 +375,39 @@ impl Config {
                 ));
             }
         };
+        let raw_api = raw.api.unwrap_or_default();
+        let api_listen_text = raw_api
+            .listen
+            .unwrap_or_else(|| DEFAULT_API_LISTEN.to_string());
+        let api_listen = api_listen_text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::invalid(
+                "api.listen",
+                &api_listen_text,
+                "expected ip:port, e.g. 127.0.0.1:4416",
+            )
+        })?;
+        let compat_version = raw_api
+            .compat_version
+            .unwrap_or_else(|| DEFAULT_COMPAT_VERSION.to_string());
+        if compat_version
+            .split('.')
+            .next()
+            .is_none_or(|m| m.parse::<u32>().is_err())
+        {
+            return Err(ConfigError::invalid(
+                "api.compat_version",
+                &compat_version,
+                "expected a version such as 2.0.2",
+            ));
+        }
+        let api = ApiConfig {
+            enabled: raw_api.enabled.unwrap_or(true),
+            listen: api_listen,
+            compat_version,
+        };
         Ok(Config {
             listen,
+            api,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
             default_regime,
             strict: raw.strict.unwrap_or(false),
@@ -496,6 +562,40 @@ fn resolve_tokens(
             "hours between 0 and 720",
         ));
     }
+    let raw_provider = raw.provider.unwrap_or_default();
+    let provider_timeout = match raw_provider.timeout_secs.unwrap_or(20) {
+        t @ 1..=300 => Duration::from_secs(t),
+        t => {
+            return Err(ConfigError::invalid(
+                "tokens.provider.timeout_secs",
+                t.to_string(),
+                "seconds between 1 and 300",
+            ));
+        }
+    };
+    let provider_url = match raw_provider.url {
+        Some(u) => {
+            let parsed = url::Url::parse(&u).map_err(|e| {
+                ConfigError::invalid("tokens.provider.url", &u, format!("not a URL: {e}"))
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    "tokens.provider.url",
+                    &u,
+                    "expected an http:// or https:// URL",
+                ));
+            }
+            Some(parsed)
+        }
+        None => None,
+    };
+    if sources.contains(&SourceKind::Provider) && provider_url.is_none() {
+        return Err(ConfigError::invalid(
+            "tokens.sources",
+            "provider",
+            "the provider source needs [tokens.provider] url",
+        ));
+    }
     let cache_file = match raw.cache_file {
         Some(f) if f.is_empty() => None,
         Some(f) => Some(PathBuf::from(f)),
@@ -506,6 +606,8 @@ fn resolve_tokens(
         ttl: Duration::from_secs_f64(ttl_hours * 3600.0),
         cache_file,
         botguard: resolve_botguard(raw.botguard.unwrap_or_default())?,
+        provider_url,
+        provider_timeout,
         static_default,
         static_bindings,
         sentinels,

@@ -24,6 +24,7 @@
 //! [`start`] builds and runs the whole proxy from a [`config::Config`]; tests call it with
 //! port 0 and upstream overrides that point YouTube's names at in-process fakes.
 
+pub mod api;
 pub mod bindings;
 pub mod body;
 pub mod botguard;
@@ -56,13 +57,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::botguard::minter::BotGuard;
+use crate::botguard::pool::MinterPool;
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
 use crate::config::SourceKind;
 use crate::handler::{PotHandler, RewriteSettings, Shared};
 use crate::intercept::InterceptPolicy;
 use crate::tokens::{
-    BotGuardSource, ColdStartSource, StaticSource, TokenCache, TokenService, TokenSource,
+    BotGuardSource, ColdStartSource, ProviderSource, StaticSource, TokenCache, TokenService,
+    TokenSource,
 };
 use crate::upstream::{HttpClient, Resolver, UpstreamError};
 
@@ -88,6 +91,9 @@ pub struct RunningProxy {
     pub ca_cert_pem: String,
     pub ca_cert_path: std::path::PathBuf,
     pub services: Services,
+    /// Where the provider API listens, when enabled.
+    pub api_addr: Option<SocketAddr>,
+    api_shutdown: Option<oneshot::Sender<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), hudsucker::Error>>,
 }
@@ -108,6 +114,9 @@ impl RunningProxy {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some(tx) = self.api_shutdown.take() {
+            let _ = tx.send(());
+        }
         let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
@@ -116,6 +125,9 @@ impl RunningProxy {
 impl Drop for RunningProxy {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.api_shutdown.take() {
             let _ = tx.send(());
         }
     }
@@ -131,31 +143,68 @@ pub fn install_crypto_provider() {
 #[derive(Clone)]
 pub struct Services {
     pub tokens: TokenService,
+    /// The minter of the configured egress (when `botguard` is a source).
     pub botguard: Option<Arc<BotGuard>>,
+    pub minters: Option<Arc<MinterPool>>,
     pub http: HttpClient,
+    pub upstream: config::UpstreamConfig,
+}
+
+impl Services {
+    /// An upstream client leaving through `proxy` instead of the configured egress.
+    pub fn http_via(&self, proxy: &str) -> Result<HttpClient, String> {
+        let egress = upstream::Egress::parse(proxy)?;
+        HttpClient::via(&self.upstream, egress, Duration::from_secs(30)).map_err(|e| e.to_string())
+    }
+}
+
+/// A random id for this process (provider loop detection).
+pub fn instance_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Builds the token sources in their configured order, the cache, and the upstream client
 /// they share with user traffic.
 pub fn build_services(config: &Config) -> Result<Services, StartError> {
+    build_services_for(config, &instance_id())
+}
+
+/// [`build_services`] for a given instance id.
+pub fn build_services_for(config: &Config, instance: &str) -> Result<Services, StartError> {
     let http = HttpClient::new(&config.upstream, Duration::from_secs(30))?;
     let kinds = &config.tokens.sources;
     let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
-    let mut botguard = None;
+    let mut minters = None;
     for (i, kind) in kinds.iter().enumerate() {
         match kind {
             SourceKind::Static => sources.push(Arc::new(StaticSource::new(&config.tokens))),
             SourceKind::BotGuard => {
-                let bg = BotGuard::new(http.clone(), config.tokens.botguard.settings.clone());
+                let pool = Arc::new(MinterPool::new(
+                    config.upstream.clone(),
+                    http.clone(),
+                    config.tokens.botguard.settings.clone(),
+                ));
                 let cold_start_after = kinds[i + 1..].contains(&SourceKind::ColdStart);
-                sources.push(Arc::new(BotGuardSource::new(bg.clone(), cold_start_after)));
-                botguard = Some(bg);
+                sources.push(Arc::new(BotGuardSource::new(
+                    pool.clone(),
+                    cold_start_after,
+                )));
+                minters = Some(pool);
             }
             SourceKind::ColdStart => sources.push(Arc::new(ColdStartSource)),
             SourceKind::Provider => {
-                return Err(StartError::Proxy(
-                    "config key `tokens.sources` has invalid value `provider`: the external provider source is not available in this build".into(),
-                ));
+                let url = config
+                    .tokens
+                    .provider_url
+                    .as_ref()
+                    .expect("validated: provider source has a URL");
+                sources.push(Arc::new(ProviderSource::new(
+                    url,
+                    config.tokens.provider_timeout,
+                    instance.to_string(),
+                )));
             }
         }
     }
@@ -165,8 +214,10 @@ pub fn build_services(config: &Config) -> Result<Services, StartError> {
     };
     Ok(Services {
         tokens: TokenService::new(sources, cache, config.tokens.ttl),
-        botguard,
+        botguard: minters.as_ref().map(|p| p.default_minter()),
+        minters,
         http,
+        upstream: config.upstream.clone(),
     })
 }
 
@@ -176,7 +227,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
     let authority = ca.authority()?;
     let connector = upstream::connector(&config.upstream)?;
-    let services = build_services(&config)?;
+    let instance = instance_id();
+    let services = build_services_for(&config, &instance)?;
     if let Some(bg) = services
         .botguard
         .as_ref()
@@ -226,6 +278,32 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         .header_read_timeout(Duration::from_secs(30))
         .preserve_header_case(true);
 
+    let (api_tx, api_rx) = oneshot::channel::<()>();
+    let api_addr = if config.api.enabled {
+        let l = TcpListener::bind(config.api.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.api.listen,
+                source,
+            })?;
+        let a = l.local_addr().map_err(|source| StartError::Listen {
+            addr: config.api.listen,
+            source,
+        })?;
+        let state = Arc::new(api::ApiState::new(
+            services.clone(),
+            config.api.compat_version.clone(),
+            instance.clone(),
+        ));
+        tokio::spawn(api::serve(l, state, async {
+            let _ = api_rx.await;
+        }));
+        tracing::info!(addr = %a, "provider API listening (bgutil-compatible)");
+        Some(a)
+    } else {
+        None
+    };
+
     let (tx, rx) = oneshot::channel::<()>();
     let proxy = Proxy::builder()
         .with_listener(listener)
@@ -246,6 +324,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         ca_cert_pem: ca.cert_pem.clone(),
         ca_cert_path: ca.cert_path.clone(),
         services,
+        api_addr,
+        api_shutdown: Some(api_tx),
         shutdown: Some(tx),
         task,
     })

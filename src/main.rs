@@ -33,14 +33,42 @@ enum Command {
     Run,
     /// Print the CA certificate's path and PEM, generating the CA if needed.
     Ca,
+    /// Mint one token and print it as JSON on the last stdout line (like bgutil's script).
+    Mint {
+        /// What to mint for: a video id, visitor data or DataSync ID. Default: fresh visitor data.
+        #[arg(short = 'c', long = "content-binding")]
+        content_binding: Option<String>,
+        /// Upstream proxy for this mint (http://, socks5://, socks5h://).
+        #[arg(short = 'p', long)]
+        proxy: Option<String>,
+        /// Ignore cached tokens (the new one is still stored).
+        #[arg(short = 'b', long = "bypass-cache")]
+        bypass_cache: bool,
+        /// Log progress to stderr.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Print a ready session (visitor data, its token, rollout token) as JSON.
+    Session {
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // One-shot commands keep stderr quiet unless asked; the proxy logs at info.
+    let default_filter =
+        match &cli.command {
+            Some(Command::Mint { verbose, .. }) | Some(Command::Session { verbose }) => {
+                if *verbose { "info" } else { "error" }
+            }
+            _ => "info",
+        };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("POTPROXY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -59,6 +87,26 @@ fn main() -> anyhow::Result<()> {
             print!("{}", ca.cert_pem);
             Ok(())
         }
+        Command::Mint {
+            content_binding,
+            proxy,
+            bypass_cache,
+            ..
+        } => one_shot(config, |state| async move {
+            potproxy::api::mint_for(
+                &state,
+                potproxy::api::GetPot {
+                    content_binding,
+                    proxy,
+                    bypass_cache,
+                    ..Default::default()
+                },
+            )
+            .await
+        }),
+        Command::Session { .. } => one_shot(config, |state| async move {
+            potproxy::api::session_json(&state).await
+        }),
         Command::Run => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -72,6 +120,42 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             })
+        }
+    }
+}
+
+/// Runs one provider call without serving anything, prints its JSON as the last stdout line,
+/// and exits non-zero (after printing `{}`) on failure, as bgutil's script does.
+fn one_shot<F, Fut>(mut config: Config, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(std::sync::Arc<potproxy::api::ApiState>) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, String>>,
+{
+    config.tokens.botguard.prewarm = false;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        potproxy::install_crypto_provider();
+        let services = potproxy::build_services(&config).map_err(|e| e.to_string())?;
+        let state = std::sync::Arc::new(potproxy::api::ApiState::new(
+            services,
+            config.api.compat_version.clone(),
+            potproxy::instance_id(),
+        ));
+        let out = work(state.clone()).await;
+        state.services.tokens.cache().flush();
+        out
+    });
+    match result {
+        Ok(v) => {
+            println!("{v}");
+            Ok(())
+        }
+        Err(e) => {
+            println!("{{}}");
+            anyhow::bail!("{e}")
         }
     }
 }

@@ -459,11 +459,20 @@ const FETCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 impl HttpClient {
     pub fn new(cfg: &UpstreamConfig, timeout: Duration) -> Result<Self, UpstreamError> {
+        Self::via(cfg, cfg.proxy.clone(), timeout)
+    }
+
+    /// A client whose connections leave through `egress`.
+    pub fn via(
+        cfg: &UpstreamConfig,
+        egress: Egress,
+        timeout: Duration,
+    ) -> Result<Self, UpstreamError> {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_timer(hyper_util::rt::TokioTimer::new())
-                .build(connector(cfg)?);
+                .build(connector_via(cfg, egress)?);
         Ok(HttpClient { client, timeout })
     }
 

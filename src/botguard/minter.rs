@@ -294,6 +294,31 @@ impl BotGuard {
 
     /// Builds a new minter unless a fresh one appeared while waiting (`force` renews anyway).
     pub async fn warm(self: &Arc<Self>, force: bool) -> Result<Arc<Minter>, BotGuardError> {
+        self.warm_from(None, force).await
+    }
+
+    /// Warms from a caller-supplied challenge (the provider API's `challenge`) instead of
+    /// fetching one, unless a fresh minter exists.
+    pub async fn warm_with(
+        self: &Arc<Self>,
+        challenge: Challenge,
+    ) -> Result<Arc<Minter>, BotGuardError> {
+        self.warm_from(
+            Some(Obtained {
+                challenge,
+                source: ChallengeSource::Supplied,
+                page: None,
+            }),
+            false,
+        )
+        .await
+    }
+
+    async fn warm_from(
+        self: &Arc<Self>,
+        supplied: Option<Obtained>,
+        force: bool,
+    ) -> Result<Arc<Minter>, BotGuardError> {
         let _one_at_a_time = self.warming.lock().await;
         if !force {
             if let Some(m) = self.ready() {
@@ -301,8 +326,7 @@ impl BotGuard {
             }
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let result = self.build(None).await;
-        match result {
+        match self.build(supplied).await {
             Ok(m) => {
                 let m = Arc::new(m);
                 self.stats.lock().expect("stats lock").warmups += 1;
@@ -317,20 +341,6 @@ impl BotGuard {
                 Err(e)
             }
         }
-    }
-
-    /// A one-off minter from a caller-supplied challenge (not installed as current).
-    pub async fn minter_for_challenge(
-        self: &Arc<Self>,
-        challenge: Challenge,
-    ) -> Result<Arc<Minter>, BotGuardError> {
-        self.build(Some(Obtained {
-            challenge,
-            source: ChallengeSource::Supplied,
-            page: None,
-        }))
-        .await
-        .map(Arc::new)
     }
 
     fn schedule_renewal(self: &Arc<Self>, m: &Arc<Minter>) {

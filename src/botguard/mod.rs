@@ -6,4 +6,5 @@
 
 pub mod challenge;
 pub mod minter;
+pub mod pool;
 pub mod vm;

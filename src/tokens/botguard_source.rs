@@ -7,17 +7,17 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::{Minted, TokenError, TokenRequest, TokenSource};
-use crate::botguard::minter::BotGuard;
+use crate::botguard::pool::MinterPool;
 
 pub struct BotGuardSource {
-    bg: Arc<BotGuard>,
+    pool: Arc<MinterPool>,
     decline_while_warming: bool,
 }
 
 impl BotGuardSource {
-    pub fn new(bg: Arc<BotGuard>, decline_while_warming: bool) -> Self {
+    pub fn new(pool: Arc<MinterPool>, decline_while_warming: bool) -> Self {
         BotGuardSource {
-            bg,
+            pool,
             decline_while_warming,
         }
     }
@@ -36,11 +36,18 @@ impl TokenSource for BotGuardSource {
             let Some(binding) = req.binding.key() else {
                 return Ok(None);
             };
-            if self.decline_while_warming && self.bg.ready().is_none() {
-                self.bg.warm_in_background();
+            let bg = self
+                .pool
+                .for_egress(req.egress.as_deref())
+                .map_err(|reason| TokenError::Source {
+                    source_name: "botguard",
+                    reason: format!("proxy: {reason}"),
+                })?;
+            if self.decline_while_warming && bg.ready().is_none() {
+                bg.warm_in_background();
                 return Ok(None);
             }
-            match self.bg.mint(binding).await {
+            match bg.mint(binding).await {
                 Ok((token, expires_at)) => Ok(Some(Minted {
                     token,
                     expires_at: Some(expires_at),
@@ -55,6 +62,6 @@ impl TokenSource for BotGuardSource {
     }
 
     fn invalidate(&self) {
-        self.bg.invalidate();
+        self.pool.invalidate_all();
     }
 }

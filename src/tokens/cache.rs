@@ -29,10 +29,16 @@ impl Key {
             Binding::Session(s) => ("session", s),
             Binding::Unknown => return None,
         };
+        // Credentials and spelling of the proxy URL do not make a different egress.
+        let egress = req.egress.as_deref().and_then(|e| {
+            crate::upstream::Egress::parse(e)
+                .map(|p| p.key())
+                .unwrap_or_else(|_| Some(e.to_string()))
+        });
         Some(Key {
             kind: kind.into(),
             binding: binding.clone(),
-            egress: req.egress.clone(),
+            egress,
         })
     }
 
@@ -237,33 +243,42 @@ impl TokenCache {
         }
     }
 
+    /// Writes the cache file now (one-shot commands call this before exiting).
+    pub fn flush(&self) {
+        if let Some(path) = self.inner.file.clone() {
+            Self::write_file(&self.inner, &path);
+        }
+    }
+
+    fn write_file(inner: &Inner, path: &Path) {
+        let _serial = inner.write_lock.lock().expect("write lock");
+        let entries: Vec<Entry> = inner
+            .entries
+            .lock()
+            .expect("entries lock")
+            .iter()
+            .map(|(k, (t, exp))| Entry {
+                key: k.clone(),
+                token: t.as_str().to_string(),
+                expires_at: unix(*exp),
+            })
+            .collect();
+        let body = serde_json::to_vec_pretty(&FileFormat {
+            version: 1,
+            entries,
+        })
+        .expect("cache entries serialise");
+        if let Err(e) = write_private(path, &body) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write token cache file");
+        }
+    }
+
     fn persist(&self) {
         let Some(path) = self.inner.file.clone() else {
             return;
         };
         let inner = self.inner.clone();
-        let write = move || {
-            let _serial = inner.write_lock.lock().expect("write lock");
-            let entries: Vec<Entry> = inner
-                .entries
-                .lock()
-                .expect("entries lock")
-                .iter()
-                .map(|(k, (t, exp))| Entry {
-                    key: k.clone(),
-                    token: t.as_str().to_string(),
-                    expires_at: unix(*exp),
-                })
-                .collect();
-            let body = serde_json::to_vec_pretty(&FileFormat {
-                version: 1,
-                entries,
-            })
-            .expect("cache entries serialise");
-            if let Err(e) = write_private(&path, &body) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write token cache file");
-            }
-        };
+        let write = move || Self::write_file(&inner, &path);
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 h.spawn_blocking(write);

@@ -6,6 +6,7 @@
 mod botguard_source;
 mod cache;
 mod cold_start;
+mod provider_source;
 mod static_source;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use futures::future::BoxFuture;
 pub use botguard_source::BotGuardSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
+pub use provider_source::ProviderSource;
 pub use static_source::StaticSource;
 
 use crate::token::{Binding, Token};

@@ -704,6 +704,9 @@ pub fn config_for(
     if !extra_toml.contains("prewarm") {
         config.tokens.botguard.prewarm = false;
     }
+    // Tests run in parallel: the API is off unless asked for, and never on a fixed port.
+    config.api.enabled = extra_toml.contains("[api]");
+    config.api.listen = "127.0.0.1:0".parse().unwrap();
     config
 }
 

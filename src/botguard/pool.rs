@@ -1,0 +1,85 @@
+//! One minter per egress. Tokens are treated as bound to the address they were minted from, so
+//! a request that names its own upstream proxy (the provider API's `proxy`) gets a minter whose
+//! challenge, GenerateIT and interpreter fetch all leave through that proxy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::minter::{BotGuard, BotGuardSettings};
+use crate::config::UpstreamConfig;
+use crate::upstream::{Egress, HttpClient};
+
+pub struct MinterPool {
+    upstream: UpstreamConfig,
+    settings: BotGuardSettings,
+    default: Arc<BotGuard>,
+    by_egress: Mutex<HashMap<String, Arc<BotGuard>>>,
+}
+
+/// Most minters kept for per-request proxies; the oldest are dropped beyond it.
+const MAX_EGRESS_MINTERS: usize = 16;
+
+impl MinterPool {
+    pub fn new(
+        upstream: UpstreamConfig,
+        default_http: HttpClient,
+        settings: BotGuardSettings,
+    ) -> Self {
+        MinterPool {
+            default: BotGuard::new(default_http, settings.clone()),
+            upstream,
+            settings,
+            by_egress: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The minter of the configured egress.
+    pub fn default_minter(&self) -> Arc<BotGuard> {
+        self.default.clone()
+    }
+
+    /// The minter for a request's egress (`None`: the configured one).
+    pub fn for_egress(&self, egress: Option<&str>) -> Result<Arc<BotGuard>, String> {
+        let Some(text) = egress.filter(|e| !e.trim().is_empty()) else {
+            return Ok(self.default.clone());
+        };
+        let parsed = Egress::parse(text)?;
+        let Some(key) = parsed.key() else {
+            return Ok(self.default.clone());
+        };
+        let mut map = self.by_egress.lock().expect("pool lock");
+        if let Some(bg) = map.get(&key) {
+            return Ok(bg.clone());
+        }
+        if map.len() >= MAX_EGRESS_MINTERS {
+            map.clear();
+        }
+        let http = HttpClient::via(&self.upstream, parsed, Duration::from_secs(30))
+            .map_err(|e| e.to_string())?;
+        let bg = BotGuard::new(http, self.settings.clone());
+        map.insert(key, bg.clone());
+        Ok(bg)
+    }
+
+    /// Egress keys with a warm minter (`direct` for the configured egress).
+    pub fn warm_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if self.default.ready().is_some() {
+            keys.push(self.upstream.proxy.key().unwrap_or_else(|| "direct".into()));
+        }
+        for (k, bg) in self.by_egress.lock().expect("pool lock").iter() {
+            if bg.ready().is_some() {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    }
+
+    pub fn invalidate_all(&self) {
+        self.default.invalidate();
+        for bg in self.by_egress.lock().expect("pool lock").values() {
+            bg.invalidate();
+        }
+    }
+}

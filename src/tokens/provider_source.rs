@@ -1,0 +1,170 @@
+//! An external bgutil-compatible provider as a token source (`[tokens.provider] url`). Its
+//! `/ping` is checked at most once a minute (5 s timeout); while it is down the source declines,
+//! so the next source answers. Tokens come from `POST /get_pot` (`timeout_secs`, default 20). The calls go
+//! straight to the provider, never through the proxy or its upstream proxy, and carry this
+//! instance's id so a provider URL pointing back at this very process is noticed, not looped.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use super::{Minted, TokenError, TokenRequest, TokenSource};
+use crate::api::HOP_HEADER;
+use crate::token::Token;
+
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_EVERY: Duration = Duration::from_secs(60);
+
+pub struct ProviderSource {
+    base: String,
+    timeout: Duration,
+    instance: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// When `/ping` was last checked and whether the provider was usable then.
+    last_ping: Mutex<Option<(Instant, bool)>>,
+}
+
+fn source_error(reason: impl std::fmt::Display) -> TokenError {
+    TokenError::Source {
+        source_name: "provider",
+        reason: reason.to_string(),
+    }
+}
+
+impl ProviderSource {
+    pub fn new(base: &url::Url, timeout: Duration, instance: String) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(PING_TIMEOUT));
+        ProviderSource {
+            base: base.as_str().trim_end_matches('/').to_string(),
+            timeout,
+            instance,
+            client: Client::builder(TokioExecutor::new()).build(http),
+            last_ping: Mutex::new(None),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<(http::StatusCode, Value), String> {
+        let url = format!("{}{path}", self.base);
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header(HOP_HEADER, &self.instance)
+            .header("accept", "application/json");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(
+                body.map(|b| serde_json::to_vec(&b).expect("json"))
+                    .unwrap_or_default(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let work = async {
+            let res = self.client.request(req).await.map_err(|e| {
+                format!(
+                    "Error reaching {method} {path}: {}",
+                    crate::errtext::error_chain(&e)
+                )
+            })?;
+            let status = res.status();
+            let bytes = Limited::new(res.into_body(), 1024 * 1024)
+                .collect()
+                .await
+                .map_err(|e| format!("Error reading {method} {path}: {e}"))?
+                .to_bytes();
+            let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok((status, v))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| format!("{method} {path}: no answer within {timeout:?}"))?
+    }
+
+    /// Whether the provider answered `/ping` (cached for a minute), and is not this process.
+    async fn available(&self) -> bool {
+        if let Some((at, ok)) = *self.last_ping.lock().expect("ping lock") {
+            if at.elapsed() < PING_EVERY {
+                return ok;
+            }
+        }
+        let ok = match self
+            .call(http::Method::GET, "/ping", None, PING_TIMEOUT)
+            .await
+        {
+            Ok((status, v)) if status.is_success() => {
+                if v["potproxy_instance"].as_str() == Some(self.instance.as_str()) {
+                    tracing::warn!(url = %self.base, "[tokens.provider] url is this potproxy's own API; the provider source stays off");
+                    false
+                } else {
+                    v["version"].as_str().is_some()
+                }
+            }
+            Ok((status, _)) => {
+                tracing::warn!(url = %self.base, %status, "provider /ping answered an error");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.base, error = %e, "provider is not reachable");
+                false
+            }
+        };
+        *self.last_ping.lock().expect("ping lock") = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+impl TokenSource for ProviderSource {
+    fn name(&self) -> &'static str {
+        "provider"
+    }
+
+    fn get<'a>(
+        &'a self,
+        req: &'a TokenRequest,
+    ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+        Box::pin(async move {
+            let Some(binding) = req.binding.key() else {
+                return Ok(None);
+            };
+            if !self.available().await {
+                return Ok(None);
+            }
+            let body = json!({
+                "content_binding": binding,
+                "proxy": req.egress,
+                "bypass_cache": req.bypass_cache,
+            });
+            let (status, v) = self
+                .call(http::Method::POST, "/get_pot", Some(body), self.timeout)
+                .await
+                .map_err(source_error)?;
+            if !status.is_success() {
+                // Check /ping again before the next request.
+                *self.last_ping.lock().expect("ping lock") = None;
+                return Err(source_error(format!(
+                    "POST /get_pot answered {status}: {}",
+                    v["error"].as_str().unwrap_or("")
+                )));
+            }
+            let text = v["poToken"]
+                .as_str()
+                .ok_or_else(|| source_error("Server did not respond with a poToken"))?;
+            let token = Token::parse(text).map_err(|e| source_error(format!("poToken: {e}")))?;
+            Ok(Some(Minted::lasting(token)))
+        })
+    }
+}

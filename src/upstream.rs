@@ -165,9 +165,14 @@ impl Resolver {
             .map(|(_, a)| *a)
     }
 
-    /// The connection target for `host:port`: its override, or the name itself.
+    /// The connection target for `host:port`: its override, or the name itself. Through an
+    /// egress proxy the name goes to the proxy unresolved: resolution is the proxy's job.
     fn target(&self, host: &str, port: u16) -> Uri {
-        let authority = match self.lookup(host) {
+        let overridden = match self.egress {
+            Egress::Direct => self.lookup(host),
+            _ => None,
+        };
+        let authority = match overridden {
             Some(addr) => addr.to_string(),
             None if host.contains(':') => format!("[{host}]:{port}"),
             None => format!("{host}:{port}"),

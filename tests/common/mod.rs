@@ -3,6 +3,7 @@
 //! origin, a server that speaks first, and helpers to start the proxy pointed at them.
 #![allow(dead_code)]
 
+pub mod chain;
 pub mod fakebg;
 
 use std::collections::BTreeMap;

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub compat_version: String,
     /// Random id of this process, to detect a provider source pointing at itself.
     pub instance: String,
+    /// This process's proxy listener: a `proxy` naming it means "the configured egress".
+    pub own_proxy: Option<SocketAddr>,
 }
 
 impl ApiState {
@@ -43,6 +45,7 @@ impl ApiState {
             started: Instant::now(),
             compat_version,
             instance,
+            own_proxy: None,
         }
     }
 }
@@ -322,9 +325,34 @@ async fn get_pot(req: Request<Incoming>, state: &ApiState) -> ApiResponse {
     }
 }
 
+/// True when `proxy` is this process's own proxy listener. yt-dlp hands its `--proxy` to the
+/// provider; when that is potproxy itself, minting through it would only loop back here.
+pub fn names_own_proxy(proxy: &str, own: SocketAddr) -> bool {
+    let Ok(crate::upstream::Egress::Http { proxy: uri, .. }) =
+        crate::upstream::Egress::parse(proxy)
+    else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
+        return false;
+    };
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    port == own.port()
+        && (host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == own.ip() || ip.is_loopback() || own.ip().is_unspecified()))
+}
+
 /// The `/get_pot` answer for a parsed request (shared with the `mint` command).
-pub async fn mint_for(state: &ApiState, req: GetPot) -> Result<Value, String> {
+pub async fn mint_for(state: &ApiState, mut req: GetPot) -> Result<Value, String> {
     let services = &state.services;
+    if let (Some(p), Some(own)) = (req.proxy.as_deref(), state.own_proxy) {
+        if names_own_proxy(p, own) {
+            tracing::debug!("api: `proxy` is this potproxy; minting through the configured egress");
+            req.proxy = None;
+        }
+    }
     if let (Some(challenge), Some(pool)) = (req.challenge, &services.minters) {
         let bg = pool.for_egress(req.proxy.as_deref())?;
         if bg.ready().is_none() {
@@ -435,6 +463,17 @@ mod tests {
     fn iso8601_has_milliseconds_and_z() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_300_000_123);
         assert_eq!(iso8601(t), "2026-11-21T22:26:40.123Z");
+    }
+
+    #[test]
+    fn a_proxy_naming_this_process_is_recognised() {
+        let own: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(names_own_proxy("http://127.0.0.1:8080", own));
+        assert!(names_own_proxy("http://localhost:8080", own));
+        assert!(names_own_proxy("127.0.0.1:8080", own));
+        assert!(!names_own_proxy("http://127.0.0.1:3128", own));
+        assert!(!names_own_proxy("http://10.0.0.1:8080", own));
+        assert!(!names_own_proxy("socks5://127.0.0.1:8080", own));
     }
 
     #[test]

@@ -290,11 +290,13 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             addr: config.api.listen,
             source,
         })?;
-        let state = Arc::new(api::ApiState::new(
+        let mut state = api::ApiState::new(
             services.clone(),
             config.api.compat_version.clone(),
             instance.clone(),
-        ));
+        );
+        state.own_proxy = Some(addr);
+        let state = Arc::new(state);
         tokio::spawn(api::serve(l, state, async {
             let _ = api_rx.await;
         }));

@@ -46,6 +46,20 @@ impl MediaNote {
     }
 }
 
+/// The `pot` a media or manifest URL already carries (query or path form), URL-decoded.
+fn existing_pot(pq: &str) -> Option<String> {
+    let (path, query) = split_pq(pq);
+    query
+        .and_then(|q| query_param(q, "pot"))
+        .or_else(|| crate::classify::path_param(path, "pot"))
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
 fn split_pq(pq: &str) -> (&str, Option<&str>) {
     match pq.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -93,6 +107,13 @@ impl PotHandler {
         else {
             return RequestOrResponse::Request(req);
         };
+        if let Some(own) = existing_pot(pq) {
+            let settings = &self.shared.settings;
+            if !crate::token::is_sentinel(&own, &settings.sentinels) && !settings.always_replace {
+                tracing::debug!(%host, %client, "media: client sent its own token");
+                return RequestOrResponse::Request(req);
+            }
+        }
         let playback = self.playback_of(pq);
         let session = playback
             .as_ref()

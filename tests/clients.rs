@@ -1,0 +1,222 @@
+//! Real clients through the proxy: yt-dlp (inject, placeholder and full-flow modes, and with the
+//! unmodified bgutil plugin asking our API). They come from `.ci/run`'s setup
+//! (`target/clients`, or `POTPROXY_CLIENTS`); each test skips with a message when its client is
+//! absent.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::fakebg::{GvsRegime, VISITOR_DATA, Verdict};
+use common::*;
+
+const V: &str = "jNQXAC9IVRw";
+
+fn clients_dir() -> PathBuf {
+    std::env::var_os("POTPROXY_CLIENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/clients"))
+}
+
+fn yt_dlp() -> Option<PathBuf> {
+    let p = clients_dir().join("venv/bin/yt-dlp");
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipping: yt-dlp not found at {} (run .ci/run's setup or set POTPROXY_CLIENTS)",
+            p.display()
+        );
+        None
+    }
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs yt-dlp through the proxy, trusting its CA the way the README says.
+async fn run_yt_dlp(bin: &Path, h: &Harness, out_dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--proxy")
+        .arg(format!("http://{}", h.proxy.addr))
+        .args(["--compat-options", "no-certifi"])
+        .env("SSL_CERT_FILE", &h.proxy.ca_cert_path)
+        .args(["--no-cache-dir", "--ignore-config", "--no-progress", "-v"])
+        .arg("-o")
+        .arg(out_dir.join("%(id)s.%(ext)s"))
+        .args(args)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("http_proxy");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn watch_url() -> String {
+    format!("https://www.youtube.com/watch?v={V}")
+}
+
+fn assert_downloaded(dir: &Path, run: &Run) {
+    let file = dir.join(format!("{V}.m4a"));
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\nstdout:\n{}\nstderr:\n{}",
+            file.display(),
+            run.stdout,
+            run.stderr
+        )
+    });
+    assert_eq!(bytes.len() as u64, DEFAULT_MEDIA_LEN);
+    assert!(
+        bytes == media_bytes(0, DEFAULT_MEDIA_LEN),
+        "file differs from the origin's bytes"
+    );
+}
+
+#[tokio::test]
+async fn yt_dlp_inject_mode_downloads_over_several_ranges_with_our_tokens() {
+    let Some(bin) = yt_dlp() else { return };
+    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    h.origin.behaviour().enforce_media = true;
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_yt_dlp(
+        &bin,
+        &h,
+        dir.path(),
+        &[
+            "--extractor-args",
+            "youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;formats=missing_pot",
+            "--http-chunk-size",
+            "1M",
+            "-f",
+            "140",
+            &watch_url(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
+    assert_downloaded(dir.path(), &run);
+    let verdicts = h.origin.verdicts();
+    assert!(
+        verdicts.contains(&(format!("player {V}"), Verdict::Valid)),
+        "{verdicts:?}"
+    );
+    let media: Vec<_> = verdicts
+        .iter()
+        .filter(|(w, _)| w.starts_with("media"))
+        .collect();
+    assert!(media.len() >= 3, "several Range requests: {media:?}");
+    assert!(media.iter().all(|(_, v)| *v == Verdict::Valid), "{media:?}");
+}
+
+#[tokio::test]
+async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
+    let Some(bin) = yt_dlp() else { return };
+    let h =
+        harness("[tokens]\nsources = [\"botguard\"]\nsentinels = [\"POTPROXYSENTINEL\"]\n").await;
+    h.origin.behaviour().enforce_media = true;
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_yt_dlp(
+        &bin,
+        &h,
+        dir.path(),
+        &[
+            "--extractor-args",
+            "youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;po_token=mweb.gvs+POTPROXYSENTINEL,mweb.player+POTPROXYSENTINEL",
+            "--http-chunk-size",
+            "1M",
+            "-f",
+            "140",
+            &watch_url(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
+    assert_downloaded(dir.path(), &run);
+    let seen = h.origin.seen();
+    for s in &seen {
+        assert!(
+            !s.path_and_query.contains("POTPROXYSENTINEL"),
+            "{}",
+            s.path_and_query
+        );
+        assert!(!String::from_utf8_lossy(&s.body).contains("POTPROXYSENTINEL"));
+        if s.path_and_query.starts_with("/videoplayback") {
+            assert_eq!(s.query_values("pot").len(), 1, "{}", s.path_and_query);
+        }
+    }
+    let verdicts = h.origin.verdicts();
+    assert!(
+        verdicts.contains(&(format!("player {V}"), Verdict::Valid)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts
+            .iter()
+            .filter(|(w, _)| w.starts_with("media"))
+            .all(|(_, v)| *v == Verdict::Valid)
+    );
+}
+
+#[tokio::test]
+async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
+    let Some(bin) = yt_dlp() else { return };
+    let h = harness("[api]\n[tokens]\nsources = [\"botguard\"]\n").await;
+    {
+        let mut b = h.origin.behaviour();
+        b.enforce_media = true;
+        // Without the watch page yt-dlp binds GVS tokens to the visitor data.
+        b.gvs_regime = GvsRegime::Session;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base_url = format!(
+        "youtubepot-bgutilhttp:base_url=http://{}",
+        h.proxy.api_addr.unwrap()
+    );
+    let run = run_yt_dlp(
+        &bin,
+        &h,
+        dir.path(),
+        &[
+            "--extractor-args",
+            &format!("youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;visitor_data={VISITOR_DATA}"),
+            "--extractor-args",
+            &base_url,
+            "-f",
+            "140",
+            &watch_url(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("bgutil:http"),
+        "plugin loaded:\n{}",
+        run.stderr
+    );
+    assert_downloaded(dir.path(), &run);
+    let bg = h.proxy.services.botguard.clone().unwrap();
+    assert!(bg.stats().mints >= 1, "our API minted");
+    let seen = h.origin.seen();
+    let media = seen
+        .iter()
+        .find(|s| s.path_and_query.starts_with("/videoplayback"))
+        .unwrap();
+    let pot = &media.query_values("pot")[0];
+    assert_eq!(
+        h.origin.state.bg.verify(pot, VISITOR_DATA),
+        Verdict::Valid,
+        "the plugin's token, bound to the visitor data"
+    );
+}

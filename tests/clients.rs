@@ -220,3 +220,114 @@ async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
         "the plugin's token, bound to the visitor data"
     );
 }
+
+fn node_clients() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
+    let ok = dir.join("node_modules/youtubei.js").is_dir()
+        && Command::new("node").arg("--version").output().is_ok();
+    if ok {
+        Some(dir)
+    } else {
+        eprintln!("skipping: youtubei.js not installed (npm ci --prefix tests/clients/node)");
+        None
+    }
+}
+
+#[tokio::test]
+async fn youtubei_js_player_and_media_requests_carry_our_tokens() {
+    let Some(dir) = node_clients() else { return };
+    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    h.origin.behaviour().enforce_media = true;
+    let proxy = format!("http://{}", h.proxy.addr);
+    let ca = h.proxy.ca_cert_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(dir.join("player.mjs"))
+            .arg(proxy)
+            .arg(V)
+            .env("NODE_EXTRA_CA_CERTS", ca)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["status"], 206, "{v}");
+    assert_eq!(v["bytes"], 1000);
+    let seen = h.origin.seen();
+    let player = seen
+        .iter()
+        .find(|s| s.path_and_query.starts_with("/youtubei/v1/player"))
+        .unwrap();
+    assert!(
+        player.path_and_query.contains("alt=json"),
+        "{}",
+        player.path_and_query
+    );
+    let verdicts = h.origin.verdicts();
+    assert!(
+        verdicts.contains(&(format!("player {V}"), Verdict::Valid)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&(format!("media {V}"), Verdict::Valid)),
+        "{verdicts:?}"
+    );
+}
+
+#[tokio::test]
+async fn yt_dlp_full_flow_teaches_the_proxy_the_session() {
+    let Some(bin) = yt_dlp() else { return };
+    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    {
+        let mut b = h.origin.behaviour();
+        b.enforce_media = true;
+        // This session is in the session-bound regime, and its pages say so.
+        b.gvs_regime = GvsRegime::Session;
+        b.page_flag_video_bound = Some(false);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_yt_dlp(
+        &bin,
+        &h,
+        dir.path(),
+        &[
+            "--extractor-args",
+            "youtube:player_client=mweb;formats=missing_pot",
+            "-f",
+            "140",
+            &watch_url(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
+    assert_downloaded(dir.path(), &run);
+    let seen = h.origin.seen();
+    let paths: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.host, s.path_and_query))
+        .collect();
+    // The player JS URL comes from the page's ytcfg, so /iframe_api is only a fallback.
+    for path in ["/watch", "/s/player/abcd1234/", "/youtubei/v1/player"] {
+        assert!(
+            seen.iter().any(|s| s.path_and_query.starts_with(path)),
+            "yt-dlp fetched {path}: {paths:#?}"
+        );
+    }
+    // Learned from the watch page: the first media token was already session-bound, so no
+    // request was refused.
+    let media: Vec<_> = h
+        .origin
+        .verdicts()
+        .into_iter()
+        .filter(|(w, _)| w.starts_with("media"))
+        .collect();
+    assert!(!media.is_empty());
+    assert!(media.iter().all(|(_, v)| *v == Verdict::Valid), "{media:?}");
+}

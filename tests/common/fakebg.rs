@@ -86,6 +86,8 @@ pub struct Behaviour {
     /// UMP requests (`ump=1`, POST) are refused in-band (HTTP 200, StreamProtectionStatus 3)
     /// instead of with a 403.
     pub ump_rejections: bool,
+    /// The `html5_generate_content_po_token` flag pages carry (`None`: absent).
+    pub page_flag_video_bound: Option<bool>,
 }
 
 /// What googlevideo binds media tokens to.
@@ -118,6 +120,7 @@ impl Default for Behaviour {
             enforce_media: false,
             gvs_regime: GvsRegime::Video,
             ump_rejections: false,
+            page_flag_video_bound: Some(true),
         }
     }
 }
@@ -212,20 +215,44 @@ impl FakeBotGuard {
         json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": "a=6&a2=10", "bgChallenge": self.bg_challenge()})
     }
 
-    /// The home page: ytcfg plus the inline `ytAtN` in the same escaped form the real page uses.
-    pub fn page(&self) -> String {
-        let ytcfg = json!({
+    /// A page's ytcfg for `client` (`WEB` on www, `MWEB` on m.).
+    pub fn ytcfg(&self, client: &str) -> Value {
+        let flags = match self.behaviour.lock().unwrap().page_flag_video_bound {
+            Some(v) => format!("html5_generate_content_po_token={v}&foo=1"),
+            None => "foo=1".into(),
+        };
+        json!({
             "EVENT_ID": "FakeEventId0123456789ab",
             "VISITOR_DATA": VISITOR_DATA,
             "DATASYNC_ID": "V15f488c3||",
             "LOGGED_IN": false,
-            "INNERTUBE_CONTEXT": {"client": {"clientName": "WEB", "clientVersion": "2.20260512.00.00", "visitorData": VISITOR_DATA}},
-            "WEB_PLAYER_CONTEXT_CONFIGS": {"WEB_PLAYER_CONTEXT_CONFIG_ID_KEVLAR_WATCH": {"serializedExperimentFlags": "html5_generate_content_po_token=true&foo=1"}}
-        });
+            "INNERTUBE_API_KEY": "AIzaSyFakeKeyForTests0000000000000000",
+            "INNERTUBE_CLIENT_NAME": client,
+            "INNERTUBE_CLIENT_VERSION": "2.20260512.00.00",
+            "INNERTUBE_CONTEXT_CLIENT_NAME": if client == "MWEB" { 2 } else { 1 },
+            "INNERTUBE_CONTEXT": {"client": {"clientName": client, "clientVersion": "2.20260512.00.00", "visitorData": VISITOR_DATA, "hl": "en", "gl": "US"}},
+            "PLAYER_JS_URL": "/s/player/abcd1234/player_ias.vflset/en_US/base.js",
+            "WEB_PLAYER_CONTEXT_CONFIGS": {"WEB_PLAYER_CONTEXT_CONFIG_ID_KEVLAR_WATCH": {"serializedExperimentFlags": flags, "jsUrl": "/s/player/abcd1234/player_ias.vflset/en_US/base.js"}}
+        })
+    }
+
+    /// The home page: ytcfg plus the inline `ytAtN` in the same escaped form the real page uses.
+    pub fn page(&self) -> String {
+        self.page_for("WEB", None)
+    }
+
+    /// A page for `client`; with `video`, a watch page carrying `ytInitialPlayerResponse`.
+    pub fn page_for(&self, client: &str, video: Option<&str>) -> String {
         let mut html = format!(
             "<!DOCTYPE html><html><head><script nonce=\"x\">ytcfg.set({});</script></head><body>",
-            ytcfg
+            self.ytcfg(client)
         );
+        if let Some(v) = video {
+            let ipr = json!({"playabilityStatus": {"status": "OK"}, "videoDetails": {"videoId": v, "title": "Fake video", "lengthSeconds": "10"}});
+            html.push_str(&format!(
+                "<script nonce=\"x\">var ytInitialPlayerResponse = {ipr};var meta = document.createElement('meta');</script><script nonce=\"x\">var ytInitialData = {{\"contents\": {{}}}};</script>"
+            ));
+        }
         if self.behaviour.lock().unwrap().page_challenge {
             let r = serde_json::to_string(&self.att_get_response()).unwrap();
             let escaped: String = r

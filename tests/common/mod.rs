@@ -325,6 +325,18 @@ async fn serve_fake(req: Request<Incoming>, state: Arc<FakeState>) -> Response<F
             "application/json",
         );
     }
+    if bare_host == "www.youtube.com" && path == "/watch" {
+        let v = path_and_query
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("v="))
+            .unwrap_or("aaaaaaaaaaa")
+            .to_string();
+        return status_body(
+            200,
+            state.bg.page_for("WEB", Some(&v)),
+            "text/html; charset=utf-8",
+        );
+    }
     if let Some(res) = fake_botguard_route(&state, &parts.method, &bare_host, &path, &body) {
         return res;
     }
@@ -368,6 +380,35 @@ fn fake_botguard_route(
     if host == "www.youtube.com" && path == "/" && method == hyper::Method::GET {
         bg.counts.lock().unwrap().page += 1;
         return Some(status_body(200, bg.page(), "text/html; charset=utf-8"));
+    }
+    // What yt-dlp fetches before the player request when nothing is skipped.
+    if host == "m.youtube.com" && path == "/" && method == hyper::Method::GET {
+        return Some(status_body(
+            200,
+            bg.page_for("MWEB", None),
+            "text/html; charset=utf-8",
+        ));
+    }
+    if host == "www.youtube.com" && path == "/iframe_api" {
+        return Some(status_body(
+            200,
+            "var scriptUrl = 'https:\\/\\/www.youtube.com\\/s\\/player\\/abcd1234\\/www-widgetapi.vflset\\/www-widgetapi.js';",
+            "text/javascript",
+        ));
+    }
+    if host == "www.youtube.com" && path.starts_with("/s/player/abcd1234/") {
+        return Some(status_body(
+            200,
+            "var p={signatureTimestamp:20500};",
+            "text/javascript",
+        ));
+    }
+    if host == "www.youtube.com" && path == "/youtubei/v1/next" {
+        return Some(status_body(
+            200,
+            r#"{"contents": {"twoColumnWatchNextResults": {"results": {"results": {"contents": []}}}}}"#,
+            "application/json",
+        ));
     }
     if host == "www.youtube.com" && path == "/youtubei/v1/att/get" {
         bg.counts.lock().unwrap().att_get += 1;

@@ -133,6 +133,21 @@ impl Drop for RunningProxy {
     }
 }
 
+/// A listener whose accepted connections have Nagle's algorithm off (Linux copies TCP_NODELAY
+/// from the listening socket): handshakes are many small writes, and with Nagle plus delayed
+/// ACKs each new connection would stall ~40 ms.
+fn bind_nodelay(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Installs the process-wide rustls crypto provider. Both ring and aws-lc-rs are linked (through
 /// dependencies), so rustls cannot pick one by itself.
 pub fn install_crypto_provider() {
@@ -253,12 +268,10 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         http: services.http.clone(),
     });
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.listen,
         source,

@@ -50,6 +50,9 @@ pub struct TestPki {
     pub dir: tempfile::TempDir,
     pub ca_pem: String,
     pub ca_path: PathBuf,
+    /// The leaf for [`FAKE_NAMES`] and its key, as PEM files (for external origins).
+    pub leaf_cert_path: PathBuf,
+    pub leaf_key_path: PathBuf,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -94,10 +97,16 @@ impl TestPki {
         let ca_pem = ca_cert.pem();
         let ca_path = dir.path().join("upstream-ca.pem");
         std::fs::write(&ca_path, &ca_pem).unwrap();
+        let leaf_cert_path = dir.path().join("leaf.pem");
+        let leaf_key_path = dir.path().join("leaf.key");
+        std::fs::write(&leaf_cert_path, leaf_cert.pem()).unwrap();
+        std::fs::write(&leaf_key_path, leaf_key.serialize_pem()).unwrap();
         TestPki {
             dir,
             ca_pem,
             ca_path,
+            leaf_cert_path,
+            leaf_key_path,
             server_config: Arc::new(cfg),
         }
     }

@@ -8,6 +8,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/load.rs"]
+mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -182,6 +184,49 @@ fn bgutils(challenge_dir: &Path, mints: usize) -> Result<Row, String> {
     })
 }
 
+/// `/get_pot` over HTTP: cache hits for one binding at concurrency 16, and the mint latency of
+/// fresh bindings, through the whole API.
+async fn api_get_pot(secs: f64) -> (load::Load, load::Load) {
+    let pki = TestPki::new();
+    let origin = FakeOrigin::start(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(
+        &pki,
+        &origin,
+        dir.path(),
+        "[api]\n[tokens]\nsources = [\"botguard\"]\n",
+        &[],
+    );
+    config.tokens.botguard.prewarm = true;
+    let proxy = potproxy::start(config).await.unwrap();
+    let url = format!("http://{}/get_pot", proxy.api_addr.unwrap());
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let u = url.clone();
+    let hits = load::load(
+        &c,
+        16,
+        secs,
+        std::sync::Arc::new(move |c: &reqwest::Client| {
+            c.post(&u).body(r#"{"content_binding":"aaaaaaaaaaa"}"#)
+        }),
+    )
+    .await;
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let u = url.clone();
+    let mints = load::load(
+        &c,
+        1,
+        secs.min(2.0),
+        std::sync::Arc::new(move |c: &reqwest::Client| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            c.post(&u)
+                .body(format!(r#"{{"content_binding":"fresh{n:06}"}}"#))
+        }),
+    )
+    .await;
+    (hits, mints)
+}
+
 fn print(label: &str, r: &Row) {
     let hit = r
         .cache_hit_us
@@ -270,6 +315,16 @@ fn main() {
         }
         None => println!("  real VM: skipped (fixtures not found; set POTPROXY_FIXTURES)"),
     }
+    let (hits, mints) = rt.block_on(api_get_pot(3.0));
+    println!(
+        "  /get_pot over HTTP (simulated BotGuard): cache hit {:.0} req/s at c=16, p50 {:.3} ms, p99 {:.3} ms; fresh mint p50 {:.2} ms, p99 {:.2} ms; errors {}",
+        hits.rps,
+        hits.p50_ms,
+        hits.p99_ms,
+        mints.p50_ms,
+        mints.p99_ms,
+        hits.errors + mints.errors
+    );
     println!("  process RSS after: {:.1} MB", rss_mb());
     println!(
         "  cold = challenge + interpreter + VM load + snapshot + GenerateIT + minter (simulated: over loopback TLS; real VM: load + snapshot + minter, no network)"

@@ -331,3 +331,89 @@ async fn yt_dlp_full_flow_teaches_the_proxy_the_session() {
     assert!(!media.is_empty());
     assert!(media.iter().all(|(_, v)| *v == Verdict::Valid), "{media:?}");
 }
+
+/// Headless Chromium, when `POTPROXY_CHROMIUM=1` and Debian's chromium is installed (it is large).
+fn chromium() -> Option<PathBuf> {
+    if std::env::var("POTPROXY_CHROMIUM").as_deref() != Ok("1") {
+        eprintln!("skipping: set POTPROXY_CHROMIUM=1 to run the Chromium test");
+        return None;
+    }
+    let p = PathBuf::from("/usr/bin/chromium");
+    if !p.exists() {
+        eprintln!(
+            "skipping: /usr/bin/chromium not installed (apt-get install chromium libnss3-tools)"
+        );
+        return None;
+    }
+    Some(p)
+}
+
+#[tokio::test]
+async fn chromium_page_fetches_player_and_media_through_the_proxy() {
+    let Some(bin) = chromium() else { return };
+    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    h.origin.behaviour().enforce_media = true;
+    let home = tempfile::tempdir().unwrap();
+    let nssdb = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).unwrap();
+    let db = format!("sql:{}", nssdb.display());
+    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+    assert!(
+        ok(Command::new("certutil").args(["-d", &db, "-N", "--empty-password"])),
+        "certutil -N"
+    );
+    assert!(ok(Command::new("certutil")
+        .args(["-d", &db, "-A", "-t", "C,,", "-n", "potproxy", "-i"])
+        .arg(&h.proxy.ca_cert_path)));
+    let proxy = format!("--proxy-server=http://{}", h.proxy.addr);
+    let profile = format!("--user-data-dir={}", home.path().join("profile").display());
+    let home_dir = home.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .env("HOME", &home_dir)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--disable-domain-reliability",
+                "--virtual-time-budget=8000",
+                "--dump-dom",
+            ])
+            .arg(profile)
+            .arg(proxy)
+            .arg("https://www.youtube.com/potproxy-test")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let result = dom
+        .split("RESULT:")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no result in DOM:\n{dom}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let v: serde_json::Value = serde_json::from_str(&result.replace("&quot;", "\"")).unwrap();
+    assert_eq!(v["player"], 200, "{v}");
+    assert_eq!(v["media"], 200, "{v}");
+    assert_eq!(v["bytes"], DEFAULT_MEDIA_LEN, "{v}");
+    let verdicts = h.origin.verdicts();
+    assert!(
+        verdicts.contains(&(format!("player {V}"), Verdict::Valid)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&(format!("media {V}"), Verdict::Valid)),
+        "{verdicts:?}"
+    );
+}

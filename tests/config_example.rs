@@ -35,6 +35,13 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(e.settings.user_agent, d.settings.user_agent);
     assert_eq!(e.settings.vm.op_timeout, d.settings.vm.op_timeout);
     assert_eq!(e.settings.warmup_wait, d.settings.warmup_wait);
+    assert_eq!(ex.tokens.provider_timeout, def.tokens.provider_timeout);
+    assert_eq!(ex.default_regime, def.default_regime);
+    assert_eq!(ex.rewrite_player_response, def.rewrite_player_response);
+    assert_eq!(ex.api.enabled, def.api.enabled);
+    assert_eq!(ex.api.listen, def.api.listen);
+    assert_eq!(ex.api.compat_version, def.api.compat_version);
+    assert_eq!(ex.upstream.proxy, def.upstream.proxy);
 }
 
 #[test]
@@ -50,8 +57,12 @@ fn every_documented_section_is_a_real_key() {
         "[upstream]",
         "[upstream.resolve]",
         "[tokens]",
+        "[tokens.botguard]",
+        "[tokens.provider]",
         "[tokens.static]",
         "[tokens.static.bindings]",
+        "[bindings]",
+        "[api]",
         "[rewrite]",
     ] {
         assert!(
@@ -67,13 +78,34 @@ fn every_documented_section_is_a_real_key() {
         "extra_ca_certs",
         "connect_timeout_secs",
         "http2",
+        "sources",
+        "ttl",
+        "cache_file",
         "sentinels",
         "always_replace",
+        "challenge",
+        "endpoint",
+        "user_agent",
+        "vm_timeout_secs",
+        "warmup_wait_secs",
+        "prewarm",
+        "timeout_secs",
+        "default_regime",
+        "enabled",
+        "compat_version",
+        "player_response",
         "max_body_bytes",
     ] {
         assert!(
             text.contains(&format!("\n{key} =")),
             "config.example.toml lacks key {key}"
+        );
+    }
+    // Keys shown only as examples (commented out) are still documented.
+    for key in ["proxy =", "default =", "url ="] {
+        assert!(
+            text.contains(key),
+            "config.example.toml does not document {key}"
         );
     }
 }

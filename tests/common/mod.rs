@@ -334,6 +334,9 @@ async fn serve_fake(req: Request<Incoming>, state: Arc<FakeState>) -> Response<F
             "application/json",
         );
     }
+    if bare_host == "www.youtube.com" && path == "/potproxy-test" {
+        return status_body(200, BROWSER_TEST_PAGE, "text/html; charset=utf-8");
+    }
     if bare_host == "www.youtube.com" && path == "/watch" {
         let v = path_and_query
             .split(['?', '&'])
@@ -364,10 +367,29 @@ async fn serve_fake(req: Request<Incoming>, state: Arc<FakeState>) -> Response<F
         .unwrap()
 }
 
+/// A page a browser loads from the fake www.youtube.com: it asks the player API, fetches the
+/// first audio URL from googlevideo (cross-origin), and writes what it saw into the DOM.
+pub const BROWSER_TEST_PAGE: &str = r#"<!DOCTYPE html><html><head><title>potproxy test</title></head><body><pre id="out">pending</pre><script>
+(async () => {
+  const out = {};
+  try {
+    const r = await fetch('/youtubei/v1/player?prettyPrint=false', {method: 'POST', headers: {'content-type': 'application/json'},
+      body: JSON.stringify({context: {client: {clientName: 'WEB', clientVersion: '2.20260512.00.00'}}, videoId: 'jNQXAC9IVRw'})});
+    out.player = r.status;
+    const p = await r.json();
+    const m = await fetch(p.streamingData.adaptiveFormats[0].url);
+    out.media = m.status;
+    out.bytes = (await m.arrayBuffer()).byteLength;
+  } catch (e) { out.error = String(e); }
+  document.getElementById('out').textContent = 'RESULT:' + JSON.stringify(out);
+})();
+</script></body></html>"#;
+
 fn status_body(status: u16, body: impl Into<Bytes>, content_type: &str) -> Response<FakeBody> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
+        .header("access-control-allow-origin", "*")
         .body(full(body))
         .unwrap()
 }
@@ -636,6 +658,7 @@ fn media_response(parts: &http::request::Parts, pq: &str) -> Response<FakeBody> 
     let mut builder = Response::builder()
         .status(status)
         .header("content-type", "audio/mp4")
+        .header("access-control-allow-origin", "*")
         .header("content-length", len.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         builder = builder.header("content-range", format!("bytes {start}-{end}/{total}"));

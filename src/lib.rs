@@ -17,9 +17,13 @@
 //!                             upstream (upstream: overrides, verified TLS) ─▶ YouTube
 //! ```
 //!
-//! Media bodies are never buffered: only player JSON bodies are read, up to a cap
-//! ([`body`]). Any failure to rewrite forwards the original request and logs why
-//! (`strict = true` turns that into a 502).
+//! Media bodies are never buffered: only player JSON, SABR protobuf and HTML page bodies are
+//! read, up to a cap ([`body`]). Any failure to rewrite forwards the original request and logs
+//! why (`strict = true` turns that into a 502). On the way back, player responses and pages teach
+//! [`session`] and [`bindings`] which video and session each media URL belongs to; refused media
+//! requests are retried once with the other binding ([`ump`] watches in-band refusals).
+//!
+//! [`api`] serves the same token service as a bgutil-compatible provider.
 //!
 //! [`start`] builds and runs the whole proxy from a [`config::Config`]; tests call it with
 //! port 0 and upstream overrides that point YouTube's names at in-process fakes.

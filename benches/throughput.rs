@@ -46,7 +46,7 @@ fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
     };
     let addr = format!("127.0.0.1:{port}");
     let config = format!(
-        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n\"*.googlevideo.com\" = \"{origin}\"\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n",
+        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n\"*.googlevideo.com\" = \"{origin}\"\n[tokens]\nsources = [\"static\"]\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n",
         ca = dir.path().join("ca").to_str().unwrap(),
         cert = pki.ca_path.to_str().unwrap(),
         origin = origin.addr,

@@ -44,6 +44,18 @@ async fn post(h: &Harness, path: &str, body: impl Into<reqwest::Body>) -> (u16, 
     )
 }
 
+async fn get_json(h: &Harness, path: &str) -> Value {
+    let bytes = plain()
+        .get(api(h, path))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 async fn get_pot(h: &Harness, body: Value) -> (u16, Value) {
     post(h, "/get_pot", serde_json::to_vec(&body).unwrap()).await
 }
@@ -174,32 +186,12 @@ async fn an_unreachable_proxy_is_a_500_with_the_reason() {
 #[tokio::test]
 async fn ping_reports_the_compatible_version_and_ours() {
     let h = api_harness("").await;
-    let v: Value = serde_json::from_slice(
-        &plain()
-            .get(api(&h, "/ping"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let v: Value = get_json(&h, "/ping").await;
     assert_eq!(v["version"], "2.0.2");
     assert_eq!(v["potproxy_version"], env!("CARGO_PKG_VERSION"));
     assert!(v["server_uptime"].as_f64().unwrap() >= 0.0);
     let custom = harness("[api]\ncompat_version = \"1.3.1\"\n").await;
-    let v: Value = serde_json::from_slice(
-        &plain()
-            .get(api(&custom, "/ping"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let v: Value = get_json(&custom, "/ping").await;
     assert_eq!(v["version"], "1.3.1");
 }
 
@@ -208,17 +200,7 @@ async fn cache_routes_invalidate_and_list() {
     let h = api_harness("").await;
     let bg = h.proxy.services.botguard.clone().unwrap();
     let (_, first) = get_pot(&h, json!({"content_binding": V})).await;
-    let keys: Value = serde_json::from_slice(
-        &plain()
-            .get(api(&h, "/minter_cache"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let keys: Value = get_json(&h, "/minter_cache").await;
     assert_eq!(keys, json!(["direct"]));
 
     let res = plain()
@@ -252,17 +234,7 @@ async fn cache_routes_invalidate_and_list() {
 #[tokio::test]
 async fn session_returns_visitor_data_and_its_token() {
     let h = api_harness("").await;
-    let v: Value = serde_json::from_slice(
-        &plain()
-            .get(api(&h, "/session"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let v: Value = get_json(&h, "/session").await;
     assert_eq!(v["visitorData"], VISITOR_DATA);
     assert_eq!(
         h.origin
@@ -512,17 +484,7 @@ async fn get_pot_with_a_socks5_proxy_mints_through_it_and_keys_the_cache_by_egre
     // A direct request for the same binding is a different cache entry.
     let (_, direct) = get_pot(&h, json!({"content_binding": V})).await;
     assert_ne!(direct["poToken"], via["poToken"]);
-    let keys: Value = serde_json::from_slice(
-        &plain()
-            .get(api(&h, "/minter_cache"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let keys: Value = get_json(&h, "/minter_cache").await;
     let keys: Vec<&str> = keys
         .as_array()
         .unwrap()

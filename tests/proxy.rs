@@ -367,10 +367,11 @@ async fn player_over_raw_tunnel(h: &Harness, stream: tokio::net::TcpStream, sni:
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[tokio::test]
-async fn http10_connect_without_headers_is_intercepted() {
+/// Sends `preamble` as the CONNECT, then TLS and a player request as `www.youtube.com`: the
+/// proxy must intercept and add its token.
+async fn assert_intercepted_after(preamble: &str) {
     let h = harness(&with_static_token()).await;
-    let (s, head) = raw_connect(h.proxy.addr, "CONNECT www.youtube.com:443 HTTP/1.0\r\n\r\n").await;
+    let (s, head) = raw_connect(h.proxy.addr, preamble).await;
     assert!(head.contains(" 200"), "{head}");
     let resp = player_over_raw_tunnel(&h, s, "www.youtube.com").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
@@ -378,36 +379,24 @@ async fn http10_connect_without_headers_is_intercepted() {
         only_player(&h).json()["serviceIntegrityDimensions"]["poToken"],
         static_token().as_str()
     );
+}
+
+#[tokio::test]
+async fn http10_connect_without_headers_is_intercepted() {
+    assert_intercepted_after("CONNECT www.youtube.com:443 HTTP/1.0\r\n\r\n").await;
 }
 
 #[tokio::test]
 async fn undici_style_connect_with_portless_host_and_connection_close_is_intercepted() {
-    let h = harness(&with_static_token()).await;
-    let (s, head) = raw_connect(
-        h.proxy.addr,
+    assert_intercepted_after(
         "CONNECT www.youtube.com:443 HTTP/1.1\r\nhost: www.youtube.com\r\nconnection: close\r\nproxy-connection: keep-alive\r\n\r\n",
     )
     .await;
-    assert!(head.contains(" 200"), "{head}");
-    let resp = player_over_raw_tunnel(&h, s, "www.youtube.com").await;
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert_eq!(
-        only_player(&h).json()["serviceIntegrityDimensions"]["poToken"],
-        static_token().as_str()
-    );
 }
 
 #[tokio::test]
 async fn connect_to_an_ip_is_classified_by_sni() {
-    let h = harness(&with_static_token()).await;
-    let (s, head) = raw_connect(h.proxy.addr, "CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n").await;
-    assert!(head.contains(" 200"), "{head}");
-    let resp = player_over_raw_tunnel(&h, s, "www.youtube.com").await;
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert_eq!(
-        only_player(&h).json()["serviceIntegrityDimensions"]["poToken"],
-        static_token().as_str()
-    );
+    assert_intercepted_after("CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n").await;
 }
 
 #[tokio::test]

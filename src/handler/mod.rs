@@ -16,12 +16,14 @@ mod player;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::HOST;
 use http::{Method, Request, Response, StatusCode, Uri};
 use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use hyper_util::rt::TokioIo;
 
 use crate::bindings::Regimes;
+use crate::body::{Buffered, buffer_to_cap, decode};
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
 use crate::session::SessionStore;
@@ -139,6 +141,33 @@ fn use_host_header_authority(req: &mut Request<Body>, host: &str) {
             *req.uri_mut() = uri;
         }
     }
+}
+
+/// A response read (up to [`RESPONSE_CAP`]) for learning: its parts, the bytes as they came
+/// (to hand on unchanged) and the same bytes with `Content-Encoding` undone (`None` when they
+/// cannot be decoded). Over the cap, or when the body breaks, the response is handed back
+/// ready to forward.
+async fn read_response(
+    res: Response<Body>,
+) -> Result<(http::response::Parts, Bytes, Option<Bytes>), Response<Body>> {
+    let (parts, body) = res.into_parts();
+    let bytes = match buffer_to_cap(body, RESPONSE_CAP).await {
+        Ok(Buffered::Complete(b)) => b,
+        Ok(Buffered::TooLarge(body)) => return Err(Response::from_parts(parts, body)),
+        Err(e) => {
+            tracing::debug!(error = %e, "response body failed while reading");
+            return Err(Response::from_parts(parts, Body::empty()));
+        }
+    };
+    let decoded = match parts
+        .headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(enc) => decode(enc, &bytes, RESPONSE_CAP).ok().map(Bytes::from),
+        None => Some(bytes.clone()),
+    };
+    Ok((parts, bytes, decoded))
 }
 
 fn with_path_and_query(uri: &Uri, pq: &str) -> Option<Uri> {

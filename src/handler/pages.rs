@@ -3,15 +3,13 @@
 //! binds media tokens to the video id is on; a watch page's `ytInitialPlayerResponse` carries
 //! media URLs like a player response does. The client receives the same bytes.
 
-use bytes::Bytes;
 use http::Response;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use hudsucker::Body;
 use serde_json::Value;
 
-use super::{PotHandler, RESPONSE_CAP};
+use super::{PotHandler, read_response};
 use crate::bindings::{Identity, regime_from_flags};
-use crate::body::{Buffered, buffer_to_cap, decode};
 use crate::botguard::challenge::{extract_object_after, parse_page};
 use crate::session::{playback_info, url_keys};
 
@@ -71,19 +69,9 @@ impl PotHandler {
         if !is_html {
             return res;
         }
-        let (parts, body) = res.into_parts();
-        let bytes = match buffer_to_cap(body, RESPONSE_CAP).await {
-            Ok(Buffered::Complete(b)) => b,
-            Ok(Buffered::TooLarge(body)) => return Response::from_parts(parts, body),
-            Err(_) => return Response::from_parts(parts, Body::empty()),
-        };
-        let decoded = match parts
-            .headers
-            .get(CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(enc) => decode(enc, &bytes, RESPONSE_CAP).ok().map(Bytes::from),
-            None => Some(bytes.clone()),
+        let (parts, bytes, decoded) = match read_response(res).await {
+            Ok(read) => read,
+            Err(unread) => return unread,
         };
         if let Some(html) = decoded.as_deref().map(String::from_utf8_lossy) {
             self.learn_page(&html);

@@ -8,7 +8,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hudsucker::{Body, RequestOrResponse};
 use serde_json::{Value, json};
 
-use super::{Note, PotHandler, RESPONSE_CAP, give_up, logged_in, text_response};
+use super::{Note, PotHandler, give_up, logged_in, read_response, text_response};
 use crate::bindings::{Identity, Regime, TokenContext, binding_for};
 use crate::body::{Buffered, buffer_to_cap, decode};
 use crate::classify::is_webpo_client;
@@ -208,22 +208,9 @@ impl PotHandler {
         res: Response<Body>,
         note: PlayerNote,
     ) -> Response<Body> {
-        let (mut parts, body) = res.into_parts();
-        let bytes = match buffer_to_cap(body, RESPONSE_CAP).await {
-            Ok(Buffered::Complete(b)) => b,
-            Ok(Buffered::TooLarge(body)) => return Response::from_parts(parts, body),
-            Err(e) => {
-                tracing::debug!(error = %e, "player response body failed while reading");
-                return Response::from_parts(parts, Body::empty());
-            }
-        };
-        let decoded = match parts
-            .headers
-            .get(CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(enc) => decode(enc, &bytes, RESPONSE_CAP).ok().map(Bytes::from),
-            None => Some(bytes.clone()),
+        let (mut parts, bytes, decoded) = match read_response(res).await {
+            Ok(read) => read,
+            Err(unread) => return unread,
         };
         let Some(mut v) = decoded.and_then(|d| serde_json::from_slice::<Value>(&d).ok()) else {
             return Response::from_parts(parts, Body::from(bytes));

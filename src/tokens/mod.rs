@@ -155,6 +155,7 @@ impl TokenService {
         };
         if !req.bypass_cache {
             if let Some(hit) = self.cache.lookup(&key) {
+                tracing::trace!(binding = %describe(&req.binding), "token cache hit");
                 return Ok(hit);
             }
         }
@@ -167,6 +168,8 @@ impl TokenService {
         }
         let m = self.ask_sources(req).await?;
         let issued = self.finish(m.clone(), false);
+        let stats = self.cache.stats();
+        tracing::debug!(binding = %describe(&req.binding), cache_hits = stats.hits, cache_misses = stats.misses, "token minted");
         if m.cacheable {
             self.cache
                 .store(key, issued.token.clone(), issued.expires_at);

@@ -59,6 +59,9 @@ pub enum Route {
     },
     /// An HTML page of a YouTube host (watch, embed, home): read for ytcfg on the way back.
     Page,
+    /// Any other InnerTube call (`/youtubei/v1/next`, `browse`, ...): its JSON response says
+    /// which account the visitor is signed in as.
+    InnerTube,
     /// Anything else: forwarded untouched.
     Other,
 }
@@ -105,6 +108,9 @@ pub fn classify(method: &Method, host: &str, path_and_query: &str) -> Route {
     }
     if *method == Method::GET && is_page_path(path) {
         return Route::Page;
+    }
+    if *method == Method::POST && path.starts_with("/youtubei/v1/") {
+        return Route::InnerTube;
     }
     Route::Other
 }
@@ -213,7 +219,7 @@ mod tests {
         );
         assert_eq!(
             classify(&Method::POST, "www.youtube.com", "/youtubei/v1/next"),
-            Route::Other
+            Route::InnerTube
         );
         assert_eq!(
             classify(
@@ -221,7 +227,7 @@ mod tests {
                 "www.youtube.com",
                 "/youtubei/v1/player/heartbeat"
             ),
-            Route::Other
+            Route::InnerTube
         );
     }
 

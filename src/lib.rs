@@ -268,6 +268,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             player_response: config.rewrite_player_response,
         },
         sessions: session::SessionStore::new(50_000),
+        identities: session::Identities::new(10_000),
         regimes: bindings::Regimes::new(config.default_regime, 50_000),
         http: services.http.clone(),
     });

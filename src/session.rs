@@ -200,6 +200,55 @@ impl SessionStore {
     }
 }
 
+/// What InnerTube responses say about a visitor: the account's DataSync ID and whether the
+/// session is signed in. Keyed by the visitor data the response echoed; bounded.
+pub struct Identities {
+    map: Mutex<HashMap<String, (Option<String>, bool)>>,
+    capacity: usize,
+}
+
+impl Identities {
+    pub fn new(capacity: usize) -> Self {
+        Identities {
+            map: Mutex::new(HashMap::new()),
+            capacity: capacity.max(16),
+        }
+    }
+
+    /// Records `responseContext` of any InnerTube JSON response.
+    pub fn learn(&self, response: &Value) {
+        let Some(rc) = response.get("responseContext") else {
+            return;
+        };
+        let Some(visitor) = rc.get("visitorData").and_then(Value::as_str) else {
+            return;
+        };
+        let main = rc.get("mainAppWebResponseContext");
+        let datasync = main
+            .and_then(|m| m.get("datasyncId"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let logged_in = main
+            .and_then(|m| m.get("loggedOut"))
+            .and_then(Value::as_bool)
+            .is_some_and(|out| !out);
+        let mut map = self.map.lock().expect("identities lock");
+        if map.len() >= self.capacity && !map.contains_key(visitor) {
+            map.clear();
+        }
+        map.insert(visitor.to_string(), (datasync, logged_in));
+    }
+
+    /// (DataSync ID, signed in) last seen for `visitor`.
+    pub fn lookup(&self, visitor: &str) -> Option<(Option<String>, bool)> {
+        self.map
+            .lock()
+            .expect("identities lock")
+            .get(visitor)
+            .cloned()
+    }
+}
+
 /// The playback facts of a player response (`videoDetails`, `responseContext`), given what the
 /// request said. Logged in: the response's `loggedOut: false`, else what the request's
 /// credentials said.
@@ -337,6 +386,17 @@ mod tests {
         // An `expire` in the past falls back to the default lifetime rather than dropping the
         // entry outright (clocks differ); it is still found.
         assert!(store.lookup(Some("old"), None).is_some());
+    }
+
+    #[test]
+    fn innertube_responses_teach_the_datasync_id_of_a_visitor() {
+        let ids = Identities::new(16);
+        ids.learn(&serde_json::json!({"responseContext": {"visitorData": "CgtA", "mainAppWebResponseContext": {"datasyncId": "1||", "loggedOut": false}}}));
+        ids.learn(&serde_json::json!({"responseContext": {"visitorData": "CgtB", "mainAppWebResponseContext": {"loggedOut": true}}}));
+        ids.learn(&serde_json::json!({"contents": {}}));
+        assert_eq!(ids.lookup("CgtA"), Some((Some("1||".into()), true)));
+        assert_eq!(ids.lookup("CgtB"), Some((None, false)));
+        assert_eq!(ids.lookup("CgtC"), None);
     }
 
     #[test]

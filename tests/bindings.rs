@@ -315,3 +315,39 @@ async fn android_media_and_players_pass_untouched_whatever_the_regime() {
         "no token checked: none sent"
     );
 }
+
+#[tokio::test]
+async fn web_remix_player_tokens_bind_to_the_account_an_innertube_response_named() {
+    let h = minting_harness("").await;
+    let auth = "SAPISIDHASH 1700000000_0123456789abcdef";
+    // Any InnerTube call of the signed-in session tells the proxy the account's DataSync ID.
+    let next = h
+        .client()
+        .post("https://music.youtube.com/youtubei/v1/next?prettyPrint=false")
+        .header("authorization", auth)
+        .header("x-goog-visitor-id", VISITOR_DATA)
+        .body(r#"{"context":{"client":{"clientName":"WEB_REMIX"}},"videoId":"jNQXAC9IVRw"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    let mut body = player_body("WEB_REMIX", V1);
+    body["context"]["client"]["visitorData"] = serde_json::Value::String(VISITOR_DATA.into());
+    let res = h
+        .client()
+        .post("https://music.youtube.com/youtubei/v1/player?prettyPrint=false")
+        .header("authorization", auth)
+        .header("cookie", "LOGIN_INFO=x; SAPISID=y")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        h.origin
+            .verdicts()
+            .contains(&(format!("player {V1}"), Verdict::Valid)),
+        "{:?}",
+        h.origin.verdicts()
+    );
+}

@@ -51,6 +51,7 @@ pub struct Shared {
     pub tokens: TokenService,
     pub settings: RewriteSettings,
     pub sessions: SessionStore,
+    pub identities: crate::session::Identities,
     pub regimes: Regimes,
     /// For requests the proxy makes itself (re-issued media, visitor data).
     pub http: HttpClient,
@@ -68,6 +69,8 @@ enum Note {
     Media(Box<MediaNote>),
     /// An HTML page: read its ytcfg.
     Page,
+    /// Another InnerTube call: read its `responseContext`.
+    InnerTube,
 }
 
 #[derive(Clone)]
@@ -279,6 +282,10 @@ impl PotHandler {
                 self.note = Some(Note::Page);
                 RequestOrResponse::Request(req)
             }
+            Route::InnerTube => {
+                self.note = Some(Note::InnerTube);
+                RequestOrResponse::Request(req)
+            }
             Route::Other => RequestOrResponse::Request(req),
         }
     }
@@ -303,6 +310,9 @@ impl HttpHandler for PotHandler {
             }
             Some(Note::Media(note)) => self.on_media_response(res, *note).await,
             Some(Note::Page) if res.status().is_success() => self.on_page_response(res).await,
+            Some(Note::InnerTube) if res.status().is_success() => {
+                self.on_innertube_response(res).await
+            }
             _ => res,
         }
     }

@@ -1,7 +1,9 @@
-//! HTML pages of YouTube hosts (home, watch, embed, channel) read on their way to the client:
-//! `ytcfg` says which visitor data or account the session has and whether the experiment that
-//! binds media tokens to the video id is on; a watch page's `ytInitialPlayerResponse` carries
-//! media URLs like a player response does. The client receives the same bytes.
+//! HTML pages of YouTube hosts (home, watch, embed, channel) and other InnerTube responses read
+//! on their way to the client: `ytcfg` says which visitor data or account the session has and
+//! whether the experiment that binds media tokens to the video id is on; a watch page's
+//! `ytInitialPlayerResponse` carries media URLs like a player response does; InnerTube's
+//! `responseContext` names the account (DataSync ID) behind a visitor. The client receives the
+//! same bytes.
 
 use http::Response;
 use http::header::CONTENT_TYPE;
@@ -75,6 +77,26 @@ impl PotHandler {
         };
         if let Some(html) = decoded.as_deref().map(String::from_utf8_lossy) {
             self.learn_page(&html);
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    }
+
+    /// Any InnerTube JSON response: remember the account behind its visitor data.
+    pub(super) async fn on_innertube_response(&self, res: Response<Body>) -> Response<Body> {
+        let is_json = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        if !is_json {
+            return res;
+        }
+        let (parts, bytes, decoded) = match read_response(res).await {
+            Ok(read) => read,
+            Err(unread) => return unread,
+        };
+        if let Some(v) = decoded.and_then(|d| serde_json::from_slice::<Value>(&d).ok()) {
+            self.shared.identities.learn(&v);
         }
         Response::from_parts(parts, Body::from(bytes))
     }

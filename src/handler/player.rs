@@ -113,10 +113,14 @@ impl PotHandler {
                 body_changed = true;
             }
         }
+        // The account behind this visitor, as earlier InnerTube responses named it.
+        let known = visitor
+            .as_deref()
+            .and_then(|v| self.shared.identities.lookup(v));
         let who = Identity {
             visitor_data: visitor.clone(),
-            datasync_id: None,
-            logged_in: logged_in(&parts.headers),
+            datasync_id: known.as_ref().and_then(|(d, _)| d.clone()),
+            logged_in: logged_in(&parts.headers) || known.is_some_and(|(_, l)| l),
         };
         self.note = Some(Note::Player(PlayerNote {
             video: player.video_id().map(str::to_string),

@@ -352,6 +352,24 @@ async fn serve_fake(req: Request<Incoming>, state: Arc<FakeState>) -> Response<F
     if let Some(res) = fake_botguard_route(&state, &parts.method, &bare_host, &path, &body) {
         return res;
     }
+    if path == "/youtubei/v1/next" {
+        let signed_in = parts.headers.contains_key("authorization");
+        let visitor = parts
+            .headers
+            .get("x-goog-visitor-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(fakebg::VISITOR_DATA);
+        let main = if signed_in {
+            serde_json::json!({"datasyncId": fakebg::DATASYNC_ID, "loggedOut": false})
+        } else {
+            serde_json::json!({"loggedOut": true})
+        };
+        let body = serde_json::json!({
+            "responseContext": {"visitorData": visitor, "mainAppWebResponseContext": main},
+            "contents": {"twoColumnWatchNextResults": {"results": {"results": {"contents": []}}}}
+        });
+        return status_body(200, serde_json::to_vec(&body).unwrap(), "application/json");
+    }
     if path.ends_with("/youtubei/v1/player") && parts.method == hyper::Method::POST {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
             return player_response(&state, &v, &parts.headers);
@@ -434,13 +452,7 @@ fn fake_botguard_route(
             "text/javascript",
         ));
     }
-    if host == "www.youtube.com" && path == "/youtubei/v1/next" {
-        return Some(status_body(
-            200,
-            r#"{"contents": {"twoColumnWatchNextResults": {"results": {"results": {"contents": []}}}}}"#,
-            "application/json",
-        ));
-    }
+
     if host == "www.youtube.com" && path == "/youtubei/v1/att/get" {
         bg.counts.lock().unwrap().att_get += 1;
         if !bg.behaviour.lock().unwrap().att_get {
@@ -497,7 +509,17 @@ fn player_response(
         .unwrap_or("WEB")
         .to_string();
     if let Some(pot) = req["serviceIntegrityDimensions"]["poToken"].as_str() {
-        let v = state.bg.verify(pot, &video);
+        // WEB_REMIX binds even player tokens to the session.
+        let expected = if client == "WEB_REMIX" {
+            if logged_in {
+                fakebg::DATASYNC_ID.to_string()
+            } else {
+                visitor.clone()
+            }
+        } else {
+            video.clone()
+        };
+        let v = state.bg.verify(pot, &expected);
         state
             .verdicts
             .lock()

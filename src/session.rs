@@ -200,6 +200,21 @@ impl SessionStore {
     }
 }
 
+/// The account a `responseContext` names: its DataSync ID, and whether it is signed in
+/// (`mainAppWebResponseContext.loggedOut`, when present).
+fn account_of(response_context: &Value) -> (Option<String>, Option<bool>) {
+    let main = response_context.get("mainAppWebResponseContext");
+    let datasync = main
+        .and_then(|m| m.get("datasyncId"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let logged_in = main
+        .and_then(|m| m.get("loggedOut"))
+        .and_then(Value::as_bool)
+        .map(|out| !out);
+    (datasync, logged_in)
+}
+
 /// What InnerTube responses say about a visitor: the account's DataSync ID and whether the
 /// session is signed in. Keyed by the visitor data the response echoed; bounded.
 pub struct Identities {
@@ -223,15 +238,8 @@ impl Identities {
         let Some(visitor) = rc.get("visitorData").and_then(Value::as_str) else {
             return;
         };
-        let main = rc.get("mainAppWebResponseContext");
-        let datasync = main
-            .and_then(|m| m.get("datasyncId"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let logged_in = main
-            .and_then(|m| m.get("loggedOut"))
-            .and_then(Value::as_bool)
-            .is_some_and(|out| !out);
+        let (datasync, logged_in) = account_of(rc);
+        let logged_in = logged_in.unwrap_or(false);
         let mut map = self.map.lock().expect("identities lock");
         if map.len() >= self.capacity && !map.contains_key(visitor) {
             map.clear();
@@ -271,16 +279,8 @@ pub fn playback_info(
         .and_then(Value::as_str)
         .or(request_visitor)
         .map(str::to_string);
-    let main = rc.and_then(|r| r.get("mainAppWebResponseContext"));
-    let datasync_id = main
-        .and_then(|m| m.get("datasyncId"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let logged_in = main
-        .and_then(|m| m.get("loggedOut"))
-        .and_then(Value::as_bool)
-        .map(|out| !out)
-        .unwrap_or(request_logged_in);
+    let (datasync_id, logged_in) = rc.map(account_of).unwrap_or_default();
+    let logged_in = logged_in.unwrap_or(request_logged_in);
     Some(PlaybackInfo {
         video_id,
         client: client.map(str::to_string),

@@ -431,12 +431,7 @@ async fn mitm_traffic_is_chained_through_an_http_proxy() {
     let mut config = config_for(&pki, &origin, dir.path(), &with_static_token(), &[]);
     config.upstream.proxy = potproxy::upstream::Egress::parse(&format!("http://{chain}")).unwrap();
     let proxy = potproxy::start(config).await.unwrap();
-    let client = reqwest::Client::builder()
-        .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr)).unwrap())
-        .add_root_certificate(reqwest::Certificate::from_pem(proxy.ca_cert_pem.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let client = client_via(proxy.addr, proxy.ca_cert_pem.as_bytes());
     let res = client
         .post("https://www.youtube.com/youtubei/v1/player")
         .body(serde_json::to_vec(&player_body("WEB", V)).unwrap())

@@ -817,31 +817,27 @@ fn split_top_level(extra: &str) -> (String, String) {
     }
 }
 
+/// A reqwest client that goes through `proxy` and trusts only the CA in `ca_pem`.
+pub fn client_via(proxy: SocketAddr, ca_pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
+        .tls_built_in_root_certs(false)
+        .no_gzip()
+        .build()
+        .unwrap()
+}
+
 impl Harness {
     /// A reqwest client that goes through the proxy and trusts only the proxy's CA.
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", self.proxy.addr)).unwrap())
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.proxy.ca_cert_pem.as_bytes()).unwrap(),
-            )
-            .tls_built_in_root_certs(false)
-            .no_gzip()
-            .build()
-            .unwrap()
+        client_via(self.proxy.addr, self.proxy.ca_cert_pem.as_bytes())
     }
 
     /// A reqwest client that goes through the proxy but trusts only the *upstream* test CA: it
     /// can only succeed where the proxy does not intercept.
     pub fn tunnel_client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", self.proxy.addr)).unwrap())
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.pki.ca_pem.as_bytes()).unwrap(),
-            )
-            .tls_built_in_root_certs(false)
-            .build()
-            .unwrap()
+        client_via(self.proxy.addr, self.pki.ca_pem.as_bytes())
     }
 
     /// A rustls client config trusting the proxy's CA, for raw-socket tests.

@@ -327,81 +327,44 @@ async fn measure(
 }
 
 fn print_table(reports: &[Report], big_mb: u64) {
-    println!(
-        "| figure | {} |",
-        reports
-            .iter()
-            .map(|r| r.name)
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    // One markdown row: the label, then each report's cell.
+    let row = |label: &str, cell: &dyn Fn(&Report) -> String| {
+        let cells: Vec<String> = reports.iter().map(cell).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    row("figure", &|r| r.name.to_string());
     println!("|---|{}", "---|".repeat(reports.len()));
     for (i, conc) in [1, 16, 64].iter().enumerate() {
-        println!(
-            "| small GET, keep-alive, c={conc}: rps (p50 / p99 ms) | {} |",
-            reports
-                .iter()
-                .map(|r| {
-                    let l = r.small[i].1;
-                    format!(
-                        "{:.0} ({:.2} / {:.2}){}",
-                        l.rps,
-                        l.p50_ms,
-                        l.p99_ms,
-                        if l.errors > 0 {
-                            format!(" [{} errors]", l.errors)
-                        } else {
-                            String::new()
-                        }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" | ")
+        row(
+            &format!("small GET, keep-alive, c={conc}: rps (p50 / p99 ms)"),
+            &|r| {
+                let l = r.small[i].1;
+                let errors = if l.errors > 0 {
+                    format!(" [{} errors]", l.errors)
+                } else {
+                    String::new()
+                };
+                format!("{:.0} ({:.2} / {:.2}){errors}", l.rps, l.p50_ms, l.p99_ms)
+            },
         );
     }
-    println!(
-        "| new connection per request, c=16: rps (p50 ms) | {} |",
-        reports
-            .iter()
-            .map(|r| format!("{:.0} ({:.2})", r.new_conn.rps, r.new_conn.p50_ms))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!(
-        "| player POST with rewrite, c=16: rps (p99 ms) | {} |",
-        reports
-            .iter()
-            .map(|r| format!("{:.0} ({:.2})", r.player.rps, r.player.p99_ms))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!(
-        "| 50 MB download: MB/s (TTFB ms) | {} |",
-        reports
-            .iter()
-            .map(|r| format!("{:.0} ({:.1})", r.mb50.0, r.mb50.1))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!(
-        "| {big_mb} MB download: MB/s (TTFB ms) | {} |",
-        reports
-            .iter()
-            .map(|r| format!("{:.0} ({:.1})", r.big.0, r.big.1))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!(
-        "| proxy peak RSS (MB) | {} |",
-        reports
-            .iter()
-            .map(|r| r
-                .rss
-                .map(|m| format!("{m:.1}"))
-                .unwrap_or_else(|| "-".into()))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    row("new connection per request, c=16: rps (p50 ms)", &|r| {
+        format!("{:.0} ({:.2})", r.new_conn.rps, r.new_conn.p50_ms)
+    });
+    row("player POST with rewrite, c=16: rps (p99 ms)", &|r| {
+        format!("{:.0} ({:.2})", r.player.rps, r.player.p99_ms)
+    });
+    row("50 MB download: MB/s (TTFB ms)", &|r| {
+        format!("{:.0} ({:.1})", r.mb50.0, r.mb50.1)
+    });
+    row(&format!("{big_mb} MB download: MB/s (TTFB ms)"), &|r| {
+        format!("{:.0} ({:.1})", r.big.0, r.big.1)
+    });
+    row("proxy peak RSS (MB)", &|r| {
+        r.rss
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_else(|| "-".into())
+    });
 }
 
 fn main() {

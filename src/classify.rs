@@ -83,12 +83,31 @@ fn is_googlevideo(host: &str) -> bool {
     h.ends_with(".googlevideo.com")
 }
 
-/// Classifies a request. `host` has no port; `path_and_query` is the raw request target path.
-pub fn classify(method: &Method, host: &str, path_and_query: &str) -> Route {
-    let (path, query) = match path_and_query.split_once('?') {
+/// Splits a request target into path and query (without the `?`).
+pub fn split_path_query(path_and_query: &str) -> (&str, Option<&str>) {
+    match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_and_query, None),
-    };
+    }
+}
+
+/// A googlevideo URL parameter, from the query or the key/value path, URL-decoded; an empty
+/// value counts as absent.
+pub fn url_param(path: &str, query: Option<&str>, name: &str) -> Option<String> {
+    query
+        .and_then(|q| query_param(q, name))
+        .or_else(|| path_param(path, name))
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+/// Classifies a request. `host` has no port; `path_and_query` is the raw request target path.
+pub fn classify(method: &Method, host: &str, path_and_query: &str) -> Route {
+    let (path, query) = split_path_query(path_and_query);
     if is_googlevideo(host) {
         return classify_googlevideo(method, path, query);
     }

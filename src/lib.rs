@@ -99,13 +99,15 @@ pub struct RunningProxy {
     pub api_addr: Option<SocketAddr>,
     api_shutdown: Option<oneshot::Sender<()>>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), hudsucker::Error>>,
+    task: Option<tokio::task::JoinHandle<Result<(), hudsucker::Error>>>,
 }
 
 impl RunningProxy {
     /// Waits until the proxy stops (it runs until shut down).
     pub async fn wait(mut self) -> Result<(), StartError> {
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
         match task.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StartError::Proxy(e.to_string())),
@@ -115,25 +117,26 @@ impl RunningProxy {
 
     /// Stops accepting connections and lets open ones finish.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        self.signal_stop();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    /// Tells the proxy and the API listeners to stop.
+    fn signal_stop(&mut self) {
+        for tx in [self.shutdown.take(), self.api_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
-        if let Some(tx) = self.api_shutdown.take() {
-            let _ = tx.send(());
-        }
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
 }
 
 impl Drop for RunningProxy {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(tx) = self.api_shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.signal_stop();
     }
 }
 
@@ -347,6 +350,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         api_addr,
         api_shutdown: Some(api_tx),
         shutdown: Some(tx),
-        task,
+        task: Some(task),
     })
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::classify::{path_param, query_param};
+use crate::classify::url_param;
 
 /// What a player response tells about its media URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,17 +96,7 @@ pub fn media_url_keys(
     path: &str,
     query: Option<&str>,
 ) -> (Option<String>, Option<String>, Option<u64>) {
-    let get = |name: &str| {
-        query
-            .and_then(|q| query_param(q, name))
-            .or_else(|| path_param(path, name))
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                percent_encoding::percent_decode_str(v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-    };
+    let get = |name: &str| url_param(path, query, name);
     (
         get("ei"),
         get("id"),

@@ -13,8 +13,8 @@ use hudsucker::{Body, RequestOrResponse};
 use super::{Note, PotHandler, give_up, with_path_and_query};
 use crate::bindings::{Regime, TokenContext, binding_for};
 use crate::body::{Buffered, buffer_to_cap};
-use crate::classify::{Route, is_webpo_client, query_param};
-use crate::rewrite::media::{rewrite_manifest, rewrite_media, set_query_pot};
+use crate::classify::{Route, is_webpo_client, split_path_query, url_param};
+use crate::rewrite::media::{rewrite_manifest, rewrite_media, set_caption_query};
 use crate::rewrite::sabr;
 use crate::session::{PlaybackInfo, media_url_keys};
 use crate::token::{Binding, Token};
@@ -48,29 +48,14 @@ impl MediaNote {
 
 /// The `pot` a media or manifest URL already carries (query or path form), URL-decoded.
 fn existing_pot(pq: &str) -> Option<String> {
-    let (path, query) = split_pq(pq);
-    query
-        .and_then(|q| query_param(q, "pot"))
-        .or_else(|| crate::classify::path_param(path, "pot"))
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            percent_encoding::percent_decode_str(p)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-}
-
-fn split_pq(pq: &str) -> (&str, Option<&str>) {
-    match pq.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (pq, None),
-    }
+    let (path, query) = split_path_query(pq);
+    url_param(path, query, "pot")
 }
 
 impl PotHandler {
     /// The playback a media or caption URL belongs to, as learned from its player response.
     fn playback_of(&self, pq: &str) -> Option<PlaybackInfo> {
-        let (path, query) = split_pq(pq);
+        let (path, query) = split_path_query(pq);
         let (ei, id, _) = media_url_keys(path, query);
         self.shared.sessions.lookup(ei.as_deref(), id.as_deref())
     }
@@ -248,15 +233,8 @@ impl PotHandler {
             Ok(t) => t,
             Err(reason) => return give_up(self.shared.settings.strict, req, host, &reason),
         };
-        let (path, query) = split_pq(pq);
-        let mut q = set_query_pot(query.unwrap_or(""), &token);
-        if query_param(&q, "potc").is_none() {
-            q.push_str("&potc=1");
-        }
-        if query_param(&q, "c").is_none() {
-            q.push_str("&c=");
-            q.push_str(&client);
-        }
+        let (path, query) = split_path_query(pq);
+        let q = set_caption_query(query.unwrap_or(""), &token, &client);
         if let Some(uri) = with_path_and_query(req.uri(), &format!("{path}?{q}")) {
             *req.uri_mut() = uri;
             tracing::info!(%host, %client, token = %token.redacted(), "captions: set pot");

@@ -2,7 +2,7 @@
 //! media URLs and in HLS/DASH manifest paths. Pure string functions: every byte of the URL other
 //! than the token's own place is kept as the client sent it.
 
-use crate::classify::{ManifestKind, UrlForm};
+use crate::classify::{ManifestKind, UrlForm, query_param, split_path_query};
 use crate::token::Token;
 
 /// Sets exactly one `pot=` in a raw query string. An existing `pot` keeps its position and gets
@@ -29,6 +29,19 @@ pub fn set_query_pot(query: &str, token: &Token) -> String {
         parts.push(&pot);
     }
     parts.join("&")
+}
+
+/// Caption (`/api/timedtext`) query: one `pot`, plus `potc=1` and `c=<client>` when absent.
+pub fn set_caption_query(query: &str, token: &Token, client: &str) -> String {
+    let mut q = set_query_pot(query, token);
+    if query_param(&q, "potc").is_none() {
+        q.push_str("&potc=1");
+    }
+    if query_param(&q, "c").is_none() {
+        q.push_str("&c=");
+        q.push_str(client);
+    }
+    q
 }
 
 /// Replaces the value after an existing `/pot/` key segment. Returns `None` when there is none.
@@ -87,7 +100,7 @@ pub fn rewrite_media(path_and_query: &str, form: UrlForm, sabr: bool, token: &To
     if sabr {
         return path_and_query.to_string();
     }
-    let (path, query) = split_pq(path_and_query);
+    let (path, query) = split_path_query(path_and_query);
     match (form, query) {
         (UrlForm::Query, q) => format!("{path}?{}", set_query_pot(q.unwrap_or(""), token)),
         (UrlForm::Path, Some(q)) => format!("{}?{q}", set_path_pot(path, token)),
@@ -97,18 +110,11 @@ pub fn rewrite_media(path_and_query: &str, form: UrlForm, sabr: bool, token: &To
 
 /// Rewrites a manifest request's path-and-query (the query, if any, is kept as is).
 pub fn rewrite_manifest(path_and_query: &str, kind: ManifestKind, token: &Token) -> String {
-    let (path, query) = split_pq(path_and_query);
+    let (path, query) = split_path_query(path_and_query);
     let path = set_manifest_pot(path, kind, token);
     match query {
         Some(q) => format!("{path}?{q}"),
         None => path,
-    }
-}
-
-fn split_pq(pq: &str) -> (&str, Option<&str>) {
-    match pq.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (pq, None),
     }
 }
 

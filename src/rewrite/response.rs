@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::media::{set_manifest_pot, set_query_pot};
+use super::media::{set_caption_query, set_manifest_pot, set_query_pot};
 use crate::classify::{ManifestKind, query_param};
 use crate::token::Token;
 
@@ -39,17 +39,7 @@ fn set_manifest(url: &str, kind: ManifestKind, token: &Token) -> Option<String> 
 
 /// Adds `pot` (and `potc=1`, `c=<client>` when absent) to a caption URL.
 fn caption_url(url: &str, token: &Token, client: &str) -> Option<String> {
-    with_query(url, |q| {
-        let mut q = set_query_pot(q, token);
-        if query_param(&q, "potc").is_none() {
-            q.push_str("&potc=1");
-        }
-        if query_param(&q, "c").is_none() {
-            q.push_str("&c=");
-            q.push_str(client);
-        }
-        q
-    })
+    with_query(url, |q| set_caption_query(q, token, client))
 }
 
 /// Rewrites the URLs of a player response in place; returns how many were changed.

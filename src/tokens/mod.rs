@@ -151,7 +151,7 @@ impl TokenService {
         let Some(key) = key else {
             // Nothing to key a cache on: ask the sources every time (static default only).
             let m = self.ask_sources(req).await?;
-            return Ok(self.finish(m, false));
+            return Ok(self.finish(m));
         };
         if !req.bypass_cache {
             if let Some(hit) = self.cache.lookup(&key) {
@@ -167,7 +167,7 @@ impl TokenService {
             }
         }
         let m = self.ask_sources(req).await?;
-        let issued = self.finish(m.clone(), false);
+        let issued = self.finish(m.clone());
         let stats = self.cache.stats();
         tracing::debug!(binding = %describe(&req.binding), cache_hits = stats.hits, cache_misses = stats.misses, "token minted");
         if m.cacheable {
@@ -182,13 +182,14 @@ impl TokenService {
         self.issue(req).await.map(|i| i.token)
     }
 
-    fn finish(&self, m: Minted, cached: bool) -> Issued {
+    /// A freshly minted answer, its expiry capped by the TTL.
+    fn finish(&self, m: Minted) -> Issued {
         let ttl_end = SystemTime::now() + self.ttl;
         let expires_at = m.expires_at.map_or(ttl_end, |e| e.min(ttl_end));
         Issued {
             token: m.token,
             expires_at,
-            cached,
+            cached: false,
         }
     }
 

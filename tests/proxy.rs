@@ -6,6 +6,7 @@ mod common;
 use std::io::Write;
 
 use common::*;
+use potproxy::config::SourceKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const VIDEO: &str = "dQw4w9WgXcQ";
@@ -527,4 +528,35 @@ async fn a_clients_own_media_token_is_kept() {
         .unwrap();
     let s = h.origin.take().pop().unwrap();
     assert_eq!(s.path_and_query, format!("/videoplayback?{q}"));
+}
+
+#[tokio::test]
+async fn the_harness_defaults_to_static_tokens_only_and_its_typed_options_win_over_toml() {
+    let fakes = Fakes::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = Harness::builder().config(&fakes, dir.path());
+    assert_eq!(c.tokens.sources, vec![SourceKind::Static]);
+    assert_eq!(c.tokens.cache_file, None);
+    assert!(!c.tokens.botguard.prewarm);
+    assert!(!c.api.enabled);
+    assert!(!c.strict);
+
+    let cache = dir.path().join("cache.json");
+    let c = Harness::builder()
+        .sources(&[SourceKind::BotGuard, SourceKind::ColdStart])
+        .api(true)
+        .cache_file(&cache)
+        .prewarm(true)
+        .strict(true)
+        .toml("[tokens]\nsources = [\"provider\"]\ncache_file = \"\"\n[tokens.provider]\nurl = \"http://127.0.0.1:9\"\n[api]\nenabled = false\nlisten = \"127.0.0.1:4416\"\n")
+        .config(&fakes, dir.path());
+    assert_eq!(
+        c.tokens.sources,
+        vec![SourceKind::BotGuard, SourceKind::ColdStart]
+    );
+    assert_eq!(c.tokens.cache_file, Some(cache));
+    assert!(c.tokens.botguard.prewarm);
+    assert!(c.api.enabled);
+    assert_eq!(c.api.listen.port(), 0, "never a fixed port");
+    assert!(c.strict);
 }

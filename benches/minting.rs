@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::fakebg::{GLOBAL_NAME, INTERPRETER_JS, PROGRAM, REQUEST_KEY};
+use common::botguard::{GLOBAL_NAME, INTERPRETER_JS, PROGRAM, REQUEST_KEY};
 use common::*;
 use potproxy::botguard::vm::{LoadRequest, VmHandle, VmLimits};
+use potproxy::config::SourceKind;
 use potproxy::token::Binding;
 use potproxy::tokens::TokenRequest;
 
@@ -53,16 +54,11 @@ fn rss_mb() -> f64 {
 
 /// The whole flow against the simulated BotGuard, through the token service.
 async fn ours_simulated(mints: usize) -> Row {
-    let pki = TestPki::new();
-    let origin = FakeOrigin::start(&pki).await;
+    let fakes = Fakes::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_for(
-        &pki,
-        &origin,
-        dir.path(),
-        "[tokens]\nsources = [\"botguard\"]\n",
-        &[],
-    );
+    let config = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .config(&fakes, dir.path());
     let t = Instant::now();
     let services = potproxy::build_services(&config).unwrap();
     let first = services
@@ -187,17 +183,13 @@ fn bgutils(challenge_dir: &Path, mints: usize) -> Result<Row, String> {
 /// `/get_pot` over HTTP: cache hits for one binding at concurrency 16, and the mint latency of
 /// fresh bindings, through the whole API.
 async fn api_get_pot(secs: f64) -> (load::Load, load::Load) {
-    let pki = TestPki::new();
-    let origin = FakeOrigin::start(&pki).await;
+    let fakes = Fakes::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(
-        &pki,
-        &origin,
-        dir.path(),
-        "[api]\n[tokens]\nsources = [\"botguard\"]\n",
-        &[],
-    );
-    config.tokens.botguard.prewarm = true;
+    let config = Harness::builder()
+        .api(true)
+        .sources(&[SourceKind::BotGuard])
+        .prewarm(true)
+        .config(&fakes, dir.path());
     let proxy = potproxy::start(config).await.unwrap();
     let url = format!("http://{}/get_pot", proxy.api_addr.unwrap());
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -264,10 +256,10 @@ fn main() {
     let sim = rt.block_on(ours_simulated(mints));
     print("potproxy, simulated", &sim);
     let tmp = tempfile::tempdir().unwrap();
-    let fake = common::fakebg::FakeBotGuard::default();
+    let fake = common::botguard::FakeBotGuard::default();
     std::fs::write(
         tmp.path().join("challenge.json"),
-        serde_json::to_vec(&fake.bg_challenge()).unwrap(),
+        serde_json::to_vec(&fake.bg_challenge(&Behaviour::default())).unwrap(),
     )
     .unwrap();
     std::fs::write(tmp.path().join("interpreter.js"), INTERPRETER_JS).unwrap();
@@ -276,8 +268,10 @@ fn main() {
             &base64::engine::general_purpose::STANDARD,
             format!("fake-botguard:{PROGRAM}"),
         );
-    let (_, it) =
-        fake.generate_it(&serde_json::to_vec(&serde_json::json!([REQUEST_KEY, snapshot])).unwrap());
+    let (_, it) = fake.generate_it(
+        &Behaviour::default(),
+        &serde_json::to_vec(&serde_json::json!([REQUEST_KEY, snapshot])).unwrap(),
+    );
     std::fs::write(tmp.path().join("it.json"), it).unwrap();
     let _ = GLOBAL_NAME;
     match bgutils(tmp.path(), mints) {

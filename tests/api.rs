@@ -9,21 +9,25 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::botguard::Verdict;
 use common::chain::{start_http_connect_proxy, start_socks5_proxy};
-use common::fakebg::{VISITOR_DATA, Verdict};
+use common::youtube::VISITOR_DATA;
 use common::*;
 use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use potproxy::config::SourceKind;
 use serde_json::{Value, json};
 
 const V: &str = "jNQXAC9IVRw";
 
-async fn api_harness(extra: &str) -> Harness {
-    harness(&format!(
-        "[api]\n[tokens]\nsources = [\"botguard\"]\n{extra}"
-    ))
-    .await
+/// The API on, tokens minted by the simulated BotGuard.
+async fn api_harness() -> Harness {
+    Harness::builder()
+        .api(true)
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await
 }
 
 fn api(h: &Harness, path: &str) -> String {
@@ -62,7 +66,7 @@ async fn get_pot(h: &Harness, body: Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn get_pot_mints_a_token_the_fake_verifies() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let (status, v) = get_pot(&h, json!({"content_binding": V, "proxy": null, "bypass_cache": false, "innertube_context": {"client": {"clientName": "MWEB"}}})).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["contentBinding"], V);
@@ -87,7 +91,7 @@ async fn get_pot_mints_a_token_the_fake_verifies() {
 
 #[tokio::test]
 async fn without_a_binding_the_visitor_data_is_used() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let (status, v) = get_pot(
         &h,
         json!({"innertube_context": {"client": {"visitorData": "CgtFromContext"}}}),
@@ -112,10 +116,10 @@ async fn without_a_binding_the_visitor_data_is_used() {
 
 #[tokio::test]
 async fn a_supplied_challenge_is_used_instead_of_fetching_one() {
-    let h = api_harness("").await;
-    let challenge = h.origin.state.bg.bg_challenge();
+    let h = api_harness().await;
+    let challenge = h.origin.bg_challenge();
     for c in [challenge.clone(), Value::String(challenge.to_string())] {
-        let h = api_harness("").await;
+        let h = api_harness().await;
         let (status, v) = get_pot(&h, json!({"content_binding": V, "challenge": c})).await;
         assert_eq!(status, 200, "{v}");
         let counts = h.origin.counts();
@@ -134,7 +138,7 @@ async fn a_supplied_challenge_is_used_instead_of_fetching_one() {
 
 #[tokio::test]
 async fn bad_requests_get_400_naming_the_problem() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     for (body, needle) in [
         (&b"{not json"[..], "not valid JSON"),
         (b"[1,2]", "JSON object"),
@@ -166,7 +170,7 @@ async fn bad_requests_get_400_naming_the_problem() {
 
 #[tokio::test]
 async fn an_unreachable_proxy_is_a_500_with_the_reason() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -185,19 +189,23 @@ async fn an_unreachable_proxy_is_a_500_with_the_reason() {
 
 #[tokio::test]
 async fn ping_reports_the_compatible_version_and_ours() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let v: Value = get_json(&h, "/ping").await;
     assert_eq!(v["version"], "2.0.2");
     assert_eq!(v["potproxy_version"], env!("CARGO_PKG_VERSION"));
     assert!(v["server_uptime"].as_f64().unwrap() >= 0.0);
-    let custom = harness("[api]\ncompat_version = \"1.3.1\"\n").await;
+    let custom = Harness::builder()
+        .api(true)
+        .toml("[api]\ncompat_version = \"1.3.1\"\n")
+        .start()
+        .await;
     let v: Value = get_json(&custom, "/ping").await;
     assert_eq!(v["version"], "1.3.1");
 }
 
 #[tokio::test]
 async fn cache_routes_invalidate_and_list() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let bg = h.proxy.services.botguard.clone().unwrap();
     let (_, first) = get_pot(&h, json!({"content_binding": V})).await;
     let keys: Value = get_json(&h, "/minter_cache").await;
@@ -233,7 +241,7 @@ async fn cache_routes_invalidate_and_list() {
 
 #[tokio::test]
 async fn session_returns_visitor_data_and_its_token() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let v: Value = get_json(&h, "/session").await;
     assert_eq!(v["visitorData"], VISITOR_DATA);
     assert_eq!(
@@ -248,7 +256,7 @@ async fn session_returns_visitor_data_and_its_token() {
 
 #[tokio::test]
 async fn root_and_unknown_routes_answer_like_bgutil() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let res = plain().get(api(&h, "/")).send().await.unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(
@@ -268,7 +276,7 @@ async fn root_and_unknown_routes_answer_like_bgutil() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_requests_for_twenty_bindings_mint_each_once() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let bindings: Vec<String> = (0..20).map(|i| format!("concurrent{i:02}")).collect();
     let base = api(&h, "/get_pot");
     let tasks: Vec<_> = (0..200)
@@ -364,10 +372,14 @@ async fn the_provider_source_answers_when_up_and_falls_through_otherwise() {
         .local_addr()
         .unwrap();
     for (addr, from_provider) in [(up, true), (slow, false), (error, false), (down, false)] {
-        let h = harness(&format!(
-            "[tokens]\nsources = [\"provider\", \"static\"]\n[tokens.provider]\nurl = \"http://{addr}\"\ntimeout_secs = 1\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n"
-        ))
-        .await;
+        let h = Harness::builder()
+            .sources(&[SourceKind::Provider, SourceKind::Static])
+            .static_token()
+            .toml(&format!(
+                "[tokens.provider]\nurl = \"http://{addr}\"\ntimeout_secs = 1\n"
+            ))
+            .start()
+            .await;
         let t = h
             .proxy
             .services
@@ -393,23 +405,19 @@ async fn a_provider_url_pointing_at_itself_does_not_loop() {
         .local_addr()
         .unwrap()
         .port();
-    let pki = TestPki::new();
-    let origin = FakeOrigin::start(&pki).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(
-        &pki,
-        &origin,
-        dir.path(),
-        &format!(
-            "[api]\n[tokens]\nsources = [\"provider\", \"static\"]\n[tokens.provider]\nurl = \"http://127.0.0.1:{port}\"\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n"
-        ),
-        &[],
-    );
-    config.api.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let proxy = potproxy::start(config).await.unwrap();
+    let h = Harness::builder()
+        .api(true)
+        .api_listen(format!("127.0.0.1:{port}").parse().unwrap())
+        .sources(&[SourceKind::Provider, SourceKind::Static])
+        .static_token()
+        .toml(&format!(
+            "[tokens.provider]\nurl = \"http://127.0.0.1:{port}\"\n"
+        ))
+        .start()
+        .await;
     let t = tokio::time::timeout(
         Duration::from_secs(10),
-        proxy
+        h.proxy
             .services
             .tokens
             .get(&potproxy::tokens::TokenRequest::new(
@@ -424,15 +432,15 @@ async fn a_provider_url_pointing_at_itself_does_not_loop() {
 
 #[tokio::test]
 async fn mitm_traffic_is_chained_through_an_http_proxy() {
-    let pki = TestPki::new();
-    let origin = FakeOrigin::start(&pki).await;
-    let (chain, seen) = start_http_connect_proxy(origin.addr).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(&pki, &origin, dir.path(), &with_static_token(), &[]);
-    config.upstream.proxy = potproxy::upstream::Egress::parse(&format!("http://{chain}")).unwrap();
-    let proxy = potproxy::start(config).await.unwrap();
-    let client = client_via(proxy.addr, proxy.ca_cert_pem.as_bytes());
-    let res = client
+    let fakes = Fakes::start().await;
+    let (chain, seen) = start_http_connect_proxy(fakes.origin.addr).await;
+    let h = Harness::builder()
+        .static_token()
+        .upstream_proxy(&format!("http://{chain}"))
+        .start_on(fakes)
+        .await;
+    let res = h
+        .client()
         .post("https://www.youtube.com/youtubei/v1/player")
         .body(serde_json::to_vec(&player_body("WEB", V)).unwrap())
         .send()
@@ -446,7 +454,7 @@ async fn mitm_traffic_is_chained_through_an_http_proxy() {
         "{:?}",
         seen.lock().unwrap()
     );
-    let got = origin.take();
+    let got = h.origin.take();
     assert_eq!(
         got[0].json()["serviceIntegrityDimensions"]["poToken"],
         static_token().as_str()
@@ -455,7 +463,7 @@ async fn mitm_traffic_is_chained_through_an_http_proxy() {
 
 #[tokio::test]
 async fn get_pot_with_a_socks5_proxy_mints_through_it_and_keys_the_cache_by_egress() {
-    let h = api_harness("").await;
+    let h = api_harness().await;
     let (socks, seen) = start_socks5_proxy(h.origin.addr).await;
     let proxy = format!("socks5h://{socks}");
     let (status, via) = get_pot(&h, json!({"content_binding": V, "proxy": proxy})).await;
@@ -494,21 +502,17 @@ async fn get_pot_with_a_socks5_proxy_mints_through_it_and_keys_the_cache_by_egre
 
 #[tokio::test]
 async fn the_mint_command_prints_json_last_and_fails_cleanly() {
-    let pki = TestPki::new();
-    let origin = FakeOrigin::start(&pki).await;
+    let fakes = Fakes::start().await;
+    let origin = &fakes.origin;
     let dir = tempfile::tempdir().unwrap();
-    let mut resolve = String::new();
-    for host in FAKE_NAMES {
-        resolve.push_str(&format!("\"{host}\" = \"{}\"\n", origin.addr));
-    }
     let cache = dir.path().join("cache.json");
     let cfg = dir.path().join("potproxy.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n{resolve}\n[tokens]\nsources = [\"botguard\"]\ncache_file = {cache:?}\n",
+            "[ca]\ndir = {ca:?}\n{upstream}\n[tokens]\nsources = [\"botguard\"]\ncache_file = {cache:?}\n",
             ca = dir.path().join("ca").to_str().unwrap(),
-            cert = pki.ca_path.to_str().unwrap(),
+            upstream = fakes.upstream_toml(None, &[]),
             cache = cache.to_str().unwrap(),
         ),
     )

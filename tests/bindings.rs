@@ -5,14 +5,21 @@
 
 mod common;
 
-use common::fakebg::{DATASYNC_ID, GvsRegime, ISSUED_VISITOR_DATA, VISITOR_DATA, Verdict};
+use common::botguard::Verdict;
+use common::youtube::{DATASYNC_ID, ISSUED_VISITOR_DATA, VISITOR_DATA};
 use common::*;
+use potproxy::config::SourceKind;
 
 const V1: &str = "jNQXAC9IVRw";
 const V2: &str = "9bZkp7q19f0";
 
-async fn minting_harness(extra: &str) -> Harness {
-    let h = harness(&format!("[tokens]\nsources = [\"botguard\"]\n{extra}")).await;
+/// Tokens minted by the simulated BotGuard; googlevideo refuses media without a valid one.
+async fn minting_harness(extra_toml: &str) -> Harness {
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .toml(extra_toml)
+        .start()
+        .await;
     h.origin.behaviour().enforce_media = true;
     h
 }

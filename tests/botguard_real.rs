@@ -3,30 +3,21 @@
 //! the snapshot returns a real `$` response, `webPoSignalOutput[0]` appears, and the integrity
 //! token Google issued in the same session yields a minter of well-formed tokens.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use potproxy::botguard::challenge::{Challenge, parse_page};
 use potproxy::botguard::vm::{LoadRequest, VmHandle, VmLimits};
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("POTPROXY_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
-    if dir.join("botguard").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: BotGuard fixtures not found at {} (set POTPROXY_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
-}
+// The fixture rule shared with the unit tests: skip locally, fail under CI.
+#[path = "../src/testutil.rs"]
+#[allow(dead_code)]
+mod testutil;
 
 #[tokio::test]
 async fn real_botguard_vm_runs_and_mints_well_formed_tokens() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = testutil::fixtures_dir() else {
+        return;
+    };
     let bg = dir.join("botguard");
     let html = std::fs::read_to_string(bg.join("youtube_channel_page_20260513.html")).unwrap();
     let page = parse_page(&html).unwrap();

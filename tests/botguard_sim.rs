@@ -7,9 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fakebg::{CreateMode, LOOPING_JS, Verdict};
+use common::botguard::{CreateMode, LOOPING_JS, Verdict};
 use common::*;
 use potproxy::botguard::minter::{BotGuard, BotGuardError};
+use potproxy::config::SourceKind;
 use potproxy::token::Binding;
 use potproxy::tokens::{TokenRequest, decode_cold_start};
 
@@ -18,7 +19,7 @@ const VIDEO: &str = "jNQXAC9IVRw";
 struct Sim {
     origin: FakeOrigin,
     services: potproxy::Services,
-    _pki: TestPki,
+    _fakes: Fakes,
     _dir: tempfile::TempDir,
 }
 
@@ -28,23 +29,28 @@ impl Sim {
     }
 }
 
-/// A minter (no proxy) against a fresh fake.
-async fn sim(extra: &str, tweak: impl FnOnce(&FakeOrigin)) -> Sim {
-    let pki = TestPki::new();
-    let origin = FakeOrigin::start(&pki).await;
-    tweak(&origin);
+/// A minter (no proxy) against a fresh fake, minting only.
+async fn sim(extra_toml: &str, tweak: impl FnOnce(&FakeOrigin)) -> Sim {
+    sim_with(
+        Harness::builder()
+            .sources(&[SourceKind::BotGuard])
+            .toml(extra_toml),
+        tweak,
+    )
+    .await
+}
+
+/// The token services `builder` configures (no proxy) against a fresh fake.
+async fn sim_with(builder: HarnessBuilder, tweak: impl FnOnce(&FakeOrigin)) -> Sim {
+    let fakes = Fakes::start().await;
+    tweak(&fakes.origin);
     let dir = tempfile::tempdir().unwrap();
-    let toml = if extra.contains("sources") {
-        extra.to_string()
-    } else {
-        format!("[tokens]\nsources = [\"botguard\"]\n{extra}")
-    };
-    let config = config_for(&pki, &origin, dir.path(), &toml, &[]);
+    let config = builder.config(&fakes, dir.path());
     let services = potproxy::build_services(&config).unwrap();
     Sim {
-        origin,
+        origin: fakes.origin.clone(),
         services,
-        _pki: pki,
+        _fakes: fakes,
         _dir: dir,
     }
 }
@@ -185,8 +191,8 @@ async fn a_hundred_concurrent_first_requests_for_one_binding_mint_once() {
 
 #[tokio::test]
 async fn cold_start_tokens_bridge_the_warm_up_then_real_tokens_follow() {
-    let s = sim(
-        "[tokens]\nsources = [\"botguard\", \"cold_start\"]\n",
+    let s = sim_with(
+        Harness::builder().sources(&[SourceKind::BotGuard, SourceKind::ColdStart]),
         |_| {},
     )
     .await;
@@ -215,7 +221,10 @@ async fn cold_start_tokens_bridge_the_warm_up_then_real_tokens_follow() {
 
 #[tokio::test]
 async fn end_to_end_player_and_media_requests_carry_tokens_the_fake_verifies() {
-    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     h.origin.behaviour().enforce_media = true;
     let body = serde_json::to_vec(&player_body("MWEB", VIDEO)).unwrap();
     let res = h
@@ -254,7 +263,10 @@ async fn end_to_end_player_and_media_requests_carry_tokens_the_fake_verifies() {
 
 #[tokio::test]
 async fn when_minting_fails_the_proxy_forwards_the_request_unchanged() {
-    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     h.origin.behaviour().null_integrity_token = true;
     let body = serde_json::to_vec(&player_body("MWEB", VIDEO)).unwrap();
     let res = h

@@ -8,8 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::fakebg::{GvsRegime, VISITOR_DATA, Verdict};
+use common::botguard::Verdict;
+use common::youtube::VISITOR_DATA;
 use common::*;
+use potproxy::config::SourceKind;
 
 const V: &str = "jNQXAC9IVRw";
 
@@ -87,7 +89,10 @@ fn assert_downloaded(dir: &Path, run: &Run) {
 #[tokio::test]
 async fn yt_dlp_inject_mode_downloads_over_several_ranges_with_our_tokens() {
     let Some(bin) = yt_dlp() else { return };
-    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     h.origin.behaviour().enforce_media = true;
     let dir = tempfile::tempdir().unwrap();
     let run = run_yt_dlp(
@@ -123,8 +128,11 @@ async fn yt_dlp_inject_mode_downloads_over_several_ranges_with_our_tokens() {
 #[tokio::test]
 async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
     let Some(bin) = yt_dlp() else { return };
-    let h =
-        harness("[tokens]\nsources = [\"botguard\"]\nsentinels = [\"POTPROXYSENTINEL\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .toml("[tokens]\nsentinels = [\"POTPROXYSENTINEL\"]\n")
+        .start()
+        .await;
     h.origin.behaviour().enforce_media = true;
     let dir = tempfile::tempdir().unwrap();
     let run = run_yt_dlp(
@@ -172,7 +180,11 @@ async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
 #[tokio::test]
 async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
     let Some(bin) = yt_dlp() else { return };
-    let h = harness("[api]\n[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .api(true)
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     {
         let mut b = h.origin.behaviour();
         b.enforce_media = true;
@@ -236,7 +248,10 @@ fn node_clients() -> Option<PathBuf> {
 #[tokio::test]
 async fn youtubei_js_player_and_media_requests_carry_our_tokens() {
     let Some(dir) = node_clients() else { return };
-    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     h.origin.behaviour().enforce_media = true;
     let proxy = format!("http://{}", h.proxy.addr);
     let ca = h.proxy.ca_cert_path.clone();
@@ -284,7 +299,10 @@ async fn youtubei_js_player_and_media_requests_carry_our_tokens() {
 #[tokio::test]
 async fn yt_dlp_full_flow_teaches_the_proxy_the_session() {
     let Some(bin) = yt_dlp() else { return };
-    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     {
         let mut b = h.origin.behaviour();
         b.enforce_media = true;
@@ -351,7 +369,10 @@ fn chromium() -> Option<PathBuf> {
 #[tokio::test]
 async fn chromium_page_fetches_player_and_media_through_the_proxy() {
     let Some(bin) = chromium() else { return };
-    let h = harness("[tokens]\nsources = [\"botguard\"]\n").await;
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
     h.origin.behaviour().enforce_media = true;
     let home = tempfile::tempdir().unwrap();
     let nssdb = home.path().join(".pki/nssdb");

@@ -6,6 +6,7 @@ mod common;
 use std::io::Write;
 
 use common::*;
+use potproxy::config::SourceKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const VIDEO: &str = "dQw4w9WgXcQ";
@@ -44,7 +45,7 @@ fn only_player(h: &Harness) -> Seen {
 
 #[tokio::test]
 async fn webpo_player_request_gets_the_static_token_and_keeps_auth_headers() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let body = serde_json::to_vec(&player_body("MWEB", VIDEO)).unwrap();
     let res = post_player(&h, "www.youtube.com", "?prettyPrint=false", body, None).await;
     assert_eq!(res.status(), 200);
@@ -66,7 +67,7 @@ async fn webpo_player_request_gets_the_static_token_and_keeps_auth_headers() {
 
 #[tokio::test]
 async fn every_innertube_host_and_query_form_is_rewritten() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     for (host, query) in [
         ("www.youtube.com", "?prettyPrint=false&alt=json"),
         ("music.youtube.com", "?key=AIzaFAKE&prettyPrint=false"),
@@ -91,7 +92,7 @@ async fn every_innertube_host_and_query_form_is_rewritten() {
 
 #[tokio::test]
 async fn compressed_player_bodies_are_decoded_and_rewritten() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let plain = serde_json::to_vec(&player_body("WEB", VIDEO)).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&plain).unwrap();
@@ -120,7 +121,7 @@ async fn compressed_player_bodies_are_decoded_and_rewritten() {
 
 #[tokio::test]
 async fn android_ios_visionos_player_bodies_arrive_byte_identical() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     for client in ["ANDROID", "ANDROID_VR", "IOS", "VISIONOS", "SOMETHING_NEW"] {
         let body = serde_json::to_vec_pretty(&player_body(client, VIDEO)).unwrap();
         post_player(
@@ -137,11 +138,11 @@ async fn android_ios_visionos_player_bodies_arrive_byte_identical() {
 
 #[tokio::test]
 async fn a_clients_own_token_is_kept_and_a_sentinel_is_replaced() {
-    let extra = format!(
-        "[tokens]\nsentinels = [\"POTPROXYSENTINEL\"]\n{}",
-        with_static_token()
-    );
-    let h = harness(&extra).await;
+    let h = Harness::builder()
+        .static_token()
+        .toml("[tokens]\nsentinels = [\"POTPROXYSENTINEL\"]\n")
+        .start()
+        .await;
     let own = "MnQLhidwfIVPEAu-woG_SQU69mfPclEz7kVUmC1dNP8EQN7NNyVdF3KcVIuKRKrcXlwOXEQg3hc5qXSBbbQU_M7lxx9zgQMelv9iZwWfWlLyI9RoZXB1wipAYHWNzxu7rMqDwRn5M6WS4RRIeHcld9P_YZRYdg==";
     let mut b = player_body("MWEB", VIDEO);
     b["serviceIntegrityDimensions"] = serde_json::json!({"poToken": own});
@@ -166,7 +167,7 @@ async fn a_clients_own_token_is_kept_and_a_sentinel_is_replaced() {
 
 #[tokio::test]
 async fn media_download_gets_exactly_one_pot_and_identical_bytes() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let url = format!(
         "https://rr4---sn-u125g5-5p.googlevideo.com/videoplayback?{MEDIA_QUERY}&pot=POTPROXYSENTINEL&clen=5000000"
     );
@@ -207,7 +208,7 @@ async fn media_download_gets_exactly_one_pot_and_identical_bytes() {
 
 #[tokio::test]
 async fn head_and_path_form_and_manifests_carry_the_token() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let c = h.client();
     let t = static_token();
 
@@ -261,7 +262,7 @@ async fn head_and_path_form_and_manifests_carry_the_token() {
 
 #[tokio::test]
 async fn non_webpo_and_sabr_media_urls_pass_untouched() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     for q in [
         "expire=1&ei=x&id=o-A&itag=18&c=ANDROID&clen=100",
         "expire=1&ei=x&id=o-A&itag=18&c=IOS&clen=100",
@@ -283,7 +284,7 @@ async fn non_webpo_and_sabr_media_urls_pass_untouched() {
 
 #[tokio::test]
 async fn http2_clients_are_served_and_rewritten() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let body = serde_json::to_vec(&player_body("WEB", VIDEO)).unwrap();
     let res = post_player(&h, "www.youtube.com", "", body, None).await;
     assert_eq!(
@@ -299,7 +300,7 @@ async fn http2_clients_are_served_and_rewritten() {
 
 #[tokio::test]
 async fn non_youtube_hosts_are_tunnelled_with_the_origin_certificate() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     // This client trusts only the fake origin's CA: it succeeds only if the proxy does not
     // substitute its own certificate.
     let res = h
@@ -329,7 +330,11 @@ async fn non_youtube_hosts_are_tunnelled_with_the_origin_certificate() {
 #[tokio::test]
 async fn a_server_that_speaks_first_works_through_connect() {
     let banner = start_banner_server().await;
-    let h = harness_with(&with_static_token(), &[("ssh.example.org", banner)]).await;
+    let h = Harness::builder()
+        .static_token()
+        .resolve("ssh.example.org", banner)
+        .start()
+        .await;
     let (mut s, head) = raw_connect(
         h.proxy.addr,
         "CONNECT ssh.example.org:22 HTTP/1.1\r\nHost: ssh.example.org:22\r\n\r\n",
@@ -370,7 +375,7 @@ async fn player_over_raw_tunnel(h: &Harness, stream: tokio::net::TcpStream, sni:
 /// Sends `preamble` as the CONNECT, then TLS and a player request as `www.youtube.com`: the
 /// proxy must intercept and add its token.
 async fn assert_intercepted_after(preamble: &str) {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let (s, head) = raw_connect(h.proxy.addr, preamble).await;
     assert!(head.contains(" 200"), "{head}");
     let resp = player_over_raw_tunnel(&h, s, "www.youtube.com").await;
@@ -402,7 +407,10 @@ async fn connect_to_an_ip_is_classified_by_sni() {
 #[tokio::test]
 async fn absolute_form_plain_http_is_forwarded() {
     let plain = start_plain_http().await;
-    let h = harness_with("", &[("connectivitycheck.gstatic.com", plain)]).await;
+    let h = Harness::builder()
+        .resolve("connectivitycheck.gstatic.com", plain)
+        .start()
+        .await;
     let (mut s, _) = (
         tokio::net::TcpStream::connect(h.proxy.addr).await.unwrap(),
         (),
@@ -418,7 +426,7 @@ async fn absolute_form_plain_http_is_forwarded() {
 
 #[tokio::test]
 async fn malformed_and_oversized_player_bodies_arrive_unchanged() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let bad = br#"{"context":{"client":{"clientName":"WEB"}},"videoId":"#.to_vec();
     post_player(&h, "www.youtube.com", "", bad.clone(), None).await;
     assert_eq!(only_player(&h).body, bad);
@@ -441,7 +449,7 @@ async fn malformed_and_oversized_player_bodies_arrive_unchanged() {
 
 #[tokio::test]
 async fn oversized_chunked_player_body_is_forwarded_whole() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let mut big = player_body("WEB", VIDEO);
     big["padding"] = serde_json::Value::String("y".repeat(3 * 1024 * 1024));
     let big = serde_json::to_vec(&big).unwrap();
@@ -458,13 +466,13 @@ async fn oversized_chunked_player_body_is_forwarded_whole() {
 
 #[tokio::test]
 async fn without_a_token_requests_pass_unchanged_and_strict_refuses_them() {
-    let h = harness("").await;
+    let h = Harness::builder().start().await;
     let body = serde_json::to_vec(&player_body("WEB", VIDEO)).unwrap();
     let res = post_player(&h, "www.youtube.com", "", body.clone(), None).await;
     assert_eq!(res.status(), 200);
     assert_eq!(only_player(&h).body, body);
 
-    let strict = harness("strict = true\n").await;
+    let strict = Harness::builder().strict(true).start().await;
     let res = post_player(&strict, "www.youtube.com", "", body.clone(), None).await;
     assert_eq!(res.status(), 502);
     assert!(res.text().await.unwrap().contains("no token source"));
@@ -476,12 +484,16 @@ async fn without_a_token_requests_pass_unchanged_and_strict_refuses_them() {
 
 #[tokio::test]
 async fn connect_to_a_closed_port_is_a_502_and_the_proxy_keeps_serving() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let h2 = harness_with(&with_static_token(), &[("closed.example.org", closed)]).await;
+    let h2 = Harness::builder()
+        .static_token()
+        .resolve("closed.example.org", closed)
+        .start()
+        .await;
     let (_, head) = raw_connect(
         h2.proxy.addr,
         "CONNECT closed.example.org:443 HTTP/1.1\r\nHost: closed.example.org:443\r\n\r\n",
@@ -504,7 +516,7 @@ async fn connect_to_a_closed_port_is_a_502_and_the_proxy_keeps_serving() {
 
 #[tokio::test]
 async fn a_clients_own_media_token_is_kept() {
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let own = "MnQLhidwfIVPEAu-woG_SQU69mfPclEz7kVUmC1dNP8EQN7NNyVdF3KcVIuKRKrcXlwOXEQg3hc5qXSBbbQU_M7lxx9zgQMelv9iZwWfWlLyI9RoZXB1wipAYHWNzxu7rMqDwRn5M6WS4RRIeHcld9P_YZRYdg%3D%3D";
     let q = format!("{MEDIA_QUERY}&pot={own}&clen=1000");
     h.client()
@@ -516,4 +528,35 @@ async fn a_clients_own_media_token_is_kept() {
         .unwrap();
     let s = h.origin.take().pop().unwrap();
     assert_eq!(s.path_and_query, format!("/videoplayback?{q}"));
+}
+
+#[tokio::test]
+async fn the_harness_defaults_to_static_tokens_only_and_its_typed_options_win_over_toml() {
+    let fakes = Fakes::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = Harness::builder().config(&fakes, dir.path());
+    assert_eq!(c.tokens.sources, vec![SourceKind::Static]);
+    assert_eq!(c.tokens.cache_file, None);
+    assert!(!c.tokens.botguard.prewarm);
+    assert!(!c.api.enabled);
+    assert!(!c.strict);
+
+    let cache = dir.path().join("cache.json");
+    let c = Harness::builder()
+        .sources(&[SourceKind::BotGuard, SourceKind::ColdStart])
+        .api(true)
+        .cache_file(&cache)
+        .prewarm(true)
+        .strict(true)
+        .toml("[tokens]\nsources = [\"provider\"]\ncache_file = \"\"\n[tokens.provider]\nurl = \"http://127.0.0.1:9\"\n[api]\nenabled = false\nlisten = \"127.0.0.1:4416\"\n")
+        .config(&fakes, dir.path());
+    assert_eq!(
+        c.tokens.sources,
+        vec![SourceKind::BotGuard, SourceKind::ColdStart]
+    );
+    assert_eq!(c.tokens.cache_file, Some(cache));
+    assert!(c.tokens.botguard.prewarm);
+    assert!(c.api.enabled);
+    assert_eq!(c.api.listen.port(), 0, "never a fixed port");
+    assert!(c.strict);
 }

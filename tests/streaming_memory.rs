@@ -18,7 +18,7 @@ fn rss_bytes() -> Option<u64> {
 #[tokio::test]
 async fn a_large_download_streams_without_growing_memory() {
     const LEN: u64 = 256 * 1024 * 1024;
-    let h = harness(&with_static_token()).await;
+    let h = Harness::builder().static_token().start().await;
     let url =
         format!("https://rr5---sn-big.googlevideo.com/videoplayback?{MEDIA_QUERY}&clen={LEN}");
     let res = h.client().get(&url).send().await.unwrap();

@@ -1,11 +1,10 @@
-//! A simulated BotGuard behind the fake YouTube: the three challenge sources (page `ytAtN`,
-//! `/att/get`, WAA `Create` plain or scrambled), an interpreter that follows the real calling
-//! convention (asynchronous setup callback, async snapshot, minter factory in
-//! `webPoSignalOutput[0]`), and a `GenerateIT` that signs integrity tokens, so the fake
-//! googlevideo and player can verify minted tokens: their signature, expiry and binding.
-#![allow(dead_code)]
+//! A simulated BotGuard behind the fake YouTube: the challenge sources it serves itself
+//! (`/att/get`, WAA `Create` plain or scrambled; the page `ytAtN` is in [`super::youtube`]), an
+//! interpreter that follows the real calling convention (asynchronous setup callback, async
+//! snapshot, minter factory in `webPoSignalOutput[0]`), and a `GenerateIT` that signs integrity
+//! tokens, so the fake googlevideo and player can verify minted tokens: their signature, expiry
+//! and binding.
 
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -13,14 +12,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::origin::{Behaviour, FakeRequest, FakeState, Reply, status_body};
+use super::youtube::VISITOR_DATA;
+
 pub const GLOBAL_NAME: &str = "fakebg";
 pub const PROGRAM: &str = "ZmFrZS1wcm9ncmFtLWZvci1wb3Rwcm94eS10ZXN0cw";
 pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
-pub const VISITOR_DATA: &str = "CgtGYWtlVmlzaXRvcijAgICAxjIKCgJERRIEEgAgNg%3D%3D";
-/// What `/youtubei/v1/visitor_id` issues.
-pub const ISSUED_VISITOR_DATA: &str = "CgtJc3N1ZWRWaXNpdG9yKMCAgIDGMgoKAkRFEgQSACA2";
-/// The DataSync ID of the fake's signed-in account.
-pub const DATASYNC_ID: &str = "FAKEDSID123||";
 
 /// The interpreter: registers `globalThis.fakebg.a(...)` like the real one. The snapshot is
 /// `$` + base64("fake-botguard:" + program); the minter builds a field-6 protobuf holding the
@@ -67,38 +64,7 @@ pub fn hash_of(js: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(js.as_bytes()))
 }
 
-/// What the fake serves; tests flip these.
-#[derive(Debug, Clone)]
-pub struct Behaviour {
-    pub page_challenge: bool,
-    pub att_get: bool,
-    pub create: CreateMode,
-    /// Serve this script at the interpreter URL instead of the real fake interpreter.
-    pub interpreter_override: Option<String>,
-    /// Challenges name the override's hash (so it passes verification and runs).
-    pub challenge_names_override: bool,
-    pub null_integrity_token: bool,
-    pub it_ttl_secs: u64,
-    /// googlevideo answers 403 to media without a valid token.
-    pub enforce_media: bool,
-    /// Which binding googlevideo expects of media tokens.
-    pub gvs_regime: GvsRegime,
-    /// UMP requests (`ump=1`, POST) are refused in-band (HTTP 200, StreamProtectionStatus 3)
-    /// instead of with a 403.
-    pub ump_rejections: bool,
-    /// The `html5_generate_content_po_token` flag pages carry (`None`: absent).
-    pub page_flag_video_bound: Option<bool>,
-}
-
-/// What googlevideo binds media tokens to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GvsRegime {
-    /// The video id.
-    Video,
-    /// The visitor data (logged out) or DataSync ID (logged in).
-    Session,
-}
-
+/// How `Create` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateMode {
     Off,
@@ -107,50 +73,17 @@ pub enum CreateMode {
     Garbage,
 }
 
-impl Default for Behaviour {
-    fn default() -> Self {
-        Behaviour {
-            page_challenge: true,
-            att_get: true,
-            create: CreateMode::Plain,
-            interpreter_override: None,
-            challenge_names_override: false,
-            null_integrity_token: false,
-            it_ttl_secs: 43_200,
-            enforce_media: false,
-            gvs_regime: GvsRegime::Video,
-            ump_rejections: false,
-            page_flag_video_bound: Some(true),
-        }
-    }
-}
-
-/// Counters a test can assert on.
-#[derive(Debug, Clone, Default)]
-pub struct Counts {
-    pub visitor_id: usize,
-    pub page: usize,
-    pub att_get: usize,
-    pub create: usize,
-    pub interpreter: usize,
-    pub generate_it: usize,
-}
-
+/// The signing side of the fake: what it serves depends on the [`Behaviour`] passed in, so the
+/// whole fake origin has one set of switches.
 pub struct FakeBotGuard {
     secret: [u8; 16],
-    pub behaviour: Mutex<Behaviour>,
-    pub counts: Mutex<Counts>,
 }
 
 impl Default for FakeBotGuard {
     fn default() -> Self {
         let mut secret = [0u8; 16];
         getrandom::fill(&mut secret).unwrap();
-        FakeBotGuard {
-            secret,
-            behaviour: Mutex::new(Behaviour::default()),
-            counts: Mutex::new(Counts::default()),
-        }
+        FakeBotGuard { secret }
     }
 }
 
@@ -182,26 +115,22 @@ pub enum Verdict {
 }
 
 impl FakeBotGuard {
-    pub fn interpreter(&self) -> String {
-        self.behaviour
-            .lock()
-            .unwrap()
-            .interpreter_override
+    pub fn interpreter(&self, b: &Behaviour) -> String {
+        b.interpreter_override
             .clone()
             .unwrap_or_else(|| INTERPRETER_JS.to_string())
     }
 
     /// The hash challenges name: the fake interpreter's, or the override's when asked to.
-    fn named_hash(&self) -> String {
-        let b = self.behaviour.lock().unwrap();
+    fn named_hash(&self, b: &Behaviour) -> String {
         match (&b.interpreter_override, b.challenge_names_override) {
             (Some(js), true) => hash_of(js),
             _ => hash_of(INTERPRETER_JS),
         }
     }
 
-    pub fn bg_challenge(&self) -> Value {
-        let hash = self.named_hash();
+    pub fn bg_challenge(&self, b: &Behaviour) -> Value {
+        let hash = self.named_hash(b);
         json!({
             "interpreterUrl": {"privateDoNotAccessOrElseTrustedResourceUrlWrappedValue": format!("//www.google.com/js/th/{hash}.js")},
             "interpreterHash": hash,
@@ -211,74 +140,15 @@ impl FakeBotGuard {
         })
     }
 
-    pub fn att_get_response(&self) -> Value {
-        json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": "a=6&a2=10", "bgChallenge": self.bg_challenge()})
+    pub fn att_get_response(&self, b: &Behaviour) -> Value {
+        json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": "a=6&a2=10", "bgChallenge": self.bg_challenge(b)})
     }
 
-    /// A page's ytcfg for `client` (`WEB` on www, `MWEB` on m.).
-    pub fn ytcfg(&self, client: &str) -> Value {
-        let flags = match self.behaviour.lock().unwrap().page_flag_video_bound {
-            Some(v) => format!("html5_generate_content_po_token={v}&foo=1"),
-            None => "foo=1".into(),
-        };
-        json!({
-            "EVENT_ID": "FakeEventId0123456789ab",
-            "VISITOR_DATA": VISITOR_DATA,
-            "DATASYNC_ID": "V15f488c3||",
-            "LOGGED_IN": false,
-            "INNERTUBE_API_KEY": "AIzaSyFakeKeyForTests0000000000000000",
-            "INNERTUBE_CLIENT_NAME": client,
-            "INNERTUBE_CLIENT_VERSION": "2.20260512.00.00",
-            "INNERTUBE_CONTEXT_CLIENT_NAME": if client == "MWEB" { 2 } else { 1 },
-            "INNERTUBE_CONTEXT": {"client": {"clientName": client, "clientVersion": "2.20260512.00.00", "visitorData": VISITOR_DATA, "hl": "en", "gl": "US"}},
-            "PLAYER_JS_URL": "/s/player/abcd1234/player_ias.vflset/en_US/base.js",
-            "WEB_PLAYER_CONTEXT_CONFIGS": {"WEB_PLAYER_CONTEXT_CONFIG_ID_KEVLAR_WATCH": {"serializedExperimentFlags": flags, "jsUrl": "/s/player/abcd1234/player_ias.vflset/en_US/base.js"}}
-        })
-    }
-
-    /// The home page: ytcfg plus the inline `ytAtN` in the same escaped form the real page uses.
-    pub fn page(&self) -> String {
-        self.page_for("WEB", None)
-    }
-
-    /// A page for `client`; with `video`, a watch page carrying `ytInitialPlayerResponse`.
-    pub fn page_for(&self, client: &str, video: Option<&str>) -> String {
-        let mut html = format!(
-            "<!DOCTYPE html><html><head><script nonce=\"x\">ytcfg.set({});</script></head><body>",
-            self.ytcfg(client)
-        );
-        if let Some(v) = video {
-            let ipr = json!({"playabilityStatus": {"status": "OK"}, "videoDetails": {"videoId": v, "title": "Fake video", "lengthSeconds": "10"}});
-            html.push_str(&format!(
-                "<script nonce=\"x\">var ytInitialPlayerResponse = {ipr};var meta = document.createElement('meta');</script><script nonce=\"x\">var ytInitialData = {{\"contents\": {{}}}};</script>"
-            ));
-        }
-        if self.behaviour.lock().unwrap().page_challenge {
-            let r = serde_json::to_string(&self.att_get_response()).unwrap();
-            let escaped: String = r
-                .chars()
-                .map(|c| match c {
-                    '"' => "\\x22".to_string(),
-                    '{' => "\\x7b".to_string(),
-                    '}' => "\\x7d".to_string(),
-                    '/' => "\\/".to_string(),
-                    c => c.to_string(),
-                })
-                .collect();
-            html.push_str(&format!(
-                "<script nonce=\"x\">(function() {{if (window.ytAtN) {{window.ytAtN({{'R': '{escaped}', 'T': 'eacr-token-fake'}});}}}})();</script>"
-            ));
-        }
-        html.push_str("</body></html>");
-        html
-    }
-
-    pub fn create_response(&self) -> Option<Vec<u8>> {
-        let mode = self.behaviour.lock().unwrap().create;
-        let hash = self.named_hash();
+    pub fn create_response(&self, b: &Behaviour) -> Option<Vec<u8>> {
+        let hash = self.named_hash(b);
         let arr = json!([
             "fake-message-id",
-            [null, self.interpreter()],
+            [null, self.interpreter(b)],
             [null, format!("//www.google.com/js/th/{hash}.js")],
             hash,
             PROGRAM,
@@ -286,7 +156,7 @@ impl FakeBotGuard {
             null,
             "[]"
         ]);
-        match mode {
+        match b.create {
             CreateMode::Off => None,
             CreateMode::Plain => Some(serde_json::to_vec(&json!([arr])).unwrap()),
             CreateMode::Scrambled => {
@@ -314,8 +184,7 @@ impl FakeBotGuard {
     }
 
     /// `GenerateIT`: checks the request key and the snapshot, issues a signed integrity token.
-    pub fn generate_it(&self, body: &[u8]) -> (u16, Vec<u8>) {
-        let b = self.behaviour.lock().unwrap().clone();
+    pub fn generate_it(&self, b: &Behaviour, body: &[u8]) -> (u16, Vec<u8>) {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return (400, b"bad json".to_vec());
         };
@@ -390,4 +259,45 @@ impl FakeBotGuard {
         }
         Verdict::Valid
     }
+}
+
+/// BotGuard's own endpoints: `/att/get`, WAA `Create` and `GenerateIT` (on www.youtube.com and
+/// on jnn-pa.googleapis.com) and the interpreter script.
+pub(super) fn route(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
+    let (host, path) = (req.host.as_str(), req.path.as_str());
+    let waa = |m: &str| {
+        (host == "www.youtube.com" && path == format!("/api/jnn/v1/{m}"))
+            || (host == "jnn-pa.googleapis.com"
+                && path == format!("/$rpc/google.internal.waa.v1.Waa/{m}"))
+    };
+    let bg = &state.bg;
+    let b = state.behaviour();
+    if host == "www.youtube.com" && path == "/youtubei/v1/att/get" {
+        state.count(|c| c.att_get += 1);
+        if !b.att_get {
+            return Some(status_body(404, "no att/get here", "text/plain"));
+        }
+        return Some(status_body(
+            200,
+            serde_json::to_vec(&bg.att_get_response(&b)).unwrap(),
+            "application/json",
+        ));
+    }
+    if waa("Create") {
+        state.count(|c| c.create += 1);
+        return Some(match bg.create_response(&b) {
+            Some(body) => status_body(200, body, "application/json+protobuf"),
+            None => status_body(404, "no Create here", "text/plain"),
+        });
+    }
+    if waa("GenerateIT") {
+        state.count(|c| c.generate_it += 1);
+        let (status, body) = bg.generate_it(&b, &req.body);
+        return Some(status_body(status, body, "application/json+protobuf"));
+    }
+    if host == "www.google.com" && path.starts_with("/js/th/") {
+        state.count(|c| c.interpreter += 1);
+        return Some(status_body(200, bg.interpreter(&b), "text/javascript"));
+    }
+    None
 }

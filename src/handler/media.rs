@@ -6,12 +6,13 @@
 //! STREAM_PROTECTION_STATUS 3, the in-band rejection.
 
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use hudsucker::{Body, RequestOrResponse};
 
 use super::plan::{
-    Pass, Placement, Plan, apply_url, media_identity, plan_captions, plan_media, sabr_choice,
+    MediaVerdict, Pass, Placement, Plan, apply_url, judge_media_response, media_identity,
+    plan_captions, plan_media, sabr_choice,
 };
 use super::{Note, PotHandler, with_path_and_query};
 use crate::bindings::Regime;
@@ -100,7 +101,7 @@ impl PotHandler {
         };
         let playback = self.playback_of(pq);
         let (who, video) = media_identity(playback.as_ref());
-        let regime = self.shared.regimes.get(who.session_binding(), &plan.client);
+        let regime = self.regime_for(&who, &plan.client);
         let binding = plan.binding(&who, video, regime);
         let planned = Planned {
             host,
@@ -172,7 +173,7 @@ impl PotHandler {
         let Ok((plan, who, video)) = plan_captions(route, playback.as_ref()) else {
             return RequestOrResponse::Request(req);
         };
-        let regime = self.shared.regimes.get(who.session_binding(), &plan.client);
+        let regime = self.regime_for(&who, &plan.client);
         let binding = plan.binding(&who, video.as_deref(), regime);
         let token = match self.token_for(binding).await {
             Ok(t) => t,
@@ -194,30 +195,30 @@ impl PotHandler {
         note: MediaNote,
     ) -> Response<Body> {
         let session = note.session();
-        let status = res.status();
-        if status == StatusCode::FORBIDDEN {
-            tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
-            if note.method == Method::GET || note.method == Method::HEAD {
-                if let Some(retried) = self.retry_other_regime(&note).await {
-                    return retried;
-                }
-            }
-            return res;
-        }
-        if status.is_success() {
-            if let Some(s) = &session {
-                self.shared
-                    .regimes
-                    .observe(s, &note.plan.client, note.regime);
-            }
-        }
-        let is_ump = res
+        let content_type = res
             .headers()
             .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/vnd.yt-ump"));
-        if !is_ump {
-            return res;
+            .and_then(|v| v.to_str().ok());
+        match judge_media_response(res.status(), &note.method, content_type) {
+            MediaVerdict::Rejected { retry } => {
+                tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
+                if retry {
+                    if let Some(retried) = self.retry_other_regime(&note).await {
+                        return retried;
+                    }
+                }
+                return res;
+            }
+            MediaVerdict::Delivered { accepted, ump } => {
+                if let Some(s) = session.as_deref().filter(|_| accepted) {
+                    self.shared
+                        .regimes
+                        .observe(s, &note.plan.client, note.regime);
+                }
+                if !ump {
+                    return res;
+                }
+            }
         }
         // Watch the stream for the in-band rejection without holding back a byte.
         let shared = self.shared.clone();

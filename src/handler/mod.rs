@@ -32,7 +32,7 @@
 //!            the other regime, watch UMP for the in-band rejection (media::on_media_response)
 //! ```
 //!
-//! Any stage that fails gives up ([`PotHandler::give_up`]): the original request is forwarded
+//! Any stage that fails gives up (`PotHandler::give_up`): the original request is forwarded
 //! unchanged and the reason logged, unless `strict` is set, in which case the client gets a
 //! 502 with the reason. A new route is a new plan/apply pair in `plan` and a few lines of
 //! orchestration in its module: `player` (InnerTube player bodies and responses), `media`

@@ -4,7 +4,7 @@
 //! request is none of the proxy's business. Apply functions put a token where a plan said.
 //! Nothing here touches a socket or shared state; `stages` and the route modules do the I/O.
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::RewriteSettings;
 use crate::bindings::{Identity, Regime, TokenContext, binding_for};
@@ -108,11 +108,12 @@ pub fn player_identity(
     }
 }
 
-/// Applies a player plan: the new body, or `None` when nothing changed (the bytes go on as
-/// they came). Fetched visitor data is sent in the body as the header carries it, so later
-/// media tokens bound to it match.
+/// Applies a player plan: the new body, or `None` when nothing changed (the request goes on
+/// as it came). Fetched visitor data is sent in the body and in `X-Goog-Visitor-Id`, the same
+/// way, so later media tokens bound to it match.
 pub fn apply_player(
     player: &mut PlayerRequest,
+    headers: &mut HeaderMap,
     fetched_visitor: Option<&str>,
     token: Option<&Token>,
 ) -> Option<Vec<u8>> {
@@ -121,6 +122,9 @@ pub fn apply_player(
     }
     if let Some(v) = fetched_visitor {
         player.set_visitor_data(v);
+        if let Ok(h) = HeaderValue::from_str(v) {
+            headers.insert("x-goog-visitor-id", h);
+        }
     }
     if let Some(t) = token {
         player.set_token(t);
@@ -218,6 +222,32 @@ pub fn apply_url(pq: &str, place: Placement, token: &Token, client: &str) -> Opt
             Some(format!("{path}?{q}"))
         }
         Placement::PlayerBody | Placement::SabrBody => None,
+    }
+}
+
+/// What a media response says about the proxy's token (the watch stage's decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaVerdict {
+    /// HTTP 403: the token was refused. Only a GET/HEAD can be re-issued by the proxy.
+    Rejected { retry: bool },
+    /// Anything else goes to the client; `accepted`: a success, so the regime held; `ump`: a
+    /// UMP stream, which can still refuse the token in-band.
+    Delivered { accepted: bool, ump: bool },
+}
+
+pub fn judge_media_response(
+    status: StatusCode,
+    method: &Method,
+    content_type: Option<&str>,
+) -> MediaVerdict {
+    if status == StatusCode::FORBIDDEN {
+        return MediaVerdict::Rejected {
+            retry: *method == Method::GET || *method == Method::HEAD,
+        };
+    }
+    MediaVerdict::Delivered {
+        accepted: status.is_success(),
+        ump: content_type.is_some_and(|t| t.starts_with("application/vnd.yt-ump")),
     }
 }
 
@@ -378,6 +408,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_refused_get_is_retried_and_a_ump_stream_is_watched() {
+        let ump = Some("application/vnd.yt-ump");
+        assert_eq!(
+            judge_media_response(StatusCode::FORBIDDEN, &Method::GET, None),
+            MediaVerdict::Rejected { retry: true }
+        );
+        assert_eq!(
+            judge_media_response(StatusCode::FORBIDDEN, &Method::POST, ump),
+            MediaVerdict::Rejected { retry: false }
+        );
+        assert_eq!(
+            judge_media_response(StatusCode::OK, &Method::POST, ump),
+            MediaVerdict::Delivered {
+                accepted: true,
+                ump: true
+            }
+        );
+        assert_eq!(
+            judge_media_response(StatusCode::NOT_FOUND, &Method::GET, Some("video/mp4")),
+            MediaVerdict::Delivered {
+                accepted: false,
+                ump: false
+            }
+        );
+    }
+
     fn player(body: &str) -> PlayerRequest {
         PlayerRequest::parse(body.as_bytes()).unwrap()
     }
@@ -435,12 +492,15 @@ mod tests {
     #[test]
     fn applying_nothing_leaves_the_body_as_it_came() {
         let mut p = player(r#"{"context":{"client":{"clientName":"WEB"}}}"#);
-        assert_eq!(apply_player(&mut p, None, None), None);
-        let body = apply_player(&mut p, Some("CgtNEW"), None).unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(apply_player(&mut p, &mut h, None, None), None);
+        assert!(h.is_empty());
+        let body = apply_player(&mut p, &mut h, Some("CgtNEW"), None).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["context"]["client"]["visitorData"], "CgtNEW");
+        assert_eq!(h["x-goog-visitor-id"], "CgtNEW");
         assert!(v.get("serviceIntegrityDimensions").is_none());
-        let body = apply_player(&mut p, None, Some(&tok())).unwrap();
+        let body = apply_player(&mut p, &mut HeaderMap::new(), None, Some(&tok())).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["serviceIntegrityDimensions"]["poToken"], tok().as_str());
     }

@@ -2,14 +2,15 @@
 //! is read on its way back to learn which video, client and session its media URLs belong to
 //! (and, when configured, to put tokens into those URLs).
 
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hudsucker::{Body, RequestOrResponse};
 use serde_json::Value;
 
-use super::plan::{Pass, apply_player, plan_player, player_identity};
+use super::plan::{Pass, PlayerPlan, apply_player, plan_player, player_identity};
 use super::stages::read_for_learning;
 use super::{Note, PotHandler};
-use crate::bindings::{TokenContext, binding_for};
+use crate::bindings::{Identity, TokenContext, binding_for};
+use crate::body::Whole;
 use crate::innertube;
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
@@ -25,50 +26,36 @@ pub struct PlayerNote {
 }
 
 impl PotHandler {
-    /// read -> plan -> visitor data (when the plan asks) -> token -> apply -> forward.
+    /// read -> plan -> context (visitor data, account) -> token -> apply -> forward.
     pub(super) async fn on_player_request(
         &mut self,
         req: Request<Body>,
         host: &str,
     ) -> RequestOrResponse {
-        let settings = &self.shared.settings;
-        let mut whole = match self.read_request(req, host, "player").await {
-            Ok(w) => w,
+        let (mut whole, mut player) = match self.read_player(req, host).await {
+            Ok(read) => read,
             Err(out) => return out,
         };
-        let decoded = match whole.decoded(settings.max_body_bytes) {
-            Ok(d) => d,
-            Err(e) => return self.give_up(whole.unchanged(), host, &e.to_string()),
-        };
-        let mut player = match PlayerRequest::parse(&decoded) {
-            Ok(p) => p,
-            Err(e) => return self.give_up(whole.unchanged(), host, &e.to_string()),
-        };
         let default_regime = self.shared.regimes.default_regime();
-        let plan = match plan_player(&player, whole.headers(), settings, default_regime) {
+        let plan = match plan_player(
+            &player,
+            whole.headers(),
+            &self.shared.settings,
+            default_regime,
+        ) {
             Ok(plan) => plan,
             Err(Pass(why)) => {
-                tracing::debug!(%host, client = ?player.client_name(), "{}", why.unwrap_or("player: passed"));
+                let why = why.unwrap_or("player: passed");
+                tracing::debug!(%host, client = ?player.client_name(), "{why}");
                 return RequestOrResponse::Request(whole.unchanged());
             }
         };
         let client = plan.plan.client.as_str();
-        let fetched = if plan.fetch_visitor {
-            self.fetch_visitor_data(client, player.client_version())
-                .await
-        } else {
-            None
-        };
-        let visitor = fetched.clone().or(plan.visitor.clone());
-        // The account behind this visitor, as earlier InnerTube responses named it.
-        let known = visitor
-            .as_deref()
-            .and_then(|v| self.shared.identities.lookup(v));
-        let who = player_identity(visitor.clone(), known, plan.logged_in);
+        let (fetched, who) = self.player_context(&plan, player.client_version()).await;
         self.note = Some(Note::Player(PlayerNote {
             video: plan.video.clone(),
             client: client.to_string(),
-            visitor,
+            visitor: who.visitor_data.clone(),
             logged_in: who.logged_in,
         }));
         let token = match plan.action {
@@ -77,10 +64,11 @@ impl PotHandler {
                 None
             }
             PlayerAction::SetToken => {
-                let regime = self.shared.regimes.get(who.session_binding(), client);
+                let regime = self.regime_for(&who, client);
                 let binding = plan.plan.binding(&who, plan.video.as_deref(), regime);
                 match self.token_for(binding).await {
                     Ok(t) => Some(t),
+                    // Fetched visitor data is worth sending even without a token.
                     Err(e) if fetched.is_some() => {
                         tracing::warn!(%host, reason = %e, "player: no token; forwarding with visitor data only");
                         None
@@ -89,13 +77,13 @@ impl PotHandler {
                 }
             }
         };
-        if let Some(h) = fetched
-            .as_deref()
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
-            whole.headers_mut().insert("x-goog-visitor-id", h);
-        }
-        let Some(body) = apply_player(&mut player, fetched.as_deref(), token.as_ref()) else {
+        let edit = apply_player(
+            &mut player,
+            whole.headers_mut(),
+            fetched.as_deref(),
+            token.as_ref(),
+        );
+        let Some(body) = edit else {
             return RequestOrResponse::Request(whole.unchanged());
         };
         if let Some(token) = &token {
@@ -108,6 +96,42 @@ impl PotHandler {
             );
         }
         RequestOrResponse::Request(whole.replaced(body))
+    }
+
+    /// The read stage of a player request: the body within the cap, decoded and parsed.
+    async fn read_player(
+        &self,
+        req: Request<Body>,
+        host: &str,
+    ) -> Result<(Whole<Request<Body>>, PlayerRequest), RequestOrResponse> {
+        let whole = self.read_request(req, host, "player").await?;
+        let parsed = whole
+            .decoded(self.shared.settings.max_body_bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|d| PlayerRequest::parse(&d).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(player) => Ok((whole, player)),
+            Err(reason) => Err(self.give_up(whole.unchanged(), host, &reason)),
+        }
+    }
+
+    /// The context stage of a player request: visitor data fetched when the plan asks for it,
+    /// and who the request is for (the account earlier InnerTube responses named behind its
+    /// visitor).
+    async fn player_context(
+        &self,
+        plan: &PlayerPlan,
+        version: Option<&str>,
+    ) -> (Option<String>, Identity) {
+        let fetched = match plan.fetch_visitor {
+            true => self.fetch_visitor_data(&plan.plan.client, version).await,
+            false => None,
+        };
+        let visitor = fetched.clone().or_else(|| plan.visitor.clone());
+        let known = visitor
+            .as_deref()
+            .and_then(|v| self.shared.identities.lookup(v));
+        (fetched, player_identity(visitor, known, plan.logged_in))
     }
 
     /// Visitor data from `POST /youtubei/v1/visitor_id`, as YouTube issues it, claiming the
@@ -156,7 +180,7 @@ impl PotHandler {
             return whole.unchanged();
         }
         let who = info.identity();
-        let regime = self.shared.regimes.get(who.session_binding(), &note.client);
+        let regime = self.regime_for(&who, &note.client);
         let video = Some(info.video_id.as_str());
         let binding = |ctx| binding_for(ctx, &note.client, video, &who, regime);
         let gvs = self.token_for(binding(TokenContext::Gvs)).await.ok();

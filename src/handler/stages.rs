@@ -8,6 +8,7 @@ use http::{Request, Response, StatusCode};
 use hudsucker::{Body, RequestOrResponse};
 
 use super::{PotHandler, RESPONSE_CAP, text_response};
+use crate::bindings::{Identity, Regime};
 use crate::body::{NotRead, Whole, read_whole};
 use crate::token::{Binding, Token};
 use crate::tokens::{TokenError, TokenRequest};
@@ -54,6 +55,12 @@ impl PotHandler {
                 )))
             }
         }
+    }
+
+    /// The context stage's regime: what was observed or flagged for this session and client,
+    /// else the configured default.
+    pub(super) fn regime_for(&self, who: &Identity, client: &str) -> Regime {
+        self.shared.regimes.get(who.session_binding(), client)
     }
 
     /// The token stage: a token for `binding`, from the cache or the sources.

@@ -28,8 +28,10 @@
 //!      |
 //!  forward   RequestOrResponse::Request; note = Player | Media | Page | InnerTube
 //!      .
-//!  watch     handle_response: learn (player::on_player_response, pages), retry a 403 with
-//!            the other regime, watch UMP for the in-band rejection (media::on_media_response)
+//!  watch     handle_response, by note: player::on_player_response and pages read the
+//!            response to learn (stages::read_for_learning); media::on_media_response acts on
+//!            plan::judge_media_response: retry a 403 with the other regime's token, or watch
+//!            a UMP stream for the in-band rejection
 //! ```
 //!
 //! Any stage that fails gives up (`PotHandler::give_up`): the original request is forwarded

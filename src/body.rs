@@ -1,5 +1,7 @@
-//! Request bodies the proxy needs to read: buffering up to a cap (and handing back an untouched
-//! stream when the cap is exceeded), and undoing `Content-Encoding`. Media bodies never come here.
+//! Message bodies the proxy needs to read or replace, requests and responses alike: the one
+//! bounded reader ([`read_whole`]: up to a cap, handing back an untouched stream when the cap is
+//! exceeded), undoing `Content-Encoding`, and the one body replacement that keeps the framing
+//! headers true ([`Whole::replaced`]). Media bodies never come here.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -7,6 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -55,6 +59,121 @@ pub async fn buffer_to_cap(mut body: Body, cap: usize) -> Result<Buffered, BodyE
         all.extend_from_slice(&c);
     }
     Ok(Buffered::Complete(all.freeze()))
+}
+
+/// A request or a response: what [`read_whole`] and [`Whole`] work on.
+pub trait Message: Sized {
+    type Parts;
+    fn split(self) -> (Self::Parts, Body);
+    fn join(parts: Self::Parts, body: Body) -> Self;
+    fn headers(parts: &Self::Parts) -> &HeaderMap;
+    fn headers_mut(parts: &mut Self::Parts) -> &mut HeaderMap;
+}
+
+impl Message for Request<Body> {
+    type Parts = http::request::Parts;
+    fn split(self) -> (Self::Parts, Body) {
+        self.into_parts()
+    }
+    fn join(parts: Self::Parts, body: Body) -> Self {
+        Request::from_parts(parts, body)
+    }
+    fn headers(parts: &Self::Parts) -> &HeaderMap {
+        &parts.headers
+    }
+    fn headers_mut(parts: &mut Self::Parts) -> &mut HeaderMap {
+        &mut parts.headers
+    }
+}
+
+impl Message for Response<Body> {
+    type Parts = http::response::Parts;
+    fn split(self) -> (Self::Parts, Body) {
+        self.into_parts()
+    }
+    fn join(parts: Self::Parts, body: Body) -> Self {
+        Response::from_parts(parts, body)
+    }
+    fn headers(parts: &Self::Parts) -> &HeaderMap {
+        &parts.headers
+    }
+    fn headers_mut(parts: &mut Self::Parts) -> &mut HeaderMap {
+        &mut parts.headers
+    }
+}
+
+/// A message whose body was read to its end, within the cap.
+pub struct Whole<M: Message> {
+    pub parts: M::Parts,
+    /// The body as it came (still content-encoded, if it was).
+    pub raw: Bytes,
+}
+
+/// Why [`read_whole`] has no whole body to offer.
+pub enum NotRead<M: Message> {
+    /// Over the cap (declared or counted): the message as it came, ready to forward.
+    TooLarge(M),
+    /// The body broke while being read; what was read is lost.
+    Broken { parts: M::Parts, error: BodyError },
+}
+
+/// Reads a message's body up to `cap` bytes. A declared `Content-Length` over the cap gives up
+/// before reading anything.
+pub async fn read_whole<M: Message>(msg: M, cap: usize) -> Result<Whole<M>, NotRead<M>> {
+    let (parts, body) = msg.split();
+    let declared = M::headers(&parts)
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(NotRead::TooLarge(M::join(parts, body)));
+    }
+    match buffer_to_cap(body, cap).await {
+        Ok(Buffered::Complete(raw)) => Ok(Whole { parts, raw }),
+        Ok(Buffered::TooLarge(body)) => Err(NotRead::TooLarge(M::join(parts, body))),
+        Err(error) => Err(NotRead::Broken { parts, error }),
+    }
+}
+
+impl<M: Message> Whole<M> {
+    pub fn headers(&self) -> &HeaderMap {
+        M::headers(&self.parts)
+    }
+
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        M::headers_mut(&mut self.parts)
+    }
+
+    /// The body with its `Content-Encoding` undone, at most `limit` bytes.
+    pub fn decoded(&self, limit: usize) -> Result<Bytes, BodyError> {
+        match self
+            .headers()
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+        {
+            None => Ok(self.raw.clone()),
+            Some(enc) => decode(enc, &self.raw, limit).map(Bytes::from),
+        }
+    }
+
+    /// The message as it came.
+    pub fn unchanged(self) -> M {
+        M::join(self.parts, Body::from(self.raw))
+    }
+
+    /// The message with a new, identity-coded body (see [`fix_framing`]).
+    pub fn replaced(mut self, body: Vec<u8>) -> M {
+        fix_framing(self.headers_mut(), body.len());
+        M::join(self.parts, Body::from(body))
+    }
+}
+
+/// Makes the framing headers describe a replacement body of `len` bytes: the new body is sent
+/// whole and uncompressed, so `Content-Encoding` and `Transfer-Encoding` of the old one go.
+pub fn fix_framing(headers: &mut HeaderMap, len: usize) {
+    headers.remove(CONTENT_ENCODING);
+    headers.remove(TRANSFER_ENCODING);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
 }
 
 /// Already-read chunks replayed in front of the unread remainder of a body.
@@ -234,6 +353,38 @@ mod tests {
         for (i, chunk) in all.chunks(1000).enumerate() {
             assert!(chunk.iter().all(|b| *b == i as u8));
         }
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_cap_is_not_read() {
+        let req = Request::builder()
+            .header(CONTENT_LENGTH, "5000")
+            .body(Body::from(vec![7u8; 5000]))
+            .unwrap();
+        let Err(NotRead::TooLarge(req)) = read_whole(req, 1000).await else {
+            panic!("expected too large");
+        };
+        let all = req.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(all.len(), 5000);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_body_gets_true_framing_headers() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(TEXT).unwrap();
+        let res = Response::builder()
+            .header(CONTENT_ENCODING, "gzip")
+            .header(TRANSFER_ENCODING, "chunked")
+            .body(Body::from(gz.finish().unwrap()))
+            .unwrap();
+        let Ok(whole) = read_whole(res, 1 << 20).await else {
+            panic!("expected whole");
+        };
+        assert_eq!(&whole.decoded(1 << 20).unwrap()[..], TEXT);
+        let res = whole.replaced(b"{}".to_vec());
+        assert!(res.headers().get(CONTENT_ENCODING).is_none());
+        assert!(res.headers().get(TRANSFER_ENCODING).is_none());
+        assert_eq!(res.headers()[CONTENT_LENGTH], "2");
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ pub mod classify;
 pub mod config;
 pub mod errtext;
 pub mod handler;
+pub mod innertube;
 pub mod intercept;
 pub mod redact;
 pub mod rewrite;

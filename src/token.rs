@@ -119,9 +119,73 @@ pub fn is_sentinel(value: &str, sentinels: &[String]) -> bool {
         .any(|s| s == normal)
 }
 
+/// Whether a request keeps the token its client put in, or gets the proxy's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenChoice {
+    /// The client sent a real token of its own: leave it.
+    KeepClients,
+    /// No token, an empty one, a configured placeholder, or `always_replace`: set the proxy's.
+    SetOurs,
+}
+
+/// The one rule for every place a token travels (player body, media URL, SABR body): a client's
+/// own token is respected, because it may be bound to something the proxy cannot see, unless it
+/// is a placeholder the user configured or the user asked the proxy to replace every token.
+pub fn keep_client_token(
+    existing: Option<&str>,
+    sentinels: &[String],
+    always_replace: bool,
+) -> TokenChoice {
+    match existing {
+        None | Some("") => TokenChoice::SetOurs,
+        Some(_) if always_replace => TokenChoice::SetOurs,
+        Some(t) if is_sentinel(t, sentinels) => TokenChoice::SetOurs,
+        Some(_) => TokenChoice::KeepClients,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_or_empty_token_gets_ours() {
+        assert_eq!(keep_client_token(None, &[], false), TokenChoice::SetOurs);
+        assert_eq!(
+            keep_client_token(Some(""), &[], false),
+            TokenChoice::SetOurs
+        );
+    }
+
+    #[test]
+    fn a_real_client_token_is_kept_unless_always_replace() {
+        assert_eq!(
+            keep_client_token(Some("MnQLhidw"), &[], false),
+            TokenChoice::KeepClients
+        );
+        assert_eq!(
+            keep_client_token(Some("MnQLhidw"), &[], true),
+            TokenChoice::SetOurs
+        );
+    }
+
+    #[test]
+    fn a_placeholder_is_replaced_as_written_and_as_normalised() {
+        let s = vec!["POTPROXYSENTINEL".to_string()];
+        assert_eq!(
+            keep_client_token(Some("POTPROXYSENTINEL"), &s, false),
+            TokenChoice::SetOurs
+        );
+        let odd = vec!["a+b/".to_string()];
+        assert_eq!(
+            keep_client_token(Some("a-b_"), &odd, false),
+            TokenChoice::SetOurs
+        );
+        assert_eq!(
+            keep_client_token(Some("POTPROXYSENTINEX"), &s, false),
+            TokenChoice::KeepClients
+        );
+    }
 
     #[test]
     fn url_encoded_standard_alphabet_is_normalised_to_url_safe_with_padding() {

@@ -1,37 +1,68 @@
-//! The hudsucker hook: per request, decide (CONNECT filter, classification), rewrite, and forward.
+//! The hudsucker hook: every intercepted request goes through the same named stages, and its
+//! response comes back through the stage that watches it.
 //!
 //! hudsucker calls [`HttpHandler::handle_request`] for every request it reads from a client,
 //! CONNECT included, on a fresh clone of the handler; `handle_response` runs on the same clone
 //! for that request's response. So the clone is the per-request context: `note` carries what
 //! `handle_request` did over to `handle_response`.
 //!
-//! Every rewrite failure forwards the original request unchanged and logs why, unless `strict`
-//! is set, in which case the client gets a 502 with the reason. The work per kind of request
-//! lives in `player` (InnerTube player bodies and responses), `media` (googlevideo URLs, SABR
-//! bodies, captions, recovery from rejected tokens) and `pages` (ytcfg in HTML pages).
+//! ```text
+//!  client request
+//!      |
+//!  classify (crate::classify)  -> Route: Player | Media/Manifest | Subtitles | Page | InnerTube
+//!      |
+//!  read      stages::read_request       body within the cap (player, SABR); URL routes: none
+//!      |
+//!  plan      plan::plan_player          pure: client, TokenContext, Placement, or Pass
+//!            plan::plan_media               (forward untouched). A player request's token
+//!            plan::plan_captions            is decided here: PlayerPlan.action, by
+//!            plan::sabr_choice              token::keep_client_token (one rule for all)
+//!      |
+//!  context   playback and regime learned earlier; player: visitor_id when none (innertube)
+//!      |
+//!  token     stages::token_for          Plan::binding -> TokenService
+//!      |
+//!  apply     plan::apply_player         pure: the token (and fetched visitor data) put where
+//!            plan::apply_url                the plan said; bodies via body::Whole::replaced,
+//!            sabr::set_po_token             which keeps Content-Length true
+//!      |
+//!  forward   RequestOrResponse::Request; note = Player | Media | Page | InnerTube
+//!      .
+//!  watch     handle_response, by note: player::on_player_response and pages read the
+//!            response to learn (stages::read_for_learning); media::on_media_response acts on
+//!            plan::judge_media_response: retry a 403 with the other regime's token, or watch
+//!            a UMP stream for the in-band rejection
+//! ```
+//!
+//! Any stage that fails gives up (`PotHandler::give_up`): the original request is forwarded
+//! unchanged and the reason logged, unless `strict` is set, in which case the client gets a
+//! 502 with the reason. A new route is a new plan/apply pair in `plan` and a few lines of
+//! orchestration in its module: `player` (InnerTube player bodies and responses), `media`
+//! (googlevideo URLs, SABR bodies, captions, recovery from rejected tokens) and `pages` (ytcfg
+//! in HTML pages).
 
 mod media;
 mod pages;
+mod plan;
 mod player;
+mod stages;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::HOST;
 use http::{Method, Request, Response, StatusCode, Uri};
 use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use hyper_util::rt::TokioIo;
 
 use crate::bindings::Regimes;
-use crate::body::{Buffered, buffer_to_cap, decode};
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
 use crate::session::SessionStore;
-use crate::token::{Binding, Token};
-use crate::tokens::{TokenRequest, TokenService};
+use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 
 pub use media::MediaNote;
+use stages::read_response;
 
 /// Settings the handler reads on every request.
 #[derive(Debug, Clone)]
@@ -85,19 +116,6 @@ impl PotHandler {
     }
 }
 
-/// A request that could not be rewritten: forwarded as it came, or refused under `strict`.
-fn give_up(strict: bool, req: Request<Body>, host: &str, reason: &str) -> RequestOrResponse {
-    if strict {
-        tracing::warn!(%host, path = %req.uri().path(), %reason, "strict: refusing request");
-        return RequestOrResponse::Response(text_response(
-            StatusCode::BAD_GATEWAY,
-            format!("potproxy (strict): {reason}\n"),
-        ));
-    }
-    tracing::warn!(%host, path = %req.uri().path(), %reason, "forwarding request unchanged");
-    RequestOrResponse::Request(req)
-}
-
 fn text_response(status: StatusCode, text: String) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -146,74 +164,13 @@ fn use_host_header_authority(req: &mut Request<Body>, host: &str) {
     }
 }
 
-/// A response read (up to [`RESPONSE_CAP`]) for learning: its parts, the bytes as they came
-/// (to hand on unchanged) and the same bytes with `Content-Encoding` undone (`None` when they
-/// cannot be decoded). Over the cap, or when the body breaks, the response is handed back
-/// ready to forward.
-async fn read_response(
-    res: Response<Body>,
-) -> Result<(http::response::Parts, Bytes, Option<Bytes>), Response<Body>> {
-    let (parts, body) = res.into_parts();
-    let bytes = match buffer_to_cap(body, RESPONSE_CAP).await {
-        Ok(Buffered::Complete(b)) => b,
-        Ok(Buffered::TooLarge(body)) => return Err(Response::from_parts(parts, body)),
-        Err(e) => {
-            tracing::debug!(error = %e, "response body failed while reading");
-            return Err(Response::from_parts(parts, Body::empty()));
-        }
-    };
-    let decoded = match parts
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(enc) => decode(enc, &bytes, RESPONSE_CAP).ok().map(Bytes::from),
-        None => Some(bytes.clone()),
-    };
-    Ok((parts, bytes, decoded))
-}
-
 fn with_path_and_query(uri: &Uri, pq: &str) -> Option<Uri> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(pq.parse().ok()?);
     Uri::from_parts(parts).ok()
 }
 
-/// Whether the request carries credentials of a signed-in account (SAPISIDHASH
-/// authorization, or the login cookies yt-dlp counts as authenticated).
-fn logged_in(headers: &http::HeaderMap) -> bool {
-    let auth = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if auth.contains("SAPISIDHASH")
-        || auth.contains("SAPISID1PHASH")
-        || auth.contains("SAPISID3PHASH")
-    {
-        return true;
-    }
-    let cookies: String = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join("; ");
-    cookies.contains("LOGIN_INFO=")
-        && (cookies.contains("SAPISID=") || cookies.contains("__Secure-3PAPISID="))
-}
-
 impl PotHandler {
-    async fn token_for(&self, binding: Binding, client: &str) -> Result<Token, String> {
-        self.shared
-            .tokens
-            .get(&TokenRequest {
-                client: Some(client.to_string()),
-                ..TokenRequest::new(binding)
-            })
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// CONNECT: named hosts that are not intercepted are tunnelled right here, so the server can
     /// speak first; the rest go on to hudsucker's TLS interception.
     async fn on_connect(&self, mut req: Request<Body>) -> RequestOrResponse {
@@ -273,11 +230,11 @@ impl PotHandler {
             .unwrap_or_else(|| "/".into());
         let route = classify(req.method(), &host, &pq);
         match route {
-            Route::Player => self.rewrite_player(req, &host).await,
+            Route::Player => self.on_player_request(req, &host).await,
             Route::Media { .. } | Route::Manifest { .. } => {
-                self.rewrite_media_request(req, &host, &pq, &route).await
+                self.on_media_request(req, &host, &pq, &route).await
             }
-            Route::Subtitles { .. } => self.rewrite_subtitles(req, &host, &pq, &route).await,
+            Route::Subtitles { .. } => self.on_caption_request(req, &host, &pq, &route).await,
             Route::Page => {
                 self.note = Some(Note::Page);
                 RequestOrResponse::Request(req)
@@ -370,27 +327,5 @@ mod tests {
             .unwrap();
         use_host_header_authority(&mut req, "www.youtube.com");
         assert_eq!(req.uri().to_string(), "https://www.youtube.com:443/x?y=1");
-    }
-
-    #[test]
-    fn credentials_mark_a_request_logged_in() {
-        let mut h = http::HeaderMap::new();
-        assert!(!logged_in(&h));
-        h.insert(
-            http::header::COOKIE,
-            "PREF=hl=en; SOCS=CAI".parse().unwrap(),
-        );
-        assert!(!logged_in(&h));
-        h.insert(
-            http::header::COOKIE,
-            "LOGIN_INFO=x; SAPISID=y".parse().unwrap(),
-        );
-        assert!(logged_in(&h));
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            http::header::AUTHORIZATION,
-            "SAPISIDHASH 1_abc SAPISID1PHASH 1_def".parse().unwrap(),
-        );
-        assert!(logged_in(&h));
     }
 }

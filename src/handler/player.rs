@@ -2,16 +2,16 @@
 //! is read on its way back to learn which video, client and session its media URLs belong to
 //! (and, when configured, to put tokens into those URLs).
 
-use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Request, Response};
 use hudsucker::{Body, RequestOrResponse};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Note, PotHandler, give_up, logged_in, read_response, text_response};
-use crate::bindings::{Identity, Regime, TokenContext, binding_for};
-use crate::body::{Buffered, buffer_to_cap, decode};
-use crate::classify::is_webpo_client;
+use super::plan::{Pass, PlayerPlan, apply_player, plan_player, player_identity};
+use super::stages::read_for_learning;
+use super::{Note, PotHandler};
+use crate::bindings::{Identity, TokenContext, binding_for};
+use crate::body::Whole;
+use crate::innertube;
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
 use crate::session::{playback_info, url_keys};
@@ -26,183 +26,128 @@ pub struct PlayerNote {
 }
 
 impl PotHandler {
-    pub(super) async fn rewrite_player(
+    /// read -> plan -> context (visitor data, account) -> token -> apply -> forward.
+    pub(super) async fn on_player_request(
         &mut self,
         req: Request<Body>,
         host: &str,
     ) -> RequestOrResponse {
-        let settings = &self.shared.settings;
-        let strict = settings.strict;
-        let cap = settings.max_body_bytes;
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > cap as u64) {
-            return give_up(
-                strict,
-                req,
-                host,
-                &format!("player body over the {cap}-byte cap"),
+        let (mut whole, mut player) = match self.read_player(req, host).await {
+            Ok(read) => read,
+            Err(out) => return out,
+        };
+        let default_regime = self.shared.regimes.default_regime();
+        let plan = match plan_player(
+            &player,
+            whole.headers(),
+            &self.shared.settings,
+            default_regime,
+        ) {
+            Ok(plan) => plan,
+            Err(Pass(why)) => {
+                let why = why.unwrap_or("player: passed");
+                tracing::debug!(%host, client = ?player.client_name(), "{why}");
+                return RequestOrResponse::Request(whole.unchanged());
+            }
+        };
+        let client = plan.plan.client.as_str();
+        let (fetched, who) = self.player_context(&plan, player.client_version()).await;
+        self.note = Some(Note::Player(PlayerNote {
+            video: plan.video.clone(),
+            client: client.to_string(),
+            visitor: who.visitor_data.clone(),
+            logged_in: who.logged_in,
+        }));
+        let token = match plan.action {
+            PlayerAction::Leave(why) => {
+                tracing::debug!(%host, %client, why, "player: token left as is");
+                None
+            }
+            PlayerAction::SetToken => {
+                let regime = self.regime_for(&who, client);
+                let binding = plan.plan.binding(&who, plan.video.as_deref(), regime);
+                match self.token_for(binding).await {
+                    Ok(t) => Some(t),
+                    // Fetched visitor data is worth sending even without a token.
+                    Err(e) if fetched.is_some() => {
+                        tracing::warn!(%host, reason = %e, "player: no token; forwarding with visitor data only");
+                        None
+                    }
+                    Err(e) => return self.give_up(whole.unchanged(), host, &e.to_string()),
+                }
+            }
+        };
+        let edit = apply_player(
+            &mut player,
+            whole.headers_mut(),
+            fetched.as_deref(),
+            token.as_ref(),
+        );
+        let Some(body) = edit else {
+            return RequestOrResponse::Request(whole.unchanged());
+        };
+        if let Some(token) = &token {
+            tracing::info!(
+                %host,
+                %client,
+                video = plan.video.as_deref().unwrap_or("-"),
+                token = %token.redacted(),
+                "player: set serviceIntegrityDimensions.poToken"
             );
         }
-        let (mut parts, body) = req.into_parts();
-        let bytes = match buffer_to_cap(body, cap).await {
-            Ok(Buffered::Complete(b)) => b,
-            Ok(Buffered::TooLarge(body)) => {
-                let req = Request::from_parts(parts, body);
-                return give_up(
-                    strict,
-                    req,
-                    host,
-                    &format!("player body over the {cap}-byte cap"),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(%host, error = %e, "player request body could not be read");
-                return RequestOrResponse::Response(text_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("potproxy: {e}\n"),
-                ));
-            }
-        };
-        let original = |parts| Request::from_parts(parts, Body::from(bytes.clone()));
-        let decoded: Bytes = match parts
-            .headers
-            .get(CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-        {
-            None => bytes.clone(),
-            Some(enc) => match decode(enc, &bytes, cap) {
-                Ok(d) => d.into(),
-                Err(e) => return give_up(strict, original(parts), host, &e.to_string()),
-            },
-        };
-        let mut player = match PlayerRequest::parse(&decoded) {
-            Ok(p) => p,
-            Err(e) => return give_up(strict, original(parts), host, &e.to_string()),
-        };
-        let Some(client) = player
-            .client_name()
-            .filter(|c| is_webpo_client(c))
-            .map(str::to_string)
-        else {
-            tracing::debug!(%host, client = ?player.client_name(), "player: not a web PO client");
-            return RequestOrResponse::Request(original(parts));
-        };
-        let header_visitor = parts
-            .headers
-            .get("x-goog-visitor-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut visitor = player.visitor_data().map(str::to_string).or(header_visitor);
-        let mut body_changed = false;
-        // Session-bound tokens need visitor data; a request without any gets one YouTube issued,
-        // sent the same way in body and header so later media tokens match.
-        if visitor.is_none() && self.shared.regimes.default_regime() == Regime::Session {
-            if let Some(v) = self
-                .fetch_visitor_data(&client, player.client_version())
-                .await
-            {
-                player.set_visitor_data(&v);
-                if let Ok(h) = HeaderValue::from_str(&v) {
-                    parts.headers.insert("x-goog-visitor-id", h);
-                }
-                visitor = Some(v);
-                body_changed = true;
-            }
+        RequestOrResponse::Request(whole.replaced(body))
+    }
+
+    /// The read stage of a player request: the body within the cap, decoded and parsed.
+    async fn read_player(
+        &self,
+        req: Request<Body>,
+        host: &str,
+    ) -> Result<(Whole<Request<Body>>, PlayerRequest), RequestOrResponse> {
+        let whole = self.read_request(req, host, "player").await?;
+        let parsed = whole
+            .decoded(self.shared.settings.max_body_bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|d| PlayerRequest::parse(&d).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(player) => Ok((whole, player)),
+            Err(reason) => Err(self.give_up(whole.unchanged(), host, &reason)),
         }
-        // The account behind this visitor, as earlier InnerTube responses named it.
+    }
+
+    /// The context stage of a player request: visitor data fetched when the plan asks for it,
+    /// and who the request is for (the account earlier InnerTube responses named behind its
+    /// visitor).
+    async fn player_context(
+        &self,
+        plan: &PlayerPlan,
+        version: Option<&str>,
+    ) -> (Option<String>, Identity) {
+        let fetched = match plan.fetch_visitor {
+            true => self.fetch_visitor_data(&plan.plan.client, version).await,
+            false => None,
+        };
+        let visitor = fetched.clone().or_else(|| plan.visitor.clone());
         let known = visitor
             .as_deref()
             .and_then(|v| self.shared.identities.lookup(v));
-        let who = Identity {
-            visitor_data: visitor.clone(),
-            datasync_id: known.as_ref().and_then(|(d, _)| d.clone()),
-            logged_in: logged_in(&parts.headers) || known.is_some_and(|(_, l)| l),
-        };
-        self.note = Some(Note::Player(PlayerNote {
-            video: player.video_id().map(str::to_string),
-            client: client.clone(),
-            visitor: visitor.clone(),
-            logged_in: who.logged_in,
-        }));
-        let finish = |mut parts: http::request::Parts, body: Vec<u8>| {
-            parts.headers.remove(CONTENT_ENCODING);
-            parts.headers.remove(TRANSFER_ENCODING);
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-            RequestOrResponse::Request(Request::from_parts(parts, Body::from(body)))
-        };
-        if let PlayerAction::Leave(why) =
-            player.decide(&settings.sentinels, settings.always_replace)
-        {
-            tracing::debug!(%host, %client, why, "player: token left as is");
-            return if body_changed {
-                finish(parts, player.to_bytes())
-            } else {
-                RequestOrResponse::Request(original(parts))
-            };
-        }
-        let regime = self.shared.regimes.get(who.session_binding(), &client);
-        let binding = binding_for(
-            TokenContext::Player,
-            &client,
-            player.video_id(),
-            &who,
-            regime,
-        );
-        let token = match self.token_for(binding, &client).await {
-            Ok(t) => t,
-            Err(reason) => {
-                return if body_changed {
-                    tracing::warn!(%host, %reason, "player: no token; forwarding with visitor data only");
-                    finish(parts, player.to_bytes())
-                } else {
-                    give_up(strict, original(parts), host, &reason)
-                };
-            }
-        };
-        player.set_token(&token);
-        tracing::info!(
-            %host,
-            %client,
-            video = player.video_id().unwrap_or("-"),
-            token = %token.redacted(),
-            "player: set serviceIntegrityDimensions.poToken"
-        );
-        finish(parts, player.to_bytes())
+        (fetched, player_identity(visitor, known, plan.logged_in))
     }
 
-    /// Visitor data from `POST /youtubei/v1/visitor_id`, as YouTube issues it.
+    /// Visitor data from `POST /youtubei/v1/visitor_id`, as YouTube issues it, claiming the
+    /// request's own client version (else the table's).
     async fn fetch_visitor_data(&self, client: &str, version: Option<&str>) -> Option<String> {
-        let body = json!({"context": {"client": {"clientName": client, "clientVersion": version.unwrap_or("2.20260512.00.00"), "hl": "en"}}});
-        let res = self
-            .shared
-            .http
-            .send(
-                Method::POST,
-                "https://www.youtube.com/youtubei/v1/visitor_id?prettyPrint=false",
-                &[("content-type", "application/json")],
-                Some(serde_json::to_vec(&body).expect("json")),
-            )
-            .await;
-        let v: Value = match res {
-            Ok(r) if r.status.is_success() => serde_json::from_slice(&r.body).ok()?,
-            Ok(r) => {
-                tracing::warn!(status = %r.status, "visitor_id: no visitor data");
-                return None;
+        let version = version.unwrap_or_else(|| innertube::client_version(client));
+        match innertube::visitor_id(&self.shared.http, client, version).await {
+            Ok(data) => {
+                tracing::info!(visitor = %crate::redact::redact(&data), "obtained visitor data for a player request without any");
+                Some(data)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "visitor_id: request failed");
-                return None;
+                tracing::warn!(error = %crate::errtext::error_chain(&e), "visitor_id: no visitor data");
+                None
             }
-        };
-        let data = v["responseContext"]["visitorData"].as_str()?.to_string();
-        tracing::info!(visitor = %crate::redact::redact(&data), "obtained visitor data for a player request without any");
-        Some(data)
+        }
     }
 
     /// Reads a player response (up to a cap) to learn its media URLs, rewrites its URLs when
@@ -212,12 +157,12 @@ impl PotHandler {
         res: Response<Body>,
         note: PlayerNote,
     ) -> Response<Body> {
-        let (mut parts, bytes, decoded) = match read_response(res).await {
+        let (whole, decoded) = match read_for_learning(res).await {
             Ok(read) => read,
             Err(unread) => return unread,
         };
         let Some(mut v) = decoded.and_then(|d| serde_json::from_slice::<Value>(&d).ok()) else {
-            return Response::from_parts(parts, Body::from(bytes));
+            return whole.unchanged();
         };
         let keys = url_keys(&v);
         let Some(info) = playback_info(
@@ -227,41 +172,24 @@ impl PotHandler {
             note.visitor.as_deref(),
             note.logged_in,
         ) else {
-            return Response::from_parts(parts, Body::from(bytes));
+            return whole.unchanged();
         };
         tracing::debug!(video = %info.video_id, client = %note.client, ei = keys.ei.len(), id = keys.id.len(), "learned player response");
         self.shared.sessions.learn(&keys, info.clone());
         if !self.shared.settings.player_response {
-            return Response::from_parts(parts, Body::from(bytes));
+            return whole.unchanged();
         }
         let who = info.identity();
-        let regime = self.shared.regimes.get(who.session_binding(), &note.client);
+        let regime = self.regime_for(&who, &note.client);
         let video = Some(info.video_id.as_str());
-        let gvs = self
-            .token_for(
-                binding_for(TokenContext::Gvs, &note.client, video, &who, regime),
-                &note.client,
-            )
-            .await
-            .ok();
-        let subs = self
-            .token_for(
-                binding_for(TokenContext::Subs, &note.client, video, &who, regime),
-                &note.client,
-            )
-            .await
-            .ok();
+        let binding = |ctx| binding_for(ctx, &note.client, video, &who, regime);
+        let gvs = self.token_for(binding(TokenContext::Gvs)).await.ok();
+        let subs = self.token_for(binding(TokenContext::Subs)).await.ok();
         let changed = rewrite_player_response(&mut v, gvs.as_ref(), subs.as_ref(), &note.client);
         if changed == 0 {
-            return Response::from_parts(parts, Body::from(bytes));
+            return whole.unchanged();
         }
-        let new = serde_json::to_vec(&v).expect("JSON value serialises");
-        parts.headers.remove(CONTENT_ENCODING);
-        parts.headers.remove(TRANSFER_ENCODING);
-        parts
-            .headers
-            .insert(CONTENT_LENGTH, HeaderValue::from(new.len()));
         tracing::info!(client = %note.client, urls = changed, "player response: tokens added to URLs");
-        Response::from_parts(parts, Body::from(new))
+        whole.replaced(serde_json::to_vec(&v).expect("JSON value serialises"))
     }
 }

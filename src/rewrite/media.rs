@@ -94,12 +94,10 @@ pub fn set_manifest_pot(path: &str, kind: ManifestKind, token: &Token) -> String
     format!("{trimmed}/pot/{}", token.as_str())
 }
 
-/// Rewrites a media request's path-and-query. SABR URLs are returned unchanged: their token
-/// travels in the request body, and `sabr=1` URLs must keep their query as signed.
-pub fn rewrite_media(path_and_query: &str, form: UrlForm, sabr: bool, token: &Token) -> String {
-    if sabr {
-        return path_and_query.to_string();
-    }
+/// Rewrites a media request's path-and-query. Never called for SABR URLs: their token travels
+/// in the request body, and `sabr=1` URLs must keep their query as signed (the plan stage,
+/// `handler::plan::plan_media`, places a SABR token in the body).
+pub fn rewrite_media(path_and_query: &str, form: UrlForm, token: &Token) -> String {
     let (path, query) = split_path_query(path_and_query);
     match (form, query) {
         (UrlForm::Query, q) => format!("{path}?{}", set_query_pot(q.unwrap_or(""), token)),
@@ -204,12 +202,5 @@ mod tests {
                 t.as_str()
             )
         );
-    }
-
-    #[test]
-    fn sabr_urls_are_left_alone() {
-        let t = tok();
-        let pq = "/videoplayback?sabr=1&c=WEB&rn=1";
-        assert_eq!(rewrite_media(pq, UrlForm::Query, true, &t), pq);
     }
 }

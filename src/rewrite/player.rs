@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::classify::is_webpo_client;
-use crate::token::{Token, is_sentinel};
+use crate::token::{Token, TokenChoice, keep_client_token};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlayerBodyError {
@@ -95,11 +95,9 @@ impl PlayerRequest {
         if !is_webpo_client(client) {
             return PlayerAction::Leave("client does not use web PO tokens");
         }
-        match self.existing_token() {
-            None | Some("") => PlayerAction::SetToken,
-            Some(t) if is_sentinel(t, sentinels) => PlayerAction::SetToken,
-            Some(_) if always_replace => PlayerAction::SetToken,
-            Some(_) => PlayerAction::Leave("client sent its own token"),
+        match keep_client_token(self.existing_token(), sentinels, always_replace) {
+            TokenChoice::SetOurs => PlayerAction::SetToken,
+            TokenChoice::KeepClients => PlayerAction::Leave("client sent its own token"),
         }
     }
 

@@ -1,0 +1,97 @@
+//! The I/O stages every route shares, so a route is only its plan and apply functions (in
+//! `plan`) and a short orchestration: reading a request body within the cap, giving up
+//! (forward unchanged, or 502 under `strict`), asking for a token, and reading a response
+//! for learning. Body replacement with true framing headers is [`crate::body::Whole::replaced`].
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hudsucker::{Body, RequestOrResponse};
+
+use super::{PotHandler, RESPONSE_CAP, text_response};
+use crate::bindings::{Identity, Regime};
+use crate::body::{NotRead, Whole, read_whole};
+use crate::token::{Binding, Token};
+use crate::tokens::{TokenError, TokenRequest};
+
+impl PotHandler {
+    /// A request that could not be rewritten: forwarded as it came, or refused under `strict`.
+    pub(super) fn give_up(
+        &self,
+        req: Request<Body>,
+        host: &str,
+        reason: &str,
+    ) -> RequestOrResponse {
+        if self.shared.settings.strict {
+            tracing::warn!(%host, path = %req.uri().path(), %reason, "strict: refusing request");
+            return RequestOrResponse::Response(text_response(
+                StatusCode::BAD_GATEWAY,
+                format!("potproxy (strict): {reason}\n"),
+            ));
+        }
+        tracing::warn!(%host, path = %req.uri().path(), %reason, "forwarding request unchanged");
+        RequestOrResponse::Request(req)
+    }
+
+    /// The read stage for a request body (`what` names it in messages): the whole body, or
+    /// what to hand hudsucker at once. Over the cap is a give-up; a body that breaks while
+    /// being read cannot be forwarded any more, so the client gets a 400.
+    pub(super) async fn read_request(
+        &self,
+        req: Request<Body>,
+        host: &str,
+        what: &str,
+    ) -> Result<Whole<Request<Body>>, RequestOrResponse> {
+        let cap = self.shared.settings.max_body_bytes;
+        match read_whole(req, cap).await {
+            Ok(whole) => Ok(whole),
+            Err(NotRead::TooLarge(req)) => {
+                Err(self.give_up(req, host, &format!("{what} body over the {cap}-byte cap")))
+            }
+            Err(NotRead::Broken { error, .. }) => {
+                tracing::warn!(%host, %error, "{what} request body could not be read");
+                Err(RequestOrResponse::Response(text_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("potproxy: {error}\n"),
+                )))
+            }
+        }
+    }
+
+    /// The context stage's regime: what was observed or flagged for this session and client,
+    /// else the configured default.
+    pub(super) fn regime_for(&self, who: &Identity, client: &str) -> Regime {
+        self.shared.regimes.get(who.session_binding(), client)
+    }
+
+    /// The token stage: a token for `binding`, from the cache or the sources.
+    pub(super) async fn token_for(&self, binding: Binding) -> Result<Token, TokenError> {
+        self.shared.tokens.get(&TokenRequest::new(binding)).await
+    }
+}
+
+/// The read stage for a response read to learn from (up to [`RESPONSE_CAP`]): the response
+/// whole and its body with `Content-Encoding` undone (`None` when it cannot be decoded). Over
+/// the cap, or when the body breaks, the response is handed back ready to forward.
+pub(super) async fn read_for_learning(
+    res: Response<Body>,
+) -> Result<(Whole<Response<Body>>, Option<Bytes>), Response<Body>> {
+    match read_whole(res, RESPONSE_CAP).await {
+        Ok(whole) => {
+            let decoded = whole.decoded(RESPONSE_CAP).ok();
+            Ok((whole, decoded))
+        }
+        Err(NotRead::TooLarge(res)) => Err(res),
+        Err(NotRead::Broken { parts, error }) => {
+            tracing::debug!(%error, "response body failed while reading");
+            Err(Response::from_parts(parts, Body::empty()))
+        }
+    }
+}
+
+/// [`read_for_learning`] as parts, the bytes as they came, and the decoded bytes.
+pub(super) async fn read_response(
+    res: Response<Body>,
+) -> Result<(http::response::Parts, Bytes, Option<Bytes>), Response<Body>> {
+    let (whole, decoded) = read_for_learning(res).await?;
+    Ok((whole.parts, whole.raw, decoded))
+}

@@ -203,11 +203,10 @@ fn logged_in(headers: &http::HeaderMap) -> bool {
 }
 
 impl PotHandler {
-    async fn token_for(&self, binding: Binding, client: &str) -> Result<Token, String> {
+    async fn token_for(&self, binding: Binding, _client: &str) -> Result<Token, String> {
         self.shared
             .tokens
             .get(&TokenRequest {
-                client: Some(client.to_string()),
                 ..TokenRequest::new(binding)
             })
             .await

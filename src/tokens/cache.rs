@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Issued, TokenRequest};
 use crate::token::{Binding, Token};
+use crate::upstream::Egress;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
@@ -30,11 +31,7 @@ impl Key {
             Binding::Unknown => return None,
         };
         // Credentials and spelling of the proxy URL do not make a different egress.
-        let egress = req.egress.as_deref().and_then(|e| {
-            crate::upstream::Egress::parse(e)
-                .map(|p| p.key())
-                .unwrap_or_else(|_| Some(e.to_string()))
-        });
+        let egress = req.egress.as_ref().and_then(Egress::key);
         Some(Key {
             kind: kind.into(),
             binding: binding.clone(),

@@ -34,7 +34,10 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("proxy setup failed: {0}")]
-    Proxy(String),
+    Proxy(#[source] hudsucker::Error),
+    /// The proxy task panicked or was cancelled.
+    #[error("proxy setup failed: {0}")]
+    Stopped(#[source] tokio::task::JoinError),
 }
 
 /// A proxy serving in the background. Dropping it stops the listener.
@@ -58,8 +61,8 @@ impl RunningProxy {
         };
         match task.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StartError::Proxy(e.to_string())),
-            Err(e) => Err(StartError::Proxy(e.to_string())),
+            Ok(Err(e)) => Err(StartError::Proxy(e)),
+            Err(e) => Err(StartError::Stopped(e)),
         }
     }
 
@@ -215,7 +218,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             let _ = rx.await;
         })
         .build()
-        .map_err(|e| StartError::Proxy(e.to_string()))?;
+        .map_err(StartError::Proxy)?;
     let task = tokio::spawn(proxy.start());
     tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
     Ok(RunningProxy {

@@ -1,5 +1,7 @@
 //! Configuration: the TOML file as written (`RawConfig`), then validated and resolved into
-//! [`Config`], the only form the rest of the proxy sees.
+//! [`Config`], a bundle of the settings types each module owns (`upstream::UpstreamConfig`,
+//! `tokens::TokensConfig`, `api::ApiConfig`, ...). Only the app reads the bundle; a module gets
+//! its own part and never imports this one.
 //!
 //! Three steps, in the ripgrep manner: *parse* (serde, unknown keys rejected by name), *validate*
 //! (every value checked, errors name the key and the value), *resolve* (defaults filled in,

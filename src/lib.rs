@@ -54,12 +54,12 @@ pub mod body;
 
 pub mod rewrite;
 
-// What responses teach: media in-band refusals, sessions, bindings.
+// What responses teach: media in-band refusals, bindings, sessions.
 pub mod ump;
 
-pub mod session;
-
 pub mod bindings;
+
+pub mod session;
 
 // Tokens: the minter, the token service, and the services built from them.
 pub mod botguard;

@@ -2,6 +2,8 @@
 //! cache keyed by (binding, egress) when fresh; otherwise each configured source is asked in
 //! order. A source answers, declines (nothing for this binding), or fails; a decline or failure
 //! moves on to the next source. Concurrent requests for one key mint once (single flight).
+//! Owns its settings (`[tokens]`, [`TokensConfig`]) and the typed [`TokenError`] whose kind
+//! says why no token came.
 
 mod botguard_source;
 mod cache;

@@ -8,9 +8,10 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::responses::{ApiResponse, failure, json_response};
-use super::{ApiError, ApiState, binding_of, iso8601};
+use super::{ApiError, ApiState, iso8601};
 use crate::botguard::challenge::{Challenge, ChallengeError};
 use crate::services::Services;
+use crate::token::Binding;
 use crate::tokens::TokenRequest;
 use crate::upstream::{Egress, FetchError};
 
@@ -150,6 +151,19 @@ pub fn parse_get_pot(body: &[u8]) -> Result<GetPot, ApiError> {
     })
 }
 
+/// A content binding as given: an 11-character id is a video, anything else a session.
+pub fn binding_of(text: &str) -> Binding {
+    let is_video = text.len() == 11
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if is_video {
+        Binding::Video(text.to_string())
+    } else {
+        Binding::Session(text.to_string())
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -269,6 +283,16 @@ mod tests {
 
     fn egress(text: &str) -> Egress {
         Egress::parse(text).unwrap()
+    }
+
+    #[test]
+    fn bindings_are_typed_by_shape() {
+        assert_eq!(
+            binding_of("dQw4w9WgXcQ"),
+            Binding::Video("dQw4w9WgXcQ".into())
+        );
+        assert!(matches!(binding_of("CgtAbc%3D%3D"), Binding::Session(_)));
+        assert!(matches!(binding_of("12345||"), Binding::Session(_)));
     }
 
     #[test]

@@ -27,14 +27,13 @@ use tokio::net::TcpListener;
 /// The loop-detection header belongs to the provider protocol the token source speaks.
 pub use crate::tokens::HOP_HEADER;
 pub use get_pot::{
-    GetPot, RequestError, VisitorDataError, mint_for, names_own_proxy, parse_get_pot,
+    GetPot, RequestError, VisitorDataError, binding_of, mint_for, names_own_proxy, parse_get_pot,
 };
 pub use responses::iso8601;
 pub use session::session_json;
 
 use crate::botguard::minter::BotGuardError;
 use crate::services::Services;
-use crate::token::Binding;
 use crate::tokens::TokenError;
 use crate::upstream::{EgressError, UpstreamError};
 use responses::{ApiResponse, error, failure, json_response, no_content};
@@ -106,19 +105,6 @@ impl ApiState {
             instance,
             own_proxy: None,
         }
-    }
-}
-
-/// A content binding as given: an 11-character id is a video, anything else a session.
-pub fn binding_of(text: &str) -> Binding {
-    let is_video = text.len() == 11
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if is_video {
-        Binding::Video(text.to_string())
-    } else {
-        Binding::Session(text.to_string())
     }
 }
 
@@ -228,12 +214,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bindings_are_typed_by_shape() {
+    fn failures_on_our_side_are_500s_that_carry_their_cause() {
+        let e = ApiError::from(TokenError::Unavailable {
+            binding: "video abcdefghijk".into(),
+        });
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let e = ApiError::from(VisitorDataError::Missing);
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
-            binding_of("dQw4w9WgXcQ"),
-            Binding::Video("dQw4w9WgXcQ".into())
+            crate::errtext::error_chain(&e),
+            "Unable to generate visitor data: no responseContext.visitorData"
         );
-        assert!(matches!(binding_of("CgtAbc%3D%3D"), Binding::Session(_)));
-        assert!(matches!(binding_of("12345||"), Binding::Session(_)));
+        let e = ApiError::from(RequestError::NotAnObject);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -72,3 +72,23 @@ impl TokenSource for BotGuardSource {
         self.pool.invalidate_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn minter_failures_keep_their_kind_and_message() {
+        let e = token_error(BotGuardError::NotReady(Duration::from_secs(20)));
+        assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
+        let e = token_error(BotGuardError::EmptyIntegrityToken("x".into()));
+        assert!(matches!(e, TokenError::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "token source `botguard` failed: GenerateIT returned no integrity token (fallback token: x)"
+        );
+        let e = token_error(BotGuardError::GenerateIt("503".into()));
+        assert!(matches!(e, TokenError::Failed { .. }), "{e:?}");
+    }
+}

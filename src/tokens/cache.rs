@@ -347,6 +347,22 @@ mod tests {
     }
 
     #[test]
+    fn the_egress_key_ignores_credentials_and_spelling_and_is_stored_as_text() {
+        let via = |text: &str| {
+            Key::of(&TokenRequest {
+                egress: Some(Egress::parse(text).unwrap()),
+                ..TokenRequest::new(Binding::Video("aaaaaaaaaaa".into()))
+            })
+            .unwrap()
+        };
+        let k = via("http://user:secret@proxy.example:3128");
+        assert_eq!(k, via("proxy.example:3128"));
+        assert_ne!(k, key("aaaaaaaaaaa"));
+        let json = serde_json::to_value(&k).unwrap();
+        assert_eq!(json["egress"], "http://proxy.example:3128");
+    }
+
+    #[test]
     fn unbound_requests_have_no_key() {
         assert!(Key::of(&TokenRequest::new(Binding::Unknown)).is_none());
     }

@@ -222,3 +222,31 @@ impl TokenSource for ProviderSource {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_failures_keep_their_kind_and_message() {
+        let e = token_error(ProviderError::Status {
+            status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            message: "boom".into(),
+        });
+        assert!(matches!(e, TokenError::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "token source `provider` failed: POST /get_pot answered 500 Internal Server Error: boom"
+        );
+        let e = token_error(ProviderError::TimedOut {
+            method: http::Method::POST,
+            path: "/get_pot",
+            after: Duration::from_secs(20),
+        });
+        assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
+        assert!(matches!(
+            token_error(ProviderError::NoToken),
+            TokenError::Failed { .. }
+        ));
+    }
+}

@@ -259,7 +259,7 @@ impl TokenService {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(source = source.name(), error = %e, "token source failed; trying the next");
+                    tracing::warn!(source = source.name(), error = %crate::errtext::error_chain(&e), "token source failed; trying the next");
                     last_failure = Some(e);
                 }
             }

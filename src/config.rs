@@ -1,5 +1,7 @@
 //! Configuration: the TOML file as written (`RawConfig`), then validated and resolved into
-//! [`Config`], the only form the rest of the proxy sees.
+//! [`Config`], a bundle of the settings types each module owns (`upstream::UpstreamConfig`,
+//! `tokens::TokensConfig`, `api::ApiConfig`, ...). Only the app reads the bundle; a module gets
+//! its own part and never imports this one.
 //!
 //! Three steps, in the ripgrep manner: *parse* (serde, unknown keys rejected by name), *validate*
 //! (every value checked, errors name the key and the value), *resolve* (defaults filled in,
@@ -12,19 +14,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::botguard::minter::{BotGuardSettings, ChallengeSource, WaaEndpoint};
 use crate::intercept::HostPattern;
 use crate::token::{Token, TokenFormatError};
+use crate::upstream::Egress;
 
-/// Hosts decrypted by default; every other CONNECT is a blind tunnel.
-pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &[
-    "www.youtube.com",
-    "m.youtube.com",
-    "music.youtube.com",
-    "youtubei.googleapis.com",
-    "www.youtube-nocookie.com",
-    "studio.youtube.com",
-    "*.googlevideo.com",
-];
+// Each module owns its settings type; these re-exports keep the `config::` paths working.
+pub use crate::api::{ApiConfig, DEFAULT_API_LISTEN, DEFAULT_COMPAT_VERSION};
+pub use crate::intercept::DEFAULT_INTERCEPT_HOSTS;
+pub use crate::tokens::{BotGuardConfig, SourceKind, TokensConfig};
+pub use crate::upstream::UpstreamConfig;
 
 /// Environment variable existing yt-dlp backends read a PO token from.
 pub const ENV_STATIC_TOKEN: &str = "YT_DLP_PO_TOKEN";
@@ -235,72 +234,6 @@ pub struct Config {
     pub api: ApiConfig,
 }
 
-/// The provider API.
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    pub enabled: bool,
-    pub listen: SocketAddr,
-    /// The bgutil protocol version reported by `/ping`.
-    pub compat_version: String,
-}
-
-pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:4416";
-/// The bgutil plugin major this API is compatible with (PyPI bgutil-ytdlp-pot-provider 2.0.2).
-pub const DEFAULT_COMPAT_VERSION: &str = "2.0.2";
-
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// Host pattern -> socket address; first match wins, exact names before wildcards.
-    pub resolve: Vec<(HostPattern, SocketAddr)>,
-    pub extra_ca_certs: Vec<PathBuf>,
-    pub connect_timeout: Duration,
-    pub http2: bool,
-    /// The user's proxy every upstream connection leaves through.
-    pub proxy: crate::upstream::Egress,
-}
-
-/// Token sources, in the order they are asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    Static,
-    BotGuard,
-    Provider,
-    ColdStart,
-}
-
-impl SourceKind {
-    pub const ALL: &[(&str, SourceKind)] = &[
-        ("static", SourceKind::Static),
-        ("botguard", SourceKind::BotGuard),
-        ("provider", SourceKind::Provider),
-        ("cold_start", SourceKind::ColdStart),
-    ];
-}
-
-#[derive(Debug, Clone)]
-pub struct BotGuardConfig {
-    pub settings: crate::botguard::minter::BotGuardSettings,
-    /// Warm a minter at start-up instead of on the first request.
-    pub prewarm: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct TokensConfig {
-    pub sources: Vec<SourceKind>,
-    pub ttl: Duration,
-    pub cache_file: Option<PathBuf>,
-    pub botguard: BotGuardConfig,
-    /// Base URL of an external bgutil-compatible provider (`[tokens.provider] url`).
-    pub provider_url: Option<url::Url>,
-    /// How long `/get_pot` of the provider may take.
-    pub provider_timeout: Duration,
-    pub static_default: Option<Token>,
-    pub static_bindings: BTreeMap<String, Token>,
-    /// Placeholders a client may send that the proxy replaces, kept as written and normalised.
-    pub sentinels: Vec<String>,
-    pub always_replace: bool,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config::resolve(RawConfig::default(), Overrides::default())
@@ -473,10 +406,14 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
     }
 
     let proxy = match raw.proxy {
-        Some(p) => crate::upstream::Egress::parse(&p).map_err(|reason| {
-            ConfigError::invalid("upstream.proxy", crate::redact::redact_url(&p), reason)
+        Some(p) => Egress::parse(&p).map_err(|e| {
+            ConfigError::invalid(
+                "upstream.proxy",
+                crate::redact::redact_url(&p),
+                e.to_string(),
+            )
         })?,
-        None => crate::upstream::Egress::Direct,
+        None => Egress::Direct,
     };
     Ok(UpstreamConfig {
         resolve,
@@ -616,7 +553,6 @@ fn resolve_tokens(
 }
 
 fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
-    use crate::botguard::minter::{BotGuardSettings, ChallengeSource, WaaEndpoint};
     let mut settings = BotGuardSettings::default();
     if let Some(list) = raw.challenge {
         let mut order = Vec::new();

@@ -3,6 +3,17 @@
 
 use std::net::IpAddr;
 
+/// Hosts decrypted by default; every other CONNECT is a blind tunnel.
+pub const DEFAULT_INTERCEPT_HOSTS: &[&str] = &[
+    "www.youtube.com",
+    "m.youtube.com",
+    "music.youtube.com",
+    "youtubei.googleapis.com",
+    "www.youtube-nocookie.com",
+    "studio.youtube.com",
+    "*.googlevideo.com",
+];
+
 /// An exact host name or a `*.suffix` wildcard, lower-cased, without port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
@@ -123,7 +134,6 @@ impl InterceptPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_INTERCEPT_HOSTS;
 
     fn policy() -> InterceptPolicy {
         InterceptPolicy::new(

@@ -25,332 +25,64 @@
 //!
 //! [`api`] serves the same token service as a bgutil-compatible provider.
 //!
+//! # Ownership
+//!
+//! Each module owns its vocabulary and its settings type (`upstream::UpstreamConfig`,
+//! `tokens::TokensConfig`, `api::ApiConfig`, ...). [`config`] parses and validates the file and
+//! builds those settings; no module below it imports it. [`services`] builds the token side
+//! once; [`app`] wires everything and starts the listeners. Imports only point down this list.
+//!
 //! [`start`] builds and runs the whole proxy from a [`config::Config`]; tests call it with
 //! port 0 and upstream overrides that point YouTube's names at in-process fakes.
 
-pub mod api;
-pub mod bindings;
-pub mod body;
-pub mod botguard;
-pub mod ca;
-pub mod classify;
-pub mod config;
+// Shared vocabulary.
 pub mod errtext;
-pub mod handler;
-pub mod innertube;
-pub mod intercept;
 pub mod redact;
-pub mod rewrite;
-pub mod session;
 pub mod token;
-pub mod tokens;
-pub mod ump;
+
+// The way in (CONNECT filter, our CA) and the way out.
+pub mod intercept;
+
+pub mod ca;
+
 pub mod upstream;
+
+pub mod innertube;
+
+// Request stages, in the order a request meets them.
+pub mod classify;
+
+pub mod body;
+
+pub mod rewrite;
+
+// What responses teach: media in-band refusals, bindings, sessions.
+pub mod ump;
+
+pub mod bindings;
+
+pub mod session;
+
+// Tokens: the minter, the token service, and the services built from them.
+pub mod botguard;
+
+pub mod tokens;
+
+pub mod services;
+
+// Assembly: the proxy's handler, the provider API, the configuration, the running app.
+pub mod handler;
+
+pub mod api;
+
+pub mod config;
+
+pub mod app;
 
 #[cfg(test)]
 mod testutil;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use hudsucker::Proxy;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ServerBuilder;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-use crate::botguard::minter::BotGuard;
-use crate::botguard::pool::MinterPool;
-use crate::ca::{CaError, CertificateAuthority};
-use crate::config::Config;
-use crate::config::SourceKind;
-use crate::handler::{PotHandler, RewriteSettings, Shared};
-use crate::intercept::InterceptPolicy;
-use crate::tokens::{
-    BotGuardSource, ColdStartSource, ProviderSource, StaticSource, TokenCache, TokenService,
-    TokenSource,
+pub use app::{
+    RunningProxy, StartError, build_services, build_services_for, install_crypto_provider, start,
 };
-use crate::upstream::{HttpClient, Resolver, UpstreamError};
-
-/// Why the proxy could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Ca(#[from] CaError),
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("proxy setup failed: {0}")]
-    Proxy(String),
-}
-
-/// A proxy serving in the background. Dropping it stops the listener.
-pub struct RunningProxy {
-    pub addr: SocketAddr,
-    pub ca_cert_pem: String,
-    pub ca_cert_path: std::path::PathBuf,
-    pub services: Services,
-    /// Where the provider API listens, when enabled.
-    pub api_addr: Option<SocketAddr>,
-    api_shutdown: Option<oneshot::Sender<()>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), hudsucker::Error>>>,
-}
-
-impl RunningProxy {
-    /// Waits until the proxy stops (it runs until shut down).
-    pub async fn wait(mut self) -> Result<(), StartError> {
-        let Some(task) = self.task.take() else {
-            return Ok(());
-        };
-        match task.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StartError::Proxy(e.to_string())),
-            Err(e) => Err(StartError::Proxy(e.to_string())),
-        }
-    }
-
-    /// Stops accepting connections and lets open ones finish.
-    pub async fn shutdown(mut self) {
-        self.signal_stop();
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-    }
-
-    /// Tells the proxy and the API listeners to stop.
-    fn signal_stop(&mut self) {
-        for tx in [self.shutdown.take(), self.api_shutdown.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for RunningProxy {
-    fn drop(&mut self) {
-        self.signal_stop();
-    }
-}
-
-/// A listener whose accepted connections have Nagle's algorithm off (Linux copies TCP_NODELAY
-/// from the listening socket): handshakes are many small writes, and with Nagle plus delayed
-/// ACKs each new connection would stall ~40 ms.
-fn bind_nodelay(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-/// Installs the process-wide rustls crypto provider. Both ring and aws-lc-rs are linked (through
-/// dependencies), so rustls cannot pick one by itself.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-/// Everything that produces tokens, built from the configuration.
-#[derive(Clone)]
-pub struct Services {
-    pub tokens: TokenService,
-    /// The minter of the configured egress (when `botguard` is a source).
-    pub botguard: Option<Arc<BotGuard>>,
-    pub minters: Option<Arc<MinterPool>>,
-    pub http: HttpClient,
-    pub upstream: config::UpstreamConfig,
-}
-
-impl Services {
-    /// An upstream client leaving through `proxy` instead of the configured egress.
-    pub fn http_via(&self, proxy: &str) -> Result<HttpClient, String> {
-        let egress = upstream::Egress::parse(proxy)?;
-        HttpClient::via(&self.upstream, egress, Duration::from_secs(30)).map_err(|e| e.to_string())
-    }
-}
-
-/// A random id for this process (provider loop detection).
-pub fn instance_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Builds the token sources in their configured order, the cache, and the upstream client
-/// they share with user traffic.
-pub fn build_services(config: &Config) -> Result<Services, StartError> {
-    build_services_for(config, &instance_id())
-}
-
-/// [`build_services`] for a given instance id.
-pub fn build_services_for(config: &Config, instance: &str) -> Result<Services, StartError> {
-    let http = HttpClient::new(&config.upstream, Duration::from_secs(30))?;
-    let kinds = &config.tokens.sources;
-    let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
-    let mut minters = None;
-    for (i, kind) in kinds.iter().enumerate() {
-        match kind {
-            SourceKind::Static => sources.push(Arc::new(StaticSource::new(&config.tokens))),
-            SourceKind::BotGuard => {
-                let pool = Arc::new(MinterPool::new(
-                    config.upstream.clone(),
-                    http.clone(),
-                    config.tokens.botguard.settings.clone(),
-                ));
-                let cold_start_after = kinds[i + 1..].contains(&SourceKind::ColdStart);
-                sources.push(Arc::new(BotGuardSource::new(
-                    pool.clone(),
-                    cold_start_after,
-                )));
-                minters = Some(pool);
-            }
-            SourceKind::ColdStart => sources.push(Arc::new(ColdStartSource)),
-            SourceKind::Provider => {
-                let url = config
-                    .tokens
-                    .provider_url
-                    .as_ref()
-                    .expect("validated: provider source has a URL");
-                sources.push(Arc::new(ProviderSource::new(
-                    url,
-                    config.tokens.provider_timeout,
-                    instance.to_string(),
-                )));
-            }
-        }
-    }
-    let cache = match &config.tokens.cache_file {
-        Some(path) => TokenCache::persistent(path),
-        None => TokenCache::in_memory(),
-    };
-    Ok(Services {
-        tokens: TokenService::new(sources, cache, config.tokens.ttl),
-        botguard: minters.as_ref().map(|p| p.default_minter()),
-        minters,
-        http,
-        upstream: config.upstream.clone(),
-    })
-}
-
-/// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
-pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
-    install_crypto_provider();
-    let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
-    let authority = ca.authority()?;
-    let connector = upstream::connector(&config.upstream)?;
-    let instance = instance_id();
-    let services = build_services_for(&config, &instance)?;
-    if let Some(bg) = services
-        .botguard
-        .as_ref()
-        .filter(|_| config.tokens.botguard.prewarm)
-    {
-        bg.warm_in_background();
-    }
-
-    let shared = Arc::new(Shared {
-        policy: InterceptPolicy::new(config.intercept.clone()),
-        resolver: Resolver::new(&config.upstream),
-        tokens: services.tokens.clone(),
-        settings: RewriteSettings {
-            strict: config.strict,
-            max_body_bytes: config.max_body_bytes,
-            sentinels: config.tokens.sentinels.clone(),
-            always_replace: config.tokens.always_replace,
-            player_response: config.rewrite_player_response,
-        },
-        sessions: session::SessionStore::new(50_000),
-        identities: session::Identities::new(10_000),
-        regimes: bindings::Regimes::new(config.default_regime, 50_000),
-        http: services.http.clone(),
-    });
-
-    let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-
-    let mut client = Client::builder(TokioExecutor::new());
-    client
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        .http1_preserve_header_case(true);
-
-    let mut server = ServerBuilder::new(TokioExecutor::new());
-    server
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .preserve_header_case(true);
-
-    let (api_tx, api_rx) = oneshot::channel::<()>();
-    let api_addr = if config.api.enabled {
-        let l = TcpListener::bind(config.api.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.api.listen,
-                source,
-            })?;
-        let a = l.local_addr().map_err(|source| StartError::Listen {
-            addr: config.api.listen,
-            source,
-        })?;
-        let mut state = api::ApiState::new(
-            services.clone(),
-            config.api.compat_version.clone(),
-            instance.clone(),
-        );
-        state.own_proxy = Some(addr);
-        let state = Arc::new(state);
-        tokio::spawn(api::serve(l, state, async {
-            let _ = api_rx.await;
-        }));
-        tracing::info!(addr = %a, "provider API listening (bgutil-compatible)");
-        Some(a)
-    } else {
-        None
-    };
-
-    let (tx, rx) = oneshot::channel::<()>();
-    let proxy = Proxy::builder()
-        .with_listener(listener)
-        .with_ca(authority)
-        .with_http_connector(connector)
-        .with_client(client)
-        .with_server(server)
-        .with_http_handler(PotHandler::new(shared))
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .build()
-        .map_err(|e| StartError::Proxy(e.to_string()))?;
-    let task = tokio::spawn(proxy.start());
-    tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
-    Ok(RunningProxy {
-        addr,
-        ca_cert_pem: ca.cert_pem.clone(),
-        ca_cert_path: ca.cert_path.clone(),
-        services,
-        api_addr,
-        api_shutdown: Some(api_tx),
-        shutdown: Some(tx),
-        task: Some(task),
-    })
-}
+pub use services::{Services, instance_id};

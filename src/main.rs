@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use potproxy::api::{ApiError, ApiState, GetPot};
 use potproxy::ca::CertificateAuthority;
 use potproxy::config::{Config, Overrides};
+use potproxy::upstream::Egress;
 
 #[derive(Parser)]
 #[command(
@@ -93,9 +95,11 @@ fn main() -> anyhow::Result<()> {
             bypass_cache,
             ..
         } => one_shot(config, |state| async move {
+            // Parsed here, inside the one-shot, so a bad --proxy still ends with `{}`.
+            let proxy = proxy.as_deref().map(Egress::parse).transpose()?;
             potproxy::api::mint_for(
                 &state,
-                potproxy::api::GetPot {
+                GetPot {
                     content_binding,
                     proxy,
                     bypass_cache,
@@ -128,8 +132,8 @@ fn main() -> anyhow::Result<()> {
 /// and exits non-zero (after printing `{}`) on failure, as bgutil's script does.
 fn one_shot<F, Fut>(mut config: Config, work: F) -> anyhow::Result<()>
 where
-    F: FnOnce(std::sync::Arc<potproxy::api::ApiState>) -> Fut,
-    Fut: std::future::Future<Output = Result<serde_json::Value, String>>,
+    F: FnOnce(std::sync::Arc<ApiState>) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>>,
 {
     config.tokens.botguard.prewarm = false;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -138,15 +142,15 @@ where
         .context("starting the async runtime")?;
     let result = rt.block_on(async {
         potproxy::install_crypto_provider();
-        let services = potproxy::build_services(&config).map_err(|e| e.to_string())?;
-        let state = std::sync::Arc::new(potproxy::api::ApiState::new(
+        let services = potproxy::build_services(&config)?;
+        let state = std::sync::Arc::new(ApiState::new(
             services,
             config.api.compat_version.clone(),
             potproxy::instance_id(),
         ));
         let out = work(state.clone()).await;
         state.services.tokens.cache().flush();
-        out
+        out.map_err(|e| anyhow::anyhow!(potproxy::errtext::error_chain(&e)))
     });
     match result {
         Ok(v) => {
@@ -155,7 +159,7 @@ where
         }
         Err(e) => {
             println!("{{}}");
-            anyhow::bail!("{e}")
+            Err(e)
         }
     }
 }

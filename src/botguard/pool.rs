@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::minter::{BotGuard, BotGuardSettings};
-use crate::config::UpstreamConfig;
-use crate::upstream::{Egress, HttpClient};
+use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
 
 pub struct MinterPool {
     upstream: UpstreamConfig,
@@ -39,13 +38,9 @@ impl MinterPool {
         self.default.clone()
     }
 
-    /// The minter for a request's egress (`None`: the configured one).
-    pub fn for_egress(&self, egress: Option<&str>) -> Result<Arc<BotGuard>, String> {
-        let Some(text) = egress.filter(|e| !e.trim().is_empty()) else {
-            return Ok(self.default.clone());
-        };
-        let parsed = Egress::parse(text)?;
-        let Some(key) = parsed.key() else {
+    /// The minter for a request's egress (`None` or direct: the configured one).
+    pub fn for_egress(&self, egress: Option<&Egress>) -> Result<Arc<BotGuard>, UpstreamError> {
+        let Some((egress, key)) = egress.and_then(|e| Some((e, e.key()?))) else {
             return Ok(self.default.clone());
         };
         let mut map = self.by_egress.lock().expect("pool lock");
@@ -55,8 +50,7 @@ impl MinterPool {
         if map.len() >= MAX_EGRESS_MINTERS {
             map.clear();
         }
-        let http = HttpClient::via(&self.upstream, parsed, Duration::from_secs(30))
-            .map_err(|e| e.to_string())?;
+        let http = HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))?;
         let bg = BotGuard::new(http, self.settings.clone());
         map.insert(key, bg.clone());
         Ok(bg)

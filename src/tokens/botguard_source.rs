@@ -7,7 +7,20 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::{Minted, TokenError, TokenRequest, TokenSource};
+use crate::botguard::minter::BotGuardError;
 use crate::botguard::pool::MinterPool;
+
+const NAME: &str = "botguard";
+
+/// The kind of a minter failure: a warm-up that did not finish in time may finish later; an
+/// empty integrity token is YouTube saying no.
+fn token_error(e: BotGuardError) -> TokenError {
+    match e {
+        BotGuardError::NotReady(_) => TokenError::timed_out(NAME, e),
+        BotGuardError::EmptyIntegrityToken(_) => TokenError::refused(NAME, e),
+        e => TokenError::failed(NAME, e),
+    }
+}
 
 pub struct BotGuardSource {
     pool: Arc<MinterPool>,
@@ -25,7 +38,7 @@ impl BotGuardSource {
 
 impl TokenSource for BotGuardSource {
     fn name(&self) -> &'static str {
-        "botguard"
+        NAME
     }
 
     fn get<'a>(
@@ -38,11 +51,8 @@ impl TokenSource for BotGuardSource {
             };
             let bg = self
                 .pool
-                .for_egress(req.egress.as_deref())
-                .map_err(|reason| TokenError::Source {
-                    source_name: "botguard",
-                    reason: format!("proxy: {reason}"),
-                })?;
+                .for_egress(req.egress.as_ref())
+                .map_err(|e| TokenError::failed(NAME, e))?;
             if self.decline_while_warming && bg.ready().is_none() {
                 bg.warm_in_background();
                 return Ok(None);
@@ -53,15 +63,32 @@ impl TokenSource for BotGuardSource {
                     expires_at: Some(expires_at),
                     cacheable: true,
                 })),
-                Err(e) => Err(TokenError::Source {
-                    source_name: "botguard",
-                    reason: e.to_string(),
-                }),
+                Err(e) => Err(token_error(e)),
             }
         })
     }
 
     fn invalidate(&self) {
         self.pool.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn minter_failures_keep_their_kind_and_message() {
+        let e = token_error(BotGuardError::NotReady(Duration::from_secs(20)));
+        assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
+        let e = token_error(BotGuardError::EmptyIntegrityToken("x".into()));
+        assert!(matches!(e, TokenError::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "token source `botguard` failed: GenerateIT returned no integrity token (fallback token: x)"
+        );
+        let e = token_error(BotGuardError::GenerateIt("503".into()));
+        assert!(matches!(e, TokenError::Failed { .. }), "{e:?}");
     }
 }

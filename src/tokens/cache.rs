@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Issued, TokenRequest};
 use crate::token::{Binding, Token};
+use crate::upstream::Egress;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
@@ -30,11 +31,7 @@ impl Key {
             Binding::Unknown => return None,
         };
         // Credentials and spelling of the proxy URL do not make a different egress.
-        let egress = req.egress.as_deref().and_then(|e| {
-            crate::upstream::Egress::parse(e)
-                .map(|p| p.key())
-                .unwrap_or_else(|_| Some(e.to_string()))
-        });
+        let egress = req.egress.as_ref().and_then(Egress::key);
         Some(Key {
             kind: kind.into(),
             binding: binding.clone(),
@@ -347,6 +344,22 @@ mod tests {
         std::fs::write(&path, "{not json").unwrap();
         let c = TokenCache::persistent(&path);
         assert_eq!(c.stats().entries, 0);
+    }
+
+    #[test]
+    fn the_egress_key_ignores_credentials_and_spelling_and_is_stored_as_text() {
+        let via = |text: &str| {
+            Key::of(&TokenRequest {
+                egress: Some(Egress::parse(text).unwrap()),
+                ..TokenRequest::new(Binding::Video("aaaaaaaaaaa".into()))
+            })
+            .unwrap()
+        };
+        let k = via("http://user:secret@proxy.example:3128");
+        assert_eq!(k, via("proxy.example:3128"));
+        assert_ne!(k, key("aaaaaaaaaaa"));
+        let json = serde_json::to_value(&k).unwrap();
+        assert_eq!(json["egress"], "http://proxy.example:3128");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! cache keyed by (binding, egress) when fresh; otherwise each configured source is asked in
 //! order. A source answers, declines (nothing for this binding), or fails; a decline or failure
 //! moves on to the next source. Concurrent requests for one key mint once (single flight).
+//! Owns its settings (`[tokens]`, [`TokensConfig`]) and the typed [`TokenError`] whose kind
+//! says why no token came.
 
 mod botguard_source;
 mod cache;
 mod cold_start;
 mod provider_source;
+mod settings;
 mod static_source;
 
 use std::sync::Arc;
@@ -17,20 +20,20 @@ use futures::future::BoxFuture;
 pub use botguard_source::BotGuardSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
-pub use provider_source::ProviderSource;
+pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
+pub use settings::{BotGuardConfig, SourceKind, TokensConfig};
 pub use static_source::StaticSource;
 
 use crate::token::{Binding, Token};
+use crate::upstream::Egress;
 
 /// What a caller needs a token for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenRequest {
     pub binding: Binding,
-    /// The InnerTube client the token is for (`MWEB`, `WEB_REMIX`, ...), when known.
-    pub client: Option<String>,
-    /// The upstream proxy the token's traffic leaves through (`None`: direct). Tokens are
-    /// treated as egress-bound, so it is part of the cache key.
-    pub egress: Option<String>,
+    /// The upstream proxy the token's traffic leaves through (`None`: the configured egress).
+    /// Tokens are treated as egress-bound, so its key is part of the cache key.
+    pub egress: Option<Egress>,
     /// Skip the cache lookup (the answer is still stored).
     pub bypass_cache: bool,
 }
@@ -39,7 +42,6 @@ impl TokenRequest {
     pub fn new(binding: Binding) -> Self {
         TokenRequest {
             binding,
-            client: None,
             egress: None,
             bypass_cache: false,
         }
@@ -76,15 +78,69 @@ pub struct Issued {
     pub cached: bool,
 }
 
+/// What went wrong inside a source, shared so a [`TokenError`] stays cloneable.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why no token was issued. The variant is the kind a caller acts on; the text stays the same
+/// for every failed source so logs and API answers read as before.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
-    #[error("no token source has a token for binding {0}")]
-    NoToken(String),
-    #[error("token source `{source_name}` failed: {reason}")]
-    Source {
+    /// Every source declined: nothing has a token for this binding.
+    #[error("no token source has a token for binding {binding}")]
+    Unavailable { binding: String },
+    /// A source did not answer in time; asking again later may work.
+    #[error("token source `{source_name}` failed: {cause}")]
+    TimedOut {
         source_name: &'static str,
-        reason: String,
+        #[source]
+        cause: Cause,
     },
+    /// A source's upstream answered and said no (an error status, no integrity token).
+    #[error("token source `{source_name}` failed: {cause}")]
+    Refused {
+        source_name: &'static str,
+        #[source]
+        cause: Cause,
+    },
+    /// A source broke (network, interpreter, malformed answer).
+    #[error("token source `{source_name}` failed: {cause}")]
+    Failed {
+        source_name: &'static str,
+        #[source]
+        cause: Cause,
+    },
+}
+
+impl TokenError {
+    pub fn timed_out(
+        source_name: &'static str,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TokenError::TimedOut {
+            source_name,
+            cause: Arc::new(cause),
+        }
+    }
+
+    pub fn refused(
+        source_name: &'static str,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TokenError::Refused {
+            source_name,
+            cause: Arc::new(cause),
+        }
+    }
+
+    pub fn failed(
+        source_name: &'static str,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TokenError::Failed {
+            source_name,
+            cause: Arc::new(cause),
+        }
+    }
 }
 
 /// One place tokens come from.
@@ -203,12 +259,14 @@ impl TokenService {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(source = source.name(), error = %e, "token source failed; trying the next");
+                    tracing::warn!(source = source.name(), error = %crate::errtext::error_chain(&e), "token source failed; trying the next");
                     last_failure = Some(e);
                 }
             }
         }
-        Err(last_failure.unwrap_or_else(|| TokenError::NoToken(describe(&req.binding))))
+        Err(last_failure.unwrap_or_else(|| TokenError::Unavailable {
+            binding: describe(&req.binding),
+        }))
     }
 
     /// Empties the token cache.
@@ -242,10 +300,7 @@ mod tests {
             let out = match &self.1 {
                 None => Ok(None),
                 Some(Ok(t)) => Ok(Some(Minted::lasting(t.clone()))),
-                Some(Err(())) => Err(TokenError::Source {
-                    source_name: self.0,
-                    reason: "down".into(),
-                }),
+                Some(Err(())) => Err(TokenError::failed(self.0, std::io::Error::other("down"))),
             };
             Box::pin(async move { out })
         }
@@ -273,10 +328,7 @@ mod tests {
     }
 
     fn req() -> TokenRequest {
-        TokenRequest {
-            client: Some("MWEB".into()),
-            ..TokenRequest::new(Binding::Video("abcdefghijk".into()))
-        }
+        TokenRequest::new(Binding::Video("abcdefghijk".into()))
     }
 
     #[tokio::test]
@@ -293,8 +345,31 @@ mod tests {
     #[tokio::test]
     async fn no_answer_is_an_error_naming_the_binding() {
         let svc = TokenService::uncached(vec![Arc::new(Fixed("a", None))]);
-        let e = svc.get(&req()).await.unwrap_err().to_string();
+        let e = svc.get(&req()).await.unwrap_err();
+        assert!(matches!(e, TokenError::Unavailable { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("abcdefghijk"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_last_failure_is_reported_with_its_kind_and_cause() {
+        let svc = TokenService::uncached(vec![
+            Arc::new(Fixed("a", Some(Err(())))),
+            Arc::new(Fixed("b", None)),
+        ]);
+        let e = svc.get(&req()).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TokenError::Failed {
+                    source_name: "a",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "token source `a` failed: down");
+        assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "down");
     }
 
     #[tokio::test]
@@ -315,7 +390,7 @@ mod tests {
         assert!(tokens.windows(2).all(|w| w[0] == w[1]));
         // A different binding or egress is a different key.
         let mut other = req();
-        other.egress = Some("http://proxy.example:3128".into());
+        other.egress = Some(Egress::parse("http://proxy.example:3128").unwrap());
         svc.get(&other).await.unwrap();
         assert_eq!(slow.0.load(Ordering::SeqCst), 2);
     }

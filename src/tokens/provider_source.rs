@@ -16,11 +16,61 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use super::{Minted, TokenError, TokenRequest, TokenSource};
-use crate::api::HOP_HEADER;
-use crate::token::Token;
+use crate::token::{Token, TokenFormatError};
+use crate::upstream::Egress;
 
+/// Header the provider source sends so an instance recognises calls from itself; the provider
+/// API refuses a call that carries its own instance id.
+pub const HOP_HEADER: &str = "x-potproxy-instance";
+
+const NAME: &str = "provider";
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(60);
+
+/// Why a call to the provider gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{0}")]
+    Request(#[source] http::Error),
+    #[error("Error reaching {method} {path}: {cause}")]
+    Unreachable {
+        method: http::Method,
+        path: &'static str,
+        #[source]
+        cause: hyper_util::client::legacy::Error,
+    },
+    #[error("Error reading {method} {path}: {cause}")]
+    Read {
+        method: http::Method,
+        path: &'static str,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{method} {path}: no answer within {after:?}")]
+    TimedOut {
+        method: http::Method,
+        path: &'static str,
+        after: Duration,
+    },
+    #[error("POST /get_pot answered {status}: {message}")]
+    Status {
+        status: http::StatusCode,
+        message: String,
+    },
+    #[error("Server did not respond with a poToken")]
+    NoToken,
+    #[error("poToken: {0}")]
+    BadToken(#[source] TokenFormatError),
+}
+
+/// The kind of a provider failure: no answer in time, an answer that says no, or a breakage.
+fn token_error(e: ProviderError) -> TokenError {
+    match e {
+        ProviderError::TimedOut { .. } => TokenError::timed_out(NAME, e),
+        ProviderError::Status { .. } => TokenError::refused(NAME, e),
+        e => TokenError::failed(NAME, e),
+    }
+}
 
 pub struct ProviderSource {
     base: String,
@@ -29,13 +79,6 @@ pub struct ProviderSource {
     client: Client<HttpConnector, Full<Bytes>>,
     /// When `/ping` was last checked and whether the provider was usable then.
     last_ping: Mutex<Option<(Instant, bool)>>,
-}
-
-fn source_error(reason: impl std::fmt::Display) -> TokenError {
-    TokenError::Source {
-        source_name: "provider",
-        reason: reason.to_string(),
-    }
 }
 
 impl ProviderSource {
@@ -54,10 +97,10 @@ impl ProviderSource {
     async fn call(
         &self,
         method: http::Method,
-        path: &str,
+        path: &'static str,
         body: Option<Value>,
         timeout: Duration,
-    ) -> Result<(http::StatusCode, Value), String> {
+    ) -> Result<(http::StatusCode, Value), ProviderError> {
         let url = format!("{}{path}", self.base);
         let mut req = http::Request::builder()
             .method(method.clone())
@@ -72,26 +115,37 @@ impl ProviderSource {
                 body.map(|b| serde_json::to_vec(&b).expect("json"))
                     .unwrap_or_default(),
             )))
-            .map_err(|e| e.to_string())?;
+            .map_err(ProviderError::Request)?;
         let work = async {
-            let res = self.client.request(req).await.map_err(|e| {
-                format!(
-                    "Error reaching {method} {path}: {}",
-                    crate::errtext::error_chain(&e)
-                )
-            })?;
+            let res =
+                self.client
+                    .request(req)
+                    .await
+                    .map_err(|cause| ProviderError::Unreachable {
+                        method: method.clone(),
+                        path,
+                        cause,
+                    })?;
             let status = res.status();
             let bytes = Limited::new(res.into_body(), 1024 * 1024)
                 .collect()
                 .await
-                .map_err(|e| format!("Error reading {method} {path}: {e}"))?
+                .map_err(|cause| ProviderError::Read {
+                    method: method.clone(),
+                    path,
+                    cause,
+                })?
                 .to_bytes();
             let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             Ok((status, v))
         };
         tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| format!("{method} {path}: no answer within {timeout:?}"))?
+            .map_err(|_| ProviderError::TimedOut {
+                method: method.clone(),
+                path,
+                after: timeout,
+            })?
     }
 
     /// Whether the provider answered `/ping` (cached for a minute), and is not this process.
@@ -118,7 +172,7 @@ impl ProviderSource {
                 false
             }
             Err(e) => {
-                tracing::warn!(url = %self.base, error = %e, "provider is not reachable");
+                tracing::warn!(url = %self.base, error = %crate::errtext::error_chain(&e), "provider is not reachable");
                 false
             }
         };
@@ -129,7 +183,7 @@ impl ProviderSource {
 
 impl TokenSource for ProviderSource {
     fn name(&self) -> &'static str {
-        "provider"
+        NAME
     }
 
     fn get<'a>(
@@ -145,26 +199,54 @@ impl TokenSource for ProviderSource {
             }
             let body = json!({
                 "content_binding": binding,
-                "proxy": req.egress,
+                "proxy": req.egress.as_ref().and_then(Egress::url),
                 "bypass_cache": req.bypass_cache,
             });
             let (status, v) = self
                 .call(http::Method::POST, "/get_pot", Some(body), self.timeout)
                 .await
-                .map_err(source_error)?;
+                .map_err(token_error)?;
             if !status.is_success() {
                 // Check /ping again before the next request.
                 *self.last_ping.lock().expect("ping lock") = None;
-                return Err(source_error(format!(
-                    "POST /get_pot answered {status}: {}",
-                    v["error"].as_str().unwrap_or("")
-                )));
+                return Err(token_error(ProviderError::Status {
+                    status,
+                    message: v["error"].as_str().unwrap_or("").to_string(),
+                }));
             }
             let text = v["poToken"]
                 .as_str()
-                .ok_or_else(|| source_error("Server did not respond with a poToken"))?;
-            let token = Token::parse(text).map_err(|e| source_error(format!("poToken: {e}")))?;
+                .ok_or(token_error(ProviderError::NoToken))?;
+            let token = Token::parse(text).map_err(|e| token_error(ProviderError::BadToken(e)))?;
             Ok(Some(Minted::lasting(token)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_failures_keep_their_kind_and_message() {
+        let e = token_error(ProviderError::Status {
+            status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            message: "boom".into(),
+        });
+        assert!(matches!(e, TokenError::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "token source `provider` failed: POST /get_pot answered 500 Internal Server Error: boom"
+        );
+        let e = token_error(ProviderError::TimedOut {
+            method: http::Method::POST,
+            path: "/get_pot",
+            after: Duration::from_secs(20),
+        });
+        assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
+        assert!(matches!(
+            token_error(ProviderError::NoToken),
+            TokenError::Failed { .. }
+        ));
     }
 }

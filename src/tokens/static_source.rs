@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 
 use super::{Minted, TokenError, TokenRequest, TokenSource};
-use crate::config::TokensConfig;
 use crate::token::Token;
 
 pub struct StaticSource {
@@ -15,11 +14,9 @@ pub struct StaticSource {
 }
 
 impl StaticSource {
-    pub fn new(cfg: &TokensConfig) -> Self {
-        StaticSource {
-            default: cfg.static_default.clone(),
-            bindings: cfg.static_bindings.clone(),
-        }
+    /// `bindings` answers its bindings; `default` every other one.
+    pub fn new(default: Option<Token>, bindings: BTreeMap<String, Token>) -> Self {
+        StaticSource { default, bindings }
     }
 
     fn lookup(&self, req: &TokenRequest) -> Option<Token> {
@@ -54,10 +51,10 @@ mod tests {
     fn binding_table_wins_over_default() {
         let a = Token::from_bytes(&[0x32, 1]);
         let b = Token::from_bytes(&[0x32, 2]);
-        let mut cfg = crate::config::Config::default().tokens;
-        cfg.static_default = Some(a.clone());
-        cfg.static_bindings = [("vid00000001".to_string(), b.clone())].into();
-        let s = StaticSource::new(&cfg);
+        let s = StaticSource::new(
+            Some(a.clone()),
+            [("vid00000001".to_string(), b.clone())].into(),
+        );
         let req = TokenRequest::new;
         assert_eq!(
             s.lookup(&req(Binding::Video("vid00000001".into()))),
@@ -68,9 +65,8 @@ mod tests {
             Some(a.clone())
         );
         assert_eq!(s.lookup(&req(Binding::Unknown)), Some(a));
-        let empty = crate::config::Config::default().tokens;
         assert_eq!(
-            StaticSource::new(&empty).lookup(&req(Binding::Unknown)),
+            StaticSource::new(None, BTreeMap::new()).lookup(&req(Binding::Unknown)),
             None
         );
     }

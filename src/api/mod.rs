@@ -1,0 +1,231 @@
+//! The bgutil-compatible provider API (`[api] listen`, default 127.0.0.1:4416), served from the
+//! same token service as the proxy: `POST /get_pot`, `GET /ping`, `POST /invalidate_caches`,
+//! `POST /invalidate_it`, `GET /minter_cache`, and `GET /session` (a ready visitor data + token
+//! pair). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
+//! 400 for requests the caller must fix, 500 for failures on our side ([`ApiError::status`]).
+//!
+//! This module owns its settings ([`ApiConfig`]), state, serving and routing; `get_pot` and
+//! `session` answer their routes, `responses` shapes the answers.
+
+mod get_pot;
+mod responses;
+mod session;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+/// The loop-detection header belongs to the provider protocol the token source speaks.
+pub use crate::tokens::HOP_HEADER;
+pub use get_pot::{
+    GetPot, RequestError, VisitorDataError, binding_of, mint_for, names_own_proxy, parse_get_pot,
+};
+pub use responses::iso8601;
+pub use session::session_json;
+
+use crate::botguard::minter::BotGuardError;
+use crate::services::Services;
+use crate::tokens::TokenError;
+use crate::upstream::{EgressError, UpstreamError};
+use responses::{ApiResponse, error, failure, json_response, no_content};
+
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:4416";
+/// The bgutil plugin major this API is compatible with (PyPI bgutil-ytdlp-pot-provider 2.0.2).
+pub const DEFAULT_COMPAT_VERSION: &str = "2.0.2";
+
+/// The `[api]` settings, validated.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The bgutil protocol version reported by `/ping`.
+    pub compat_version: String,
+}
+
+/// Why an API call failed. The kind decides the status: a request the caller must fix is a
+/// 400; anything else is a 500, as bgutil answers every failure, an unusable proxy included.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    BadRequest(#[from] RequestError),
+    #[error("proxy: {0}")]
+    Proxy(#[from] EgressError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Minter(#[from] BotGuardError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("Unable to generate visitor data: {0}")]
+    VisitorData(#[from] VisitorDataError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Proxy(_)
+            | ApiError::Upstream(_)
+            | ApiError::Minter(_)
+            | ApiError::Token(_)
+            | ApiError::VisitorData(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// What the API handlers share.
+pub struct ApiState {
+    pub services: Services,
+    pub started: Instant,
+    /// The bgutil protocol version `/ping` reports (plugins check its major part).
+    pub compat_version: String,
+    /// Random id of this process, to detect a provider source pointing at itself.
+    pub instance: String,
+    /// This process's proxy listener: a `proxy` naming it means "the configured egress".
+    pub own_proxy: Option<SocketAddr>,
+}
+
+impl ApiState {
+    pub fn new(services: Services, compat_version: String, instance: String) -> Self {
+        ApiState {
+            services,
+            started: Instant::now(),
+            compat_version,
+            instance,
+            own_proxy: None,
+        }
+    }
+}
+
+/// Serves the API on `listener` until the future `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "api: accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(req, &state, peer).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
+
+async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> ApiResponse {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    tracing::debug!(%method, %path, %peer, "api request");
+    if req
+        .headers()
+        .get(HOP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == state.instance)
+    {
+        return error(
+            StatusCode::LOOP_DETECTED,
+            "this potproxy is its own provider: [tokens.provider] url points at its own API",
+        );
+    }
+    match (method, path.as_str()) {
+        (Method::POST, "/get_pot") => match read_body(req).await {
+            Ok(body) => get_pot::get_pot(&body, state).await,
+            Err(e) => failure(&e),
+        },
+        (Method::GET, "/ping") => json_response(
+            StatusCode::OK,
+            &json!({
+                "server_uptime": state.started.elapsed().as_secs_f64(),
+                "version": state.compat_version,
+                "potproxy_version": env!("CARGO_PKG_VERSION"),
+                "potproxy_instance": state.instance,
+            }),
+        ),
+        (Method::POST, "/invalidate_caches") => {
+            state.services.tokens.invalidate_caches();
+            state.services.tokens.invalidate_integrity();
+            no_content()
+        }
+        (Method::POST, "/invalidate_it") => {
+            state.services.tokens.invalidate_integrity();
+            no_content()
+        }
+        (Method::GET, "/minter_cache") => {
+            let keys = state
+                .services
+                .minters
+                .as_ref()
+                .map(|p| p.warm_keys())
+                .unwrap_or_default();
+            json_response(StatusCode::OK, &json!(keys))
+        }
+        (Method::GET, "/session") => session::session(state).await,
+        (Method::GET, "/") => Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from_static(
+                b"This server is not meant to be accessed directly. Point the bgutil yt-dlp plugin at it (youtubepot-bgutilhttp:base_url) or use it as a proxy.\n",
+            )))
+            .expect("static response parts are valid"),
+        (_, "/get_pot" | "/ping" | "/invalidate_caches" | "/invalidate_it" | "/minter_cache" | "/session") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Limited::new(req.into_body(), MAX_REQUEST_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| RequestError::Unreadable(e).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_on_our_side_are_500s_that_carry_their_cause() {
+        let e = ApiError::from(TokenError::Unavailable {
+            binding: "video abcdefghijk".into(),
+        });
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let e = ApiError::from(VisitorDataError::Missing);
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            crate::errtext::error_chain(&e),
+            "Unable to generate visitor data: no responseContext.visitorData"
+        );
+        let e = ApiError::from(RequestError::NotAnObject);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+}

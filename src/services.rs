@@ -1,0 +1,96 @@
+//! Everything that produces tokens, built from the configuration: the token sources in their
+//! configured order, the cache, the minters, and the upstream client they share with user
+//! traffic. The proxy and the provider API both serve from one [`Services`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::botguard::minter::BotGuard;
+use crate::botguard::pool::MinterPool;
+use crate::tokens::{
+    BotGuardSource, ColdStartSource, ProviderSource, SourceKind, StaticSource, TokenCache,
+    TokenService, TokenSource, TokensConfig,
+};
+use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
+
+/// Everything that produces tokens, built from the configuration.
+#[derive(Clone)]
+pub struct Services {
+    pub tokens: TokenService,
+    /// The minter of the configured egress (when `botguard` is a source).
+    pub botguard: Option<Arc<BotGuard>>,
+    pub minters: Option<Arc<MinterPool>>,
+    pub http: HttpClient,
+    pub upstream: UpstreamConfig,
+}
+
+impl Services {
+    /// Builds the token sources in their configured order, the cache, and the upstream client
+    /// they share with user traffic. `instance` is this process's id (see [`instance_id`]).
+    pub fn build(
+        upstream: &UpstreamConfig,
+        tokens: &TokensConfig,
+        instance: &str,
+    ) -> Result<Services, UpstreamError> {
+        let http = HttpClient::new(upstream, Duration::from_secs(30))?;
+        let kinds = &tokens.sources;
+        let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
+        let mut minters = None;
+        for (i, kind) in kinds.iter().enumerate() {
+            match kind {
+                SourceKind::Static => sources.push(Arc::new(StaticSource::new(
+                    tokens.static_default.clone(),
+                    tokens.static_bindings.clone(),
+                ))),
+                SourceKind::BotGuard => {
+                    let pool = Arc::new(MinterPool::new(
+                        upstream.clone(),
+                        http.clone(),
+                        tokens.botguard.settings.clone(),
+                    ));
+                    let cold_start_after = kinds[i + 1..].contains(&SourceKind::ColdStart);
+                    sources.push(Arc::new(BotGuardSource::new(
+                        pool.clone(),
+                        cold_start_after,
+                    )));
+                    minters = Some(pool);
+                }
+                SourceKind::ColdStart => sources.push(Arc::new(ColdStartSource)),
+                SourceKind::Provider => {
+                    let url = tokens
+                        .provider_url
+                        .as_ref()
+                        .expect("validated: provider source has a URL");
+                    sources.push(Arc::new(ProviderSource::new(
+                        url,
+                        tokens.provider_timeout,
+                        instance.to_string(),
+                    )));
+                }
+            }
+        }
+        let cache = match &tokens.cache_file {
+            Some(path) => TokenCache::persistent(path),
+            None => TokenCache::in_memory(),
+        };
+        Ok(Services {
+            tokens: TokenService::new(sources, cache, tokens.ttl),
+            botguard: minters.as_ref().map(|p| p.default_minter()),
+            minters,
+            http,
+            upstream: upstream.clone(),
+        })
+    }
+
+    /// An upstream client leaving through `egress` instead of the configured one.
+    pub fn http_via(&self, egress: &Egress) -> Result<HttpClient, UpstreamError> {
+        HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))
+    }
+}
+
+/// A random id for this process (provider loop detection).
+pub fn instance_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,174 @@
+//! Egress: how the proxy's upstream connections leave (directly, or through the user's HTTP or
+//! SOCKS5 proxy). A proxy URL is parsed here once, where it enters (configuration, an API
+//! request, the command line); everything inward holds the typed [`Egress`].
+
+use http::Uri;
+
+/// Why a proxy URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    #[error("not a proxy URL: {0}")]
+    NotAUrl(#[source] url::ParseError),
+    #[error("proxy URL has no host")]
+    NoHost,
+    #[error("unsupported proxy scheme `{0}` (http, socks5, socks5h)")]
+    UnsupportedScheme(String),
+    #[error("bad proxy address: {0}")]
+    BadAddress(#[source] http::uri::InvalidUri),
+}
+
+/// How upstream connections leave: directly, or chained through the user's proxy.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Egress {
+    Direct,
+    /// An HTTP proxy, reached with CONNECT.
+    Http {
+        proxy: Uri,
+        auth: Option<String>,
+        /// The URL as written, credentials included (see [`Egress::url`]).
+        url: String,
+    },
+    /// A SOCKS5 proxy; `remote_dns` (socks5h) lets the proxy resolve names.
+    Socks5 {
+        proxy: Uri,
+        auth: Option<(String, String)>,
+        remote_dns: bool,
+        url: String,
+    },
+}
+
+/// Credentials stay out of logs: an egress shows as its key.
+impl std::fmt::Debug for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key() {
+            Some(k) => write!(f, "Egress({k})"),
+            None => f.write_str("Egress(direct)"),
+        }
+    }
+}
+
+impl Egress {
+    /// Parses `http://[user:pass@]host:port` or `socks5[h]://[user:pass@]host:port`; a value
+    /// without a scheme is taken as `http://` (as bgutil does).
+    pub fn parse(text: &str) -> Result<Egress, EgressError> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Ok(Egress::Direct);
+        }
+        let with_scheme = if t.contains("://") {
+            t.to_string()
+        } else {
+            format!("http://{t}")
+        };
+        let u = url::Url::parse(&with_scheme).map_err(EgressError::NotAUrl)?;
+        let host = u.host_str().ok_or(EgressError::NoHost)?;
+        let default_port = match u.scheme() {
+            "http" => 80,
+            "https" => 443,
+            "socks5" | "socks5h" => 1080,
+            other => return Err(EgressError::UnsupportedScheme(other.to_string())),
+        };
+        let port = u.port().unwrap_or(default_port);
+        let host_port = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let proxy: Uri = format!("http://{host_port}")
+            .parse()
+            .map_err(EgressError::BadAddress)?;
+        let user = percent_encoding::percent_decode_str(u.username())
+            .decode_utf8_lossy()
+            .into_owned();
+        let pass = u.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+        let url = t.to_string();
+        Ok(match u.scheme() {
+            "http" | "https" => Egress::Http {
+                proxy,
+                auth: (!user.is_empty()).then(|| {
+                    use base64::Engine;
+                    let raw = format!("{user}:{}", pass.unwrap_or_default());
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(raw)
+                    )
+                }),
+                url,
+            },
+            scheme => Egress::Socks5 {
+                proxy,
+                auth: (!user.is_empty()).then(|| (user, pass.unwrap_or_default())),
+                remote_dns: scheme == "socks5h",
+                url,
+            },
+        })
+    }
+
+    /// The cache key part for tokens minted through this egress (credentials left out).
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Egress::Direct => None,
+            Egress::Http { proxy, .. } => Some(format!("http://{}", proxy.authority()?)),
+            Egress::Socks5 {
+                proxy, remote_dns, ..
+            } => Some(format!(
+                "{}://{}",
+                if *remote_dns { "socks5h" } else { "socks5" },
+                proxy.authority()?
+            )),
+        }
+    }
+
+    /// The proxy URL as written, credentials included: what another bgutil-compatible provider
+    /// is handed so it leaves through the same proxy. `None` when direct.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Egress::Direct => None,
+            Egress::Http { url, .. } | Egress::Socks5 { url, .. } => Some(url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_urls_parse_with_defaults_and_credentials() {
+        assert_eq!(Egress::parse("").unwrap(), Egress::Direct);
+        match Egress::parse("127.0.0.1:3128").unwrap() {
+            Egress::Http { proxy, auth, .. } => {
+                assert_eq!(proxy.to_string(), "http://127.0.0.1:3128/");
+                assert!(auth.is_none());
+            }
+            e => panic!("{e:?}"),
+        }
+        match Egress::parse("http://u%40x:p@proxy.example").unwrap() {
+            Egress::Http { proxy, auth, .. } => {
+                assert_eq!(proxy.authority().unwrap().as_str(), "proxy.example:80");
+                assert_eq!(auth.as_deref(), Some("Basic dUB4OnA="));
+            }
+            e => panic!("{e:?}"),
+        }
+        let s = Egress::parse("socks5h://a:b@127.0.0.1").unwrap();
+        assert_eq!(s.key().as_deref(), Some("socks5h://127.0.0.1:1080"));
+        assert!(
+            Egress::parse("ftp://x")
+                .unwrap_err()
+                .to_string()
+                .contains("ftp")
+        );
+    }
+
+    #[test]
+    fn the_written_url_is_kept_for_other_providers_but_never_shown() {
+        let e = Egress::parse("socks5://user:secret@127.0.0.1:1080").unwrap();
+        assert_eq!(e.url(), Some("socks5://user:secret@127.0.0.1:1080"));
+        assert!(!format!("{e:?}").contains("secret"), "{e:?}");
+        assert_eq!(Egress::Direct.url(), None);
+    }
+}

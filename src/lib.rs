@@ -45,6 +45,7 @@ pub mod token;
 pub mod tokens;
 pub mod ump;
 pub mod upstream;
+pub mod wire;
 
 #[cfg(test)]
 mod testutil;

@@ -616,7 +616,8 @@ fn resolve_tokens(
 }
 
 fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
-    use crate::botguard::minter::{BotGuardSettings, ChallengeSource, WaaEndpoint};
+    use crate::botguard::minter::BotGuardSettings;
+    use crate::botguard::waa::{ChallengeSource, WaaEndpoint};
     let mut settings = BotGuardSettings::default();
     if let Some(list) = raw.challenge {
         let mut order = Vec::new();

@@ -20,7 +20,7 @@
 //! Media bodies are never buffered: only player JSON, SABR protobuf and HTML page bodies are
 //! read, up to a cap ([`body`]). Any failure to rewrite forwards the original request and logs
 //! why (`strict = true` turns that into a 502). On the way back, player responses and pages teach
-//! [`session`] and [`bindings`] which video and session each media URL belongs to; refused media
+//! [`learn`] which video and session each media URL belongs to; refused media
 //! requests are retried once with the other binding ([`ump`] watches in-band refusals).
 //!
 //! [`api`] serves the same token service as a bgutil-compatible provider.
@@ -38,9 +38,9 @@ pub mod config;
 pub mod errtext;
 pub mod handler;
 pub mod intercept;
+pub mod learn;
 pub mod redact;
 pub mod rewrite;
-pub mod session;
 pub mod token;
 pub mod tokens;
 pub mod ump;
@@ -271,9 +271,9 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             always_replace: config.tokens.always_replace,
             player_response: config.rewrite_player_response,
         },
-        sessions: session::SessionStore::new(50_000),
-        identities: session::Identities::new(10_000),
-        regimes: bindings::Regimes::new(config.default_regime, 50_000),
+        sessions: learn::session::SessionStore::new(50_000),
+        identities: learn::session::Identities::new(10_000),
+        regimes: learn::regimes::Regimes::new(config.default_regime, 50_000),
         http: services.http.clone(),
     });
 

@@ -22,11 +22,11 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use hyper_util::rt::TokioIo;
 
-use crate::bindings::Regimes;
 use crate::body::{Buffered, buffer_to_cap, decode};
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
-use crate::session::SessionStore;
+use crate::learn::regimes::Regimes;
+use crate::learn::session::{Identities, SessionStore};
 use crate::token::{Binding, Token};
 use crate::tokens::{TokenRequest, TokenService};
 use crate::upstream::{HttpClient, Resolver};
@@ -51,7 +51,7 @@ pub struct Shared {
     pub tokens: TokenService,
     pub settings: RewriteSettings,
     pub sessions: SessionStore,
-    pub identities: crate::session::Identities,
+    pub identities: Identities,
     pub regimes: Regimes,
     /// For requests the proxy makes itself (re-issued media, visitor data).
     pub http: HttpClient,

@@ -12,9 +12,9 @@ use super::{Note, PotHandler, give_up, logged_in, read_response, text_response};
 use crate::bindings::{Identity, Regime, TokenContext, binding_for};
 use crate::body::{Buffered, buffer_to_cap, decode};
 use crate::classify::is_webpo_client;
+use crate::learn::session::{playback_info, url_keys};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
-use crate::session::{playback_info, url_keys};
 
 /// What the response handler needs from a player request.
 #[derive(Debug, Clone)]

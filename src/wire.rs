@@ -4,9 +4,9 @@
 //! Varints, keys and lengths are prost's own encoding primitives; only the walk over fields is
 //! ours, because prost has no way to keep a message's unknown fields and exact bytes.
 
-use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
-
-pub use prost::encoding::encoded_len_varint;
+use prost::encoding::{
+    WireType, decode_key, decode_varint, encode_key, encode_varint, encoded_len_varint,
+};
 
 /// One field as it sits in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -366,10 +366,12 @@ ytcfg.set({"WEB_PLAYER_CONTEXT_CONFIGS":{"X":{"serializedExperimentFlags":"a=1&h
             assert_eq!(facts.identity.visitor_data.as_deref(), Some("CgtVISITOR"));
             assert_eq!(facts.regime, Some(Regime::Session));
             assert_eq!(facts.client.as_deref(), Some("WEB"));
-            // The minter's reading of the same page reports the challenge error.
-            assert!(
-                crate::botguard::challenge::parse_page(&html).is_err(),
-                "{challenge}"
+            // The minter's readings of the same page (its challenge source, and `parse_page`)
+            // report the challenge error.
+            assert!(page.inline_challenge().is_err(), "{challenge}");
+            assert_eq!(
+                crate::botguard::challenge::parse_page(&html).unwrap_err(),
+                page.inline_challenge().unwrap_err(),
             );
         }
     }

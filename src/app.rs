@@ -19,7 +19,7 @@ use crate::handler::{PotHandler, RewriteSettings, Shared};
 use crate::intercept::InterceptPolicy;
 use crate::services::{Services, instance_id};
 use crate::upstream::{Resolver, UpstreamError};
-use crate::{api, bindings, session, upstream};
+use crate::{api, learn, upstream};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +149,9 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             always_replace: config.tokens.always_replace,
             player_response: config.rewrite_player_response,
         },
-        sessions: session::SessionStore::new(50_000),
-        identities: session::Identities::new(10_000),
-        regimes: bindings::Regimes::new(config.default_regime, 50_000),
+        sessions: learn::session::SessionStore::new(50_000),
+        identities: learn::session::Identities::new(10_000),
+        regimes: learn::regimes::Regimes::new(config.default_regime, 50_000),
         http: services.http.clone(),
     });
 

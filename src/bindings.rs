@@ -3,10 +3,8 @@
 //! (media) tokens are bound to the session: the DataSync ID when logged in, the visitor data
 //! when logged out. WEB_REMIX binds every token to the session. The regime is known per
 //! (session, client) from the `html5_generate_content_po_token` experiment flag when a page
-//! showed it, or from which token googlevideo accepted; otherwise the configured default.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! showed it, or from which token googlevideo accepted; otherwise the configured default
+//! (what is known lives in [`crate::learn::regimes`]). These are the pure rules.
 
 use crate::token::Binding;
 
@@ -102,81 +100,6 @@ pub fn regime_from_flags(serialized: &str) -> Option<Regime> {
     })
 }
 
-/// How a regime came to be known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Evidence {
-    /// The experiment flag in a page's ytcfg.
-    Flag,
-    /// googlevideo accepted (or rejected) a token.
-    Observed,
-}
-
-/// Known regimes per (session, client), bounded.
-pub struct Regimes {
-    default: Regime,
-    map: Mutex<HashMap<(String, String), (Regime, Evidence)>>,
-    /// Flags seen on pages, by session (any client).
-    flags: Mutex<HashMap<String, Regime>>,
-    capacity: usize,
-}
-
-impl Regimes {
-    pub fn new(default: Regime, capacity: usize) -> Self {
-        Regimes {
-            default,
-            map: Mutex::new(HashMap::new()),
-            flags: Mutex::new(HashMap::new()),
-            capacity: capacity.max(16),
-        }
-    }
-
-    pub fn default_regime(&self) -> Regime {
-        self.default
-    }
-
-    /// The regime for (session, client): observed, else flagged, else the default.
-    pub fn get(&self, session: Option<&str>, client: &str) -> Regime {
-        let Some(s) = session else {
-            return self.default;
-        };
-        if let Some((r, _)) = self
-            .map
-            .lock()
-            .expect("regimes lock")
-            .get(&(s.to_string(), client.to_string()))
-        {
-            return *r;
-        }
-        self.flags
-            .lock()
-            .expect("regimes lock")
-            .get(s)
-            .copied()
-            .unwrap_or(self.default)
-    }
-
-    /// Records that googlevideo accepted `regime` for (session, client).
-    pub fn observe(&self, session: &str, client: &str, regime: Regime) {
-        let mut map = self.map.lock().expect("regimes lock");
-        if map.len() >= self.capacity {
-            map.clear();
-        }
-        map.insert(
-            (session.to_string(), client.to_string()),
-            (regime, Evidence::Observed),
-        );
-    }
-
-    /// Records the experiment flag seen for a session.
-    pub fn flag(&self, session: &str, regime: Regime) {
-        let mut flags = self.flags.lock().expect("regimes lock");
-        if flags.len() >= self.capacity {
-            flags.clear();
-        }
-        flags.insert(session.to_string(), regime);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,17 +177,5 @@ mod tests {
             Some(Regime::Session)
         );
         assert_eq!(regime_from_flags("a=1&b=2"), None);
-    }
-
-    #[test]
-    fn observed_beats_flagged_beats_default() {
-        let r = Regimes::new(Regime::Video, 100);
-        assert_eq!(r.get(Some("s"), "WEB"), Regime::Video);
-        r.flag("s", Regime::Session);
-        assert_eq!(r.get(Some("s"), "WEB"), Regime::Session);
-        r.observe("s", "WEB", Regime::Video);
-        assert_eq!(r.get(Some("s"), "WEB"), Regime::Video);
-        assert_eq!(r.get(Some("s"), "MWEB"), Regime::Session);
-        assert_eq!(r.get(None, "WEB"), Regime::Video);
     }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::botguard::minter::{BotGuardSettings, ChallengeSource, WaaEndpoint};
+use crate::botguard::minter::BotGuardSettings;
+use crate::botguard::waa::{ChallengeSource, WaaEndpoint};
 use crate::intercept::HostPattern;
 use crate::token::{Token, TokenFormatError};
 use crate::upstream::Egress;

@@ -20,7 +20,7 @@
 //! Media bodies are never buffered: only player JSON, SABR protobuf and HTML page bodies are
 //! read, up to a cap ([`body`]). Any failure to rewrite forwards the original request and logs
 //! why (`strict = true` turns that into a 502). On the way back, player responses and pages teach
-//! [`session`] and [`bindings`] which video and session each media URL belongs to; refused media
+//! [`learn`] and [`bindings`] which video and session each media URL belongs to; refused media
 //! requests are retried once with the other binding ([`ump`] watches in-band refusals).
 //!
 //! [`api`] serves the same token service as a bgutil-compatible provider.
@@ -38,6 +38,8 @@
 // Shared vocabulary.
 pub mod errtext;
 pub mod redact;
+
+pub mod wire;
 pub mod token;
 
 // The way in (CONNECT filter, our CA) and the way out.
@@ -61,7 +63,7 @@ pub mod ump;
 
 pub mod bindings;
 
-pub mod session;
+pub mod learn;
 
 // Tokens: the minter, the token service, and the services built from them.
 pub mod botguard;

@@ -2,7 +2,8 @@
 //! parts are `varint type, varint size, payload`, with UMP's own varint (the first byte fixes the
 //! length) and parts straddling network chunks. Only small control parts are collected; media
 //! payloads are skipped by count, never buffered. Used to notice STREAM_PROTECTION_STATUS 3 (the
-//! in-band 403) without touching the bytes the client receives.
+//! in-band 403) without touching the bytes the client receives. UMP's framing varint is its own
+//! (not protobuf's) and lives here; the protobuf payloads of parts are read with [`crate::wire`].
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -163,24 +164,7 @@ impl Scanner {
 
 /// `StreamProtectionStatus.status` (field 1) of a part's payload.
 pub fn protection_status(payload: &[u8]) -> Option<u64> {
-    let mut buf = payload;
-    while !buf.is_empty() {
-        let tag = prost::encoding::decode_varint(&mut buf).ok()?;
-        match (tag >> 3, tag & 7) {
-            (1, 0) => return prost::encoding::decode_varint(&mut buf).ok(),
-            (_, 0) => {
-                prost::encoding::decode_varint(&mut buf).ok()?;
-            }
-            (_, 2) => {
-                let len = prost::encoding::decode_varint(&mut buf).ok()? as usize;
-                buf = buf.get(len..)?;
-            }
-            (_, 1) => buf = buf.get(8..)?,
-            (_, 5) => buf = buf.get(4..)?,
-            _ => return None,
-        }
-    }
-    None
+    crate::wire::first_varint(payload, 1)
 }
 
 /// A response body passed through unchanged while its UMP parts are watched; `on_status` is

@@ -1,14 +1,17 @@
-//! BotGuard challenges from their three sources, as pure parsers: the YouTube page (`ytcfg.set`
-//! and the inline `window.ytAtN({'R': ..., 'T': ...})`), InnerTube `/att/get` (`bgChallenge`),
-//! and WAA `Create` (plain or scrambled array). Also the interpreter check: `interpreterHash` is
-//! the unpadded base64url SHA-256 of the script's bytes.
+//! BotGuard challenges from their three sources, as pure parsers: the `bgChallenge` object
+//! (InnerTube `/att/get`, the YouTube page's inline `ytAtN`, found by [`crate::learn::page`]),
+//! and WAA `Create` (plain or scrambled array); and the page as minting reads it, where a
+//! malformed inline challenge is an error. Also the interpreter check: `interpreterHash` is the
+//! unpadded base64url SHA-256 of the script's bytes.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+use crate::learn::page::{self, Page};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ChallengeError {
     #[error("no `{0}` in the page")]
     NotInPage(&'static str),
@@ -22,7 +25,7 @@ pub enum ChallengeError {
     UntrustedUrl(String),
 }
 
-fn malformed(what: &'static str, reason: impl ToString) -> ChallengeError {
+pub(crate) fn malformed(what: &'static str, reason: impl ToString) -> ChallengeError {
     ChallengeError::Malformed {
         what,
         reason: reason.to_string(),
@@ -221,238 +224,26 @@ impl PageData {
     }
 
     pub fn visitor_data(&self) -> Option<&str> {
-        self.ytcfg_str("VISITOR_DATA").or_else(|| {
-            self.ytcfg
-                .get("INNERTUBE_CONTEXT")?
-                .get("client")?
-                .get("visitorData")?
-                .as_str()
-        })
+        page::visitor_data(&self.ytcfg)
     }
 }
 
-/// Parses a YouTube page: ytcfg and the inline challenge.
+/// Reads a YouTube page as minting needs it: its ytcfg (required) and its inline challenge,
+/// whose errors this reports (learning from the page ignores them, see [`Page`]).
 pub fn parse_page(html: &str) -> Result<PageData, ChallengeError> {
-    let mut ytcfg = Map::new();
-    let mut rest = html;
-    while let Some(i) = rest.find("ytcfg.set(") {
-        let after = &rest[i + "ytcfg.set(".len()..];
-        if after.trim_start().starts_with('{') {
-            let start = after.len() - after.trim_start().len();
-            if let Some(end) = balanced_object_end(&after[start..]) {
-                if let Ok(Value::Object(m)) =
-                    serde_json::from_str::<Value>(&after[start..start + end])
-                {
-                    ytcfg.extend(m);
-                }
-            }
-        }
-        rest = after;
-    }
-    if ytcfg.is_empty() {
-        return Err(ChallengeError::NotInPage("ytcfg.set({...})"));
-    }
-    let (challenge, eacr_token) = match parse_yt_atn(html) {
-        Some(r) => {
-            let (c, t) = r?;
-            (Some(c), t)
-        }
-        None => (parse_yt_atr(html).transpose()?, None),
-    };
+    let page = Page::parse(html);
+    let inline = page.inline_challenge()?.cloned();
     Ok(PageData {
-        ytcfg,
-        challenge,
-        eacr_token,
+        ytcfg: page.ytcfg,
+        challenge: inline.as_ref().map(|i| i.challenge.clone()),
+        eacr_token: inline.and_then(|i| i.eacr_token),
     })
-}
-
-/// `window.ytAtN({'R': '<js string>', 'T': '<js string>'})`.
-fn parse_yt_atn(html: &str) -> Option<Result<(Challenge, Option<String>), ChallengeError>> {
-    let i = html.find("ytAtN({")?;
-    let obj = &html[i + "ytAtN(".len()..];
-    let fields = match parse_loose_object(obj) {
-        Ok(f) => f,
-        Err(e) => return Some(Err(malformed("ytAtN", e))),
-    };
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let Some(r) = get("R") else {
-        return Some(Err(ChallengeError::Missing("ytAtN R")));
-    };
-    Some((|| {
-        let v: Value = serde_json::from_str(&r).map_err(|e| malformed("ytAtN R", e))?;
-        let bg = v
-            .get("bgChallenge")
-            .ok_or(ChallengeError::Missing("bgChallenge"))?;
-        Ok((Challenge::from_bg_challenge(bg)?, get("T")))
-    })())
-}
-
-/// Older form: `window.ytAtR = '<JSON string>';`.
-fn parse_yt_atr(html: &str) -> Option<Result<Challenge, ChallengeError>> {
-    let i = html.find("ytAtR")?;
-    let after = html[i + 5..].trim_start().strip_prefix('=')?.trim_start();
-    let (text, _) = match parse_js_string(after) {
-        Ok(x) => x,
-        Err(e) => return Some(Err(malformed("ytAtR", e))),
-    };
-    Some((|| {
-        let v: Value = serde_json::from_str(&text).map_err(|e| malformed("ytAtR", e))?;
-        let bg = v.get("bgChallenge").unwrap_or(&v);
-        Challenge::from_bg_challenge(bg)
-    })())
-}
-
-/// The JSON object assigned after `marker` in a page (`ytInitialPlayerResponse = {...};`).
-pub fn extract_object_after(html: &str, marker: &str) -> Option<Value> {
-    let i = html.find(marker)?;
-    let rest = &html[i + marker.len()..];
-    let start = rest.find('{')?;
-    if !rest[..start].trim().chars().all(|c| c == '=' || c == ':') {
-        return None;
-    }
-    let end = balanced_object_end(&rest[start..])?;
-    serde_json::from_str(&rest[start..start + end]).ok()
-}
-
-/// Length of the `{...}` at the start of `s`, honouring JSON/JS strings.
-fn balanced_object_end(s: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut depth = 0usize;
-    let mut in_str: Option<u8> = None;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if let Some(q) = in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == q {
-                in_str = None;
-            }
-            continue;
-        }
-        match b {
-            b'"' | b'\'' => in_str = Some(b),
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Parses a JS string literal at the start of `s` (single or double quotes, JS escapes).
-/// Returns the value and the rest of the input.
-pub fn parse_js_string(s: &str) -> Result<(String, &str), String> {
-    let mut chars = s.char_indices();
-    let quote = match chars.next() {
-        Some((_, q @ ('\'' | '"'))) => q,
-        _ => return Err("expected a string literal".into()),
-    };
-    let mut out = String::new();
-    let mut pending_high: Option<u32> = None;
-    let push_unit = |out: &mut String, pending: &mut Option<u32>, u: u32| {
-        if (0xd800..0xdc00).contains(&u) {
-            *pending = Some(u);
-            return;
-        }
-        if (0xdc00..0xe000).contains(&u) {
-            if let Some(h) = pending.take() {
-                let c = 0x10000 + ((h - 0xd800) << 10) + (u - 0xdc00);
-                out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
-                return;
-            }
-        }
-        if pending.take().is_some() {
-            out.push('\u{fffd}');
-        }
-        out.push(char::from_u32(u).unwrap_or('\u{fffd}'));
-    };
-    while let Some((i, c)) = chars.next() {
-        if c == quote {
-            if pending_high.take().is_some() {
-                out.push('\u{fffd}');
-            }
-            return Ok((out, &s[i + 1..]));
-        }
-        if c != '\\' {
-            if pending_high.take().is_some() {
-                out.push('\u{fffd}');
-            }
-            out.push(c);
-            continue;
-        }
-        let (_, e) = chars.next().ok_or("unterminated escape")?;
-        let hex = |chars: &mut std::str::CharIndices, n: usize| -> Result<u32, String> {
-            let h: String = (0..n).filter_map(|_| chars.next().map(|x| x.1)).collect();
-            u32::from_str_radix(&h, 16).map_err(|_| format!("bad hex escape `{h}`"))
-        };
-        match e {
-            'x' => push_unit(&mut out, &mut pending_high, hex(&mut chars, 2)?),
-            'u' => push_unit(&mut out, &mut pending_high, hex(&mut chars, 4)?),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'v' => out.push('\u{b}'),
-            '0' => out.push('\0'),
-            '\n' => {}
-            other => out.push(other),
-        }
-    }
-    Err("unterminated string".into())
-}
-
-/// Parses `{'K': 'v', "K2": "v2", K3: 'v3'}` (string values only) at the start of `s`.
-fn parse_loose_object(s: &str) -> Result<Vec<(String, String)>, String> {
-    let mut rest = s.trim_start().strip_prefix('{').ok_or("expected `{`")?;
-    let mut out = Vec::new();
-    loop {
-        rest = rest.trim_start();
-        if let Some(r) = rest.strip_prefix('}') {
-            let _ = r;
-            return Ok(out);
-        }
-        let (key, r) = if rest.starts_with(['\'', '"']) {
-            parse_js_string(rest)?
-        } else {
-            let end = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
-                .ok_or("unterminated key")?;
-            (rest[..end].to_string(), &rest[end..])
-        };
-        let r = r
-            .trim_start()
-            .strip_prefix(':')
-            .ok_or("expected `:`")?
-            .trim_start();
-        let (value, r) = parse_js_string(r)?;
-        out.push((key, value));
-        rest = r.trim_start();
-        rest = rest.strip_prefix(',').unwrap_or(rest);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::fixtures_dir;
-
-    #[test]
-    fn js_strings_decode_hex_unicode_and_slash_escapes() {
-        let (s, rest) = parse_js_string(r#"'\x7b\x22a\x22:\/x\u00e9\'q\'}' tail"#).unwrap();
-        assert_eq!(s, "{\"a\":/xé'q'}");
-        assert_eq!(rest, " tail");
-        let (s, _) = parse_js_string(r#""\ud83d\ude00""#).unwrap();
-        assert_eq!(s, "😀");
-        assert!(parse_js_string("'unterminated").is_err());
-    }
 
     #[test]
     fn scrambled_and_plain_create_responses_parse_alike() {

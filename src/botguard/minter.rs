@@ -1,76 +1,24 @@
-//! The minting flow, as the web client runs it: obtain a challenge (the YouTube page's inline
-//! `ytAtN`, then InnerTube `/att/get`, then WAA `Create`), fetch and verify the interpreter, run
-//! the VM to a snapshot, trade the snapshot for an integrity token at `GenerateIT`, build the
-//! minter, and mint per binding. [`BotGuard`] keeps one warm minter, renews it before its
-//! integrity token expires (in the background, requests keep using the old one), and warms a
-//! new one on demand when there is none.
+//! The minting flow and the minter's life, as the web client runs it: obtain a challenge, fetch
+//! and verify the interpreter, run the VM to a snapshot, trade the snapshot for an integrity
+//! token at `GenerateIT`, build the minter, and mint per binding (the network calls are
+//! [`super::waa`]'s). [`BotGuard`] keeps one warm minter, renews it before its integrity token
+//! expires (in the background, requests keep using the old one), and warms a new one on demand
+//! when there is none.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::Method;
-use serde_json::{Value, json};
-
-use super::challenge::{Challenge, ChallengeError, PageData, parse_page};
+use super::challenge::Challenge;
 use super::vm::{LoadRequest, VmError, VmHandle, VmLimits};
+use super::waa::{ChallengeSource, Obtained, Waa, WaaEndpoint};
+use crate::learn::page::Page;
 use crate::token::Token;
 use crate::upstream::{FetchError, HttpClient};
 
-/// The request key the web client sends as the first element of every WAA body.
-pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
-/// The public WAA API key (`x-google-api-key` of the web client's WAA calls).
-pub const WAA_API_KEY: &str = "AIzaSyDyT5W0Jh49F30Pqqtyfdf7pDLFKLJoAnw";
 /// BotGuard requires a WebKit user agent; the same one is used for HTTP and inside the VM.
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
 /// Renew this long before the integrity token's stated end (at most).
 const RENEW_MARGIN: Duration = Duration::from_secs(600);
-const DEFAULT_IT_TTL: u64 = 43_200;
-
-/// Where a challenge came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChallengeSource {
-    /// The YouTube home page (`ytcfg` + inline `ytAtN`), the web client's own source.
-    Page,
-    /// InnerTube `POST /youtubei/v1/att/get`.
-    AttGet,
-    /// WAA `Create`.
-    Create,
-    /// Supplied by the caller (the provider API's `challenge` field).
-    Supplied,
-}
-
-impl ChallengeSource {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "page" => Some(ChallengeSource::Page),
-            "att_get" => Some(ChallengeSource::AttGet),
-            "create" => Some(ChallengeSource::Create),
-            _ => None,
-        }
-    }
-}
-
-/// Which WAA host serves `Create` and `GenerateIT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaaEndpoint {
-    /// `https://www.youtube.com/api/jnn/v1/<method>` (what the web player uses).
-    YouTube,
-    /// `https://jnn-pa.googleapis.com/$rpc/google.internal.waa.v1.Waa/<method>`.
-    Googleapis,
-}
-
-impl WaaEndpoint {
-    pub fn url(self, method: &str) -> String {
-        match self {
-            WaaEndpoint::YouTube => format!("https://www.youtube.com/api/jnn/v1/{method}"),
-            WaaEndpoint::Googleapis => {
-                format!("https://jnn-pa.googleapis.com/$rpc/google.internal.waa.v1.Waa/{method}")
-            }
-        }
-    }
-}
 
 /// Settings of the built-in minter.
 #[derive(Debug, Clone)]
@@ -145,8 +93,9 @@ pub struct Minter {
     pub usable_until: Instant,
     pub usable_until_wall: SystemTime,
     pub timings: WarmupTimings,
-    /// `ytcfg` of the page the challenge came from (visitor data, rollout token), when known.
-    pub page: Option<PageData>,
+    /// The page fetched while looking for a challenge (its ytcfg: visitor data, rollout
+    /// token), when known.
+    pub page: Option<Page>,
 }
 
 impl Minter {
@@ -179,13 +128,6 @@ impl Minter {
     }
 }
 
-/// A challenge plus the page it came with.
-struct Obtained {
-    challenge: Challenge,
-    source: ChallengeSource,
-    page: Option<PageData>,
-}
-
 /// Counters for logs.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct MintStats {
@@ -197,11 +139,10 @@ pub struct MintStats {
 
 /// Keeps a warm minter and renews it.
 pub struct BotGuard {
-    http: HttpClient,
+    waa: Waa,
     settings: BotGuardSettings,
     current: Mutex<Option<Arc<Minter>>>,
     warming: tokio::sync::Mutex<()>,
-    interpreters: Mutex<HashMap<String, String>>,
     stats: Mutex<MintStats>,
     /// Bumped by `invalidate`, so a renewal started before it does not install a stale minter.
     generation: std::sync::atomic::AtomicU64,
@@ -214,11 +155,10 @@ fn ms(d: Duration) -> u64 {
 impl BotGuard {
     pub fn new(http: HttpClient, settings: BotGuardSettings) -> Arc<Self> {
         Arc::new(BotGuard {
-            http,
+            waa: Waa::new(http, &settings),
             settings,
             current: Mutex::new(None),
             warming: tokio::sync::Mutex::new(()),
-            interpreters: Mutex::new(HashMap::new()),
             stats: Mutex::new(MintStats::default()),
             generation: std::sync::atomic::AtomicU64::new(0),
         })
@@ -374,12 +314,12 @@ impl BotGuard {
         let t = Instant::now();
         let obtained = match supplied {
             Some(o) => o,
-            None => self.obtain_challenge().await?,
+            None => self.waa.obtain_challenge().await?,
         };
         timings.challenge_ms = ms(t.elapsed());
 
         let t = Instant::now();
-        let interpreter = self.interpreter(&obtained.challenge).await?;
+        let interpreter = self.waa.interpreter(&obtained.challenge).await?;
         timings.interpreter_ms = ms(t.elapsed());
 
         let vm = VmHandle::spawn(self.settings.vm)?;
@@ -407,7 +347,7 @@ impl BotGuard {
         }
 
         let t = Instant::now();
-        let (integrity_token, ttl) = self.generate_it(&response).await?;
+        let (integrity_token, ttl) = self.waa.generate_it(&response).await?;
         timings.generate_it_ms = ms(t.elapsed());
 
         let t = Instant::now();
@@ -437,238 +377,5 @@ impl BotGuard {
             timings,
             page: obtained.page,
         })
-    }
-
-    fn ua_headers(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("user-agent", self.settings.user_agent.as_str()),
-            ("accept-language", "en-US,en;q=0.9"),
-        ]
-    }
-
-    async fn obtain_challenge(&self) -> Result<Obtained, BotGuardError> {
-        let mut errors = Vec::new();
-        let mut page: Option<PageData> = None;
-        for source in &self.settings.challenge_order {
-            let r = match source {
-                ChallengeSource::Page => self.fetch_page().await.map(|p| {
-                    let c = p.challenge.clone();
-                    page = Some(p);
-                    c
-                }),
-                ChallengeSource::AttGet => self.fetch_att_get(page.as_ref()).await.map(Some),
-                ChallengeSource::Create => self.fetch_create().await.map(Some),
-                ChallengeSource::Supplied => continue,
-            };
-            match r {
-                Ok(Some(challenge)) => {
-                    return Ok(Obtained {
-                        challenge,
-                        source: *source,
-                        page,
-                    });
-                }
-                Ok(None) => errors.push(format!("{source:?}: page has no inline challenge")),
-                Err(e) => {
-                    tracing::debug!(?source, error = %e, "challenge source failed");
-                    errors.push(format!("{source:?}: {e}"));
-                }
-            }
-        }
-        Err(BotGuardError::NoChallenge(errors.join("; ")))
-    }
-
-    async fn fetch_page(&self) -> Result<PageData, BotGuardError> {
-        let mut headers = self.ua_headers();
-        headers.push(("accept", "text/html"));
-        let res = self
-            .http
-            .send(Method::GET, "https://www.youtube.com/", &headers, None)
-            .await?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::NoChallenge(format!(
-                "home page: HTTP {}",
-                res.status
-            )));
-        }
-        let html = String::from_utf8_lossy(&res.body);
-        parse_page(&html).map_err(|e: ChallengeError| BotGuardError::NoChallenge(e.to_string()))
-    }
-
-    async fn fetch_att_get(&self, page: Option<&PageData>) -> Result<Challenge, BotGuardError> {
-        let context = page
-            .and_then(|p| p.ytcfg.get("INNERTUBE_CONTEXT").cloned())
-            .unwrap_or_else(
-                || json!({"client": {"clientName": "WEB", "clientVersion": "2.20260227.01.00"}}),
-            );
-        let mut body = json!({"context": context, "engagementType": "ENGAGEMENT_TYPE_UNBOUND"});
-        if let Some(t) = page.and_then(|p| p.eacr_token.as_deref()) {
-            body["eacrToken"] = Value::String(t.to_string());
-        }
-        let mut headers = self.waa_headers();
-        headers.retain(|(k, _)| *k != "content-type");
-        headers.push(("content-type", "application/json"));
-        let res = self
-            .http
-            .send(
-                Method::POST,
-                "https://www.youtube.com/youtubei/v1/att/get?prettyPrint=false",
-                &headers,
-                Some(serde_json::to_vec(&body).expect("json")),
-            )
-            .await?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::NoChallenge(format!(
-                "att/get: HTTP {}",
-                res.status
-            )));
-        }
-        Challenge::from_att_get(&res.body).map_err(|e| BotGuardError::NoChallenge(e.to_string()))
-    }
-
-    async fn fetch_create(&self) -> Result<Challenge, BotGuardError> {
-        let res = self
-            .http
-            .send(
-                Method::POST,
-                &self.settings.endpoint.url("Create"),
-                &self.waa_headers(),
-                Some(serde_json::to_vec(&json!([REQUEST_KEY])).expect("json")),
-            )
-            .await?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::NoChallenge(format!(
-                "Create: HTTP {}",
-                res.status
-            )));
-        }
-        Challenge::from_create(&res.body).map_err(|e| BotGuardError::NoChallenge(e.to_string()))
-    }
-
-    fn waa_headers(&self) -> Vec<(&str, &str)> {
-        let mut h = self.ua_headers();
-        h.extend([
-            ("content-type", "application/json+protobuf"),
-            ("x-goog-api-key", WAA_API_KEY),
-            ("x-user-agent", "grpc-web-javascript/0.1"),
-        ]);
-        h
-    }
-
-    /// The interpreter script, inline or fetched (cached by hash), verified against the hash.
-    async fn interpreter(&self, c: &Challenge) -> Result<String, BotGuardError> {
-        if let Some(js) = &c.interpreter_js {
-            c.verify_interpreter(js.as_bytes())
-                .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
-            return Ok(js.clone());
-        }
-        if let Some(js) = self
-            .interpreters
-            .lock()
-            .expect("interpreters lock")
-            .get(&c.interpreter_hash)
-        {
-            return Ok(js.clone());
-        }
-        let url = c.interpreter_url.as_deref().ok_or_else(|| {
-            BotGuardError::Interpreter("challenge has neither script nor URL".into())
-        })?;
-        let res = self
-            .http
-            .send(Method::GET, url, &self.ua_headers(), None)
-            .await
-            .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::Interpreter(format!(
-                "{url}: HTTP {}",
-                res.status
-            )));
-        }
-        c.verify_interpreter(&res.body)
-            .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
-        let js = String::from_utf8(res.body.to_vec())
-            .map_err(|_| BotGuardError::Interpreter("interpreter is not UTF-8".into()))?;
-        self.interpreters
-            .lock()
-            .expect("interpreters lock")
-            .insert(c.interpreter_hash.clone(), js.clone());
-        Ok(js)
-    }
-
-    async fn generate_it(&self, botguard_response: &str) -> Result<(String, u64), BotGuardError> {
-        let res = self
-            .http
-            .send(
-                Method::POST,
-                &self.settings.endpoint.url("GenerateIT"),
-                &self.waa_headers(),
-                Some(serde_json::to_vec(&json!([REQUEST_KEY, botguard_response])).expect("json")),
-            )
-            .await
-            .map_err(|e| BotGuardError::GenerateIt(e.to_string()))?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::GenerateIt(format!("HTTP {}", res.status)));
-        }
-        parse_generate_it(&res.body)
-    }
-}
-
-/// `[integrityToken, estimatedTtlSecs, mintRefreshThreshold, websafeFallbackToken]`; real
-/// answers may stop after the third element. A null token is a failure that carries a fallback.
-pub fn parse_generate_it(body: &[u8]) -> Result<(String, u64), BotGuardError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| BotGuardError::GenerateIt(format!("not JSON: {e}")))?;
-    let a = v
-        .as_array()
-        .ok_or_else(|| BotGuardError::GenerateIt("not an array".into()))?;
-    let ttl = a.get(1).and_then(Value::as_u64).unwrap_or(DEFAULT_IT_TTL);
-    match a.first() {
-        Some(Value::String(t)) if !t.is_empty() => Ok((t.clone(), ttl)),
-        _ => {
-            let fallback = a
-                .get(3)
-                .and_then(Value::as_str)
-                .map(crate::redact::redact)
-                .unwrap_or_else(|| "none".into());
-            tracing::warn!(%fallback, "GenerateIT answered without an integrity token");
-            Err(BotGuardError::EmptyIntegrityToken(fallback))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generate_it_answers_with_three_or_four_elements_parse() {
-        let (t, ttl) = parse_generate_it(br#"["x6wb3t+/=",43200,100]"#).unwrap();
-        assert_eq!((t.as_str(), ttl), ("x6wb3t+/=", 43200));
-        let (_, ttl) = parse_generate_it(br#"["abc",3600,null,"fb"]"#).unwrap();
-        assert_eq!(ttl, 3600);
-    }
-
-    #[test]
-    fn a_null_integrity_token_is_an_error_naming_the_fallback_redacted() {
-        let e = parse_generate_it(br#"[null,43200,null,"FALLBACKTOKENVALUE1234"]"#).unwrap_err();
-        let s = e.to_string();
-        assert!(matches!(e, BotGuardError::EmptyIntegrityToken(_)));
-        assert!(
-            s.contains("FALLBA") && !s.contains("FALLBACKTOKENVALUE1234"),
-            "{s}"
-        );
-        assert!(parse_generate_it(b"{}").is_err());
-        assert!(parse_generate_it(b"<html>").is_err());
-    }
-
-    #[test]
-    fn the_real_generate_it_fixture_parses() {
-        let Some(dir) = crate::testutil::fixtures_dir() else {
-            return;
-        };
-        let body = std::fs::read(dir.join("botguard/generateIT_response.json")).unwrap();
-        let (it, ttl) = parse_generate_it(&body).unwrap();
-        assert_eq!(ttl, 43200);
-        assert_eq!(it.len(), 92);
     }
 }

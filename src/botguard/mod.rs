@@ -1,10 +1,12 @@
 //! The built-in BotGuard minter: Google's challenge VM run inside an embedded QuickJS.
 //!
-//! `vm` owns the JavaScript runtime thread; `challenge` parses the three challenge sources and
-//! checks interpreters; `minter` drives the whole flow (challenge, VM, GenerateIT, minter) and
-//! mints per binding.
+//! `vm` owns the JavaScript runtime thread; `challenge` parses challenges and checks
+//! interpreters; `waa` makes the network calls (page, att/get, Create, interpreter,
+//! GenerateIT); `minter` drives the whole flow (challenge, VM, GenerateIT, minter), renews it and
+//! mints per binding; `pool` keeps one minter per egress.
 
 pub mod challenge;
 pub mod minter;
 pub mod pool;
 pub mod vm;
+pub mod waa;

@@ -18,7 +18,7 @@ use super::{Note, PotHandler, with_path_and_query};
 use crate::bindings::Regime;
 use crate::classify::{Route, split_path_query};
 use crate::rewrite::sabr;
-use crate::session::{PlaybackInfo, media_url_keys};
+use crate::learn::session::{PlaybackInfo, media_url_keys};
 use crate::token::{Binding, Token, TokenChoice};
 use crate::tokens::TokenRequest;
 use crate::ump::Watched;

@@ -54,10 +54,10 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use hyper_util::rt::TokioIo;
 
-use crate::bindings::Regimes;
+use crate::learn::regimes::Regimes;
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
-use crate::session::SessionStore;
+use crate::learn::session::SessionStore;
 use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 
@@ -82,7 +82,7 @@ pub struct Shared {
     pub tokens: TokenService,
     pub settings: RewriteSettings,
     pub sessions: SessionStore,
-    pub identities: crate::session::Identities,
+    pub identities: crate::learn::session::Identities,
     pub regimes: Regimes,
     /// For requests the proxy makes itself (re-issued media, visitor data).
     pub http: HttpClient,

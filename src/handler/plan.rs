@@ -12,7 +12,7 @@ use crate::classify::{ManifestKind, Route, UrlForm, is_webpo_client, split_path_
 use crate::rewrite::media::{rewrite_manifest, rewrite_media, set_caption_query};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::sabr;
-use crate::session::PlaybackInfo;
+use crate::learn::session::PlaybackInfo;
 use crate::token::{Binding, Token, TokenChoice, keep_client_token};
 
 /// Where a request's token goes.

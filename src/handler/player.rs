@@ -14,7 +14,7 @@ use crate::body::Whole;
 use crate::innertube;
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
-use crate::session::{playback_info, url_keys};
+use crate::learn::session::{playback_info, url_keys};
 
 /// What the response handler needs from a player request.
 #[derive(Debug, Clone)]

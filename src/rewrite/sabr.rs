@@ -1,122 +1,101 @@
 //! SABR request bodies: `VideoPlaybackAbrRequest.streamer_context (19).po_token (2)` set with a
-//! wire-level edit. The body is never decoded into a message type (unknown fields would be
-//! lost and field order could change): every byte outside field 19's `po_token` is copied as
-//! is, and one new field-19 occurrence carrying the token is appended. Protobuf merges repeated
-//! occurrences of an embedded message and the last scalar wins, so the appended token is the
-//! one the server reads. Anything that does not parse as protobuf is left alone.
+//! wire-level edit ([`crate::wire`]). The body is never decoded into a message type (unknown
+//! fields would be lost and field order could change). The token goes into the client's own
+//! streamer_context: replacing its `po_token`, or inserted after its `client_info`, with the
+//! context's length prefix recomputed. It must not be a second field-19 occurrence: protobuf
+//! would merge the two, but decoders generated like googlevideo's own keep only the last
+//! occurrence, and a SABR library reading our body would lose the client info. Only a body
+//! without a streamer_context gets one appended. Every other byte is kept; anything that does
+//! not parse as protobuf is left alone.
 
-use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
+use crate::wire::{self, Field};
 
-const STREAMER_CONTEXT: u64 = 19;
-const PO_TOKEN: u64 = 2;
+const STREAMER_CONTEXT: u32 = 19;
+const PO_TOKEN: u32 = 2;
 
-/// One field as it sits in the buffer.
-struct Field<'a> {
-    number: u64,
-    wire_type: u8,
-    /// Tag, length prefix and value: the field's exact bytes.
-    raw: &'a [u8],
-    /// The value of a length-delimited field.
-    payload: Option<&'a [u8]>,
-}
-
-/// Splits `buf` into top-level fields; `None` when it is not well-formed protobuf (groups,
-/// overruns, bad varints, field number 0).
-fn fields(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let start = buf;
-        let mut cur = buf;
-        let tag = decode_varint(&mut cur).ok()?;
-        let number = tag >> 3;
-        let wire_type = (tag & 7) as u8;
-        if number == 0 || number > 536_870_911 {
-            return None;
-        }
-        let mut payload = None;
-        match wire_type {
-            0 => {
-                decode_varint(&mut cur).ok()?;
-            }
-            1 => cur = cur.get(8..)?,
-            2 => {
-                let len = usize::try_from(decode_varint(&mut cur).ok()?).ok()?;
-                payload = Some(cur.get(..len)?);
-                cur = &cur[len..];
-            }
-            5 => cur = cur.get(4..)?,
-            _ => return None,
-        }
-        let used = start.len() - cur.len();
-        out.push(Field {
-            number,
-            wire_type,
-            raw: &start[..used],
-            payload,
-        });
-        buf = cur;
-    }
-    Some(out)
-}
-
-fn push_len_delimited(out: &mut Vec<u8>, number: u64, payload: &[u8]) {
-    encode_varint((number << 3) | 2, out);
-    encode_varint(payload.len() as u64, out);
-    out.extend_from_slice(payload);
+/// A streamer_context occurrence: field 19, length-delimited.
+fn is_context(f: &Field<'_>) -> bool {
+    f.number == STREAMER_CONTEXT && f.bytes().is_some()
 }
 
 /// The `po_token` the body carries (the last one, as a decoder would read it).
 pub fn po_token(body: &[u8]) -> Option<Vec<u8>> {
     let mut found = None;
-    for f in fields(body)? {
-        if f.number == STREAMER_CONTEXT && f.wire_type == 2 {
-            for sub in fields(f.payload?)? {
-                if sub.number == PO_TOKEN && sub.wire_type == 2 {
-                    found = sub.payload.map(<[u8]>::to_vec);
-                }
+    for f in wire::fields(body)?.iter().filter(|f| is_context(f)) {
+        for sub in f.message()? {
+            if let (PO_TOKEN, Some(t)) = (sub.number, sub.bytes()) {
+                found = Some(t.to_vec());
             }
         }
     }
     found
 }
 
-/// Returns the body with `streamer_context.po_token` set to `token`, or `None` when the body is
-/// not protobuf (the caller then forwards it unchanged).
-pub fn set_po_token(body: &[u8], token: &[u8]) -> Option<Vec<u8>> {
-    let top = fields(body)?;
-    let mut out = Vec::with_capacity(body.len() + token.len() + 8);
-    for f in &top {
-        if f.number == STREAMER_CONTEXT && f.wire_type == 2 {
-            let subs = fields(f.payload?)?;
-            if !subs.iter().any(|s| s.number == PO_TOKEN) {
-                out.extend_from_slice(f.raw);
-                continue;
+/// A streamer_context payload with every `po_token` removed and, when `token` is given, one
+/// `po_token` in the place of the first old one, else after the fields numbered below it
+/// (`client_info`), keeping the schema's field order.
+fn context_with(subs: &[Field<'_>], token: Option<&[u8]>) -> Vec<u8> {
+    let extra = token.map_or(0, |t| wire::bytes_field_len(PO_TOKEN, t.len()));
+    let mut out = Vec::with_capacity(subs.iter().map(|s| s.raw.len()).sum::<usize>() + extra);
+    let mut pending = token;
+    for s in subs {
+        if s.number >= PO_TOKEN {
+            if let Some(t) = pending.take() {
+                wire::put_bytes(&mut out, PO_TOKEN, t);
             }
-            let kept: Vec<u8> = subs
-                .iter()
-                .filter(|s| s.number != PO_TOKEN)
-                .flat_map(|s| s.raw.iter().copied())
-                .collect();
-            push_len_delimited(&mut out, STREAMER_CONTEXT, &kept);
-        } else {
-            out.extend_from_slice(f.raw);
+        }
+        if s.number != PO_TOKEN {
+            out.extend_from_slice(s.raw);
         }
     }
-    let mut ctx = Vec::with_capacity(token.len() + 4);
-    push_len_delimited(&mut ctx, PO_TOKEN, token);
-    push_len_delimited(&mut out, STREAMER_CONTEXT, &ctx);
+    if let Some(t) = pending {
+        wire::put_bytes(&mut out, PO_TOKEN, t);
+    }
+    out
+}
+
+/// Returns the body with `streamer_context.po_token` set to `token`, or `None` when the body is
+/// not protobuf (the caller then forwards it unchanged). With several streamer_context
+/// occurrences, the last one (the one every decoder reads) gets the token and the others lose
+/// theirs.
+pub fn set_po_token(body: &[u8], token: &[u8]) -> Option<Vec<u8>> {
+    let top = wire::fields(body)?;
+    let last = top.iter().rposition(is_context);
+    let mut out = Vec::with_capacity(body.len() + max_growth(token.len()));
+    for (i, f) in top.iter().enumerate() {
+        if !is_context(f) {
+            out.extend_from_slice(f.raw);
+            continue;
+        }
+        let subs = f.message()?;
+        let ours = Some(i) == last;
+        if !ours && !subs.iter().any(|s| s.number == PO_TOKEN) {
+            out.extend_from_slice(f.raw);
+            continue;
+        }
+        let context = context_with(&subs, ours.then_some(token));
+        wire::put_bytes(&mut out, STREAMER_CONTEXT, &context);
+    }
+    if last.is_none() {
+        let mut context = Vec::with_capacity(wire::bytes_field_len(PO_TOKEN, token.len()));
+        wire::put_bytes(&mut context, PO_TOKEN, token);
+        wire::put_bytes(&mut out, STREAMER_CONTEXT, &context);
+    }
     Some(out)
 }
 
-/// Bytes a body grows by at most when a token is set (for size checks).
+/// Bytes a body grows by at most when a token is set (for size checks): a whole appended
+/// streamer_context, which is more than a token inserted into an existing one (its length
+/// prefix grows by fewer bytes than a new tag and prefix take).
 pub fn max_growth(token_len: usize) -> usize {
-    let ctx = 1 + encoded_len_varint(token_len as u64) + token_len;
-    2 + encoded_len_varint(ctx as u64) + ctx
+    wire::bytes_field_len(STREAMER_CONTEXT, wire::bytes_field_len(PO_TOKEN, token_len))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use prost::encoding::encode_varint;
 
     fn varint(n: u64) -> Vec<u8> {
         let mut v = Vec::new();
@@ -124,10 +103,19 @@ mod tests {
         v
     }
 
-    fn ld(number: u64, payload: &[u8]) -> Vec<u8> {
+    fn ld(number: u32, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
-        push_len_delimited(&mut v, number, payload);
+        wire::put_bytes(&mut v, number, payload);
         v
+    }
+
+    /// The numbers of the top-level fields, in order.
+    fn numbers(body: &[u8]) -> Vec<u32> {
+        wire::fields(body)
+            .unwrap()
+            .iter()
+            .map(|f| f.number)
+            .collect()
     }
 
     /// A realistic request: client_abr_state, a format id, player time, the ustreamer config
@@ -164,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn an_existing_context_keeps_its_other_fields_and_loses_only_the_old_token() {
+    fn an_existing_context_keeps_its_other_fields_and_gets_the_token_in_place_of_the_old() {
         let mut sc = client_info();
         sc.extend(ld(2, b"OLDTOKEN"));
         sc.extend(ld(3, b"playback-cookie"));
@@ -172,19 +160,38 @@ mod tests {
         let out = set_po_token(&original, b"NEWTOKEN").unwrap();
         assert_eq!(po_token(&out).unwrap(), b"NEWTOKEN");
         let mut expected_sc = client_info();
+        expected_sc.extend(ld(2, b"NEWTOKEN"));
         expected_sc.extend(ld(3, b"playback-cookie"));
-        assert_eq!(out, {
-            let mut e = body(Some(expected_sc));
-            e.extend(ld(19, &ld(2, b"NEWTOKEN")));
-            e
-        });
+        assert_eq!(out, body(Some(expected_sc)));
     }
 
     #[test]
-    fn a_context_without_token_is_copied_byte_for_byte() {
-        let original = body(Some(client_info()));
+    fn a_context_without_token_gets_it_after_the_client_info_and_stays_the_only_one() {
+        let mut sc = client_info();
+        sc.extend(ld(3, b"playback-cookie"));
+        let original = body(Some(sc));
         let out = set_po_token(&original, b"T").unwrap();
-        assert_eq!(&out[..original.len()], &original[..]);
+        // Exactly one streamer_context, so decoders that keep only the last occurrence (like
+        // googlevideo's generated ones) still see the client info.
+        assert_eq!(numbers(&out), numbers(&original));
+        let top = wire::fields(&out).unwrap();
+        let contexts: Vec<_> = top.iter().filter(|f| f.number == 19).collect();
+        assert_eq!(contexts.len(), 1);
+        let subs = contexts[0].message().unwrap();
+        assert_eq!(
+            subs.iter().map(|s| s.raw.to_vec()).collect::<Vec<_>>(),
+            [client_info(), ld(2, b"T"), ld(3, b"playback-cookie")]
+        );
+        // Every field outside the context is the client's, byte for byte, in order.
+        let others = |b: &[u8]| -> Vec<Vec<u8>> {
+            wire::fields(b)
+                .unwrap()
+                .iter()
+                .filter(|f| f.number != 19)
+                .map(|f| f.raw.to_vec())
+                .collect()
+        };
+        assert_eq!(others(&out), others(&original));
     }
 
     #[test]
@@ -195,6 +202,13 @@ mod tests {
         assert_eq!(po_token(&out).unwrap(), b"C");
         assert!(!out.windows(3).any(|w| w == [0x12, 0x01, b'A']));
         assert!(!out.windows(3).any(|w| w == [0x12, 0x01, b'B']));
+        assert_eq!(numbers(&out), numbers(&b), "no occurrence added");
+        let last = wire::fields(&out)
+            .unwrap()
+            .into_iter()
+            .rfind(|f| f.number == 19)
+            .unwrap();
+        assert_eq!(last.bytes().unwrap(), ld(2, b"C"));
     }
 
     #[test]
@@ -237,14 +251,14 @@ mod tests {
     fn random_body(r: &mut Rng) -> Vec<u8> {
         let mut b = Vec::new();
         for _ in 0..r.below(8) {
-            let number = [1, 2, 3, 5, 19, 19, 22, 1000][r.below(8) as usize];
+            let number: u32 = [1, 2, 3, 5, 19, 19, 22, 1000][r.below(8) as usize];
             match r.below(4) {
                 0 => {
-                    encode_varint(number << 3, &mut b);
+                    encode_varint(u64::from(number) << 3, &mut b);
                     encode_varint(r.next() >> r.below(64), &mut b);
                 }
                 1 => {
-                    encode_varint((number << 3) | 1, &mut b);
+                    encode_varint((u64::from(number) << 3) | 1, &mut b);
                     b.extend(r.next().to_le_bytes());
                 }
                 2 => {
@@ -253,10 +267,10 @@ mod tests {
                     } else {
                         (0..r.below(40)).map(|_| r.next() as u8).collect()
                     };
-                    push_len_delimited(&mut b, number, &inner);
+                    wire::put_bytes(&mut b, number, &inner);
                 }
                 _ => {
-                    encode_varint((number << 3) | 5, &mut b);
+                    encode_varint((u64::from(number) << 3) | 5, &mut b);
                     b.extend((r.next() as u32).to_le_bytes());
                 }
             }
@@ -286,12 +300,25 @@ mod tests {
                 Some(out) => {
                     edited += 1;
                     assert_eq!(po_token(&out).as_deref(), Some(&token[..]), "{b:02x?}");
+                    // The same fields in the same order, one context added only when there
+                    // was none.
+                    let (before, after) = (numbers(&b), numbers(&out));
+                    let had_context = wire::fields(&b)
+                        .unwrap()
+                        .iter()
+                        .any(|f| f.number == 19 && f.bytes().is_some());
+                    if had_context {
+                        assert_eq!(after, before, "{b:02x?}");
+                    } else {
+                        assert_eq!(after[..before.len()], before[..], "{b:02x?}");
+                        assert_eq!(after.len(), before.len() + 1, "{b:02x?}");
+                    }
                 }
                 // Refused only when the body (or a streamer_context in it) is not protobuf.
                 None => assert!(
-                    fields(&b).is_none_or(|top| top.iter().any(|f| f.number == 19
-                        && f.wire_type == 2
-                        && fields(f.payload.unwrap()).is_none())),
+                    wire::fields(&b).is_none_or(|top| top
+                        .iter()
+                        .any(|f| f.number == 19 && f.bytes().is_some() && f.message().is_none())),
                     "refused a well-formed body: {b:02x?}"
                 ),
             }

@@ -1,14 +1,16 @@
-//! What the proxy learns from traffic passing through: which video, client and session each
-//! googlevideo URL belongs to. Player responses carry the media URLs; their `ei` (per response)
-//! and `id` (per response and client) parameters are the keys a later media request can be
-//! traced back with. Bounded in memory; entries expire with the URLs (`expire=`).
+//! What the proxy learns about sessions from traffic passing through: which video, client and
+//! session each googlevideo URL belongs to, and which account is behind a visitor. Player
+//! responses carry the media URLs; their `ei` (per response) and `id` (per response and client)
+//! parameters are the keys a later media request can be traced back with. Bounded in memory
+//! (least recently used entries make room); URL entries expire with the URLs (`expire=`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use moka::Expiry;
+use moka::sync::Cache;
 use serde_json::Value;
 
+use super::bounded;
 use crate::classify::url_param;
 
 /// What a player response tells about its media URLs.
@@ -104,85 +106,85 @@ pub fn media_url_keys(
     )
 }
 
+#[derive(Clone)]
 struct Entry {
     info: PlaybackInfo,
-    expires: SystemTime,
+    /// How long the entry lives from when it is stored.
+    lifetime: Duration,
+}
+
+/// Each entry lives as long as its URL.
+struct UrlLifetime;
+
+impl Expiry<String, Entry> for UrlLifetime {
+    fn expire_after_create(&self, _key: &String, e: &Entry, _at: Instant) -> Option<Duration> {
+        Some(e.lifetime)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        e: &Entry,
+        _at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(e.lifetime)
+    }
 }
 
 /// Media-URL key -> playback info, bounded and expiring.
 pub struct SessionStore {
-    map: Mutex<HashMap<String, Entry>>,
-    capacity: usize,
+    map: Cache<String, Entry>,
 }
 
 /// URLs live about six hours; keep entries a little longer when `expire` is missing.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 3600);
 
+/// How long an entry for URLs expiring at `expire` (unix seconds) should live from `now`: ten
+/// minutes past the URL's end, or the default when it is unknown or already past (clocks
+/// differ).
+fn lifetime(expire: Option<u64>, now: SystemTime) -> Duration {
+    expire
+        .map(|e| UNIX_EPOCH + Duration::from_secs(e) + Duration::from_secs(600))
+        .and_then(|t| t.duration_since(now).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_LIFETIME)
+}
+
 impl SessionStore {
     pub fn new(capacity: usize) -> Self {
         SessionStore {
-            map: Mutex::new(HashMap::new()),
-            capacity: capacity.max(16),
+            map: bounded(capacity).expire_after(UrlLifetime).build(),
         }
     }
 
     /// Records a player response's URL keys.
     pub fn learn(&self, keys: &UrlKeys, info: PlaybackInfo) {
-        if keys.ei.is_empty() && keys.id.is_empty() {
-            return;
-        }
-        let now = SystemTime::now();
-        let expires = keys
-            .expire
-            .map(|e| UNIX_EPOCH + Duration::from_secs(e) + Duration::from_secs(600))
-            .filter(|t| *t > now)
-            .unwrap_or(now + DEFAULT_LIFETIME);
-        let mut map = self.map.lock().expect("session lock");
-        if map.len() + keys.ei.len() + keys.id.len() > self.capacity {
-            map.retain(|_, e| e.expires > now);
-            // Still full: drop the entries closest to expiry.
-            while map.len() + keys.ei.len() + keys.id.len() > self.capacity {
-                let Some(k) = map
-                    .iter()
-                    .min_by_key(|(_, e)| e.expires)
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                map.remove(&k);
-            }
-        }
+        let entry = Entry {
+            info,
+            lifetime: lifetime(keys.expire, SystemTime::now()),
+        };
         for k in keys
             .ei
             .iter()
             .map(|e| format!("ei:{e}"))
             .chain(keys.id.iter().map(|i| format!("id:{i}")))
         {
-            map.insert(
-                k,
-                Entry {
-                    info: info.clone(),
-                    expires,
-                },
-            );
+            self.map.insert(k, entry.clone());
         }
     }
 
     /// The playback a media URL belongs to: by `ei`, then by `id`.
     pub fn lookup(&self, ei: Option<&str>, id: Option<&str>) -> Option<PlaybackInfo> {
-        let now = SystemTime::now();
-        let map = self.map.lock().expect("session lock");
-        let find = |k: String| {
-            map.get(&k)
-                .filter(|e| e.expires > now)
-                .map(|e| e.info.clone())
-        };
+        let find = |k: String| self.map.get(&k).map(|e| e.info);
         ei.and_then(|e| find(format!("ei:{e}")))
             .or_else(|| id.and_then(|i| find(format!("id:{i}"))))
     }
 
+    /// Entries held (evictions and expiries applied first).
     pub fn len(&self) -> usize {
-        self.map.lock().expect("session lock").len()
+        self.map.run_pending_tasks();
+        self.map.entry_count() as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -208,15 +210,13 @@ fn account_of(response_context: &Value) -> (Option<String>, Option<bool>) {
 /// What InnerTube responses say about a visitor: the account's DataSync ID and whether the
 /// session is signed in. Keyed by the visitor data the response echoed; bounded.
 pub struct Identities {
-    map: Mutex<HashMap<String, (Option<String>, bool)>>,
-    capacity: usize,
+    map: Cache<String, (Option<String>, bool)>,
 }
 
 impl Identities {
     pub fn new(capacity: usize) -> Self {
         Identities {
-            map: Mutex::new(HashMap::new()),
-            capacity: capacity.max(16),
+            map: bounded(capacity).build(),
         }
     }
 
@@ -229,21 +229,13 @@ impl Identities {
             return;
         };
         let (datasync, logged_in) = account_of(rc);
-        let logged_in = logged_in.unwrap_or(false);
-        let mut map = self.map.lock().expect("identities lock");
-        if map.len() >= self.capacity && !map.contains_key(visitor) {
-            map.clear();
-        }
-        map.insert(visitor.to_string(), (datasync, logged_in));
+        self.map
+            .insert(visitor.to_string(), (datasync, logged_in.unwrap_or(false)));
     }
 
     /// (DataSync ID, signed in) last seen for `visitor`.
     pub fn lookup(&self, visitor: &str) -> Option<(Option<String>, bool)> {
-        self.map
-            .lock()
-            .expect("identities lock")
-            .get(visitor)
-            .cloned()
+        self.map.get(visitor)
     }
 }
 
@@ -354,6 +346,63 @@ mod tests {
             );
         }
         assert!(store.len() <= 16);
+    }
+
+    #[test]
+    fn filling_past_capacity_keeps_the_recent_entries() {
+        let store = SessionStore::new(16);
+        let info = |v: &str| PlaybackInfo {
+            video_id: v.into(),
+            client: None,
+            visitor_data: None,
+            datasync_id: None,
+            logged_in: false,
+        };
+        for i in 0..100 {
+            store.learn(
+                &UrlKeys {
+                    ei: vec![format!("e{i}")],
+                    id: vec![],
+                    expire: None,
+                },
+                info(&format!("v{i}")),
+            );
+        }
+        assert!(store.len() <= 16);
+        assert!(store.len() >= 10, "not cleared: {}", store.len());
+        for i in 90..100 {
+            assert_eq!(
+                store.lookup(Some(&format!("e{i}")), None).unwrap().video_id,
+                format!("v{i}")
+            );
+        }
+    }
+
+    #[test]
+    fn entries_live_as_long_as_their_urls() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        assert_eq!(
+            lifetime(Some(1_900_003_600), now),
+            Duration::from_secs(3600 + 600)
+        );
+        assert_eq!(lifetime(Some(1_000_000), now), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(None, now), DEFAULT_LIFETIME);
+    }
+
+    #[test]
+    fn identities_keep_the_recent_visitors_when_full() {
+        let ids = Identities::new(16);
+        for i in 0..100 {
+            ids.learn(&serde_json::json!({"responseContext": {"visitorData": format!("Cgt{i}"), "mainAppWebResponseContext": {"datasyncId": format!("{i}||"), "loggedOut": false}}}));
+        }
+        ids.map.run_pending_tasks();
+        assert!(ids.map.entry_count() <= 16);
+        for i in 90..100 {
+            assert_eq!(
+                ids.lookup(&format!("Cgt{i}")),
+                Some((Some(format!("{i}||")), true))
+            );
+        }
     }
 
     #[test]

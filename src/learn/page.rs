@@ -1,0 +1,450 @@
+//! A YouTube HTML page (home, watch, embed, channel) read once, for everyone who learns from
+//! it: the merged `ytcfg.set({...})` objects, the inline BotGuard challenge (`ytAtN`, older
+//! `ytAtR`), `ytInitialPlayerResponse`, and the session facts ytcfg states (visitor data,
+//! DataSync ID, signed in, the experiment flag that picks the token regime). The challenge is a
+//! separately fallible part: a malformed one never keeps the rest of the page from being
+//! learned; the minter reports it ([`crate::botguard::challenge::parse_page`]).
+
+use serde_json::{Map, Value};
+
+use crate::bindings::{Identity, Regime, regime_from_flags};
+use crate::botguard::challenge::{Challenge, ChallengeError, malformed};
+
+/// The inline challenge and the token that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineChallenge {
+    pub challenge: Challenge,
+    /// `ytAtN`'s `T`: the eacrToken for `/att/get`.
+    pub eacr_token: Option<String>,
+}
+
+/// What a page holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Every `ytcfg.set({...})` merged, in page order (empty when the page has none).
+    pub ytcfg: Map<String, Value>,
+    /// The inline challenge: `None` when the page has none, an error when it is malformed.
+    pub challenge: Option<Result<InlineChallenge, ChallengeError>>,
+}
+
+/// What a page's ytcfg says about the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageFacts {
+    pub identity: Identity,
+    pub regime: Option<Regime>,
+    pub client: Option<String>,
+}
+
+impl Page {
+    /// Reads a page; never fails, whatever part is missing or malformed.
+    pub fn parse(html: &str) -> Page {
+        let challenge = parse_yt_atn(html).or_else(|| parse_yt_atr(html));
+        Page {
+            ytcfg: ytcfg(html),
+            challenge,
+        }
+    }
+
+    pub fn ytcfg_str(&self, key: &str) -> Option<&str> {
+        self.ytcfg.get(key).and_then(Value::as_str)
+    }
+
+    pub fn visitor_data(&self) -> Option<&str> {
+        visitor_data(&self.ytcfg)
+    }
+
+    /// The eacrToken that came with a well-formed inline challenge.
+    pub fn eacr_token(&self) -> Option<&str> {
+        self.challenge
+            .as_ref()?
+            .as_ref()
+            .ok()?
+            .eacr_token
+            .as_deref()
+    }
+
+    pub fn facts(&self) -> PageFacts {
+        page_facts(&self.ytcfg)
+    }
+
+    /// The inline challenge as minting needs it: an error when the page has no ytcfg (not a
+    /// YouTube page) or its challenge is malformed.
+    pub fn inline_challenge(&self) -> Result<Option<&InlineChallenge>, ChallengeError> {
+        if self.ytcfg.is_empty() {
+            return Err(ChallengeError::NotInPage("ytcfg.set({...})"));
+        }
+        self.challenge
+            .as_ref()
+            .map(|r| r.as_ref())
+            .transpose()
+            .map_err(Clone::clone)
+    }
+}
+
+/// The visitor data ytcfg names: `VISITOR_DATA`, else the InnerTube context's.
+pub fn visitor_data(ytcfg: &Map<String, Value>) -> Option<&str> {
+    ytcfg
+        .get("VISITOR_DATA")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            ytcfg
+                .get("INNERTUBE_CONTEXT")?
+                .get("client")?
+                .get("visitorData")?
+                .as_str()
+        })
+}
+
+/// Reads the session facts out of a page's ytcfg.
+pub fn page_facts(ytcfg: &Map<String, Value>) -> PageFacts {
+    let s = |k: &str| ytcfg.get(k).and_then(Value::as_str).map(str::to_string);
+    let logged_in = ytcfg
+        .get("LOGGED_IN")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let regime = ytcfg
+        .get("WEB_PLAYER_CONTEXT_CONFIGS")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|c| c.get("serializedExperimentFlags").and_then(Value::as_str))
+        .find_map(regime_from_flags);
+    PageFacts {
+        identity: Identity {
+            visitor_data: visitor_data(ytcfg).map(str::to_string),
+            datasync_id: s("DATASYNC_ID"),
+            logged_in,
+        },
+        regime,
+        client: ytcfg
+            .get("INNERTUBE_CONTEXT")
+            .and_then(|c| c.get("client"))
+            .and_then(|c| c.get("clientName"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+/// A watch page's `ytInitialPlayerResponse`.
+pub fn initial_player_response(html: &str) -> Option<Value> {
+    extract_object_after(html, "ytInitialPlayerResponse")
+}
+
+/// Every `ytcfg.set({...})` object merged. Linear in the page: the scan resumes after each
+/// object it read, and an object left open at the end of the page ends it (any later marker
+/// lies inside text already scanned).
+fn ytcfg(html: &str) -> Map<String, Value> {
+    const MARKER: &str = "ytcfg.set(";
+    let mut ytcfg = Map::new();
+    let mut rest = html;
+    while let Some(i) = rest.find(MARKER) {
+        let after = &rest[i + MARKER.len()..];
+        let object = after.trim_start();
+        if !object.starts_with('{') {
+            rest = after;
+            continue;
+        }
+        let Some(end) = balanced_object_end(object) else {
+            break;
+        };
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&object[..end]) {
+            ytcfg.extend(m);
+        }
+        rest = &object[end..];
+    }
+    ytcfg
+}
+
+/// `window.ytAtN({'R': '<js string>', 'T': '<js string>'})`.
+fn parse_yt_atn(html: &str) -> Option<Result<InlineChallenge, ChallengeError>> {
+    let i = html.find("ytAtN({")?;
+    let obj = &html[i + "ytAtN(".len()..];
+    let fields = match parse_loose_object(obj) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(malformed("ytAtN", e))),
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(r) = get("R") else {
+        return Some(Err(ChallengeError::Missing("ytAtN R")));
+    };
+    Some((|| {
+        let v: Value = serde_json::from_str(&r).map_err(|e| malformed("ytAtN R", e))?;
+        let bg = v
+            .get("bgChallenge")
+            .ok_or(ChallengeError::Missing("bgChallenge"))?;
+        Ok(InlineChallenge {
+            challenge: Challenge::from_bg_challenge(bg)?,
+            eacr_token: get("T"),
+        })
+    })())
+}
+
+/// Older form: `window.ytAtR = '<JSON string>';`.
+fn parse_yt_atr(html: &str) -> Option<Result<InlineChallenge, ChallengeError>> {
+    let i = html.find("ytAtR")?;
+    let after = html[i + 5..].trim_start().strip_prefix('=')?.trim_start();
+    let (text, _) = match parse_js_string(after) {
+        Ok(x) => x,
+        Err(e) => return Some(Err(malformed("ytAtR", e))),
+    };
+    Some((|| {
+        let v: Value = serde_json::from_str(&text).map_err(|e| malformed("ytAtR", e))?;
+        let bg = v.get("bgChallenge").unwrap_or(&v);
+        Ok(InlineChallenge {
+            challenge: Challenge::from_bg_challenge(bg)?,
+            eacr_token: None,
+        })
+    })())
+}
+
+/// The JSON object assigned after `marker` in a page (`ytInitialPlayerResponse = {...};`).
+pub fn extract_object_after(html: &str, marker: &str) -> Option<Value> {
+    let i = html.find(marker)?;
+    let rest = &html[i + marker.len()..];
+    let start = rest.find('{')?;
+    if !rest[..start].trim().chars().all(|c| c == '=' || c == ':') {
+        return None;
+    }
+    let end = balanced_object_end(&rest[start..])?;
+    serde_json::from_str(&rest[start..start + end]).ok()
+}
+
+/// Length of the `{...}` at the start of `s`, honouring JSON/JS strings.
+fn balanced_object_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 0usize;
+    let mut in_str: Option<u8> = None;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(q) = in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == q {
+                in_str = None;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' => in_str = Some(b),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Parses a JS string literal at the start of `s` (single or double quotes, JS escapes).
+/// Returns the value and the rest of the input.
+pub fn parse_js_string(s: &str) -> Result<(String, &str), String> {
+    let mut chars = s.char_indices();
+    let quote = match chars.next() {
+        Some((_, q @ ('\'' | '"'))) => q,
+        _ => return Err("expected a string literal".into()),
+    };
+    let mut out = String::new();
+    let mut pending_high: Option<u32> = None;
+    let push_unit = |out: &mut String, pending: &mut Option<u32>, u: u32| {
+        if (0xd800..0xdc00).contains(&u) {
+            *pending = Some(u);
+            return;
+        }
+        if (0xdc00..0xe000).contains(&u) {
+            if let Some(h) = pending.take() {
+                let c = 0x10000 + ((h - 0xd800) << 10) + (u - 0xdc00);
+                out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                return;
+            }
+        }
+        if pending.take().is_some() {
+            out.push('\u{fffd}');
+        }
+        out.push(char::from_u32(u).unwrap_or('\u{fffd}'));
+    };
+    while let Some((i, c)) = chars.next() {
+        if c == quote {
+            if pending_high.take().is_some() {
+                out.push('\u{fffd}');
+            }
+            return Ok((out, &s[i + 1..]));
+        }
+        if c != '\\' {
+            if pending_high.take().is_some() {
+                out.push('\u{fffd}');
+            }
+            out.push(c);
+            continue;
+        }
+        let (_, e) = chars.next().ok_or("unterminated escape")?;
+        let hex = |chars: &mut std::str::CharIndices, n: usize| -> Result<u32, String> {
+            let h: String = (0..n).filter_map(|_| chars.next().map(|x| x.1)).collect();
+            u32::from_str_radix(&h, 16).map_err(|_| format!("bad hex escape `{h}`"))
+        };
+        match e {
+            'x' => push_unit(&mut out, &mut pending_high, hex(&mut chars, 2)?),
+            'u' => push_unit(&mut out, &mut pending_high, hex(&mut chars, 4)?),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'v' => out.push('\u{b}'),
+            '0' => out.push('\0'),
+            '\n' => {}
+            other => out.push(other),
+        }
+    }
+    Err("unterminated string".into())
+}
+
+/// Parses `{'K': 'v', "K2": "v2", K3: 'v3'}` (string values only) at the start of `s`.
+fn parse_loose_object(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut rest = s.trim_start().strip_prefix('{').ok_or("expected `{`")?;
+    let mut out = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix('}') {
+            let _ = r;
+            return Ok(out);
+        }
+        let (key, r) = if rest.starts_with(['\'', '"']) {
+            parse_js_string(rest)?
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                .ok_or("unterminated key")?;
+            (rest[..end].to_string(), &rest[end..])
+        };
+        let r = r
+            .trim_start()
+            .strip_prefix(':')
+            .ok_or("expected `:`")?
+            .trim_start();
+        let (value, r) = parse_js_string(r)?;
+        out.push((key, value));
+        rest = r.trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::fixtures_dir;
+
+    #[test]
+    fn js_strings_decode_hex_unicode_and_slash_escapes() {
+        let (s, rest) = parse_js_string(r#"'\x7b\x22a\x22:\/x\u00e9\'q\'}' tail"#).unwrap();
+        assert_eq!(s, "{\"a\":/xé'q'}");
+        assert_eq!(rest, " tail");
+        let (s, _) = parse_js_string(r#""\ud83d\ude00""#).unwrap();
+        assert_eq!(s, "😀");
+        assert!(parse_js_string("'unterminated").is_err());
+    }
+
+    const YTCFG: &str = r#"<script>ytcfg.set({"VISITOR_DATA":"CgtVISITOR","LOGGED_IN":false,"DATASYNC_ID":"d||","INNERTUBE_CONTEXT":{"client":{"clientName":"WEB"}}});
+ytcfg.set({"WEB_PLAYER_CONTEXT_CONFIGS":{"X":{"serializedExperimentFlags":"a=1&html5_generate_content_po_token=false"}}});</script>"#;
+
+    #[test]
+    fn a_malformed_inline_challenge_still_yields_visitor_data_and_the_regime_flag() {
+        for challenge in [
+            "<script>window.ytAtN({'R': '\\x7bnot json', 'T': 'eacr'});</script>",
+            "<script>window.ytAtN({'R': 'unterminated",
+            "<script>window.ytAtR = '{\"bgChallenge\": {\"program\": \"p\"}}';</script>",
+        ] {
+            let html = format!("{YTCFG}{challenge}");
+            let page = Page::parse(&html);
+            assert!(matches!(page.challenge, Some(Err(_))), "{challenge}");
+            let facts = page.facts();
+            assert_eq!(facts.identity.visitor_data.as_deref(), Some("CgtVISITOR"));
+            assert_eq!(facts.regime, Some(Regime::Session));
+            assert_eq!(facts.client.as_deref(), Some("WEB"));
+            // The minter's readings of the same page (its challenge source, and `parse_page`)
+            // report the challenge error.
+            assert!(page.inline_challenge().is_err(), "{challenge}");
+            assert_eq!(
+                crate::botguard::challenge::parse_page(&html).unwrap_err(),
+                page.inline_challenge().unwrap_err(),
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_without_ytcfg_or_challenge_is_still_read() {
+        let html = r#"<script>var ytInitialPlayerResponse = {"videoDetails":{"videoId":"vvvvvvvvvvv"}};</script>"#;
+        let page = Page::parse(html);
+        assert!(page.ytcfg.is_empty() && page.challenge.is_none());
+        assert_eq!(
+            initial_player_response(html).unwrap()["videoDetails"]["videoId"],
+            "vvvvvvvvvvv"
+        );
+    }
+
+    #[test]
+    fn ytcfg_objects_merge_in_order_and_non_objects_are_skipped() {
+        let html = r#"ytcfg.set("K", 1); ytcfg.set({"A":1,"B":"}"}); ytcfg.set( {"A":2}) ytcfg.set({bad}) ytcfg.set({"C":3"#;
+        let m = ytcfg(html);
+        assert_eq!(Value::Object(m), serde_json::json!({"A": 2, "B": "}"}));
+    }
+
+    #[test]
+    fn reading_ytcfg_is_linear_in_the_page_size() {
+        // Every marker opens an object that never closes: a rescan from each marker would be
+        // quadratic (about 10^10 steps here), one pass is instant.
+        let html = "ytcfg.set({\"a\": [".repeat(60_000);
+        let t = std::time::Instant::now();
+        assert!(ytcfg(&html).is_empty());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_real_page_yields_visitor_data_logged_out_state_and_the_challenge() {
+        let Some(dir) = fixtures_dir() else { return };
+        let html = std::fs::read_to_string(dir.join("botguard/youtube_channel_page_20260513.html"))
+            .unwrap();
+        let page = Page::parse(&html);
+        assert!(matches!(&page.challenge, Some(Ok(c)) if c.eacr_token.is_some()));
+        let f = page.facts();
+        assert!(!f.identity.logged_in);
+        assert!(
+            f.identity
+                .visitor_data
+                .as_deref()
+                .is_some_and(|v| v.starts_with("Cg"))
+        );
+        assert!(
+            f.identity
+                .datasync_id
+                .as_deref()
+                .is_some_and(|d| d.ends_with("||"))
+        );
+        // Logged out: the session binding is the visitor data, not the DataSync ID.
+        assert_eq!(
+            f.identity.session_binding(),
+            f.identity.visitor_data.as_deref()
+        );
+        assert_eq!(f.client.as_deref(), Some("WEB"));
+    }
+
+    #[test]
+    fn the_experiment_flag_is_found_in_any_player_context_config() {
+        let ytcfg: Map<String, Value> = serde_json::from_str(
+            r#"{"VISITOR_DATA":"CgtV","LOGGED_IN":true,"DATASYNC_ID":"a||b","WEB_PLAYER_CONTEXT_CONFIGS":{"X":{"serializedExperimentFlags":"a=1"},"Y":{"serializedExperimentFlags":"html5_generate_content_po_token=true"}}}"#,
+        )
+        .unwrap();
+        let f = page_facts(&ytcfg);
+        assert_eq!(f.regime, Some(Regime::Video));
+        assert_eq!(f.identity.session_binding(), Some("a||b"));
+    }
+}

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hudsucker::certificate_authority::RcgenAuthority;
+
+use crate::intercept::HostPattern;
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType, GeneralSubtree,
     IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
@@ -132,10 +134,11 @@ impl CertificateAuthority {
                         return Ok(ca);
                     }
                 }
-                // Another process may be between writing the key and publishing the
-                // certificate; a pair that stays like this was left by a crash or a person.
+                // A lone key may be another process's, between writing it and publishing the
+                // certificate; one that stays alone was left by a crash. A lone certificate
+                // never is (the key comes first), so it is reported at once.
                 PairState::Incomplete { present, missing } => {
-                    if Instant::now() >= deadline {
+                    if present != key_path || Instant::now() >= deadline {
                         return Err(CaError::Incomplete { present, missing });
                     }
                     std::thread::sleep(PAIR_POLL);
@@ -150,6 +153,21 @@ impl CertificateAuthority {
         self.permitted
             .as_deref()
             .is_none_or(|domains| dns_name_within(host, domains))
+    }
+
+    /// The intercepted host patterns this CA cannot sign usable leaves for: clients reject a
+    /// leaf outside its name constraints. Empty for a CA without constraints.
+    pub fn hosts_outside_constraints<'a>(&self, hosts: &'a [HostPattern]) -> Vec<&'a HostPattern> {
+        hosts
+            .iter()
+            .filter(|p| {
+                let name = match p {
+                    HostPattern::Exact(h) => h.as_str(),
+                    HostPattern::Suffix(s) => s.trim_start_matches('.'),
+                };
+                !self.permits_host(name)
+            })
+            .collect()
     }
 
     fn load(cert_path: PathBuf, key_path: &Path) -> Result<Self, CaError> {
@@ -485,6 +503,17 @@ mod tests {
                     "{pattern}"
                 );
             }
+            let defaults: Vec<HostPattern> = crate::config::DEFAULT_INTERCEPT_HOSTS
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect();
+            assert!(ca.hosts_outside_constraints(&defaults).is_empty());
+            let custom = ["*.youtube.com", "*.google.com", "accounts.google.com"]
+                .map(|h| HostPattern::parse(h).unwrap());
+            assert_eq!(
+                ca.hosts_outside_constraints(&custom),
+                [&custom[1], &custom[2]]
+            );
             assert!(ca.permits_host("jnn-pa.googleapis.com"));
             assert!(!ca.permits_host("www.google.com"));
             assert!(!ca.permits_host("tunnel.example.org"));

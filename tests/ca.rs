@@ -134,6 +134,21 @@ fn a_half_pair_left_by_a_crash_is_still_an_incomplete_error_after_the_wait() {
 }
 
 #[test]
+fn a_lone_certificate_is_an_incomplete_error_naming_the_missing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    CertificateAuthority::load_or_create(dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("ca.key")).unwrap();
+    match CertificateAuthority::load_or_create(dir.path()) {
+        Err(CaError::Incomplete { present, missing }) => {
+            assert!(present.ends_with("ca.pem"));
+            assert!(missing.ends_with("ca.key"));
+        }
+        other => panic!("expected Incomplete, got {other:?}"),
+    }
+    assert!(!dir.path().join("ca.key").exists(), "no key generated");
+}
+
+#[test]
 fn a_node_that_lost_the_race_loads_the_pair_once_the_winner_publishes_it() {
     let winner = tempfile::tempdir().unwrap();
     let expected = CertificateAuthority::load_or_create(winner.path()).unwrap();

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hudsucker::certificate_authority::RcgenAuthority;
-
-use crate::intercept::HostPattern;
 use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType, GeneralSubtree,
     IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
 };
+
+use crate::intercept::HostPattern;
 
 /// Leaf certificates kept in memory (one per intercepted host name).
 const LEAF_CACHE_SIZE: u64 = 1_000;

@@ -126,6 +126,9 @@ pub fn build_services_for(config: &Config, instance: &str) -> Result<Services, U
 pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     install_crypto_provider();
     let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
+    for host in ca.hosts_outside_constraints(&config.intercept) {
+        tracing::warn!(%host, "intercepted host outside the CA's name constraints: clients will reject its certificates");
+    }
     let authority = ca.authority()?;
     let connector = upstream::connector(&config.upstream)?;
     let instance = instance_id();

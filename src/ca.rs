@@ -2,18 +2,44 @@
 //! (ECDSA P-256, the key written with mode 0600) and reused afterwards. A corrupt file or a key that
 //! does not belong to the certificate is an error naming the file, never silently replaced: users
 //! have installed that certificate in their trust stores.
+//!
+//! Several nodes may share one `[ca] dir` (a volume) and start at the same moment: creating
+//! `ca.key` exclusively elects one writer, and `ca.pem` only appears (renamed from a temporary
+//! file) once both files are complete, so the others wait for the pair and load it.
+//!
+//! A new CA is name-constrained (critical nameConstraints, [`PERMITTED_DOMAINS`]): even if its key
+//! leaks it cannot vouch for any other site. A CA generated before that keeps working unchanged;
+//! to re-issue one with constraints, stop every node, delete `ca.pem` and `ca.key`, start again
+//! and re-install the new `ca.pem` wherever the old one was trusted.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use hudsucker::certificate_authority::RcgenAuthority;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType, GeneralSubtree,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
 };
+
+use crate::intercept::HostPattern;
 
 /// Leaf certificates kept in memory (one per intercepted host name).
 const LEAF_CACHE_SIZE: u64 = 1_000;
+
+/// How long a node that lost the race to create the pair waits for the winner to publish it.
+pub const PAIR_WAIT: Duration = Duration::from_secs(10);
+const PAIR_POLL: Duration = Duration::from_millis(50);
+
+/// DNS subtrees a new CA may certify: each covers the name itself and every name below it. They
+/// are the registrable domains of the default `[intercept] hosts` (`youtubei.googleapis.com`
+/// lives under `googleapis.com`). A host configured outside them gets a leaf clients reject.
+pub const PERMITTED_DOMAINS: &[&str] = &[
+    "youtube.com",
+    "googlevideo.com",
+    "youtube-nocookie.com",
+    "googleapis.com",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -53,6 +79,8 @@ pub struct CertificateAuthority {
     pub cert_path: PathBuf,
     pub cert_pem: String,
     key: KeyPair,
+    /// The certificate's permitted DNS subtrees; `None` when it has no name constraints.
+    permitted: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -63,23 +91,83 @@ impl std::fmt::Debug for CertificateAuthority {
     }
 }
 
+/// What is on disk, as far as the pair goes.
+enum PairState {
+    Complete,
+    Empty,
+    Incomplete { present: PathBuf, missing: PathBuf },
+}
+
+fn pair_state(cert_path: &Path, key_path: &Path) -> PairState {
+    match (cert_path.exists(), key_path.exists()) {
+        (true, true) => PairState::Complete,
+        (false, false) => PairState::Empty,
+        (true, false) => PairState::Incomplete {
+            present: cert_path.to_path_buf(),
+            missing: key_path.to_path_buf(),
+        },
+        (false, true) => PairState::Incomplete {
+            present: key_path.to_path_buf(),
+            missing: cert_path.to_path_buf(),
+        },
+    }
+}
+
 impl CertificateAuthority {
-    /// Loads the pair from `dir`, or generates and writes one when neither file exists.
+    /// Loads the pair from `dir`, or generates and writes one when neither file exists. Waits up
+    /// to [`PAIR_WAIT`] for a pair another process is writing.
     pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        Self::load_or_create_with(dir, PAIR_WAIT)
+    }
+
+    /// [`Self::load_or_create`] with its own bound on the wait for a half-written pair; after it a
+    /// pair still missing one file is [`CaError::Incomplete`].
+    pub fn load_or_create_with(dir: &Path, wait: Duration) -> Result<Self, CaError> {
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca.key");
-        match (cert_path.exists(), key_path.exists()) {
-            (true, true) => Self::load(cert_path, &key_path),
-            (false, false) => Self::create(dir, cert_path, &key_path),
-            (true, false) => Err(CaError::Incomplete {
-                present: cert_path,
-                missing: key_path,
-            }),
-            (false, true) => Err(CaError::Incomplete {
-                present: key_path,
-                missing: cert_path,
-            }),
+        let deadline = Instant::now() + wait;
+        loop {
+            match pair_state(&cert_path, &key_path) {
+                PairState::Complete => return Self::load(cert_path, &key_path),
+                PairState::Empty => {
+                    if let Some(ca) = Self::create(dir, &cert_path, &key_path)? {
+                        return Ok(ca);
+                    }
+                }
+                // A lone key may be another process's, between writing it and publishing the
+                // certificate; one that stays alone was left by a crash. A lone certificate
+                // never is (the key comes first), so it is reported at once.
+                PairState::Incomplete { present, missing } => {
+                    if present != key_path || Instant::now() >= deadline {
+                        return Err(CaError::Incomplete { present, missing });
+                    }
+                    std::thread::sleep(PAIR_POLL);
+                }
+            }
         }
+    }
+
+    /// Whether leaves this CA signs for `host` satisfy its name constraints (always, for a CA
+    /// without any). For a `*.suffix` pattern pass `suffix`: names below it are permitted iff it is.
+    pub fn permits_host(&self, host: &str) -> bool {
+        self.permitted
+            .as_deref()
+            .is_none_or(|domains| dns_name_within(host, domains))
+    }
+
+    /// The intercepted host patterns this CA cannot sign usable leaves for: clients reject a
+    /// leaf outside its name constraints. Empty for a CA without constraints.
+    pub fn hosts_outside_constraints<'a>(&self, hosts: &'a [HostPattern]) -> Vec<&'a HostPattern> {
+        hosts
+            .iter()
+            .filter(|p| {
+                let name = match p {
+                    HostPattern::Exact(h) => h.as_str(),
+                    HostPattern::Suffix(s) => s.trim_start_matches('.'),
+                };
+                !self.permits_host(name)
+            })
+            .collect()
     }
 
     fn load(cert_path: PathBuf, key_path: &Path) -> Result<Self, CaError> {
@@ -120,43 +208,47 @@ impl CertificateAuthority {
         if !x509.validity().is_valid() {
             tracing::warn!(path = %cert_path.display(), "the CA certificate is outside its validity period; clients will reject intercepted connections");
         }
+        let permitted = permitted_dns_subtrees(&x509).map_err(corrupt)?;
         Ok(CertificateAuthority {
             cert_path,
             cert_pem,
             key,
+            permitted,
         })
     }
 
-    fn create(dir: &Path, cert_path: PathBuf, key_path: &Path) -> Result<Self, CaError> {
+    /// Generates a pair and publishes it, or returns `None` when another process claimed the
+    /// directory first (its pair is then loaded by the caller's loop).
+    fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<Option<Self>, CaError> {
         create_private_dir(dir)?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| CaError::Generate(e.to_string()))?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "potproxy local CA");
-        dn.push(DnType::OrganizationName, "potproxy");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(3650);
-        let cert = params
+        let cert_pem = ca_params()
             .self_signed(&key)
-            .map_err(|e| CaError::Generate(e.to_string()))?;
-        let cert_pem = cert.pem();
-        write_file(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+            .map_err(|e| CaError::Generate(e.to_string()))?
+            .pem();
+        // The exclusive create of ca.key is the election; readers ignore it until ca.pem exists.
+        let Some(mut key_file) = create_exclusive(key_path, 0o600)? else {
+            return Ok(None);
+        };
+        let written = write_synced(&mut key_file, key.serialize_pem().as_bytes())
+            .map_err(|source| CaError::Write {
+                path: key_path.to_path_buf(),
+                source,
+            })
+            .and_then(|()| publish(dir, cert_path, cert_pem.as_bytes()));
+        if let Err(e) = written {
+            // Our own half pair would only make every node report it as incomplete.
+            let _ = std::fs::remove_file(key_path);
+            return Err(e);
+        }
         tracing::info!(path = %cert_path.display(), "generated a new CA; trust this certificate in your clients");
-        Ok(CertificateAuthority {
-            cert_path,
+        Ok(Some(CertificateAuthority {
+            cert_path: cert_path.to_path_buf(),
             cert_pem,
             key,
-        })
+            permitted: Some(PERMITTED_DOMAINS.iter().map(|d| d.to_string()).collect()),
+        }))
     }
 
     /// hudsucker's leaf-certificate authority, signing with this CA's key.
@@ -177,6 +269,75 @@ impl CertificateAuthority {
     }
 }
 
+/// The parameters of a new CA certificate.
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "potproxy local CA");
+    dn.push(DnType::OrganizationName, "potproxy");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    // Permitted DNS subtrees leave other name forms unconstrained (RFC 5280 4.2.1.10), so every
+    // IP address is excluded outright: potproxy only signs leaves for intercepted host names.
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: PERMITTED_DOMAINS
+            .iter()
+            .map(|d| GeneralSubtree::DnsName(d.to_string()))
+            .collect(),
+        excluded_subtrees: vec![
+            GeneralSubtree::IpAddress(CidrSubnet::V4([0; 4], [0; 4])),
+            GeneralSubtree::IpAddress(CidrSubnet::V6([0; 16], [0; 16])),
+        ],
+    });
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(3650);
+    params
+}
+
+/// The permitted DNS subtrees of `x509`'s name constraints; `None` when DNS names are not
+/// constrained (no extension, or no DNS subtree in it).
+fn permitted_dns_subtrees(
+    x509: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Option<Vec<String>>, String> {
+    use x509_parser::extensions::GeneralName;
+    let Some(constraints) = x509.name_constraints().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let dns: Vec<String> = constraints
+        .value
+        .permitted_subtrees
+        .iter()
+        .flatten()
+        .filter_map(|s| match s.base {
+            GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    Ok((!dns.is_empty()).then_some(dns))
+}
+
+/// RFC 5280 DNS subtree matching: `youtube.com` covers itself and every name below it; a
+/// constraint with a leading dot covers only names below it.
+fn dns_name_within(host: &str, domains: &[String]) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    domains.iter().any(|d| {
+        if d.starts_with('.') {
+            host.ends_with(d.as_str())
+        } else {
+            host == *d
+                || host
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        }
+    })
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), CaError> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -188,23 +349,68 @@ fn create_private_dir(dir: &Path) -> Result<(), CaError> {
     })
 }
 
-fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), CaError> {
+/// Creates `path` only if it does not exist (`None` if it does), with `mode` from the start so
+/// the key is never readable by others, not even briefly.
+fn create_exclusive(path: &Path, mode: u32) -> Result<Option<std::fs::File>, CaError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let mut f = opts.open(path).map_err(|source| CaError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|source| CaError::Write {
+    match opts.open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(source) => Err(CaError::Write {
             path: path.to_path_buf(),
             source,
-        })
+        }),
+    }
+}
+
+fn write_synced(f: &mut std::fs::File, data: &[u8]) -> std::io::Result<()> {
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// Writes `cert_path` whole or not at all: to a temporary file beside it, then renamed, so a
+/// process that sees both files can read both completely.
+fn publish(dir: &Path, cert_path: &Path, data: &[u8]) -> Result<(), CaError> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CaError::Write { path, source }
+    };
+    // Only the process holding the fresh ca.key gets here, so a certificate already in place was
+    // put there by someone else; it is never overwritten.
+    if cert_path.exists() {
+        return Err(CaError::Write {
+            path: cert_path.to_path_buf(),
+            source: std::io::ErrorKind::AlreadyExists.into(),
+        });
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".ca.pem.{}.{nanos}.tmp", std::process::id()));
+    let Some(mut f) = create_exclusive(&tmp, 0o644)? else {
+        return Err(CaError::Write {
+            path: tmp,
+            source: std::io::ErrorKind::AlreadyExists.into(),
+        });
+    };
+    let result = write_synced(&mut f, data)
+        .map_err(write_err(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, cert_path).map_err(write_err(cert_path)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    // Make the new names durable, not only the contents.
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -262,8 +468,55 @@ mod tests {
         CertificateAuthority::load_or_create(dir.path()).unwrap();
         std::fs::remove_file(dir.path().join("ca.pem")).unwrap();
         assert!(matches!(
-            CertificateAuthority::load_or_create(dir.path()),
+            CertificateAuthority::load_or_create_with(dir.path(), Duration::ZERO),
             Err(CaError::Incomplete { .. })
         ));
+    }
+
+    #[test]
+    fn dns_subtrees_cover_the_domain_and_names_below_it_only() {
+        let domains = vec!["youtube.com".to_string(), ".example.net".to_string()];
+        for inside in ["youtube.com", "www.youtube.com", "a.b.YouTube.com."] {
+            assert!(dns_name_within(inside, &domains), "{inside}");
+        }
+        for outside in [
+            "evilyoutube.com",
+            "youtube.com.evil.org",
+            "example.net",
+            "com",
+            "203.0.113.5",
+        ] {
+            assert!(!dns_name_within(outside, &domains), "{outside}");
+        }
+        assert!(dns_name_within("www.example.net", &domains));
+    }
+
+    #[test]
+    fn a_new_ca_permits_the_default_intercept_hosts_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let reloaded = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        for ca in [&ca, &reloaded] {
+            for pattern in crate::config::DEFAULT_INTERCEPT_HOSTS {
+                assert!(
+                    ca.permits_host(pattern.trim_start_matches("*.")),
+                    "{pattern}"
+                );
+            }
+            let defaults: Vec<HostPattern> = crate::config::DEFAULT_INTERCEPT_HOSTS
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect();
+            assert!(ca.hosts_outside_constraints(&defaults).is_empty());
+            let custom = ["*.youtube.com", "*.google.com", "accounts.google.com"]
+                .map(|h| HostPattern::parse(h).unwrap());
+            assert_eq!(
+                ca.hosts_outside_constraints(&custom),
+                [&custom[1], &custom[2]]
+            );
+            assert!(ca.permits_host("jnn-pa.googleapis.com"));
+            assert!(!ca.permits_host("www.google.com"));
+            assert!(!ca.permits_host("tunnel.example.org"));
+        }
     }
 }

@@ -39,8 +39,8 @@
 pub mod errtext;
 pub mod redact;
 
-pub mod wire;
 pub mod token;
+pub mod wire;
 
 // The way in (CONNECT filter, our CA) and the way out.
 pub mod intercept;

@@ -17,8 +17,8 @@ use super::plan::{
 use super::{Note, PotHandler, with_path_and_query};
 use crate::bindings::Regime;
 use crate::classify::{Route, split_path_query};
-use crate::rewrite::sabr;
 use crate::learn::session::{PlaybackInfo, media_url_keys};
+use crate::rewrite::sabr;
 use crate::token::{Binding, Token, TokenChoice};
 use crate::tokens::TokenRequest;
 use crate::ump::Watched;

@@ -54,9 +54,9 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
 use hyper_util::rt::TokioIo;
 
-use crate::learn::regimes::Regimes;
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
+use crate::learn::regimes::Regimes;
 use crate::learn::session::SessionStore;
 use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};

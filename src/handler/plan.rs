@@ -9,10 +9,10 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use super::RewriteSettings;
 use crate::bindings::{Identity, Regime, TokenContext, binding_for};
 use crate::classify::{ManifestKind, Route, UrlForm, is_webpo_client, split_path_query, url_param};
+use crate::learn::session::PlaybackInfo;
 use crate::rewrite::media::{rewrite_manifest, rewrite_media, set_caption_query};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::sabr;
-use crate::learn::session::PlaybackInfo;
 use crate::token::{Binding, Token, TokenChoice, keep_client_token};
 
 /// Where a request's token goes.

@@ -12,9 +12,9 @@ use super::{Note, PotHandler};
 use crate::bindings::{Identity, TokenContext, binding_for};
 use crate::body::Whole;
 use crate::innertube;
+use crate::learn::session::{playback_info, url_keys};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
-use crate::learn::session::{playback_info, url_keys};
 
 /// What the response handler needs from a player request.
 #[derive(Debug, Clone)]

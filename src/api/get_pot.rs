@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::responses::{ApiResponse, failure, json_response};
@@ -13,7 +13,7 @@ use crate::botguard::challenge::{Challenge, ChallengeError};
 use crate::services::Services;
 use crate::token::Binding;
 use crate::tokens::TokenRequest;
-use crate::upstream::{Egress, FetchError};
+use crate::upstream::Egress;
 
 /// The parsed `/get_pot` request.
 #[derive(Debug, Default, PartialEq)]
@@ -51,16 +51,6 @@ pub enum RequestError {
 }
 
 /// Why fresh visitor data could not be had from InnerTube.
-#[derive(Debug, thiserror::Error)]
-pub enum VisitorDataError {
-    #[error("{0}")]
-    Fetch(#[source] FetchError),
-    #[error("{0}")]
-    NotJson(#[source] serde_json::Error),
-    #[error("no responseContext.visitorData")]
-    Missing,
-}
-
 /// Validates a `/get_pot` body. Field errors are [`ApiError::BadRequest`] and name the field; a
 /// `proxy` that cannot be used is checked last and is [`ApiError::Proxy`].
 pub fn parse_get_pot(body: &[u8]) -> Result<GetPot, ApiError> {
@@ -260,21 +250,10 @@ pub(super) async fn fresh_visitor_data(
         Some(p) => services.http_via(p)?,
         None => services.http.clone(),
     };
-    let body = json!({"context": {"client": {"clientName": "WEB", "clientVersion": "2.20260512.00.00", "hl": "en"}}});
-    let res = http
-        .send(
-            Method::POST,
-            "https://www.youtube.com/youtubei/v1/visitor_id?prettyPrint=false",
-            &[("content-type", "application/json")],
-            Some(serde_json::to_vec(&body).expect("json")),
-        )
+    let client = crate::innertube::DEFAULT_CLIENT;
+    crate::innertube::visitor_id(&http, client, crate::innertube::client_version(client))
         .await
-        .map_err(VisitorDataError::Fetch)?;
-    let v: Value = serde_json::from_slice(&res.body).map_err(VisitorDataError::NotJson)?;
-    v["responseContext"]["visitorData"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or(VisitorDataError::Missing.into())
+        .map_err(ApiError::VisitorData)
 }
 
 #[cfg(test)]

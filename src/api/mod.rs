@@ -26,9 +26,7 @@ use tokio::net::TcpListener;
 
 /// The loop-detection header belongs to the provider protocol the token source speaks.
 pub use crate::tokens::HOP_HEADER;
-pub use get_pot::{
-    GetPot, RequestError, VisitorDataError, binding_of, mint_for, names_own_proxy, parse_get_pot,
-};
+pub use get_pot::{GetPot, RequestError, binding_of, mint_for, names_own_proxy, parse_get_pot};
 pub use responses::iso8601;
 pub use session::session_json;
 
@@ -67,8 +65,8 @@ pub enum ApiError {
     Minter(#[from] BotGuardError),
     #[error(transparent)]
     Token(#[from] TokenError),
-    #[error("Unable to generate visitor data: {0}")]
-    VisitorData(#[from] VisitorDataError),
+    #[error("Unable to generate visitor data")]
+    VisitorData(#[source] crate::innertube::InnerTubeError),
 }
 
 impl ApiError {
@@ -219,11 +217,14 @@ mod tests {
             binding: "video abcdefghijk".into(),
         });
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let e = ApiError::from(VisitorDataError::Missing);
+        let e = ApiError::VisitorData(crate::innertube::InnerTubeError::Malformed {
+            endpoint: "visitor_id",
+            missing: "responseContext.visitorData",
+        });
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             crate::errtext::error_chain(&e),
-            "Unable to generate visitor data: no responseContext.visitorData"
+            "Unable to generate visitor data: InnerTube visitor_id answer has no responseContext.visitorData"
         );
         let e = ApiError::from(RequestError::NotAnObject);
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);

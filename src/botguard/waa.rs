@@ -168,9 +168,10 @@ impl Waa {
     async fn fetch_att_get(&self, page: Option<&Page>) -> Result<Challenge, BotGuardError> {
         let context = page
             .and_then(|p| p.ytcfg.get("INNERTUBE_CONTEXT").cloned())
-            .unwrap_or_else(
-                || json!({"client": {"clientName": "WEB", "clientVersion": "2.20260227.01.00"}}),
-            );
+            .unwrap_or_else(|| {
+                let client = crate::innertube::DEFAULT_CLIENT;
+                crate::innertube::context(client, crate::innertube::client_version(client))
+            });
         let mut body = json!({"context": context, "engagementType": "ENGAGEMENT_TYPE_UNBOUND"});
         if let Some(t) = page.and_then(Page::eacr_token) {
             body["eacrToken"] = Value::String(t.to_string());

@@ -116,7 +116,7 @@ impl PotHandler {
         }
         let token = match self.token_for(planned.binding.clone()).await {
             Ok(t) => t,
-            Err(e) => return self.give_up(req, host, &e.to_string()),
+            Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
         };
         let client = planned.plan.client.as_str();
         let uri = apply_url(pq, planned.plan.place, &token, client)
@@ -149,7 +149,9 @@ impl PotHandler {
         }
         let token = match self.token_for(planned.binding.clone()).await {
             Ok(t) => t,
-            Err(e) => return self.give_up(whole.unchanged(), host, &e.to_string()),
+            Err(e) => {
+                return self.give_up(whole.unchanged(), host, &crate::errtext::error_chain(&e));
+            }
         };
         let Some(new_body) = sabr::set_po_token(&whole.raw, &token.bytes()) else {
             return self.give_up(whole.unchanged(), host, "SABR body is not protobuf");
@@ -177,7 +179,7 @@ impl PotHandler {
         let binding = plan.binding(&who, video.as_deref(), regime);
         let token = match self.token_for(binding).await {
             Ok(t) => t,
-            Err(e) => return self.give_up(req, host, &e.to_string()),
+            Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
         };
         let client = plan.client.as_str();
         let uri = apply_url(pq, plan.place, &token, client)

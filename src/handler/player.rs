@@ -73,7 +73,13 @@ impl PotHandler {
                         tracing::warn!(%host, reason = %e, "player: no token; forwarding with visitor data only");
                         None
                     }
-                    Err(e) => return self.give_up(whole.unchanged(), host, &e.to_string()),
+                    Err(e) => {
+                        return self.give_up(
+                            whole.unchanged(),
+                            host,
+                            &crate::errtext::error_chain(&e),
+                        );
+                    }
                 }
             }
         };

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::learn::page::{self, Page};
+use crate::learn::page::{self, Page, PageChallengeError};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ChallengeError {
@@ -25,7 +25,19 @@ pub enum ChallengeError {
     UntrustedUrl(String),
 }
 
-pub(crate) fn malformed(what: &'static str, reason: impl ToString) -> ChallengeError {
+impl From<PageChallengeError> for ChallengeError {
+    fn from(e: PageChallengeError) -> Self {
+        match e {
+            PageChallengeError::NoYtcfg => ChallengeError::NotInPage("ytcfg.set({...})"),
+            PageChallengeError::Malformed { what, reason } => {
+                ChallengeError::Malformed { what, reason }
+            }
+            PageChallengeError::Missing(what) => ChallengeError::Missing(what),
+        }
+    }
+}
+
+fn malformed(what: &'static str, reason: impl ToString) -> ChallengeError {
     ChallengeError::Malformed {
         what,
         reason: reason.to_string(),
@@ -232,12 +244,21 @@ impl PageData {
 /// whose errors this reports (learning from the page ignores them, see [`Page`]).
 pub fn parse_page(html: &str) -> Result<PageData, ChallengeError> {
     let page = Page::parse(html);
-    let inline = page.inline_challenge()?.cloned();
+    let challenge = inline_challenge(&page)?;
+    let eacr_token = page.eacr_token().map(str::to_string);
     Ok(PageData {
         ytcfg: page.ytcfg,
-        challenge: inline.as_ref().map(|i| i.challenge.clone()),
-        eacr_token: inline.and_then(|i| i.eacr_token),
+        challenge,
+        eacr_token,
     })
+}
+
+/// The page's inline challenge as a [`Challenge`]: `None` when the page has none, an error
+/// when the page is not a YouTube page or the challenge is malformed.
+pub fn inline_challenge(page: &Page) -> Result<Option<Challenge>, ChallengeError> {
+    page.inline_challenge()?
+        .map(|i| Challenge::from_bg_challenge(&i.bg_challenge))
+        .transpose()
 }
 
 #[cfg(test)]

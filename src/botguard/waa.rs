@@ -112,9 +112,7 @@ impl Waa {
             let r = match source {
                 ChallengeSource::Page => match self.fetch_page().await {
                     Ok(p) => {
-                        let c = p
-                            .inline_challenge()
-                            .map(|c| c.map(|c| c.challenge.clone()))
+                        let c = super::challenge::inline_challenge(&p)
                             .map_err(|e| BotGuardError::NoChallenge(e.to_string()));
                         page = Some(p);
                         c

@@ -3,17 +3,38 @@
 //! `ytAtR`), `ytInitialPlayerResponse`, and the session facts ytcfg states (visitor data,
 //! DataSync ID, signed in, the experiment flag that picks the token regime). The challenge is a
 //! separately fallible part: a malformed one never keeps the rest of the page from being
-//! learned; the minter reports it ([`crate::botguard::challenge::parse_page`]).
+//! learned. The challenge stays raw JSON here: what a challenge means is the minter's
+//! vocabulary (`botguard::challenge`, which reads it from [`InlineChallenge`] and reports its
+//! errors), so learning does not depend on minting.
 
 use serde_json::{Map, Value};
 
 use crate::bindings::{Identity, Regime, regime_from_flags};
-use crate::botguard::challenge::{Challenge, ChallengeError, malformed};
 
-/// The inline challenge and the token that goes with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a page's inline challenge cannot be read.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PageChallengeError {
+    /// No ytcfg at all: not a YouTube page.
+    #[error("no `ytcfg.set({{...}})` in the page")]
+    NoYtcfg,
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("challenge lacks `{0}`")]
+    Missing(&'static str),
+}
+
+fn malformed(what: &'static str, reason: impl ToString) -> PageChallengeError {
+    PageChallengeError::Malformed {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// The inline challenge, as the page states it, and the token that goes with it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InlineChallenge {
-    pub challenge: Challenge,
+    /// The `bgChallenge` object, unread.
+    pub bg_challenge: Value,
     /// `ytAtN`'s `T`: the eacrToken for `/att/get`.
     pub eacr_token: Option<String>,
 }
@@ -24,7 +45,7 @@ pub struct Page {
     /// Every `ytcfg.set({...})` merged, in page order (empty when the page has none).
     pub ytcfg: Map<String, Value>,
     /// The inline challenge: `None` when the page has none, an error when it is malformed.
-    pub challenge: Option<Result<InlineChallenge, ChallengeError>>,
+    pub challenge: Option<Result<InlineChallenge, PageChallengeError>>,
 }
 
 /// What a page's ytcfg says about the session.
@@ -69,9 +90,9 @@ impl Page {
 
     /// The inline challenge as minting needs it: an error when the page has no ytcfg (not a
     /// YouTube page) or its challenge is malformed.
-    pub fn inline_challenge(&self) -> Result<Option<&InlineChallenge>, ChallengeError> {
+    pub fn inline_challenge(&self) -> Result<Option<&InlineChallenge>, PageChallengeError> {
         if self.ytcfg.is_empty() {
-            return Err(ChallengeError::NotInPage("ytcfg.set({...})"));
+            return Err(PageChallengeError::NoYtcfg);
         }
         self.challenge
             .as_ref()
@@ -156,7 +177,7 @@ fn ytcfg(html: &str) -> Map<String, Value> {
 }
 
 /// `window.ytAtN({'R': '<js string>', 'T': '<js string>'})`.
-fn parse_yt_atn(html: &str) -> Option<Result<InlineChallenge, ChallengeError>> {
+fn parse_yt_atn(html: &str) -> Option<Result<InlineChallenge, PageChallengeError>> {
     let i = html.find("ytAtN({")?;
     let obj = &html[i + "ytAtN(".len()..];
     let fields = match parse_loose_object(obj) {
@@ -165,22 +186,22 @@ fn parse_yt_atn(html: &str) -> Option<Result<InlineChallenge, ChallengeError>> {
     };
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let Some(r) = get("R") else {
-        return Some(Err(ChallengeError::Missing("ytAtN R")));
+        return Some(Err(PageChallengeError::Missing("ytAtN R")));
     };
     Some((|| {
         let v: Value = serde_json::from_str(&r).map_err(|e| malformed("ytAtN R", e))?;
         let bg = v
             .get("bgChallenge")
-            .ok_or(ChallengeError::Missing("bgChallenge"))?;
+            .ok_or(PageChallengeError::Missing("bgChallenge"))?;
         Ok(InlineChallenge {
-            challenge: Challenge::from_bg_challenge(bg)?,
+            bg_challenge: bg.clone(),
             eacr_token: get("T"),
         })
     })())
 }
 
 /// Older form: `window.ytAtR = '<JSON string>';`.
-fn parse_yt_atr(html: &str) -> Option<Result<InlineChallenge, ChallengeError>> {
+fn parse_yt_atr(html: &str) -> Option<Result<InlineChallenge, PageChallengeError>> {
     let i = html.find("ytAtR")?;
     let after = html[i + 5..].trim_start().strip_prefix('=')?.trim_start();
     let (text, _) = match parse_js_string(after) {
@@ -191,7 +212,7 @@ fn parse_yt_atr(html: &str) -> Option<Result<InlineChallenge, ChallengeError>> {
         let v: Value = serde_json::from_str(&text).map_err(|e| malformed("ytAtR", e))?;
         let bg = v.get("bgChallenge").unwrap_or(&v);
         Ok(InlineChallenge {
-            challenge: Challenge::from_bg_challenge(bg)?,
+            bg_challenge: bg.clone(),
             eacr_token: None,
         })
     })())
@@ -361,17 +382,14 @@ ytcfg.set({"WEB_PLAYER_CONTEXT_CONFIGS":{"X":{"serializedExperimentFlags":"a=1&h
         ] {
             let html = format!("{YTCFG}{challenge}");
             let page = Page::parse(&html);
-            assert!(matches!(page.challenge, Some(Err(_))), "{challenge}");
             let facts = page.facts();
             assert_eq!(facts.identity.visitor_data.as_deref(), Some("CgtVISITOR"));
             assert_eq!(facts.regime, Some(Regime::Session));
             assert_eq!(facts.client.as_deref(), Some("WEB"));
-            // The minter's readings of the same page (its challenge source, and `parse_page`)
-            // report the challenge error.
-            assert!(page.inline_challenge().is_err(), "{challenge}");
-            assert_eq!(
-                crate::botguard::challenge::parse_page(&html).unwrap_err(),
-                page.inline_challenge().unwrap_err(),
+            // The minter's reading of the same page reports the challenge error.
+            assert!(
+                crate::botguard::challenge::parse_page(&html).is_err(),
+                "{challenge}"
             );
         }
     }

@@ -4,18 +4,22 @@
 //! # Data flow
 //!
 //! ```text
-//! client ──CONNECT──▶ CONNECT filter (handler::on_connect, intercept)
+//! client ──CONNECT──▶ CONNECT filter (handler, intercept)
 //!                       ├─ not a YouTube host ─▶ blind byte tunnel (upstream::Resolver::dial)
 //!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, hudsucker)
 //!                                                  │
-//!                  request ─▶ classify (pure: player / media / manifest / other)
-//!                                                  │
-//!                             rewrite (pure: rewrite::player, rewrite::media)
-//!                                 ▲ token            │
-//!                  token service (tokens: sources in order; static today)
-//!                                                  │
-//!                             upstream (upstream: overrides, verified TLS) ─▶ YouTube
+//!            classify  (classify: pure Route)
+//!            read      (body: bounded)
+//!            plan      (handler::plan: pure; where the token goes, or pass)
+//!            context   (learn: playback, regime; innertube: visitor data)
+//!            token     (tokens: cache, then sources in order)
+//!            apply     (rewrite, handler::plan: pure)
+//!            forward   (upstream: overrides, egress proxy, verified TLS) ─▶ YouTube
+//!            watch     (learn from responses; ump: in-band refusals; retry a 403)
 //! ```
+//!
+//! The stages are drawn in full in [`handler`]'s docs and in `docs/ARCHITECTURE.md`, which also
+//! says where a new token source, rewrite or learned fact goes.
 //!
 //! Media bodies are never buffered: only player JSON, SABR protobuf and HTML page bodies are
 //! read, up to a cap ([`body`]). Any failure to rewrite forwards the original request and logs

@@ -195,3 +195,21 @@ fn a_taken_api_port_is_an_error_naming_the_api_and_how_to_move_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_ca_left_in_the_working_directory_by_an_earlier_version_is_pointed_out() {
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("certs")).unwrap();
+    std::fs::write(cwd.path().join("certs/ca.pem"), "old").unwrap();
+    let out = run(potproxy(home.path(), cwd.path()).arg("ca"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("earlier version") && err.contains("--state-dir"),
+        "{err}"
+    );
+    // Pointing the state dir at it uses the old CA, and says nothing.
+    let out = run(potproxy(home.path(), cwd.path()).args(["--state-dir", ".", "ca"]));
+    assert!(!text(&out.stderr).contains("earlier version"));
+}

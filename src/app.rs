@@ -33,6 +33,15 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The provider API's port is taken (often by bgutil, whose default is also 4416).
+    #[error(
+        "cannot start the provider API on {addr}: {source}; move it with --api-listen ADDR \
+         (or POTPROXY_API_LISTEN, or `[api] listen`), or turn it off with `[api] enabled = false`"
+    )]
+    ApiListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("proxy setup failed: {0}")]
     Proxy(#[source] hudsucker::Error),
     /// The proxy task panicked or was cancelled.
@@ -185,11 +194,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     let api_addr = if config.api.enabled {
         let l = TcpListener::bind(config.api.listen)
             .await
-            .map_err(|source| StartError::Listen {
+            .map_err(|source| StartError::ApiListen {
                 addr: config.api.listen,
                 source,
             })?;
-        let a = l.local_addr().map_err(|source| StartError::Listen {
+        let a = l.local_addr().map_err(|source| StartError::ApiListen {
             addr: config.api.listen,
             source,
         })?;

@@ -202,6 +202,11 @@ pub struct Overrides {
     pub static_token: Option<String>,
     /// `TOKEN_TTL`: token cache TTL in hours (as bgutil reads it).
     pub token_ttl_hours: Option<String>,
+    /// `--api-listen` / `POTPROXY_API_LISTEN`: wins over `[api] listen`.
+    pub api_listen: Option<String>,
+    /// The state directory (see [`crate::state`]): relative `[ca] dir` and `[tokens]
+    /// cache_file` are resolved inside it. `None` leaves them as written.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -212,6 +217,7 @@ impl Overrides {
             listen: None,
             static_token: var(ENV_STATIC_TOKEN),
             token_ttl_hours: var(ENV_TOKEN_TTL),
+            ..Overrides::default()
         }
     }
 }
@@ -233,6 +239,8 @@ pub struct Config {
     pub rewrite_player_response: bool,
     pub default_regime: crate::bindings::Regime,
     pub api: ApiConfig,
+    /// Where relative state paths were resolved (`None`: as written, relative to the CWD).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -310,8 +318,9 @@ impl Config {
             }
         };
         let raw_api = raw.api.unwrap_or_default();
-        let api_listen_text = raw_api
-            .listen
+        let api_listen_text = overrides
+            .api_listen
+            .or(raw_api.listen)
             .unwrap_or_else(|| DEFAULT_API_LISTEN.to_string());
         let api_listen = api_listen_text.parse::<SocketAddr>().map_err(|_| {
             ConfigError::invalid(
@@ -339,7 +348,7 @@ impl Config {
             listen: api_listen,
             compat_version,
         };
-        Ok(Config {
+        let mut config = Config {
             listen,
             api,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
@@ -350,7 +359,20 @@ impl Config {
             upstream,
             tokens,
             max_body_bytes,
-        })
+            state_dir: None,
+        };
+        if let Some(dir) = overrides.state_dir {
+            config.place_state_in(&dir);
+        }
+        Ok(config)
+    }
+
+    /// Resolves the relative state paths (`[ca] dir`, `[tokens] cache_file`) inside `dir`.
+    fn place_state_in(&mut self, dir: &Path) {
+        // Joining an absolute path yields it unchanged.
+        self.ca_dir = dir.join(&self.ca_dir);
+        self.tokens.cache_file = self.tokens.cache_file.as_deref().map(|f| dir.join(f));
+        self.state_dir = Some(dir.to_path_buf());
     }
 
     /// Loads `path` (when given), applies the environment and `overrides`.
@@ -685,6 +707,7 @@ mod tests {
                 listen: Some("127.0.0.1:9999".into()),
                 static_token: Some(TOKEN.into()),
                 token_ttl_hours: Some("2".into()),
+                ..Overrides::default()
             },
         )
         .unwrap();
@@ -726,5 +749,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.upstream.resolve[0].1.port(), 2);
+    }
+
+    #[test]
+    fn relative_state_paths_land_in_the_state_dir_and_absolute_ones_stay() {
+        let raw = RawConfig::parse(
+            "[tokens]\ncache_file = \"/var/tmp/c.json\"\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        let c = Config::resolve(
+            raw,
+            Overrides {
+                state_dir: Some(PathBuf::from("/srv/state")),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.ca_dir, PathBuf::from("/srv/state/certs"));
+        assert_eq!(c.tokens.cache_file, Some(PathBuf::from("/var/tmp/c.json")));
+        let c = Config::resolve(
+            RawConfig::default(),
+            Overrides {
+                state_dir: Some(PathBuf::from("/srv/state")),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c.tokens.cache_file,
+            Some(PathBuf::from("/srv/state/token-cache.json"))
+        );
+        assert_eq!(c.state_dir, Some(PathBuf::from("/srv/state")));
+    }
+
+    #[test]
+    fn api_listen_override_wins_over_the_file_and_is_validated() {
+        let raw = RawConfig::parse("[api]\nlisten = \"127.0.0.1:4416\"\n", Path::new("t")).unwrap();
+        let c = Config::resolve(
+            raw,
+            Overrides {
+                api_listen: Some("127.0.0.1:4417".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.api.listen.port(), 4417);
+        let e = Config::resolve(
+            RawConfig::default(),
+            Overrides {
+                api_listen: Some("nope".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("api.listen") && e.contains("nope"), "{e}");
     }
 }

@@ -81,6 +81,9 @@ pub mod handler;
 
 pub mod api;
 
+// Where state lives (CA, token cache), chosen once per start.
+pub mod state;
+
 pub mod config;
 
 pub mod app;

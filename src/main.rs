@@ -1,70 +1,33 @@
 //! The `potproxy` binary: parse the command line, load the configuration, hand over to the
 //! library. Nothing here but wiring.
 
-use std::path::PathBuf;
+mod cli;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Command};
 use potproxy::api::{ApiError, ApiState, GetPot};
-use potproxy::ca::CertificateAuthority;
-use potproxy::config::{Config, Overrides};
+use potproxy::config::Config;
 use potproxy::upstream::Egress;
-
-#[derive(Parser)]
-#[command(
-    name = "potproxy",
-    version,
-    about = "YouTube PO-token MITM forward proxy"
-)]
-struct Cli {
-    /// Configuration file (TOML); see config.example.toml.
-    #[arg(long, global = true, env = "POTPROXY_CONFIG")]
-    config: Option<PathBuf>,
-
-    /// Address to listen on, e.g. 127.0.0.1:8080 (overrides `listen`).
-    #[arg(long, global = true, env = "POTPROXY_LISTEN")]
-    listen: Option<String>,
-
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the proxy (the default).
-    Run,
-    /// Print the CA certificate's path and PEM, generating the CA if needed.
-    Ca,
-    /// Mint one token and print it as JSON on the last stdout line (like bgutil's script).
-    Mint {
-        /// What to mint for: a video id, visitor data or DataSync ID. Default: fresh visitor data.
-        #[arg(short = 'c', long = "content-binding")]
-        content_binding: Option<String>,
-        /// Upstream proxy for this mint (http://, socks5://, socks5h://).
-        #[arg(short = 'p', long)]
-        proxy: Option<String>,
-        /// Ignore cached tokens (the new one is still stored).
-        #[arg(short = 'b', long = "bypass-cache")]
-        bypass_cache: bool,
-        /// Log progress to stderr.
-        #[arg(long)]
-        verbose: bool,
-    },
-    /// Print a ready session (visitor data, its token, rollout token) as JSON.
-    Session {
-        #[arg(long)]
-        verbose: bool,
-    },
-}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Generated from the CLI itself: no configuration, no logging.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            cli::completions(*shell);
+            return Ok(());
+        }
+        Some(Command::Man) => return cli::man(),
+        _ => {}
+    }
     // One-shot commands keep stderr quiet unless asked; the proxy logs at info.
     let default_filter =
         match &cli.command {
             Some(Command::Mint { verbose, .. }) | Some(Command::Session { verbose }) => {
                 if *verbose { "info" } else { "error" }
             }
+            Some(Command::Check) => "warn",
             _ => "info",
         };
     tracing_subscriber::fmt()
@@ -75,20 +38,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let overrides = Overrides {
-        listen: cli.listen.clone(),
-        ..Overrides::default()
-    };
-    let config = Config::load(cli.config.as_deref(), overrides)?;
+    let (config, state) = cli.load()?;
+    if let Some(Command::Check) = &cli.command {
+        return cli::check(&cli, &config, &state);
+    }
+    cli::prepare_state(&state, &config)?;
 
     match cli.command.unwrap_or(Command::Run) {
-        Command::Ca => {
-            potproxy::install_crypto_provider();
-            let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
-            println!("{}", ca.cert_path.display());
-            print!("{}", ca.cert_pem);
-            Ok(())
-        }
+        Command::Ca { pem } => cli::ca(&config, pem),
+        Command::Check | Command::Completions { .. } | Command::Man => Ok(()),
         Command::Mint {
             content_binding,
             proxy,

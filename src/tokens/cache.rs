@@ -1,11 +1,19 @@
 //! The token cache: (binding, egress) -> token with its expiry, single-flight locks so
-//! concurrent first requests mint once, and persistence to a JSON file (mode 0600, atomic
-//! replace) so a restart serves warm.
+//! concurrent first requests mint once, and persistence to a JSON file so a restart serves warm.
+//!
+//! The cache is bounded ([`CacheLimits`]: entries, binding length) so hostile or odd traffic
+//! cannot grow it without end. The file is written by one background writer per cache, at most
+//! once per debounce interval (and on [`TokenCache::flush`] and drop), never per store. Each write
+//! takes an advisory lock beside the file (`<file>.lock`), reads what is there, merges by key
+//! keeping the later expiry, and replaces the file atomically through a temp file created
+//! exclusively (0600, a name of its own): so `potproxy mint` and a running proxy sharing the file
+//! neither clobber each other nor follow a planted temp file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +21,10 @@ use serde::{Deserialize, Serialize};
 use super::{Issued, TokenRequest};
 use crate::token::{Binding, Token};
 use crate::upstream::Egress;
+
+/// The file format version. Version 1 files may hold static tokens (persisted before static
+/// answers stopped being cached): they are not loaded, so a changed static token takes effect.
+const FILE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
@@ -68,13 +80,60 @@ pub struct CacheStats {
     pub entries: usize,
 }
 
+/// How big the cache may grow and how often its file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Live entries kept; past it the soonest-expiring ones (the oldest, with one TTL) go.
+    pub max_entries: usize,
+    /// Longest binding (video id, visitor data, DataSync ID) worth caching; longer ones are
+    /// served but not kept. Real ones are well under 200 characters.
+    pub max_binding_len: usize,
+    /// Stores within this interval make one file write.
+    pub write_debounce: Duration,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            max_entries: 50_000,
+            max_binding_len: 512,
+            write_debounce: Duration::from_secs(1),
+        }
+    }
+}
+
+type Entries = HashMap<Key, (Token, SystemTime)>;
+/// Entries as read from the file.
+type Loaded = Vec<(Key, (Token, SystemTime))>;
+
 struct Inner {
-    entries: Mutex<HashMap<Key, (Token, SystemTime)>>,
+    entries: Mutex<Entries>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
-    file: Option<PathBuf>,
-    write_lock: Mutex<()>,
+    file: Option<Arc<Persist>>,
+    limits: CacheLimits,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// The file side of a persistent cache, shared with its writer thread.
+struct Persist {
+    path: PathBuf,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// Serialises this process's writes of the file (the file lock serialises processes).
+    write_lock: Mutex<()>,
+    writes: AtomicU64,
+}
+
+/// What changed since the last write.
+#[derive(Default)]
+struct Pending {
+    dirty: bool,
+    /// Keys forgotten since the last write: not taken back from the file.
+    removed: HashSet<Key>,
+    /// `clear()` since the last write: nothing is taken back from the file.
+    cleared: bool,
+    stop: bool,
 }
 
 #[derive(Clone)]
@@ -101,20 +160,71 @@ impl Drop for Flight {
     }
 }
 
+impl Drop for Inner {
+    /// The last handle is gone: write what is pending and stop the writer thread.
+    fn drop(&mut self) {
+        if let Some(p) = &self.file {
+            let dirty = p.pending.lock().map(|s| s.dirty).unwrap_or(false);
+            if dirty {
+                write_now(p, &self.entries, &self.limits);
+            }
+            if let Ok(mut s) = p.pending.lock() {
+                s.stop = true;
+            }
+            p.wake.notify_all();
+        }
+    }
+}
+
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
+impl Key {
+    /// Whether the cache should keep this key at all.
+    fn fits(&self, limits: &CacheLimits) -> bool {
+        self.binding.len() <= limits.max_binding_len
+            && self
+                .egress
+                .as_ref()
+                .is_none_or(|e| e.len() <= limits.max_binding_len)
+    }
+}
+
+/// Inserts within the bound: when full, expired entries go first, then the soonest-expiring
+/// sixteenth (so a full cache pays for the scan once per many stores).
+fn insert_bounded(map: &mut Entries, limits: &CacheLimits, key: Key, value: (Token, SystemTime)) {
+    if !map.contains_key(&key) && map.len() >= limits.max_entries {
+        let now = SystemTime::now();
+        map.retain(|_, (_, exp)| *exp > now);
+        if map.len() >= limits.max_entries {
+            let mut expiries: Vec<SystemTime> = map.values().map(|(_, e)| *e).collect();
+            let n = (limits.max_entries / 16).max(1).min(expiries.len() - 1);
+            let (_, cutoff, _) = expiries.select_nth_unstable(n);
+            let cutoff = *cutoff;
+            map.retain(|_, (_, exp)| *exp > cutoff);
+            // Many entries sharing the cutoff could all survive; make room regardless.
+            while map.len() >= limits.max_entries {
+                let Some(k) = map.keys().next().cloned() else {
+                    break;
+                };
+                map.remove(&k);
+            }
+        }
+    }
+    map.insert(key, value);
+}
+
 impl TokenCache {
-    fn with_file(file: Option<PathBuf>) -> Self {
+    fn build(file: Option<Arc<Persist>>, limits: CacheLimits) -> Self {
         TokenCache {
             inner: Arc::new(Inner {
                 entries: Mutex::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
                 file,
-                write_lock: Mutex::new(()),
+                limits,
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
             }),
@@ -122,33 +232,44 @@ impl TokenCache {
     }
 
     pub fn in_memory() -> Self {
-        Self::with_file(None)
+        Self::build(None, CacheLimits::default())
     }
 
     /// A cache persisted to `path`; existing unexpired entries are loaded. A missing file is
     /// an empty cache; an unreadable one is logged and replaced on the next write.
     pub fn persistent(path: &Path) -> Self {
-        let cache = Self::with_file(Some(path.to_path_buf()));
-        match std::fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice::<FileFormat>(&bytes) {
-                Ok(f) => {
-                    let now = unix(SystemTime::now());
-                    let mut map = cache.inner.entries.lock().expect("entries lock");
-                    for e in f.entries.into_iter().filter(|e| e.expires_at > now) {
-                        if let Ok(t) = Token::parse(&e.token) {
-                            map.insert(e.key, (t, UNIX_EPOCH + Duration::from_secs(e.expires_at)));
-                        }
-                    }
-                    tracing::info!(path = %path.display(), entries = map.len(), "token cache loaded");
+        Self::persistent_with(path, CacheLimits::default())
+    }
+
+    /// [`persistent`](Self::persistent) with its own limits.
+    pub fn persistent_with(path: &Path, limits: CacheLimits) -> Self {
+        let persist = Arc::new(Persist {
+            path: path.to_path_buf(),
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            write_lock: Mutex::new(()),
+            writes: AtomicU64::new(0),
+        });
+        let cache = Self::build(Some(persist.clone()), limits);
+        match read_entries(path) {
+            Ok(Some(entries)) => {
+                let mut map = cache.inner.entries.lock().expect("entries lock");
+                for (k, v) in entries.into_iter().filter(|(k, _)| k.fits(&limits)) {
+                    insert_bounded(&mut map, &limits, k, v);
                 }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "token cache file unreadable; starting empty")
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read token cache file")
+                tracing::info!(path = %path.display(), entries = map.len(), "token cache loaded");
             }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "token cache file unreadable; starting empty")
+            }
+        }
+        let weak = Arc::downgrade(&cache.inner);
+        let spawned = std::thread::Builder::new()
+            .name("potproxy-token-cache".into())
+            .spawn(move || writer_loop(persist, weak));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the token cache writer; the file is written on flush only");
         }
         cache
     }
@@ -189,14 +310,21 @@ impl TokenCache {
         }
     }
 
+    /// Keeps `token` for `key` until `expires_at`. Keys with an absurdly long binding are not
+    /// kept (the token was still served). The file is written later, by the writer.
     pub fn store(&self, key: Key, token: Token, expires_at: SystemTime) {
+        if !key.fits(&self.inner.limits) {
+            tracing::debug!(
+                len = key.binding.len(),
+                "binding too long to cache; token served uncached"
+            );
+            return;
+        }
         {
             let mut map = self.inner.entries.lock().expect("entries lock");
-            let now = SystemTime::now();
-            map.retain(|_, (_, exp)| *exp > now);
-            map.insert(key, (token, expires_at));
+            insert_bounded(&mut map, &self.inner.limits, key, (token, expires_at));
         }
-        self.persist();
+        self.mark_dirty(|_| {});
     }
 
     /// Drops the entry for a request's key (a token googlevideo rejected).
@@ -210,13 +338,18 @@ impl TokenCache {
             .remove(&key)
             .is_some();
         if removed {
-            self.persist();
+            self.mark_dirty(|p| {
+                p.removed.insert(key);
+            });
         }
     }
 
     pub fn clear(&self) {
         self.inner.entries.lock().expect("entries lock").clear();
-        self.persist();
+        self.mark_dirty(|p| {
+            p.cleared = true;
+            p.removed.clear();
+        });
     }
 
     /// The keys of the live entries.
@@ -240,19 +373,106 @@ impl TokenCache {
         }
     }
 
-    /// Writes the cache file now (one-shot commands call this before exiting).
+    /// How many times this cache has written its file (for logs, metrics and tests).
+    pub fn file_writes(&self) -> u64 {
+        self.inner
+            .file
+            .as_ref()
+            .map_or(0, |p| p.writes.load(Ordering::Relaxed))
+    }
+
+    /// Writes the cache file now, merged with what other processes wrote (one-shot commands
+    /// and shutdown call this before exiting).
     pub fn flush(&self) {
-        if let Some(path) = self.inner.file.clone() {
-            Self::write_file(&self.inner, &path);
+        if let Some(p) = &self.inner.file {
+            write_now(p, &self.inner.entries, &self.inner.limits);
         }
     }
 
-    fn write_file(inner: &Inner, path: &Path) {
-        let _serial = inner.write_lock.lock().expect("write lock");
-        let entries: Vec<Entry> = inner
-            .entries
-            .lock()
-            .expect("entries lock")
+    /// Records a change for the writer and wakes it.
+    fn mark_dirty(&self, change: impl FnOnce(&mut Pending)) {
+        let Some(p) = &self.inner.file else { return };
+        let mut pending = p.pending.lock().expect("pending lock");
+        change(&mut pending);
+        pending.dirty = true;
+        drop(pending);
+        p.wake.notify_all();
+    }
+}
+
+/// The writer thread: waits for a change, lets stores gather for the debounce interval, then
+/// writes once. Ends when the cache is dropped (it holds only a weak handle).
+fn writer_loop(p: Arc<Persist>, cache: Weak<Inner>) {
+    loop {
+        {
+            let mut pending = p.pending.lock().expect("pending lock");
+            while !pending.dirty && !pending.stop {
+                pending = p.wake.wait(pending).expect("pending lock");
+            }
+            if pending.stop {
+                return;
+            }
+        }
+        let debounce = match cache.upgrade() {
+            Some(inner) => inner.limits.write_debounce,
+            None => return,
+        };
+        {
+            let pending = p.pending.lock().expect("pending lock");
+            let _ = p.wake.wait_timeout_while(pending, debounce, |s| !s.stop);
+        }
+        let Some(inner) = cache.upgrade() else { return };
+        if p.pending.lock().is_ok_and(|s| s.dirty) {
+            write_now(&p, &inner.entries, &inner.limits);
+        }
+    }
+}
+
+/// One write: under the file lock, merge the file's entries with ours (later expiry wins;
+/// keys we forgot or cleared stay gone), take the others' entries into memory, replace the
+/// file.
+fn write_now(p: &Persist, entries: &Mutex<Entries>, limits: &CacheLimits) {
+    let _serial = p.write_lock.lock().expect("write lock");
+    let (removed, cleared) = {
+        let mut pending = p.pending.lock().expect("pending lock");
+        pending.dirty = false;
+        (
+            std::mem::take(&mut pending.removed),
+            std::mem::take(&mut pending.cleared),
+        )
+    };
+    let _file_lock = match lock_beside(&p.path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::debug!(path = %p.path.display(), error = %e, "cannot lock the token cache file; writing without the lock");
+            None
+        }
+    };
+    let theirs = if cleared {
+        Vec::new()
+    } else {
+        match read_entries(&p.path) {
+            Ok(found) => found.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(path = %p.path.display(), error = %e, "token cache file unreadable; replacing it");
+                Vec::new()
+            }
+        }
+    };
+    let now = SystemTime::now();
+    let body = {
+        let mut map = entries.lock().expect("entries lock");
+        for (k, (t, exp)) in theirs {
+            if removed.contains(&k) || !k.fits(limits) {
+                continue;
+            }
+            let newer = map.get(&k).is_none_or(|(_, mine)| exp > *mine);
+            if newer {
+                insert_bounded(&mut map, limits, k, (t, exp));
+            }
+        }
+        map.retain(|_, (_, exp)| *exp > now);
+        let entries: Vec<Entry> = map
             .iter()
             .map(|(k, (t, exp))| Entry {
                 key: k.clone(),
@@ -260,46 +480,123 @@ impl TokenCache {
                 expires_at: unix(*exp),
             })
             .collect();
-        let body = serde_json::to_vec_pretty(&FileFormat {
-            version: 1,
+        serde_json::to_vec(&FileFormat {
+            version: FILE_VERSION,
             entries,
         })
-        .expect("cache entries serialise");
-        if let Err(e) = write_private(path, &body) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write token cache file");
+        .expect("cache entries serialise")
+    };
+    match write_private(&p.path, &body) {
+        Ok(()) => {
+            p.writes.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    fn persist(&self) {
-        let Some(path) = self.inner.file.clone() else {
-            return;
-        };
-        let inner = self.inner.clone();
-        let write = move || Self::write_file(&inner, &path);
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(write);
-            }
-            Err(_) => write(),
+        Err(e) => {
+            tracing::warn!(path = %p.path.display(), error = %e, "cannot write token cache file")
         }
     }
 }
 
-/// Writes `data` to `path` atomically (temp file + rename), readable by the owner only.
+/// The unexpired entries of the file at `path`; `None` when there is no file. A file of an
+/// older version counts as empty.
+fn read_entries(path: &Path) -> Result<Option<Loaded>, CacheFileError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CacheFileError::Read(e)),
+    };
+    let f: FileFormat = serde_json::from_slice(&bytes).map_err(CacheFileError::Parse)?;
+    if f.version != FILE_VERSION {
+        tracing::info!(path = %path.display(), version = f.version, "token cache file of another version; not loaded");
+        return Ok(Some(Vec::new()));
+    }
+    let now = unix(SystemTime::now());
+    Ok(Some(
+        f.entries
+            .into_iter()
+            .filter(|e| e.expires_at > now)
+            .filter_map(|e| {
+                let t = Token::parse(&e.token).ok()?;
+                Some((e.key, (t, UNIX_EPOCH + Duration::from_secs(e.expires_at))))
+            })
+            .collect(),
+    ))
+}
+
+/// Why the cache file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum CacheFileError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("not a token cache: {0}")]
+    Parse(#[source] serde_json::Error),
+}
+
+/// Takes the advisory lock `<path>.lock` (blocking), released when the file is dropped.
+fn lock_beside(path: &Path) -> std::io::Result<File> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let lock_path = path.with_file_name(name);
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let f = opts.open(&lock_path)?;
+    #[cfg(unix)]
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(f)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// The name of the `attempt`th temp file for `path`: hidden, beside it, and this process's own.
+fn temp_name(path: &Path, attempt: u32) -> PathBuf {
+    let base = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{base}.{}.{attempt}.tmp", std::process::id()))
+}
+
+/// Creates a new temp file for `path` (0600), never opening one that already exists: a name
+/// taken (a crashed writer's leftover, or something planted) is skipped, not reused.
+fn create_temp(path: &Path) -> std::io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for attempt in 0..64 {
+        let tmp = temp_name(path, attempt);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        match opts.open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temp file name")))
+}
+
+/// Writes `data` to `path` atomically (exclusive temp file + rename), readable by the owner only.
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let (tmp, mut f) = create_temp(path)?;
+    let written = f
+        .write_all(data)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -326,6 +623,7 @@ mod tests {
             t.clone(),
             SystemTime::now() - Duration::from_secs(1),
         );
+        drop(c); // the last handle writes what is pending
         let again = TokenCache::persistent(&path);
         assert_eq!(again.lookup(&key("aaaaaaaaaaa")).unwrap().token, t);
         assert!(again.lookup(&key("bbbbbbbbbbb")).is_none());
@@ -365,5 +663,212 @@ mod tests {
     #[test]
     fn unbound_requests_have_no_key() {
         assert!(Key::of(&TokenRequest::new(Binding::Unknown)).is_none());
+    }
+
+    fn later(secs: u64) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(secs)
+    }
+
+    fn file_keys(path: &Path) -> Vec<String> {
+        let f: FileFormat = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let mut keys: Vec<String> = f.entries.into_iter().map(|e| e.key.binding).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_entry_bound_keeping_the_newest() {
+        let limits = CacheLimits {
+            max_entries: 100,
+            ..CacheLimits::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let c = TokenCache::persistent_with(&dir.path().join("c.json"), limits);
+        let t = Token::from_bytes(&[0x32, 1]);
+        for i in 0..1000u64 {
+            c.store(key(&format!("v{i:010}")), t.clone(), later(3600 + i));
+        }
+        assert!(c.stats().entries <= 100, "{:?}", c.stats());
+        assert!(c.lookup(&key("v0000000999")).is_some());
+        assert!(c.lookup(&key("v0000000000")).is_none());
+    }
+
+    #[test]
+    fn an_absurdly_long_binding_is_served_but_not_cached() {
+        let c = TokenCache::in_memory();
+        let long = "x".repeat(10_000);
+        c.store(key(&long), Token::from_bytes(&[0x32, 1]), later(3600));
+        assert!(c.lookup(&key(&long)).is_none());
+        assert_eq!(c.stats().entries, 0);
+    }
+
+    #[test]
+    fn five_thousand_stores_make_a_handful_of_file_writes_not_thousands() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let c = TokenCache::persistent(&path);
+        let t = Token::from_bytes(&[0x32, 1]);
+        for i in 0..5000 {
+            c.store(key(&format!("v{i:010}")), t.clone(), later(3600));
+        }
+        c.flush();
+        let writes = c.file_writes();
+        assert!((1..=10).contains(&writes), "{writes} writes");
+        assert_eq!(file_keys(&path).len(), 5000);
+    }
+
+    #[test]
+    fn the_writer_writes_a_store_without_being_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let c = TokenCache::persistent_with(
+            &path,
+            CacheLimits {
+                write_debounce: Duration::from_millis(50),
+                ..CacheLimits::default()
+            },
+        );
+        c.store(
+            key("aaaaaaaaaaa"),
+            Token::from_bytes(&[0x32, 1]),
+            later(3600),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !(path.exists() && file_keys(&path) == vec!["aaaaaaaaaaa".to_string()]) {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(c.file_writes(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_temp_files_are_neither_reused_nor_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let mut planted = vec![path.with_extension("tmp")];
+        planted.extend((0..3).map(|i| temp_name(&path, i)));
+        for p in &planted {
+            std::fs::write(p, "planted").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        std::os::unix::fs::symlink(&victim, temp_name(&path, 3)).unwrap();
+        let c = TokenCache::persistent(&path);
+        c.store(
+            key("aaaaaaaaaaa"),
+            Token::from_bytes(&[0x32, 1]),
+            later(3600),
+        );
+        c.flush();
+        for p in &planted {
+            assert_eq!(std::fs::read_to_string(p).unwrap(), "planted");
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o666);
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(file_keys(&path), vec!["aaaaaaaaaaa".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn static_tokens_are_never_persisted_so_a_changed_one_takes_effect() {
+        use super::super::{StaticSource, TokenService};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let old = Token::from_bytes(&[0x32, 1]);
+        let new = Token::from_bytes(&[0x32, 2]);
+        let serve = |t: &Token| {
+            TokenService::new(
+                vec![Arc::new(StaticSource::new(
+                    Some(t.clone()),
+                    Default::default(),
+                ))],
+                TokenCache::persistent(&path),
+                Duration::from_secs(3600),
+            )
+        };
+        let req = TokenRequest::new(Binding::Video("aaaaaaaaaaa".into()));
+        let svc = serve(&old);
+        assert_eq!(svc.get(&req).await.unwrap(), old);
+        svc.cache().flush();
+        assert!(file_keys(&path).is_empty());
+        drop(svc);
+        assert_eq!(serve(&new).get(&req).await.unwrap(), new);
+    }
+
+    #[test]
+    fn two_writers_on_one_file_merge_instead_of_clobbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let proxy = TokenCache::persistent(&path);
+        let mint = TokenCache::persistent(&path);
+        let (a, b) = (Token::from_bytes(&[0x32, 1]), Token::from_bytes(&[0x32, 2]));
+        proxy.store(key("proxyvideo1"), a.clone(), later(3600));
+        proxy.store(key("sharedvideo"), a.clone(), later(3600));
+        mint.store(key("mintvideo01"), b.clone(), later(3600));
+        mint.store(key("sharedvideo"), b.clone(), later(7200));
+        mint.flush();
+        proxy.flush();
+        assert_eq!(
+            file_keys(&path),
+            vec!["mintvideo01", "proxyvideo1", "sharedvideo"]
+        );
+        // The later expiry wins, and the proxy now serves what the mint wrote.
+        assert_eq!(proxy.lookup(&key("sharedvideo")).unwrap().token, b);
+        assert_eq!(proxy.lookup(&key("mintvideo01")).unwrap().token, b);
+        // A token the proxy forgot (refused) is not brought back from the file.
+        proxy.forget(&TokenRequest::new(Binding::Video("mintvideo01".into())));
+        proxy.flush();
+        assert_eq!(file_keys(&path), vec!["proxyvideo1", "sharedvideo"]);
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let c = TokenCache::persistent(&path);
+                    for i in 0..200 {
+                        c.store(
+                            key(&format!("w{w}v{i:08}")),
+                            Token::from_bytes(&[0x32, 1]),
+                            later(3600),
+                        );
+                        if i % 20 == 0 {
+                            c.flush();
+                        }
+                    }
+                    c.flush();
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(file_keys(&path).len(), 400);
+    }
+
+    #[test]
+    fn a_version_1_file_which_may_hold_static_tokens_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let file = |version: u32| {
+            format!(
+                r#"{{"version":{version},"entries":[{{"kind":"video","binding":"aaaaaaaaaaa","egress":null,"token":"{}","expires_at":{}}}]}}"#,
+                Token::from_bytes(&[0x32, 1]).as_str(),
+                unix(later(3600))
+            )
+        };
+        std::fs::write(&path, file(1)).unwrap();
+        assert_eq!(TokenCache::persistent(&path).stats().entries, 0);
+        std::fs::write(&path, file(FILE_VERSION)).unwrap();
+        assert_eq!(TokenCache::persistent(&path).stats().entries, 1);
     }
 }

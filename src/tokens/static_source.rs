@@ -1,5 +1,5 @@
 //! Static tokens from configuration or `YT_DLP_PO_TOKEN`: a per-binding table, then a default that
-//! answers every binding.
+//! answers every binding. Its answers are never cached.
 
 use std::collections::BTreeMap;
 
@@ -37,7 +37,12 @@ impl TokenSource for StaticSource {
         &'a self,
         req: &'a TokenRequest,
     ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
-        let answer = self.lookup(req).map(Minted::lasting);
+        // Never cached (nor persisted): the lookup is cheap, and a changed token (config edit,
+        // `YT_DLP_PO_TOKEN`, reload) must take effect at once rather than after the TTL.
+        let answer = self.lookup(req).map(|token| Minted {
+            cacheable: false,
+            ..Minted::lasting(token)
+        });
         Box::pin(async move { Ok(answer) })
     }
 }

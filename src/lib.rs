@@ -45,6 +45,8 @@ pub mod wire;
 // The way in (CONNECT filter, our CA) and the way out.
 pub mod intercept;
 
+pub mod limits;
+
 pub mod ca;
 
 pub mod upstream;
@@ -76,6 +78,8 @@ pub mod services;
 pub mod handler;
 
 pub mod api;
+
+pub mod serve;
 
 pub mod config;
 

@@ -415,7 +415,11 @@ fn resolve_timeouts(raw: RawTimeouts) -> Result<crate::limits::Timeouts, ConfigE
             raw.upstream_headers_secs,
             d.upstream_headers,
         )?,
-        upstream_idle: secs("upstream_idle_secs", raw.upstream_idle_secs, d.upstream_idle)?,
+        upstream_idle: secs(
+            "upstream_idle_secs",
+            raw.upstream_idle_secs,
+            d.upstream_idle,
+        )?,
         drain: secs("drain_secs", raw.drain_secs, d.drain)?,
     })
 }
@@ -744,10 +748,20 @@ mod tests {
         let c = parse("[timeouts]\nclient_idle_secs = 5\n[limits]\nmax_connections = 10").unwrap();
         assert_eq!(c.timeouts.client_idle, Duration::from_secs(5));
         assert_eq!(c.limits.max_connections, Some(10));
-        let e = parse("[timeouts]\nupstream_idle_secs = 0").unwrap_err().to_string();
-        assert!(e.contains("timeouts.upstream_idle_secs") && e.contains("`0`"), "{e}");
-        let e = parse("[limits]\nmax_connections = 0").unwrap_err().to_string();
-        assert!(e.contains("limits.max_connections") && e.contains("`0`"), "{e}");
+        let e = parse("[timeouts]\nupstream_idle_secs = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("timeouts.upstream_idle_secs") && e.contains("`0`"),
+            "{e}"
+        );
+        let e = parse("[limits]\nmax_connections = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("limits.max_connections") && e.contains("`0`"),
+            "{e}"
+        );
     }
 
     #[test]

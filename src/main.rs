@@ -147,7 +147,11 @@ async fn serve_until_stopped(mut proxy: potproxy::RunningProxy) -> anyhow::Resul
             ),
         }
     };
-    tracing::info!(signal = which, in_flight = proxy.in_flight(), "shutting down: draining in-flight requests");
+    tracing::info!(
+        signal = which,
+        in_flight = proxy.in_flight(),
+        "shutting down: draining in-flight requests"
+    );
     tokio::select! {
         outcome = proxy.drain() => {
             if outcome.finished {

@@ -519,10 +519,8 @@ fn idle_body(body: Body, idle: Duration) -> Body {
 fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     let has_token = |name, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     has_token(CONNECTION, "upgrade") && has_token(UPGRADE, "websocket")

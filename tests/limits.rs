@@ -44,7 +44,10 @@ async fn silent_client_is_disconnected_after_client_idle_secs() {
     let took = closed_within(&mut s, Duration::from_secs(10))
         .await
         .expect("a client that never sends a byte is disconnected");
-    assert!(took >= Duration::from_millis(900), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
 
     // Idle between keep-alive requests counts the same.
     let mut s = TcpStream::connect(h.proxy.addr).await.unwrap();

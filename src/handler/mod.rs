@@ -59,8 +59,8 @@ use hyper_util::rt::TokioIo;
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
 use crate::learn::regimes::Regimes;
-use crate::limits::ClientConn;
 use crate::learn::session::SessionStore;
+use crate::limits::ClientConn;
 use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 

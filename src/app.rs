@@ -33,8 +33,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("proxy setup failed: {0}")]
-    Proxy(#[source] hudsucker::Error),
     /// The proxy task panicked or was cancelled.
     #[error("proxy setup failed: {0}")]
     Stopped(#[source] tokio::task::JoinError),
@@ -265,6 +263,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         timeouts: timeouts.clone(),
         max_connections,
         drain: drain.clone(),
+        resolver: Resolver::new(&config.upstream),
     });
     let task = tokio::spawn(proxy.run(listener));
     tracing::info!(%addr, ca = %ca.cert_path.display(), max_connections, fd_limit, "potproxy listening");

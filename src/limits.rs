@@ -104,7 +104,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 /// How long the accept loop sleeps after its `failures`-th accept error in a row: a process
 /// out of descriptors must not spin; the delay doubles from 10 ms up to 1 s.
 pub fn accept_backoff(failures: u32) -> Duration {
-    let ms = 10u64.saturating_mul(1u64 << failures.clamp(1, 8) - 1);
+    let ms = 10u64.saturating_mul(1u64 << (failures.clamp(1, 8) - 1));
     Duration::from_millis(ms.min(1000))
 }
 

@@ -48,6 +48,7 @@ use tokio_util::task::TaskTracker;
 use crate::limits::{
     Activity, ClientConn, IdleBody, IdleIo, LogThrottle, Timeouts, accept_backoff, tunnel,
 };
+use crate::upstream::Resolver;
 
 /// What the server knows about the client a request came from (hudsucker's `HttpContext`,
 /// which cannot be built outside hudsucker).
@@ -155,6 +156,9 @@ pub struct ProxyServer<C, CA, H> {
     pub timeouts: Timeouts,
     pub max_connections: usize,
     pub drain: Drain,
+    /// Dials blind tunnels (overrides and `[upstream] proxy` honoured, like every other
+    /// upstream connection; hudsucker dialled these directly).
+    pub resolver: Resolver,
 }
 
 /// How often a repeated accept failure or refusal is logged, at most.
@@ -439,15 +443,12 @@ where
         I: AsyncRead + AsyncWrite + Unpin,
     {
         let idle = conn.into_tunnel();
-        let dial = TcpStream::connect(authority.as_str());
-        let server = match tokio::time::timeout(self.timeouts.upstream_headers, dial).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+        let host = authority.host().trim_matches(|c| c == '[' || c == ']');
+        let port = authority.port_u16().unwrap_or(443);
+        let server = match self.resolver.dial(host, port).await {
+            Ok(s) => s,
+            Err(e) => {
                 tracing::warn!(%authority, error = %e, "tunnel: cannot connect");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(%authority, "tunnel: connect timed out");
                 return;
             }
         };

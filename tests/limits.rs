@@ -444,3 +444,39 @@ async fn sighup_does_not_stop_the_proxy() {
     let code = tokio::task::block_in_place(|| bin.exit_code(Duration::from_secs(15)));
     assert_eq!(code, Some(0), "{}", bin.log());
 }
+
+#[tokio::test]
+async fn silent_client_of_the_provider_api_is_disconnected() {
+    let h = Harness::builder()
+        .api(true)
+        .toml("[timeouts]\nclient_idle_secs = 1\n")
+        .start()
+        .await;
+    let mut s = TcpStream::connect(h.proxy.api_addr.unwrap()).await.unwrap();
+    closed_within(&mut s, Duration::from_secs(10))
+        .await
+        .expect("the API closes a connection that never sends a byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drain_is_bounded_by_drain_secs() {
+    // A download far longer than the drain time: cut off, and the process still exits 0.
+    let slow = start_slow_http(200, 1024, Duration::from_millis(100)).await;
+    let mut bin = Binary::start("[timeouts]\ndrain_secs = 1\n", &[("slow.test", slow)], &[]);
+    let mut res = plain_client(bin.addr)
+        .get("http://slow.test/endless")
+        .send()
+        .await
+        .unwrap();
+    res.chunk().await.unwrap().expect("first bytes");
+    let start = Instant::now();
+    bin.signal(libc::SIGTERM);
+    let code = tokio::task::block_in_place(|| bin.exit_code(Duration::from_secs(15)));
+    assert_eq!(code, Some(0), "{}", bin.log());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the drain waits drain_secs, not for the download: {:?}",
+        start.elapsed()
+    );
+    assert!(bin.log().contains("drain"), "{}", bin.log());
+}

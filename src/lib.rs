@@ -6,7 +6,7 @@
 //! ```text
 //! client ──CONNECT──▶ CONNECT filter (handler::on_connect, intercept)
 //!                       ├─ not a YouTube host ─▶ blind byte tunnel (upstream::Resolver::dial)
-//!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, hudsucker)
+//!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, serve)
 //!                                                  │
 //!                  request ─▶ classify (pure: player / media / manifest / other)
 //!                                                  │
@@ -45,6 +45,7 @@ pub mod wire;
 // The way in (CONNECT filter, our CA) and the way out.
 pub mod intercept;
 
+// Timeouts, the connection cap and the idle clocks every connection runs under.
 pub mod limits;
 
 pub mod ca;
@@ -79,6 +80,7 @@ pub mod handler;
 
 pub mod api;
 
+// The proxy listener: accept loop, client connections, CONNECT, drain (hudsucker's server, ours).
 pub mod serve;
 
 pub mod config;

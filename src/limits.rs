@@ -21,7 +21,8 @@ use tokio::time::Sleep;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
     /// A client socket with no byte either way (before the first request, between keep-alive
-    /// requests, after CONNECT, inside TLS) is closed after this long.
+    /// requests, after CONNECT, inside TLS), or whose client stops reading a response, is
+    /// closed after this long. Waiting for the upstream's answer does not count.
     pub client_idle: Duration,
     /// A blind tunnel with no byte in either direction for this long is closed on both sides.
     pub tunnel_idle: Duration,
@@ -149,6 +150,10 @@ pub struct Activity {
     last_ms: AtomicU64,
     /// 0 = no limit.
     idle_ms: AtomicU64,
+    /// Requests being served on this connection: while one is, the client waiting for its
+    /// response is not idle (the upstream clocks bound it), but a client that stops reading
+    /// what is written to it still is.
+    busy: AtomicU64,
 }
 
 impl Activity {
@@ -157,7 +162,18 @@ impl Activity {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             idle_ms: AtomicU64::new(idle.as_millis() as u64),
+            busy: AtomicU64::new(0),
         })
+    }
+
+    /// Marks a request in flight until the returned guard is dropped (with its response body).
+    pub fn begin_request(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) > 0
     }
 
     fn touch(&self) {
@@ -179,6 +195,17 @@ impl Activity {
         self.idle_ms
             .store(idle.as_millis() as u64, Ordering::Relaxed);
         self.touch();
+    }
+}
+
+/// A request in flight on a connection ([`Activity::begin_request`]); dropping it ends it.
+#[derive(Debug)]
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
     }
 }
 
@@ -232,8 +259,12 @@ impl<I> IdleIo<I> {
         }
     }
 
-    /// Called when an operation is pending: `Ready(err)` once the silence is too long.
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+    /// Called when an operation is pending: `Ready(err)` once the silence is too long. A read
+    /// waiting while a request is in flight is not idleness (the client waits for us).
+    fn poll_idle(&mut self, cx: &mut Context<'_>, writing: bool) -> Poll<io::Error> {
+        if !writing && self.activity.is_busy() {
+            return Poll::Pending;
+        }
         let Some(deadline) = self.activity.deadline() else {
             self.sleep = None;
             return Poll::Pending;
@@ -246,8 +277,9 @@ impl<I> IdleIo<I> {
         let sleep = self.sleep.as_mut().expect("set above");
         ready!(sleep.as_mut().poll(cx));
         // Another half of a shared activity may have moved bytes since the deadline was read.
+        let still_idle = writing || !self.activity.is_busy();
         match self.activity.deadline() {
-            Some(d) if d <= tokio::time::Instant::now() => Poll::Ready(idle_error()),
+            Some(d) if still_idle && d <= tokio::time::Instant::now() => Poll::Ready(idle_error()),
             _ => {
                 cx.waker().wake_by_ref();
                 Poll::Pending
@@ -270,7 +302,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
                 this.activity.touch();
                 Poll::Ready(r)
             }
-            Poll::Pending => this.poll_idle(cx).map(Err),
+            Poll::Pending => this.poll_idle(cx, false).map(Err),
         }
     }
 }
@@ -287,7 +319,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
                 this.activity.touch();
                 Poll::Ready(r)
             }
-            Poll::Pending => this.poll_idle(cx).map(Err),
+            Poll::Pending => this.poll_idle(cx, true).map(Err),
         }
     }
 
@@ -302,7 +334,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
                 this.activity.touch();
                 Poll::Ready(r)
             }
-            Poll::Pending => this.poll_idle(cx).map(Err),
+            Poll::Pending => this.poll_idle(cx, true).map(Err),
         }
     }
 
@@ -313,7 +345,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => this.poll_idle(cx).map(Err),
+            Poll::Pending => this.poll_idle(cx, true).map(Err),
             r => r,
         }
     }
@@ -346,6 +378,8 @@ pub struct IdleBody<B> {
     inner: B,
     idle: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The request this body answers, in flight until the body is dropped.
+    _busy: Option<Busy>,
 }
 
 impl<B> IdleBody<B> {
@@ -354,7 +388,14 @@ impl<B> IdleBody<B> {
             inner,
             idle,
             sleep: None,
+            _busy: None,
         }
+    }
+
+    /// Keeps `busy` (the request in flight) until this body is finished with.
+    pub fn holding(mut self, busy: Busy) -> Self {
+        self._busy = Some(busy);
+        self
     }
 }
 

@@ -249,20 +249,37 @@ where
         client_addr: SocketAddr,
         conn: ClientConn,
     ) -> Result<Response<Body>, Infallible> {
+        // The client is not idle while it waits for this response; the upstream clocks (and a
+        // client that stops reading) still bound it.
+        let busy = conn.activity.begin_request();
+        let idle = self.timeouts.upstream_idle;
+        let res = self.exchange(req, client_addr, conn).await;
+        // Bodies the handler made from other upstream streams get the same clock.
+        Ok(res.map(|b| Body::from(IdleBody::new(b, idle).holding(busy).boxed())))
+    }
+
+    /// One request: the handler, then upstream (or the handler's own answer), then the handler
+    /// on the way back.
+    async fn exchange(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client_addr: SocketAddr,
+        conn: ClientConn,
+    ) -> Response<Body> {
         let ctx = HttpContext { client_addr };
         let mut req = req.map(Body::from);
         req.extensions_mut().insert(conn.clone());
         let mut handler = self.handler.clone();
         let req = match handler.handle_request(&ctx, req).await {
             RequestOrResponse::Request(req) => req,
-            RequestOrResponse::Response(res) => return Ok(res),
+            RequestOrResponse::Response(res) => return res,
         };
 
         if req.method() == Method::CONNECT {
-            return Ok(self.process_connect(handler, ctx, conn, req));
+            return self.process_connect(handler, ctx, conn, req);
         }
         if is_upgrade_request(&req) {
-            return Ok(self.relay_upgrade(req).await);
+            return self.relay_upgrade(req).await;
         }
         let sent = tokio::time::timeout(
             self.timeouts.upstream_headers,
@@ -271,14 +288,13 @@ where
         .await;
         let res = match sent {
             Ok(Ok(res)) => res,
-            Ok(Err(e)) => return Ok(handler.handle_error(&ctx, e).await),
-            Err(_) => return Ok(self.headers_timed_out()),
+            Ok(Err(e)) => return handler.handle_error(&ctx, e).await,
+            Err(_) => return self.headers_timed_out(),
         };
+        // The clock also bounds what the handler reads of the body itself.
         let idle = self.timeouts.upstream_idle;
-        let res = res.map(|b| idle_body(Body::from(b), idle));
-        let res = handler.handle_response(&ctx, res).await;
-        // Bodies the handler made from other upstream streams get the same clock.
-        Ok(res.map(|b| idle_body(b, idle)))
+        let res = res.map(|b| Body::from(IdleBody::new(Body::from(b), idle).boxed()));
+        handler.handle_response(&ctx, res).await
     }
 
     fn headers_timed_out(&self) -> Response<Body> {
@@ -511,10 +527,6 @@ fn text_response(status: StatusCode, text: String) -> Response<Body> {
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Body::from(text))
         .expect("static response parts are valid")
-}
-
-fn idle_body(body: Body, idle: Duration) -> Body {
-    Body::from(IdleBody::new(body, idle).boxed())
 }
 
 fn is_upgrade_request<B>(req: &Request<B>) -> bool {

@@ -480,3 +480,24 @@ async fn sigterm_drain_is_bounded_by_drain_secs() {
     );
     assert!(bin.log().contains("drain"), "{}", bin.log());
 }
+
+#[tokio::test]
+async fn slow_origin_is_not_cut_by_the_client_idle_clock() {
+    // The client waits on the origin, not the other way round: only the upstream clocks apply.
+    let slow = start_slow_http(3, 100, Duration::from_millis(1500)).await;
+    let h = Harness::builder()
+        .resolve("slow.test", slow)
+        .toml("[timeouts]\nclient_idle_secs = 1\n")
+        .start()
+        .await;
+    let body = h
+        .client()
+        .get("http://slow.test/slow")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .expect("a response slower than client_idle_secs still completes");
+    assert_eq!(body.len(), 300);
+}

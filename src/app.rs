@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hudsucker::Proxy;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ServerBuilder;
@@ -17,9 +16,10 @@ use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
 use crate::handler::{PotHandler, RewriteSettings, Shared};
 use crate::intercept::InterceptPolicy;
+use crate::serve::{Drain, ProxyServer};
 use crate::services::{Services, instance_id};
 use crate::upstream::{Resolver, UpstreamError};
-use crate::{api, learn, upstream};
+use crate::{api, learn, limits, upstream};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +42,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("proxy setup failed: {0}")]
-    Proxy(#[source] hudsucker::Error),
     /// The proxy task panicked or was cancelled.
     #[error("proxy setup failed: {0}")]
     Stopped(#[source] tokio::task::JoinError),
@@ -58,8 +56,10 @@ pub struct RunningProxy {
     /// Where the provider API listens, when enabled.
     pub api_addr: Option<SocketAddr>,
     api_shutdown: Option<oneshot::Sender<()>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), hudsucker::Error>>>,
+    drain: Drain,
+    /// `[timeouts] drain_secs`: how long [`RunningProxy::drain`] waits.
+    drain_time: Duration,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningProxy {
@@ -68,30 +68,67 @@ impl RunningProxy {
         let Some(task) = self.task.take() else {
             return Ok(());
         };
-        match task.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StartError::Proxy(e)),
-            Err(e) => Err(StartError::Stopped(e)),
+        task.await.map_err(StartError::Stopped)
+    }
+
+    /// Resolves when the proxy listener stops by itself (it runs until shut down; this means
+    /// it panicked). Can be awaited again after a `select!`.
+    pub async fn finished(&mut self) -> Result<(), StartError> {
+        match self.task.as_mut() {
+            Some(task) => {
+                let r = task.await.map_err(StartError::Stopped);
+                self.task = None;
+                r
+            }
+            None => std::future::pending().await,
         }
     }
 
-    /// Stops accepting connections and lets open ones finish.
+    /// Stops accepting connections and lets open ones finish (up to 5 s).
     pub async fn shutdown(mut self) {
         self.signal_stop();
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        self.drain.wait(Duration::from_secs(5)).await;
+    }
+
+    /// The graceful stop (SIGTERM, SIGINT): stop accepting on both listeners, let in-flight
+    /// requests, tunnels and streams finish for up to `[timeouts] drain_secs`, then flush the
+    /// token cache. Returns what happened, for the log.
+    pub async fn drain(mut self) -> DrainOutcome {
+        let in_flight = self.drain.in_flight();
+        self.signal_stop();
+        let finished = self.drain.wait(self.drain_time).await;
+        let left = self.drain.in_flight();
+        self.services.tokens.cache().flush();
+        DrainOutcome {
+            in_flight,
+            finished,
+            left,
         }
+    }
+
+    /// Connections, tunnels and streams being served now.
+    pub fn in_flight(&self) -> usize {
+        self.drain.in_flight()
     }
 
     /// Tells the proxy and the API listeners to stop.
     fn signal_stop(&mut self) {
-        for tx in [self.shutdown.take(), self.api_shutdown.take()]
-            .into_iter()
-            .flatten()
-        {
+        self.drain.stop();
+        if let Some(tx) = self.api_shutdown.take() {
             let _ = tx.send(());
         }
     }
+}
+
+/// What a [`RunningProxy::drain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// Connections, tunnels and streams open when the drain began.
+    pub in_flight: usize,
+    /// True when all of them finished within the drain time.
+    pub finished: bool,
+    /// Still open when the drain ended (cut off at exit).
+    pub left: usize,
 }
 
 impl Drop for RunningProxy {
@@ -183,12 +220,15 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         .pool_max_idle_per_host(64)
         .http1_preserve_header_case(true);
 
+    let timeouts = config.timeouts.clone();
     let mut server = ServerBuilder::new(TokioExecutor::new());
     server
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(timeouts.client_idle)
         .preserve_header_case(true);
+    let fd_limit = raise_fd_limit();
+    let max_connections = limits::connection_cap(config.limits.max_connections, fd_limit);
 
     let (api_tx, api_rx) = oneshot::channel::<()>();
     let api_addr = if config.api.enabled {
@@ -209,30 +249,33 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         );
         state.own_proxy = Some(addr);
         let state = Arc::new(state);
-        tokio::spawn(api::serve(l, state, async {
-            let _ = api_rx.await;
-        }));
+        tokio::spawn(api::serve_with(
+            l,
+            state,
+            async {
+                let _ = api_rx.await;
+            },
+            api_server_settings(&timeouts),
+        ));
         tracing::info!(addr = %a, "provider API listening (bgutil-compatible)");
         Some(a)
     } else {
         None
     };
 
-    let (tx, rx) = oneshot::channel::<()>();
-    let proxy = Proxy::builder()
-        .with_listener(listener)
-        .with_ca(authority)
-        .with_http_connector(connector)
-        .with_client(client)
-        .with_server(server)
-        .with_http_handler(PotHandler::new(shared))
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .build()
-        .map_err(StartError::Proxy)?;
-    let task = tokio::spawn(proxy.start());
-    tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
+    let drain = Drain::new();
+    let proxy = Arc::new(ProxyServer {
+        ca: Arc::new(authority),
+        client: client.build(connector),
+        server,
+        handler: PotHandler::new(shared),
+        timeouts: timeouts.clone(),
+        max_connections,
+        drain: drain.clone(),
+        resolver: Resolver::new(&config.upstream),
+    });
+    let task = tokio::spawn(proxy.run(listener));
+    tracing::info!(%addr, ca = %ca.cert_path.display(), max_connections, fd_limit, "potproxy listening");
     Ok(RunningProxy {
         addr,
         ca_cert_pem: ca.cert_pem.clone(),
@@ -240,7 +283,28 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         services,
         api_addr,
         api_shutdown: Some(api_tx),
-        shutdown: Some(tx),
+        drain,
+        drain_time: timeouts.drain,
         task: Some(task),
     })
+}
+
+/// Raises the descriptor limit as far as allowed and returns it (logged when it cannot be
+/// read: the connection cap then assumes the common 1024).
+fn raise_fd_limit() -> u64 {
+    match limits::raise_fd_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the descriptor limit; assuming 1024");
+            1024
+        }
+    }
+}
+
+/// The provider API's connection timeouts: the proxy's client ones.
+fn api_server_settings(t: &limits::Timeouts) -> api::ServerSettings {
+    api::ServerSettings {
+        idle: t.client_idle,
+        header_read: t.client_idle,
+    }
 }

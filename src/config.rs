@@ -87,6 +87,24 @@ pub struct RawConfig {
     pub upstream: Option<RawUpstream>,
     pub tokens: Option<RawTokens>,
     pub rewrite: Option<RawRewrite>,
+    pub timeouts: Option<RawTimeouts>,
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub client_idle_secs: Option<u64>,
+    pub tunnel_idle_secs: Option<u64>,
+    pub upstream_headers_secs: Option<u64>,
+    pub upstream_idle_secs: Option<u64>,
+    pub drain_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +259,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Where relative state paths were resolved (`None`: as written, relative to the CWD).
     pub state_dir: Option<PathBuf>,
+    pub timeouts: crate::limits::Timeouts,
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Config {
@@ -348,9 +368,13 @@ impl Config {
             listen: api_listen,
             compat_version,
         };
+        let timeouts = resolve_timeouts(raw.timeouts.unwrap_or_default())?;
+        let limits = resolve_limits(raw.limits.unwrap_or_default())?;
         let mut config = Config {
             listen,
             api,
+            timeouts,
+            limits,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
             default_regime,
             strict: raw.strict.unwrap_or(false),
@@ -390,6 +414,50 @@ impl Config {
         }
         Config::resolve(raw, overrides)
     }
+}
+
+/// `[timeouts]`: whole seconds; 0 is refused (it would close everything at once), and so is
+/// anything over a day (a typo, not a limit).
+fn resolve_timeouts(raw: RawTimeouts) -> Result<crate::limits::Timeouts, ConfigError> {
+    let d = crate::limits::Timeouts::default();
+    let secs = |key: &str, v: Option<u64>, default: Duration| match v {
+        None => Ok(default),
+        Some(n) if (1..=86_400).contains(&n) => Ok(Duration::from_secs(n)),
+        Some(n) => Err(ConfigError::invalid(
+            format!("timeouts.{key}"),
+            n.to_string(),
+            "must be between 1 and 86400 seconds",
+        )),
+    };
+    Ok(crate::limits::Timeouts {
+        client_idle: secs("client_idle_secs", raw.client_idle_secs, d.client_idle)?,
+        tunnel_idle: secs("tunnel_idle_secs", raw.tunnel_idle_secs, d.tunnel_idle)?,
+        upstream_headers: secs(
+            "upstream_headers_secs",
+            raw.upstream_headers_secs,
+            d.upstream_headers,
+        )?,
+        upstream_idle: secs(
+            "upstream_idle_secs",
+            raw.upstream_idle_secs,
+            d.upstream_idle,
+        )?,
+        drain: secs("drain_secs", raw.drain_secs, d.drain)?,
+    })
+}
+
+/// `[limits]`: `max_connections` at least 1; unset derives it from the descriptor limit.
+fn resolve_limits(raw: RawLimits) -> Result<crate::limits::Limits, ConfigError> {
+    if let Some(n) = raw.max_connections.filter(|n| !(1..=1_000_000).contains(n)) {
+        return Err(ConfigError::invalid(
+            "limits.max_connections",
+            n.to_string(),
+            "must be between 1 and 1000000",
+        ));
+    }
+    Ok(crate::limits::Limits {
+        max_connections: raw.max_connections,
+    })
 }
 
 fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
@@ -692,6 +760,30 @@ mod tests {
     fn bad_listen_names_key_and_value() {
         let e = parse("listen = \"localhost\"").unwrap_err().to_string();
         assert!(e.contains("`listen`") && e.contains("localhost"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_and_limits_default_and_reject_zero_naming_key_and_value() {
+        let c = parse("").unwrap();
+        assert_eq!(c.timeouts, crate::limits::Timeouts::default());
+        assert_eq!(c.limits.max_connections, None);
+        let c = parse("[timeouts]\nclient_idle_secs = 5\n[limits]\nmax_connections = 10").unwrap();
+        assert_eq!(c.timeouts.client_idle, Duration::from_secs(5));
+        assert_eq!(c.limits.max_connections, Some(10));
+        let e = parse("[timeouts]\nupstream_idle_secs = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("timeouts.upstream_idle_secs") && e.contains("`0`"),
+            "{e}"
+        );
+        let e = parse("[limits]\nmax_connections = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("limits.max_connections") && e.contains("`0`"),
+            "{e}"
+        );
     }
 
     #[test]

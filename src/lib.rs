@@ -6,7 +6,7 @@
 //! ```text
 //! client ──CONNECT──▶ CONNECT filter (handler, intercept)
 //!                       ├─ not a YouTube host ─▶ blind byte tunnel (upstream::Resolver::dial)
-//!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, hudsucker)
+//!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, serve)
 //!                                                  │
 //!            classify  (classify: pure Route)
 //!            read      (body: bounded)
@@ -49,6 +49,9 @@ pub mod wire;
 // The way in (CONNECT filter, our CA) and the way out.
 pub mod intercept;
 
+// Timeouts, the connection cap and the idle clocks every connection runs under.
+pub mod limits;
+
 pub mod ca;
 
 pub mod upstream;
@@ -83,6 +86,9 @@ pub mod api;
 
 // Where state lives (CA, token cache), chosen once per start.
 pub mod state;
+
+// The proxy listener: accept loop, client connections, CONNECT, drain (hudsucker's server, ours).
+pub mod serve;
 
 pub mod config;
 

@@ -74,16 +74,65 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(async {
+            let result = rt.block_on(async {
                 let proxy = potproxy::start(config).await?;
-                tokio::select! {
-                    r = proxy.wait() => r?,
-                    _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-                }
-                Ok(())
-            })
+                serve_until_stopped(proxy).await
+            });
+            // Work cut off by the drain (or a minter still running) must not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }
     }
+}
+
+/// Serves until SIGTERM or SIGINT, then drains: the listeners close, in-flight requests,
+/// tunnels and streams get `[timeouts] drain_secs` to finish, the token cache is flushed, and
+/// the process exits 0. A second SIGTERM/SIGINT during the drain cuts it short. SIGHUP is
+/// never fatal: nothing is reloaded yet, so it is logged and ignored.
+#[cfg(unix)]
+async fn serve_until_stopped(mut proxy: potproxy::RunningProxy) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let which = loop {
+        tokio::select! {
+            r = proxy.finished() => return r.map_err(Into::into),
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => tracing::info!(
+                "SIGHUP received: nothing is reloaded while running (restart to apply configuration changes); still serving"
+            ),
+        }
+    };
+    tracing::info!(
+        signal = which,
+        in_flight = proxy.in_flight(),
+        "shutting down: draining in-flight requests"
+    );
+    tokio::select! {
+        outcome = proxy.drain() => {
+            if outcome.finished {
+                tracing::info!(drained = outcome.in_flight, "drained; exiting");
+            } else {
+                tracing::warn!(cut_off = outcome.left, "drain time (timeouts.drain_secs) over; exiting with connections still open");
+            }
+        }
+        _ = term.recv() => tracing::warn!("second SIGTERM: exiting without waiting"),
+        _ = int.recv() => tracing::warn!("second SIGINT: exiting without waiting"),
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn serve_until_stopped(mut proxy: potproxy::RunningProxy) -> anyhow::Result<()> {
+    tokio::select! {
+        r = proxy.finished() => return r.map_err(Into::into),
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    proxy.drain().await;
+    Ok(())
 }
 
 /// Runs one provider call without serving anything, prints its JSON as the last stdout line,

@@ -42,6 +42,8 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(ex.api.listen, def.api.listen);
     assert_eq!(ex.api.compat_version, def.api.compat_version);
     assert_eq!(ex.upstream.proxy, def.upstream.proxy);
+    assert_eq!(ex.timeouts, def.timeouts);
+    assert_eq!(ex.limits, def.limits);
 }
 
 #[test]
@@ -64,6 +66,8 @@ fn every_documented_section_is_a_real_key() {
         "[bindings]",
         "[api]",
         "[rewrite]",
+        "[timeouts]",
+        "[limits]",
     ] {
         assert!(
             text.contains(section),
@@ -88,6 +92,11 @@ fn every_documented_section_is_a_real_key() {
         "user_agent",
         "vm_timeout_secs",
         "warmup_wait_secs",
+        "client_idle_secs",
+        "tunnel_idle_secs",
+        "upstream_headers_secs",
+        "upstream_idle_secs",
+        "drain_secs",
         "prewarm",
         "timeout_secs",
         "default_regime",
@@ -102,7 +111,7 @@ fn every_documented_section_is_a_real_key() {
         );
     }
     // Keys shown only as examples (commented out) are still documented.
-    for key in ["proxy =", "default =", "url ="] {
+    for key in ["proxy =", "default =", "url =", "max_connections ="] {
         assert!(
             text.contains(key),
             "config.example.toml does not document {key}"

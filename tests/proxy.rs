@@ -560,3 +560,34 @@ async fn the_harness_defaults_to_static_tokens_only_and_its_typed_options_win_ov
     assert_eq!(c.api.listen.port(), 0, "never a fixed port");
     assert!(c.strict);
 }
+
+#[tokio::test]
+async fn websocket_upgrade_through_the_proxy_carries_bytes_both_ways() {
+    let echo = common::servers::start_upgrade_echo().await;
+    let h = Harness::builder().resolve("ws.test", echo).start().await;
+    let mut s = tokio::net::TcpStream::connect(h.proxy.addr).await.unwrap();
+    s.write_all(
+        b"GET http://ws.test/socket HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).await.unwrap(),
+            1,
+            "proxy closed during the upgrade"
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(b"frame bytes").await.unwrap();
+    let mut echoed = [0u8; 11];
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut echoed))
+        .await
+        .expect("the origin's echo comes back")
+        .unwrap();
+    assert_eq!(&echoed, b"frame bytes");
+}

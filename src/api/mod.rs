@@ -112,27 +112,71 @@ pub async fn serve(
     state: Arc<ApiState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    serve_with(listener, state, shutdown, ServerSettings::default()).await
+}
+
+/// Connection limits of the API listener (the proxy's `[timeouts]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// A connection with no byte either way for this long is closed.
+    pub idle: std::time::Duration,
+    /// A request's headers must arrive within this.
+    pub header_read: std::time::Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            idle: std::time::Duration::from_secs(60),
+            header_read: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// [`serve`] with explicit connection limits. Accept errors (out of descriptors) back off
+/// instead of spinning.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    settings: ServerSettings,
+) {
+    let mut server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(settings.header_read);
+    let mut failures = 0u32;
+    let mut accept_log = crate::limits::LogThrottle::new(std::time::Duration::from_secs(10));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => {
+                    failures = 0;
+                    x
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "api: accept failed");
+                    failures = failures.saturating_add(1);
+                    if let Some(held) = accept_log.allow(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, repeated = held, "api: accept failed; backing off");
+                    }
+                    tokio::time::sleep(crate::limits::accept_backoff(failures)).await;
                     continue;
                 }
             },
             _ = &mut shutdown => return,
         };
         let state = state.clone();
+        let server = server.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(route(req, &state, peer).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
+            let activity = crate::limits::Activity::new(settings.idle);
+            let io = crate::limits::IdleIo::new(tcp, activity);
+            let _ = server.serve_connection(TokioIo::new(io), svc).await;
         });
     }
 }

@@ -51,13 +51,16 @@ use std::sync::Arc;
 
 use http::header::HOST;
 use http::{Method, Request, Response, StatusCode, Uri};
-use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
+use hudsucker::{Body, RequestOrResponse};
+// The server's own handler trait (hudsucker's, served by `crate::serve`).
+use crate::serve::{HttpContext, HttpHandler};
 use hyper_util::rt::TokioIo;
 
 use crate::classify::{Route, classify};
 use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
 use crate::learn::regimes::Regimes;
 use crate::learn::session::SessionStore;
+use crate::limits::ClientConn;
 use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 
@@ -195,18 +198,30 @@ impl PotHandler {
             }
         };
         let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(async move {
-            let mut server = server;
+        // The tunnel keeps its own idle clock over both sides (`[timeouts] tunnel_idle_secs`);
+        // the client socket's shorter one stops here.
+        let conn = req.extensions().get::<ClientConn>().cloned();
+        let idle = conn
+            .as_ref()
+            .map(ClientConn::into_tunnel)
+            .unwrap_or(crate::limits::Timeouts::default().tunnel_idle);
+        let work = async move {
             match upgrade.await {
                 Ok(upgraded) => {
-                    let mut client = TokioIo::new(upgraded);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                    let client = TokioIo::new(upgraded);
+                    if let Err(e) = crate::limits::tunnel(client, server, idle).await {
                         tracing::debug!(%authority, error = %e, "tunnel closed with error");
                     }
                 }
                 Err(e) => tracing::debug!(%authority, error = %e, "tunnel: client upgrade failed"),
             }
-        });
+        };
+        match conn {
+            Some(conn) => conn.spawn(work),
+            None => {
+                tokio::spawn(work);
+            }
+        }
         RequestOrResponse::Response(
             Response::builder()
                 .status(StatusCode::OK)

@@ -14,6 +14,7 @@ pub mod media;
 pub mod origin;
 pub mod pki;
 pub mod servers;
+pub mod stalls;
 pub mod youtube;
 
 pub use harness::{Fakes, Harness, HarnessBuilder, client_via, raw_connect};

@@ -721,6 +721,33 @@ mod tests {
     }
 
     #[test]
+    fn without_cluster_a_node_runs_alone_and_cluster_keys_get_defaults() {
+        assert!(parse("").unwrap().cluster.is_none());
+        let c = parse("[cluster]\nredis = \"redis://10.0.0.5:6379/2\"\n")
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(c.url, "redis://10.0.0.5:6379/2");
+        assert_eq!(c.prefix, "potproxy:");
+        assert_eq!(c.timeout, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn bad_cluster_values_name_key_and_value_without_the_password() {
+        let e = parse("[cluster]\nredis = \"http://u:hunter2@h:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.redis") && e.contains("http://u:***@h:1"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse("[cluster]\nprefix = \"x:\"\n").unwrap_err().to_string();
+        assert!(e.contains("cluster.redis"), "{e}");
+        let e = parse("[cluster]\nredis = \"redis://h:1\"\ntimeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.timeout_ms") && e.contains("`0`"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named_in_the_error() {
         let e = parse("[upstream]\nresolv = {}\n").unwrap_err().to_string();
         assert!(e.contains("resolv"), "{e}");

@@ -81,3 +81,167 @@ mod tests {
         assert!(shared_key(&TokenRequest::new(Binding::Unknown)).is_none());
     }
 }
+
+#[cfg(test)]
+mod service_tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::tokens::{Minted, TokenError, TokenService, TokenSource};
+
+    /// The fleet's store in memory, with a switch that makes it unreachable.
+    #[derive(Default)]
+    struct MemoryFleet {
+        tokens: Mutex<HashMap<String, (Token, SystemTime)>>,
+        claims: Mutex<HashMap<String, String>>,
+        down: AtomicBool,
+        released: AtomicUsize,
+    }
+
+    impl SharedTokens for MemoryFleet {
+        fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Fleet> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Fleet::Unreachable;
+                }
+                match self.tokens.lock().unwrap().get(key) {
+                    Some((t, e)) => Fleet::Found(t.clone(), *e),
+                    None => Fleet::Missing,
+                }
+            })
+        }
+        fn claim<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Claim> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Claim::Unreachable;
+                }
+                let mut claims = self.claims.lock().unwrap();
+                if claims.contains_key(key) {
+                    return Claim::Theirs;
+                }
+                claims.insert(key.to_string(), "mine".into());
+                Claim::Ours("mine".into())
+            })
+        }
+        fn publish(&self, key: &str, token: &Token, expires_at: SystemTime) {
+            self.tokens
+                .lock()
+                .unwrap()
+                .insert(key.to_string(), (token.clone(), expires_at));
+        }
+        fn release(&self, key: &str, claim: String) {
+            let mut claims = self.claims.lock().unwrap();
+            if claims.get(key) == Some(&claim) {
+                claims.remove(key);
+            }
+            self.released.fetch_add(1, Ordering::SeqCst);
+        }
+        fn forget(&self, key: &str) {
+            self.tokens.lock().unwrap().remove(key);
+        }
+    }
+
+    /// Counts mints; fails when told to.
+    #[derive(Default)]
+    struct Counting {
+        mints: AtomicUsize,
+        fail: AtomicBool,
+    }
+
+    impl TokenSource for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn get<'a>(
+            &'a self,
+            _: &'a TokenRequest,
+        ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+            Box::pin(async move {
+                if self.fail.load(Ordering::SeqCst) {
+                    return Err(TokenError::failed("counting", std::io::Error::other("down")));
+                }
+                let n = self.mints.fetch_add(1, Ordering::SeqCst) as u8;
+                Ok(Some(Minted::lasting(Token::from_bytes(&[0x32, 7, n]))))
+            })
+        }
+    }
+
+    fn node(fleet: &Arc<MemoryFleet>) -> (TokenService, Arc<Counting>) {
+        let source = Arc::new(Counting::default());
+        let svc = TokenService::uncached(vec![source.clone()]).with_shared(fleet.clone());
+        (svc, source)
+    }
+
+    fn req() -> TokenRequest {
+        TokenRequest::new(Binding::Video("abcdefghijk".into()))
+    }
+
+    #[tokio::test]
+    async fn a_token_one_node_minted_is_served_by_another_without_minting() {
+        let fleet = Arc::new(MemoryFleet::default());
+        let (a, a_src) = node(&fleet);
+        let (b, b_src) = node(&fleet);
+        let t = a.get(&req()).await.unwrap();
+        assert_eq!(b.get(&req()).await.unwrap(), t);
+        assert_eq!(a_src.mints.load(Ordering::SeqCst), 1);
+        assert_eq!(b_src.mints.load(Ordering::SeqCst), 0);
+        assert!(fleet.claims.lock().unwrap().is_empty(), "claim released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_waits_for_the_claim_holders_token_and_mints_itself_only_after_the_wait() {
+        let fleet = Arc::new(MemoryFleet::default());
+        let key = shared_key(&req()).unwrap();
+        fleet
+            .claims
+            .lock()
+            .unwrap()
+            .insert(key.clone(), "theirs".into());
+        let (b, b_src) = node(&fleet);
+        let theirs = Token::from_bytes(&[0x32, 9, 9]);
+        let publisher = {
+            let fleet = fleet.clone();
+            let theirs = theirs.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                fleet.publish(&key, &theirs, SystemTime::now() + Duration::from_secs(60));
+            })
+        };
+        assert_eq!(b.get(&req()).await.unwrap(), theirs);
+        assert_eq!(b_src.mints.load(Ordering::SeqCst), 0);
+        publisher.await.unwrap();
+        // A claim whose holder never publishes: bounded wait, then a local mint.
+        let mut other = req();
+        other.binding = Binding::Video("zzzzzzzzzzz".into());
+        fleet
+            .claims
+            .lock()
+            .unwrap()
+            .insert(shared_key(&other).unwrap(), "stuck".into());
+        let started = tokio::time::Instant::now();
+        b.get(&other).await.unwrap();
+        assert_eq!(b_src.mints.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() >= CLAIM_WAIT);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_fleet_means_minting_locally() {
+        let fleet = Arc::new(MemoryFleet::default());
+        fleet.down.store(true, Ordering::SeqCst);
+        let (a, a_src) = node(&fleet);
+        a.get(&req()).await.unwrap();
+        assert_eq!(a_src.mints.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_mint_gives_the_claim_back() {
+        let fleet = Arc::new(MemoryFleet::default());
+        let (a, a_src) = node(&fleet);
+        a_src.fail.store(true, Ordering::SeqCst);
+        assert!(a.get(&req()).await.is_err());
+        assert!(fleet.claims.lock().unwrap().is_empty());
+        assert_eq!(fleet.released.load(Ordering::SeqCst), 1);
+    }
+}

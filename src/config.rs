@@ -179,7 +179,10 @@ pub struct RawCluster {
 impl std::fmt::Debug for RawCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawCluster")
-            .field("redis", &self.redis.as_deref().map(crate::redact::redact_url))
+            .field(
+                "redis",
+                &self.redis.as_deref().map(crate::redact::redact_url),
+            )
             .field("prefix", &self.prefix)
             .field("timeout_ms", &self.timeout_ms)
             .finish()
@@ -737,9 +740,14 @@ mod tests {
         let e = parse("[cluster]\nredis = \"http://u:hunter2@h:1\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("cluster.redis") && e.contains("http://u:***@h:1"), "{e}");
+        assert!(
+            e.contains("cluster.redis") && e.contains("http://u:***@h:1"),
+            "{e}"
+        );
         assert!(!e.contains("hunter2"), "{e}");
-        let e = parse("[cluster]\nprefix = \"x:\"\n").unwrap_err().to_string();
+        let e = parse("[cluster]\nprefix = \"x:\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cluster.redis"), "{e}");
         let e = parse("[cluster]\nredis = \"redis://h:1\"\ntimeout_ms = 0\n")
             .unwrap_err()

@@ -71,7 +71,13 @@ impl Fleet {
     }
 
     fn mints_on(&self, i: usize) -> u64 {
-        self.nodes[i].services.botguard.as_ref().unwrap().stats().mints
+        self.nodes[i]
+            .services
+            .botguard
+            .as_ref()
+            .unwrap()
+            .stats()
+            .mints
     }
 }
 
@@ -176,7 +182,10 @@ async fn a_session_learned_on_one_node_serves_media_on_the_others() {
         .into_iter()
         .filter(|(w, v)| w.starts_with("media") && *v != Verdict::Valid)
         .count();
-    assert!(refused <= 1, "{refused} refused media requests in the fleet");
+    assert!(
+        refused <= 1,
+        "{refused} refused media requests in the fleet"
+    );
     assert!(!tokens[0].is_empty(), "node 1 sent a token");
     assert_eq!(tokens[0], tokens[1], "nodes 1 and 2 sent the same token");
 }

@@ -274,7 +274,9 @@ impl Cluster {
 
     fn mark_up(&self) {
         match self.inner.state.swap(UP, Ordering::SeqCst) {
-            DOWN => tracing::warn!(redis = %self.inner.url, failed_calls = self.failures(), "cluster: redis back; sharing resumed"),
+            DOWN => {
+                tracing::warn!(redis = %self.inner.url, failed_calls = self.failures(), "cluster: redis back; sharing resumed")
+            }
             UNKNOWN => tracing::info!(redis = %self.inner.url, "cluster: connected to redis"),
             _ => {}
         }

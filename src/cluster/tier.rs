@@ -29,8 +29,7 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 /// How long learned regimes and identities live in Redis (locally they live until evicted).
 pub const LEARNED_TTL: Duration = Duration::from_secs(24 * 3600);
 
-const RELEASE: &str =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

@@ -160,7 +160,10 @@ mod service_tests {
         ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
             Box::pin(async move {
                 if self.fail.load(Ordering::SeqCst) {
-                    return Err(TokenError::failed("counting", std::io::Error::other("down")));
+                    return Err(TokenError::failed(
+                        "counting",
+                        std::io::Error::other("down"),
+                    ));
                 }
                 let n = self.mints.fetch_add(1, Ordering::SeqCst) as u8;
                 Ok(Some(Minted::lasting(Token::from_bytes(&[0x32, 7, n]))))

@@ -64,6 +64,7 @@ fn every_documented_section_is_a_real_key() {
         "[bindings]",
         "[api]",
         "[rewrite]",
+        "[cluster]",
     ] {
         assert!(
             text.contains(section),

@@ -221,26 +221,42 @@ async fn redis_hanging_dying_and_returning_never_fails_a_request_and_sharing_res
     let t = get_pot(&f.api(0), "beforefault").await;
     assert_eq!(get_pot(&f.api(1), "beforefault").await, t);
 
-    let traffic = |phase: &'static str| {
-        let urls: Vec<String> = (0..3).map(|i| f.api(i)).collect();
-        let clients: Vec<reqwest::Client> = (0..3).map(|i| f.client(i)).collect();
-        async move {
-            for i in 0..9 {
+    // Traffic on every node (get_pot for new bindings, player requests through the proxies)
+    // runs while Redis hangs and then dies; every request must succeed, promptly.
+    let urls: Vec<String> = (0..3).map(|i| f.api(i)).collect();
+    let clients: Vec<reqwest::Client> = (0..3).map(|i| f.client(i)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let started = Instant::now();
-                get_pot(&urls[i % 3], &format!("{phase}{i:02}")).await;
+                get_pot(&urls[i % 3], &format!("during{i:03}")).await;
                 player(&clients[i % 3], V1).await;
                 assert!(
                     started.elapsed() < Duration::from_secs(4),
-                    "{phase} request {i} took {:?}",
+                    "request {i} took {:?}",
                     started.elapsed()
                 );
+                i += 1;
             }
-        }
+            i
+        })
     };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     redis.hang();
-    traffic("hung").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     redis.kill();
-    traffic("dead").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let served = traffic
+        .await
+        .expect("every request during the faults succeeded");
+    assert!(
+        served > 3,
+        "traffic ran during the faults ({served} rounds)"
+    );
     let failed: u64 = f
         .nodes
         .iter()

@@ -260,15 +260,19 @@ impl Cluster {
         if self.inner.connecting.swap(true, Ordering::SeqCst) {
             return;
         }
-        let me = self.clone();
+        // Weak: a node that shuts down while Redis is away must not leave this loop behind.
+        let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let me = Cluster { inner };
                 if me.clone().try_connect().await {
-                    break;
+                    me.inner.connecting.store(false, Ordering::SeqCst);
+                    return;
                 }
+                drop(me);
                 tokio::time::sleep(PROBE_EVERY).await;
             }
-            me.inner.connecting.store(false, Ordering::SeqCst);
         });
     }
 

@@ -283,3 +283,53 @@ async fn redis_hanging_dying_and_returning_never_fails_a_request_and_sharing_res
         k += 1;
     }
 }
+
+#[tokio::test]
+async fn a_source_set_aside_on_one_node_is_set_aside_for_the_fleet_until_it_expires() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let f = fleet(&redis).await;
+    let (a, b) = (
+        f.nodes[0].cluster.clone().unwrap(),
+        f.nodes[1].cluster.clone().unwrap(),
+    );
+    a.set_aside(
+        "provider",
+        Some("http://proxy.example:3128"),
+        Duration::from_secs(60),
+        "3 refusals",
+    );
+    a.set_aside("botguard", None, Duration::from_millis(300), "refused");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seen = loop {
+        let seen = b.set_asides().await.expect("redis up");
+        if seen.len() == 2 || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let p = seen.iter().find(|s| s.source == "provider").unwrap();
+    assert_eq!(p.egress.as_deref(), Some("http://proxy.example:3128"));
+    assert_eq!(p.reason, "3 refusals");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let seen = f.nodes[2]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .set_asides()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.iter().map(|s| s.source.as_str()).collect::<Vec<_>>(),
+        ["provider"],
+        "the expired verdict is gone"
+    );
+    b.clear_aside("provider", Some("http://proxy.example:3128"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.set_asides().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "cleared fleet-wide");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -263,6 +263,13 @@ async fn redis_hanging_dying_and_returning_never_fails_a_request_and_sharing_res
         .map(|n| n.cluster.as_ref().unwrap().failures())
         .sum();
     assert!(failed > 0, "failed Redis calls are counted");
+    for (i, n) in f.nodes.iter().enumerate() {
+        let outages = n.cluster.as_ref().unwrap().outages();
+        assert_eq!(
+            outages, 1,
+            "node {i}: one outage (logged once), not one per request"
+        );
+    }
 
     redis.restart();
     // Sharing resumes once the nodes notice (a probe every half second): a token minted on node

@@ -125,6 +125,7 @@ struct Inner {
     epoch: Instant,
     failures: AtomicU64,
     calls: AtomicU64,
+    outages: AtomicU64,
 }
 
 /// The node's handle on the fleet's Redis. Cheap to clone.
@@ -186,6 +187,7 @@ impl Cluster {
                 epoch: Instant::now(),
                 failures: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
+                outages: AtomicU64::new(0),
             }),
         };
         let first = cluster.clone();
@@ -205,6 +207,11 @@ impl Cluster {
     /// Redis calls that failed or timed out since start (for `/metrics`).
     pub fn failures(&self) -> u64 {
         self.inner.failures.load(Ordering::Relaxed)
+    }
+
+    /// How many times Redis became unavailable (each logged once) since start.
+    pub fn outages(&self) -> u64 {
+        self.inner.outages.load(Ordering::Relaxed)
     }
 
     /// Redis calls attempted since start.
@@ -289,6 +296,7 @@ impl Cluster {
     fn mark_down(&self, why: &str) {
         self.schedule_probe();
         if self.inner.state.swap(DOWN, Ordering::SeqCst) != DOWN {
+            self.inner.outages.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(redis = %self.inner.url, reason = %why, "cluster: redis unavailable; serving from local state and minting locally until it is back");
         }
     }
@@ -444,6 +452,11 @@ mod tests {
             assert!(v.is_none());
         }
         assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            c.outages(),
+            1,
+            "one outage, logged once, however many calls"
+        );
         assert!(!format!("{c:?}").contains("secret"));
     }
 }

@@ -42,6 +42,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The proxy task panicked or was cancelled.
     #[error("proxy setup failed: {0}")]
     Stopped(#[source] tokio::task::JoinError),
@@ -55,6 +57,9 @@ pub struct RunningProxy {
     pub services: Services,
     /// Where the provider API listens, when enabled.
     pub api_addr: Option<SocketAddr>,
+    /// The fleet's Redis (`[cluster]`), when configured: its failed-call counter is for
+    /// `/metrics`, its set-aside API for source verdicts.
+    pub cluster: Option<crate::cluster::Cluster>,
     api_shutdown: Option<oneshot::Sender<()>>,
     drain: Drain,
     /// `[timeouts] drain_secs`: how long [`RunningProxy::drain`] waits.
@@ -168,6 +173,18 @@ pub fn build_services_for(config: &Config, instance: &str) -> Result<Services, U
     Services::build(&config.upstream, &config.tokens, instance)
 }
 
+/// `store` backed by the fleet's tier when there is a cluster.
+fn with_fleet<S>(
+    store: S,
+    cluster: &Option<crate::cluster::Cluster>,
+    attach: fn(S, Arc<dyn learn::SharedLearning>) -> S,
+) -> S {
+    match cluster {
+        Some(c) => attach(store, Arc::new(c.clone())),
+        None => store,
+    }
+}
+
 /// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
 pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     install_crypto_provider();
@@ -178,7 +195,14 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     let authority = ca.authority()?;
     let connector = upstream::connector(&config.upstream)?;
     let instance = instance_id();
-    let services = build_services_for(&config, &instance)?;
+    let mut services = build_services_for(&config, &instance)?;
+    let cluster = match &config.cluster {
+        Some(c) => Some(crate::cluster::Cluster::connect(c).await?),
+        None => None,
+    };
+    if let Some(c) = &cluster {
+        services.tokens = services.tokens.clone().with_shared(Arc::new(c.clone()));
+    }
     if let Some(bg) = services
         .botguard
         .as_ref()
@@ -198,9 +222,21 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             always_replace: config.tokens.always_replace,
             player_response: config.rewrite_player_response,
         },
-        sessions: learn::session::SessionStore::new(50_000),
-        identities: learn::session::Identities::new(10_000),
-        regimes: learn::regimes::Regimes::new(config.default_regime, 50_000),
+        sessions: with_fleet(
+            learn::session::SessionStore::new(50_000),
+            &cluster,
+            learn::session::SessionStore::with_shared,
+        ),
+        identities: with_fleet(
+            learn::session::Identities::new(10_000),
+            &cluster,
+            learn::session::Identities::with_shared,
+        ),
+        regimes: with_fleet(
+            learn::regimes::Regimes::new(config.default_regime, 50_000),
+            &cluster,
+            learn::regimes::Regimes::with_shared,
+        ),
         http: services.http.clone(),
     });
 
@@ -282,6 +318,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         ca_cert_path: ca.cert_path.clone(),
         services,
         api_addr,
+        cluster,
         api_shutdown: Some(api_tx),
         drain,
         drain_time: timeouts.drain,

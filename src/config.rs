@@ -22,6 +22,7 @@ use crate::upstream::Egress;
 
 // Each module owns its settings type; these re-exports keep the `config::` paths working.
 pub use crate::api::{ApiConfig, DEFAULT_API_LISTEN, DEFAULT_COMPAT_VERSION};
+pub use crate::cluster::ClusterConfig;
 pub use crate::intercept::DEFAULT_INTERCEPT_HOSTS;
 pub use crate::tokens::{BotGuardConfig, SourceKind, TokensConfig};
 pub use crate::upstream::UpstreamConfig;
@@ -89,6 +90,7 @@ pub struct RawConfig {
     pub rewrite: Option<RawRewrite>,
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
+    pub cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +186,27 @@ pub struct RawProvider {
     pub timeout_secs: Option<u64>,
 }
 
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub redis: Option<String>,
+    pub prefix: Option<String>,
+    pub timeout_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for RawCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCluster")
+            .field(
+                "redis",
+                &self.redis.as_deref().map(crate::redact::redact_url),
+            )
+            .field("prefix", &self.prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBindings {
@@ -261,6 +284,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub timeouts: crate::limits::Timeouts,
     pub limits: crate::limits::Limits,
+    /// `[cluster]`: the fleet's Redis; `None` runs this node alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -305,6 +330,10 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
 
         let upstream = resolve_upstream(raw.upstream.unwrap_or_default())?;
+        let cluster = raw
+            .cluster
+            .map(|c| resolve_cluster(c, &upstream))
+            .transpose()?;
         let tokens = resolve_tokens(
             raw.tokens.unwrap_or_default(),
             overrides.static_token,
@@ -375,6 +404,7 @@ impl Config {
             api,
             timeouts,
             limits,
+            cluster,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
             default_regime,
             strict: raw.strict.unwrap_or(false),
@@ -512,6 +542,48 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         connect_timeout: Duration::from_secs(secs),
         http2: raw.http2.unwrap_or(false),
         proxy,
+    })
+}
+
+fn resolve_cluster(
+    raw: RawCluster,
+    upstream: &UpstreamConfig,
+) -> Result<ClusterConfig, ConfigError> {
+    let Some(url) = raw.redis else {
+        return Err(ConfigError::invalid(
+            "cluster.redis",
+            "",
+            "required in [cluster]: redis://[user:password@]host:port[/db] or rediss://...",
+        ));
+    };
+    ClusterConfig::check_url(&url).map_err(|reason| {
+        ConfigError::invalid("cluster.redis", crate::redact::redact_url(&url), reason)
+    })?;
+    let prefix = raw
+        .prefix
+        .unwrap_or_else(|| crate::cluster::DEFAULT_PREFIX.to_string());
+    if prefix.chars().any(char::is_whitespace) {
+        return Err(ConfigError::invalid(
+            "cluster.prefix",
+            &prefix,
+            "must not contain whitespace",
+        ));
+    }
+    let timeout_ms = raw
+        .timeout_ms
+        .unwrap_or(crate::cluster::DEFAULT_TIMEOUT.as_millis() as u64);
+    if timeout_ms == 0 || timeout_ms > 10_000 {
+        return Err(ConfigError::invalid(
+            "cluster.timeout_ms",
+            timeout_ms.to_string(),
+            "must be between 1 and 10000",
+        ));
+    }
+    Ok(ClusterConfig {
+        url,
+        prefix,
+        timeout: Duration::from_millis(timeout_ms),
+        extra_ca_certs: upstream.extra_ca_certs.clone(),
     })
 }
 
@@ -739,6 +811,38 @@ mod tests {
         assert_eq!(c.intercept.len(), DEFAULT_INTERCEPT_HOSTS.len());
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(!c.strict);
+    }
+
+    #[test]
+    fn without_cluster_a_node_runs_alone_and_cluster_keys_get_defaults() {
+        assert!(parse("").unwrap().cluster.is_none());
+        let c = parse("[cluster]\nredis = \"redis://10.0.0.5:6379/2\"\n")
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(c.url, "redis://10.0.0.5:6379/2");
+        assert_eq!(c.prefix, "potproxy:");
+        assert_eq!(c.timeout, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn bad_cluster_values_name_key_and_value_without_the_password() {
+        let e = parse("[cluster]\nredis = \"http://u:hunter2@h:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cluster.redis") && e.contains("http://u:***@h:1"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse("[cluster]\nprefix = \"x:\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.redis"), "{e}");
+        let e = parse("[cluster]\nredis = \"redis://h:1\"\ntimeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.timeout_ms") && e.contains("`0`"), "{e}");
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub mod tokens;
 
 pub mod services;
 
+// The fleet: what nodes share through Redis (`[cluster]`).
+pub mod cluster;
+
 // Assembly: the proxy's handler, the provider API, the configuration, the running app.
 pub mod handler;
 

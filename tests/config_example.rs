@@ -68,6 +68,7 @@ fn every_documented_section_is_a_real_key() {
         "[rewrite]",
         "[timeouts]",
         "[limits]",
+        "[cluster]",
     ] {
         assert!(
             text.contains(section),

@@ -76,10 +76,13 @@ impl Planned<'_> {
 
 impl PotHandler {
     /// The playback a media or caption URL belongs to, as learned from its player response.
-    fn playback_of(&self, pq: &str) -> Option<PlaybackInfo> {
+    async fn playback_of(&self, pq: &str) -> Option<PlaybackInfo> {
         let (path, query) = split_path_query(pq);
         let (ei, id, _) = media_url_keys(path, query);
-        self.shared.sessions.lookup(ei.as_deref(), id.as_deref())
+        self.shared
+            .sessions
+            .lookup_shared(ei.as_deref(), id.as_deref())
+            .await
     }
 
     /// plan -> context (playback, regime) -> token -> apply (URL, or the SABR body) -> forward.
@@ -99,9 +102,9 @@ impl PotHandler {
                 return RequestOrResponse::Request(req);
             }
         };
-        let playback = self.playback_of(pq);
+        let playback = self.playback_of(pq).await;
         let (who, video) = media_identity(playback.as_ref());
-        let regime = self.regime_for(&who, &plan.client);
+        let regime = self.regime_for(&who, &plan.client).await;
         let binding = plan.binding(&who, video, regime);
         let planned = Planned {
             host,
@@ -171,11 +174,11 @@ impl PotHandler {
         pq: &str,
         route: &Route,
     ) -> RequestOrResponse {
-        let playback = self.playback_of(pq);
+        let playback = self.playback_of(pq).await;
         let Ok((plan, who, video)) = plan_captions(route, playback.as_ref()) else {
             return RequestOrResponse::Request(req);
         };
-        let regime = self.regime_for(&who, &plan.client);
+        let regime = self.regime_for(&who, &plan.client).await;
         let binding = plan.binding(&who, video.as_deref(), regime);
         let token = match self.token_for(binding).await {
             Ok(t) => t,
@@ -236,7 +239,6 @@ impl PotHandler {
             }
             shared
                 .tokens
-                .cache()
                 .forget(&TokenRequest::new(note.binding.clone()));
         };
         let (parts, body) = res.into_parts();

@@ -64,7 +64,7 @@ impl PotHandler {
                 None
             }
             PlayerAction::SetToken => {
-                let regime = self.regime_for(&who, client);
+                let regime = self.regime_for(&who, client).await;
                 let binding = plan.plan.binding(&who, plan.video.as_deref(), regime);
                 match self.token_for(binding).await {
                     Ok(t) => Some(t),
@@ -134,9 +134,10 @@ impl PotHandler {
             false => None,
         };
         let visitor = fetched.clone().or_else(|| plan.visitor.clone());
-        let known = visitor
-            .as_deref()
-            .and_then(|v| self.shared.identities.lookup(v));
+        let known = match visitor.as_deref() {
+            Some(v) => self.shared.identities.lookup_shared(v).await,
+            None => None,
+        };
         (fetched, player_identity(visitor, known, plan.logged_in))
     }
 
@@ -186,7 +187,7 @@ impl PotHandler {
             return whole.unchanged();
         }
         let who = info.identity();
-        let regime = self.regime_for(&who, &note.client);
+        let regime = self.regime_for(&who, &note.client).await;
         let video = Some(info.video_id.as_str());
         let binding = |ctx| binding_for(ctx, &note.client, video, &who, regime);
         let gvs = self.token_for(binding(TokenContext::Gvs)).await.ok();

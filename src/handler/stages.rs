@@ -59,8 +59,11 @@ impl PotHandler {
 
     /// The context stage's regime: what was observed or flagged for this session and client,
     /// else the configured default.
-    pub(super) fn regime_for(&self, who: &Identity, client: &str) -> Regime {
-        self.shared.regimes.get(who.session_binding(), client)
+    pub(super) async fn regime_for(&self, who: &Identity, client: &str) -> Regime {
+        self.shared
+            .regimes
+            .get_shared(who.session_binding(), client)
+            .await
     }
 
     /// The token stage: a token for `binding`, from the cache or the sources.

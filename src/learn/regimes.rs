@@ -2,9 +2,11 @@
 //! observed from googlevideo's verdicts, or flagged by a page's experiment flags; otherwise the
 //! configured default. Bounded; the least recently used entries make room.
 
+use std::sync::Arc;
+
 use moka::sync::Cache;
 
-use super::bounded;
+use super::{SharedLearning, bounded};
 use crate::bindings::Regime;
 
 /// How a regime came to be known.
@@ -22,6 +24,8 @@ pub struct Regimes {
     map: Cache<(String, String), (Regime, Evidence)>,
     /// Flags seen on pages, by session (any client).
     flags: Cache<String, Regime>,
+    /// The fleet's tier (`[cluster]`), when there is one.
+    shared: Option<Arc<dyn SharedLearning>>,
 }
 
 impl Regimes {
@@ -30,6 +34,33 @@ impl Regimes {
             default,
             map: bounded(capacity).build(),
             flags: bounded(capacity).build(),
+            shared: None,
+        }
+    }
+
+    /// The same store, also teaching and asking the fleet (observed regimes only: flags come
+    /// with every page and each node sees them itself).
+    pub fn with_shared(mut self, shared: Arc<dyn SharedLearning>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// [`get`](Self::get), asking the fleet when nothing was observed here for (session,
+    /// client); a fleet answer is kept here as observed.
+    pub async fn get_shared(&self, session: Option<&str>, client: &str) -> Regime {
+        let (Some(s), Some(shared)) = (session, &self.shared) else {
+            return self.get(session, client);
+        };
+        let key = (s.to_string(), client.to_string());
+        if let Some((r, _)) = self.map.get(&key) {
+            return r;
+        }
+        match shared.regime(s, client).await {
+            Some(r) => {
+                self.map.insert(key, (r, Evidence::Observed));
+                r
+            }
+            None => self.get(session, client),
         }
     }
 
@@ -50,6 +81,9 @@ impl Regimes {
 
     /// Records that googlevideo accepted `regime` for (session, client).
     pub fn observe(&self, session: &str, client: &str, regime: Regime) {
+        if let Some(shared) = &self.shared {
+            shared.observe_regime(session, client, regime);
+        }
         self.map.insert(
             (session.to_string(), client.to_string()),
             (regime, Evidence::Observed),

@@ -4,13 +4,14 @@
 //! parameters are the keys a later media request can be traced back with. Bounded in memory
 //! (least recently used entries make room); URL entries expire with the URLs (`expire=`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::Expiry;
 use moka::sync::Cache;
 use serde_json::Value;
 
-use super::bounded;
+use super::{SharedLearning, bounded};
 use crate::classify::url_param;
 
 /// What a player response tells about its media URLs.
@@ -135,6 +136,8 @@ impl Expiry<String, Entry> for UrlLifetime {
 /// Media-URL key -> playback info, bounded and expiring.
 pub struct SessionStore {
     map: Cache<String, Entry>,
+    /// The fleet's tier (`[cluster]`), when there is one.
+    shared: Option<Arc<dyn SharedLearning>>,
 }
 
 /// URLs live about six hours; keep entries a little longer when `expire` is missing.
@@ -155,7 +158,40 @@ impl SessionStore {
     pub fn new(capacity: usize) -> Self {
         SessionStore {
             map: bounded(capacity).expire_after(UrlLifetime).build(),
+            shared: None,
         }
+    }
+
+    /// The same store, also teaching and asking the fleet.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedLearning>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// [`lookup`](Self::lookup), then (on a local miss) what another node learned; a fleet
+    /// answer is kept here too.
+    pub async fn lookup_shared(&self, ei: Option<&str>, id: Option<&str>) -> Option<PlaybackInfo> {
+        if let Some(found) = self.lookup(ei, id) {
+            return Some(found);
+        }
+        let shared = self.shared.as_ref()?;
+        let keys: Vec<String> = ei
+            .map(|e| format!("ei:{e}"))
+            .into_iter()
+            .chain(id.map(|i| format!("id:{i}")))
+            .collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let info = shared.playback(&keys).await?;
+        let entry = Entry {
+            info: info.clone(),
+            lifetime: DEFAULT_LIFETIME,
+        };
+        for k in keys {
+            self.map.insert(k, entry.clone());
+        }
+        Some(info)
     }
 
     /// Records a player response's URL keys.
@@ -164,12 +200,16 @@ impl SessionStore {
             info,
             lifetime: lifetime(keys.expire, SystemTime::now()),
         };
-        for k in keys
+        let names: Vec<String> = keys
             .ei
             .iter()
             .map(|e| format!("ei:{e}"))
             .chain(keys.id.iter().map(|i| format!("id:{i}")))
-        {
+            .collect();
+        if let Some(shared) = &self.shared {
+            shared.learn_playback(&names, &entry.info, entry.lifetime);
+        }
+        for k in names {
             self.map.insert(k, entry.clone());
         }
     }
@@ -211,13 +251,32 @@ fn account_of(response_context: &Value) -> (Option<String>, Option<bool>) {
 /// session is signed in. Keyed by the visitor data the response echoed; bounded.
 pub struct Identities {
     map: Cache<String, (Option<String>, bool)>,
+    /// The fleet's tier (`[cluster]`), when there is one.
+    shared: Option<Arc<dyn SharedLearning>>,
 }
 
 impl Identities {
     pub fn new(capacity: usize) -> Self {
         Identities {
             map: bounded(capacity).build(),
+            shared: None,
         }
+    }
+
+    /// The same store, also teaching and asking the fleet.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedLearning>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// [`lookup`](Self::lookup), then (on a local miss) what another node saw.
+    pub async fn lookup_shared(&self, visitor: &str) -> Option<(Option<String>, bool)> {
+        if let Some(found) = self.lookup(visitor) {
+            return Some(found);
+        }
+        let found = self.shared.as_ref()?.identity(visitor).await?;
+        self.map.insert(visitor.to_string(), found.clone());
+        Some(found)
     }
 
     /// Records `responseContext` of any InnerTube JSON response.
@@ -229,6 +288,9 @@ impl Identities {
             return;
         };
         let (datasync, logged_in) = account_of(rc);
+        if let Some(shared) = &self.shared {
+            shared.learn_identity(visitor, datasync.as_deref(), logged_in.unwrap_or(false));
+        }
         self.map
             .insert(visitor.to_string(), (datasync, logged_in.unwrap_or(false)));
     }

@@ -10,6 +10,7 @@ mod cache;
 mod cold_start;
 mod provider_source;
 mod settings;
+mod shared;
 mod static_source;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
 pub use settings::{BotGuardConfig, SourceKind, TokensConfig};
+pub use shared::{CLAIM_POLL, CLAIM_WAIT, Claim, Fleet, SharedTokens, shared_key};
 pub use static_source::StaticSource;
 
 use crate::token::{Binding, Token};
@@ -158,12 +160,62 @@ pub trait TokenSource: Send + Sync {
     fn invalidate(&self) {}
 }
 
+/// Another node's token for `key`, or the go-ahead to mint: when the binding is claimed
+/// elsewhere, waits (up to [`CLAIM_WAIT`]) for that node's token; when the claim is given up
+/// without a token (its mint failed) takes it over. An unreachable store means mint here.
+async fn from_fleet(shared: &dyn SharedTokens, key: &str) -> FromFleet {
+    let found = |token, expires_at| {
+        FromFleet::Token(Issued {
+            token,
+            expires_at,
+            cached: true,
+        })
+    };
+    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        match shared.fetch(key).await {
+            Fleet::Found(t, exp) => return found(t, exp),
+            Fleet::Unreachable => return FromFleet::Mint(None),
+            Fleet::Missing => {}
+        }
+        match shared.claim(key).await {
+            Claim::Ours(c) => {
+                // A node may have published and released between our look and our claim.
+                if let Fleet::Found(t, exp) = shared.fetch(key).await {
+                    shared.release(key, c);
+                    return found(t, exp);
+                }
+                return FromFleet::Mint(Some(c));
+            }
+            Claim::Unreachable => return FromFleet::Mint(None),
+            Claim::Theirs => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "cluster: another node's mint did not arrive within {CLAIM_WAIT:?}; minting here"
+            );
+            return FromFleet::Mint(None);
+        }
+        tokio::time::sleep(CLAIM_POLL).await;
+    }
+}
+
 /// Asks sources in order, through the cache.
 #[derive(Clone)]
 pub struct TokenService {
     sources: Arc<Vec<Arc<dyn TokenSource>>>,
     cache: TokenCache,
     ttl: Duration,
+    /// The fleet's tier behind the cache (`[cluster]`), when there is one.
+    shared: Option<Arc<dyn SharedTokens>>,
+}
+
+/// What the fleet's tier said before minting.
+enum FromFleet {
+    /// Another node's token.
+    Token(Issued),
+    /// Mint here, holding the fleet's claim when there is one.
+    Mint(Option<String>),
 }
 
 fn describe(binding: &Binding) -> String {
@@ -180,6 +232,23 @@ impl TokenService {
             sources: Arc::new(sources),
             cache,
             ttl,
+            shared: None,
+        }
+    }
+
+    /// The same service with the fleet's tier behind its cache: a local miss asks the fleet
+    /// before minting, a mint is published to it, and nodes asked for one binding at once
+    /// mint once.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedTokens>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Drops the token of `req` here and in the fleet (a token googlevideo refused).
+    pub fn forget(&self, req: &TokenRequest) {
+        self.cache.forget(req);
+        if let (Some(shared), Some(key)) = (&self.shared, shared_key(req)) {
+            shared.forget(&key);
         }
     }
 
@@ -222,14 +291,45 @@ impl TokenService {
                 return Ok(hit);
             }
         }
-        let m = self.ask_sources(req).await?;
+        let fleet_key = self.shared.as_ref().and_then(|_| shared_key(req));
+        let mut claim = None;
+        if let (Some(shared), Some(fk)) = (&self.shared, &fleet_key) {
+            if !req.bypass_cache {
+                match from_fleet(shared.as_ref(), fk).await {
+                    FromFleet::Token(issued) => {
+                        tracing::trace!(binding = %describe(&req.binding), "token from the fleet");
+                        self.cache
+                            .store(key, issued.token.clone(), issued.expires_at);
+                        return Ok(issued);
+                    }
+                    FromFleet::Mint(c) => claim = c,
+                }
+            }
+        }
+        let minted = self.ask_sources(req).await;
+        let release = || {
+            if let (Some(shared), Some(fk), Some(c)) = (&self.shared, &fleet_key, claim.clone()) {
+                shared.release(fk, c);
+            }
+        };
+        let m = match minted {
+            Ok(m) => m,
+            Err(e) => {
+                release();
+                return Err(e);
+            }
+        };
         let issued = self.finish(m.clone());
         let stats = self.cache.stats();
         tracing::debug!(binding = %describe(&req.binding), cache_hits = stats.hits, cache_misses = stats.misses, "token minted");
         if m.cacheable {
             self.cache
                 .store(key, issued.token.clone(), issued.expires_at);
+            if let (Some(shared), Some(fk)) = (&self.shared, &fleet_key) {
+                shared.publish(fk, &issued.token, issued.expires_at);
+            }
         }
+        release();
         Ok(issued)
     }
 

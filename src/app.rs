@@ -66,11 +66,14 @@ impl RunningProxy {
         }
     }
 
-    /// Stops accepting connections and lets open ones finish.
+    /// Stops accepting connections and lets open ones finish, then closes the browsers.
     pub async fn shutdown(mut self) {
         self.signal_stop();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Some(b) = &self.services.browsers {
+            b.shutdown().await;
         }
     }
 
@@ -88,6 +91,29 @@ impl RunningProxy {
 impl Drop for RunningProxy {
     fn drop(&mut self) {
         self.signal_stop();
+        // Without an explicit shutdown the browsers still close (no orphan process).
+        if let Some(b) = self.services.browsers.clone() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { b.shutdown().await });
+            }
+        }
+    }
+}
+
+/// Starts the configured egress's browser and warms its minter in the background
+/// (`[tokens.browser] prewarm`).
+fn prewarm_browser(services: &Services, config: &Config) {
+    if let Some(pool) = services
+        .browsers
+        .as_ref()
+        .filter(|_| config.tokens.browser.prewarm)
+    {
+        let m = pool.default_minter();
+        tokio::spawn(async move {
+            if let Err(e) = m.warm().await {
+                tracing::warn!(error = %crate::errtext::error_chain(&e), "browser warm-up failed");
+            }
+        });
     }
 }
 
@@ -140,6 +166,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     {
         bg.warm_in_background();
     }
+    prewarm_browser(&services, &config);
 
     let shared = Arc::new(Shared {
         policy: InterceptPolicy::new(config.intercept.clone()),

@@ -18,8 +18,7 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
     SetUserAgentOverrideParams, UserAgentMetadata,
 };
 use chromiumoxide::cdp::browser_protocol::fetch::{
-    self, EventRequestPaused, FailRequestParams, FulfillRequestParams, HeaderEntry, RequestPattern,
-    RequestStage,
+    EventRequestPaused, FailRequestParams, FulfillRequestParams, HeaderEntry,
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
@@ -274,14 +273,18 @@ impl BrowserMinter {
         binding: &str,
     ) -> Result<(Token, SystemTime), BrowserError> {
         self.ensure_minter(st).await?;
+        let live = st.process.as_ref().expect("ensured").liveness();
         let m = st.minter.as_ref().expect("ensured");
         let t = Instant::now();
         let after = self.settings.mint_timeout;
-        let v = tokio::time::timeout(
-            after,
-            eval(&m.page, format!("__pp_flow.mint({})", json!(binding))),
+        let v = unless_died(
+            &live,
+            tokio::time::timeout(
+                after,
+                eval(&m.page, format!("__pp_flow.mint({})", json!(binding))),
+            ),
         )
-        .await
+        .await?
         .map_err(|_| BrowserError::Timeout { op: "mint", after })??;
         let text = v
             .as_str()
@@ -345,6 +348,16 @@ impl BrowserMinter {
             st.process = Some(p);
         }
         let launch_ms = t0.elapsed().as_millis() as u64;
+        let live = st.process.as_ref().expect("launched").liveness();
+        unless_died(&live, self.build_in(st, t0, launch_ms)).await?
+    }
+
+    async fn build_in(
+        &self,
+        st: &mut State,
+        t0: Instant,
+        launch_ms: u64,
+    ) -> Result<(), BrowserError> {
         let browser = &st.process.as_ref().expect("launched").browser;
         let page = browser.new_page("about:blank").await.map_err(cdp)?;
         let interceptor = self.intercept(&page).await?;
@@ -460,6 +473,17 @@ impl BrowserMinter {
                 });
             }
         }))
+    }
+}
+
+/// `op`, unless the browser dies first (its pending CDP commands may never be answered).
+async fn unless_died<T>(
+    live: &super::process::Liveness,
+    op: impl std::future::Future<Output = T>,
+) -> Result<T, BrowserError> {
+    tokio::select! {
+        r = op => Ok(r),
+        _ = live.died() => Err(BrowserError::Crashed("the browser process exited".into())),
     }
 }
 

@@ -3,6 +3,8 @@
 //! network services) when dropped, so no process outlives it. Also reads its memory from /proc.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chromiumoxide::Browser;
@@ -19,6 +21,38 @@ pub struct BrowserProcess {
     profile: PathBuf,
     child: tokio::process::Child,
     handler: tokio::task::JoinHandle<()>,
+    liveness: Liveness,
+}
+
+/// Whether a browser still runs, checkable without holding it: its main process exists (not a
+/// zombie) and its DevTools connection is open. A CDP command sent to a browser that died may
+/// never be answered, so waits race against [`Liveness::died`].
+#[derive(Clone)]
+pub struct Liveness {
+    pid: u32,
+    closed: Arc<AtomicBool>,
+}
+
+impl Liveness {
+    pub fn is_alive(&self) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        !matches!(state, None | Some("Z") | Some("X"))
+    }
+
+    /// Resolves once the browser is gone (checked every 100 ms).
+    pub async fn died(&self) {
+        while self.is_alive() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl BrowserProcess {
@@ -77,12 +111,18 @@ impl BrowserProcess {
                     launch_err(format!("DevTools connection not ready within {timeout:?}"))
                 })?
                 .map_err(|e| launch_err(format!("DevTools: {e}")))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let liveness = Liveness {
+            pid,
+            closed: closed.clone(),
+        };
         let handler = tokio::spawn(async move {
             while let Some(r) = handler.next().await {
                 if let Err(e) = r {
                     tracing::trace!(error = %e, "DevTools handler");
                 }
             }
+            closed.store(true, Ordering::Relaxed);
         });
         // Launched: the process is owned by the returned value from here on.
         guard.pid = 0;
@@ -94,7 +134,12 @@ impl BrowserProcess {
             profile,
             child,
             handler,
+            liveness,
         })
+    }
+
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     pub fn pid(&self) -> u32 {

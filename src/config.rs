@@ -783,6 +783,39 @@ mod tests {
     }
 
     #[test]
+    fn browser_settings_are_validated_naming_key_and_value() {
+        let e = parse("[tokens.browser]\nexecutable = \"/nonexistent/chrome\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokens.browser.executable") && e.contains("/nonexistent/chrome"),
+            "{e}"
+        );
+        let e = parse("[tokens.browser]\nexecutable = \"/bin/sh\"\nargs = [\"headless\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokens.browser.args") && e.contains("headless"),
+            "{e}"
+        );
+        let e = parse("[tokens.browser]\nexecutable = \"/bin/sh\"\nmint_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.browser.mint_timeout_secs"), "{e}");
+        let c = parse(
+            "[tokens]\nsources = [\"browser\"]\n[tokens.browser]\nexecutable = \"/bin/sh\"\nargs = [\"--foo\"]\nprewarm = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.tokens.sources, vec![SourceKind::Browser]);
+        let b = &c.tokens.browser;
+        assert_eq!(b.executable.as_deref(), Some(Path::new("/bin/sh")));
+        assert_eq!(
+            (b.args.clone(), b.prewarm),
+            (vec!["--foo".to_string()], false)
+        );
+    }
+
+    #[test]
     fn sources_default_to_static_then_browser_when_installed_then_botguard_and_reject_unknown_names()
      {
         let c = parse("").unwrap();

@@ -4,7 +4,8 @@
 //! Run: `npm ci --prefix bench/bgutils` once (for the BgUtils side), then
 //! `cargo bench --bench minting`. `POTPROXY_BENCH_MINTS` sets the mint count (default 200).
 //! Reports cold start to first token, warm mint per token, cache hit per token and the memory
-//! of the JS runtime. Fixtures come from `../shared/fixtures` (or `POTPROXY_FIXTURES`).
+//! of the JS runtime; the `browser` source (headless Chromium, when installed) is measured the
+//! same way, its memory as the RSS of the browser's whole process tree. Fixtures come from `../shared/fixtures` (or `POTPROXY_FIXTURES`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -90,6 +91,44 @@ async fn ours_simulated(mints: usize) -> Row {
         memory_mb: minter.memory_used_bytes().await as f64 / 1048576.0,
         memory_what: "QuickJS heap",
     }
+}
+
+/// The `browser` source (headless Chromium) on the simulated BotGuard, through the token
+/// service: first token after start (browser launch included), warm mint per token, and the
+/// browser's RSS summed over its process tree. `None` when no browser is installed.
+async fn browser_simulated(mints: usize) -> Option<Row> {
+    potproxy::browser::find_executable(std::env::var_os("PATH").as_deref())?;
+    let fakes = Fakes::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Harness::builder()
+        .sources(&[SourceKind::Browser])
+        .config(&fakes, dir.path());
+    let t = Instant::now();
+    let services = potproxy::build_services(&config).unwrap();
+    let first = services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video("aaaaaaaaaaa".into())))
+        .await
+        .unwrap();
+    let cold_start_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(first.bytes()[0], 0x32);
+    let pool = services.browsers.clone().unwrap();
+    let b = pool.default_minter();
+    let t = Instant::now();
+    for i in 0..mints {
+        b.mint(&format!("vid{i:08}")).await.unwrap();
+    }
+    let warm_mint_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
+    let memory_mb = pool.rss_bytes() as f64 / 1048576.0;
+    pool.shutdown().await;
+    Some(Row {
+        cold_start_ms,
+        snapshot_ms: f64::NAN,
+        warm_mint_us,
+        cache_hit_us: None,
+        memory_mb,
+        memory_what: "browser RSS, process tree",
+    })
 }
 
 /// Google's real VM from the fixtures: load, snapshot, minter from the captured integrity token.
@@ -255,6 +294,10 @@ fn main() {
     // Simulated BotGuard: ours through the whole service, BgUtils on the same challenge.
     let sim = rt.block_on(ours_simulated(mints));
     print("potproxy, simulated", &sim);
+    match rt.block_on(browser_simulated(mints)) {
+        Some(r) => print("potproxy browser, simulated", &r),
+        None => println!("  potproxy browser, simulated: skipped (no chromium on PATH)"),
+    }
     let tmp = tempfile::tempdir().unwrap();
     let fake = common::botguard::FakeBotGuard::default();
     std::fs::write(

@@ -89,10 +89,18 @@ impl RunningProxy {
         }
     }
 
-    /// Stops accepting connections and lets open ones finish (up to 5 s).
+    /// Stops accepting connections, lets open ones finish (up to 5 s), then closes the
+    /// browsers.
     pub async fn shutdown(mut self) {
         self.signal_stop();
         self.drain.wait(Duration::from_secs(5)).await;
+        self.close_browsers().await;
+    }
+
+    async fn close_browsers(&self) {
+        if let Some(b) = &self.services.browsers {
+            b.shutdown().await;
+        }
     }
 
     /// The graceful stop (SIGTERM, SIGINT): stop accepting on both listeners, let in-flight
@@ -104,6 +112,7 @@ impl RunningProxy {
         let finished = self.drain.wait(self.drain_time).await;
         let left = self.drain.in_flight();
         self.services.tokens.cache().flush();
+        self.close_browsers().await;
         DrainOutcome {
             in_flight,
             finished,
@@ -139,6 +148,29 @@ pub struct DrainOutcome {
 impl Drop for RunningProxy {
     fn drop(&mut self) {
         self.signal_stop();
+        // Without an explicit shutdown the browsers still close (no orphan process).
+        if let Some(b) = self.services.browsers.clone() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { b.shutdown().await });
+            }
+        }
+    }
+}
+
+/// Starts the configured egress's browser and warms its minter in the background
+/// (`[tokens.browser] prewarm`).
+fn prewarm_browser(services: &Services, config: &Config) {
+    if let Some(pool) = services
+        .browsers
+        .as_ref()
+        .filter(|_| config.tokens.browser.prewarm)
+    {
+        let m = pool.default_minter();
+        tokio::spawn(async move {
+            if let Err(e) = m.warm().await {
+                tracing::warn!(error = %crate::errtext::error_chain(&e), "browser warm-up failed");
+            }
+        });
     }
 }
 
@@ -210,6 +242,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     {
         bg.warm_in_background();
     }
+    prewarm_browser(&services, &config);
 
     let shared = Arc::new(Shared {
         policy: InterceptPolicy::new(config.intercept.clone()),

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::botguard::minter::BotGuardSettings;
 use crate::botguard::waa::{ChallengeSource, WaaEndpoint};
+use crate::browser::BrowserSettings;
 use crate::intercept::HostPattern;
 use crate::token::{Token, TokenFormatError};
 use crate::upstream::Egress;
@@ -144,6 +145,7 @@ pub struct RawTokens {
     pub always_replace: Option<bool>,
     pub botguard: Option<RawBotGuard>,
     pub provider: Option<RawProvider>,
+    pub browser: Option<RawBrowser>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +157,16 @@ pub struct RawBotGuard {
     pub vm_timeout_secs: Option<u64>,
     pub warmup_wait_secs: Option<u64>,
     pub prewarm: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBrowser {
+    pub executable: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub prewarm: Option<bool>,
+    pub mint_timeout_secs: Option<u64>,
+    pub warmup_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -627,9 +639,9 @@ fn resolve_tokens(
             ));
         }
     }
-    let names = raw
-        .sources
-        .unwrap_or_else(|| vec!["static".into(), "botguard".into()]);
+    let browser = resolve_browser(raw.browser.unwrap_or_default())?;
+    let explicit_sources = raw.sources.is_some();
+    let names = raw.sources.unwrap_or_default();
     let mut sources = Vec::new();
     for n in &names {
         let kind = SourceKind::ALL
@@ -640,13 +652,29 @@ fn resolve_tokens(
                 ConfigError::invalid(
                     "tokens.sources",
                     n,
-                    "expected one of static, botguard, provider, cold_start",
+                    "expected one of static, botguard, provider, cold_start, browser",
                 )
             })?;
         if sources.contains(&kind) {
             return Err(ConfigError::invalid("tokens.sources", n, "listed twice"));
         }
         sources.push(kind);
+    }
+    if !explicit_sources {
+        sources = SourceKind::defaults(browser.executable.is_some());
+        if browser.executable.is_none() {
+            tracing::info!(
+                "no browser found on PATH (tried {}): tokens are minted in QuickJS only; install Chromium for browser-grade tokens",
+                crate::browser::CANDIDATES.join(", ")
+            );
+        }
+    }
+    if sources.contains(&SourceKind::Browser) && browser.executable.is_none() {
+        return Err(ConfigError::invalid(
+            "tokens.sources",
+            "browser",
+            "no browser found on PATH; set [tokens.browser] executable",
+        ));
     }
     let ttl_hours = match env_ttl {
         Some(t) => t
@@ -706,6 +734,7 @@ fn resolve_tokens(
         ttl: Duration::from_secs_f64(ttl_hours * 3600.0),
         cache_file,
         botguard: resolve_botguard(raw.botguard.unwrap_or_default())?,
+        browser,
         provider_url,
         provider_timeout,
         static_default,
@@ -713,6 +742,66 @@ fn resolve_tokens(
         sentinels,
         always_replace: raw.always_replace.unwrap_or(false),
     })
+}
+
+/// `[tokens.browser]`: an `executable` is a path, or a name looked up on `PATH`; without one,
+/// the first known browser on `PATH` (none: the `browser` source is unavailable).
+fn resolve_browser(raw: RawBrowser) -> Result<BrowserSettings, ConfigError> {
+    let mut s = BrowserSettings::default();
+    if let Some(exe) = raw.executable {
+        let path = std::path::Path::new(&exe);
+        let found = if exe.contains('/') {
+            path.is_file().then(|| path.to_path_buf())
+        } else {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(&exe))
+                    .find(|c| c.is_file())
+            })
+        };
+        s.executable = Some(found.ok_or_else(|| {
+            ConfigError::invalid(
+                "tokens.browser.executable",
+                &exe,
+                "no such file (a path, or a name on PATH)",
+            )
+        })?);
+    }
+    if let Some(args) = raw.args {
+        if let Some(a) = args.iter().find(|a| !a.starts_with("--")) {
+            return Err(ConfigError::invalid(
+                "tokens.browser.args",
+                a,
+                "each argument must be a flag starting with --",
+            ));
+        }
+        s.args = args;
+    }
+    if let Some(p) = raw.prewarm {
+        s.prewarm = p;
+    }
+    let secs = |key: &str, v: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(v @ 1..=300) => Ok(Duration::from_secs(v)),
+            Some(v) => Err(ConfigError::invalid(
+                key,
+                v.to_string(),
+                "seconds between 1 and 300",
+            )),
+        }
+    };
+    s.mint_timeout = secs(
+        "tokens.browser.mint_timeout_secs",
+        raw.mint_timeout_secs,
+        s.mint_timeout,
+    )?;
+    s.warmup_timeout = secs(
+        "tokens.browser.warmup_timeout_secs",
+        raw.warmup_timeout_secs,
+        s.warmup_timeout,
+    )?;
+    Ok(s)
 }
 
 fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
@@ -913,11 +1002,56 @@ mod tests {
     }
 
     #[test]
-    fn sources_default_to_static_then_botguard_and_reject_unknown_names() {
-        let c = parse("").unwrap();
+    fn browser_settings_are_validated_naming_key_and_value() {
+        let e = parse("[tokens.browser]\nexecutable = \"/nonexistent/chrome\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokens.browser.executable") && e.contains("/nonexistent/chrome"),
+            "{e}"
+        );
+        let e = parse("[tokens.browser]\nexecutable = \"/bin/sh\"\nargs = [\"headless\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokens.browser.args") && e.contains("headless"),
+            "{e}"
+        );
+        let e = parse("[tokens.browser]\nexecutable = \"/bin/sh\"\nmint_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.browser.mint_timeout_secs"), "{e}");
+        let c = parse(
+            "[tokens]\nsources = [\"browser\"]\n[tokens.browser]\nexecutable = \"/bin/sh\"\nargs = [\"--foo\"]\nprewarm = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.tokens.sources, vec![SourceKind::Browser]);
+        let b = &c.tokens.browser;
+        assert_eq!(b.executable.as_deref(), Some(Path::new("/bin/sh")));
         assert_eq!(
-            c.tokens.sources,
+            (b.args.clone(), b.prewarm),
+            (vec!["--foo".to_string()], false)
+        );
+    }
+
+    #[test]
+    fn sources_default_to_static_then_browser_when_installed_then_botguard_and_reject_unknown_names()
+     {
+        let c = parse("").unwrap();
+        // The default depends on whether a browser is installed (see SourceKind::defaults).
+        let browser = crate::browser::find_executable(std::env::var_os("PATH").as_deref());
+        assert_eq!(c.tokens.sources, SourceKind::defaults(browser.is_some()));
+        assert_eq!(
+            SourceKind::defaults(false),
             vec![SourceKind::Static, SourceKind::BotGuard]
+        );
+        assert_eq!(
+            SourceKind::defaults(true),
+            vec![
+                SourceKind::Static,
+                SourceKind::Browser,
+                SourceKind::BotGuard
+            ]
         );
         let e = parse("[tokens]\nsources = [\"static\", \"magic\"]\n")
             .unwrap_err()

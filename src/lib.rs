@@ -75,6 +75,8 @@ pub mod learn;
 // Tokens: the minter, the token service, and the services built from them.
 pub mod botguard;
 
+pub mod browser;
+
 pub mod tokens;
 
 pub mod services;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::botguard::minter::BotGuard;
 use crate::botguard::pool::MinterPool;
+use crate::browser::BrowserPool;
 use crate::tokens::{
-    BotGuardSource, ColdStartSource, ProviderSource, SourceKind, StaticSource, TokenCache,
-    TokenService, TokenSource, TokensConfig,
+    BotGuardSource, BrowserSource, ColdStartSource, ProviderSource, SourceKind, StaticSource,
+    TokenCache, TokenService, TokenSource, TokensConfig,
 };
 use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
 
@@ -20,6 +21,8 @@ pub struct Services {
     /// The minter of the configured egress (when `botguard` is a source).
     pub botguard: Option<Arc<BotGuard>>,
     pub minters: Option<Arc<MinterPool>>,
+    /// The browsers, one per egress (when `browser` is a source).
+    pub browsers: Option<Arc<BrowserPool>>,
     pub http: HttpClient,
     pub upstream: UpstreamConfig,
 }
@@ -36,6 +39,7 @@ impl Services {
         let kinds = &tokens.sources;
         let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
         let mut minters = None;
+        let mut browsers = None;
         for (i, kind) in kinds.iter().enumerate() {
             match kind {
                 SourceKind::Static => sources.push(Arc::new(StaticSource::new(
@@ -56,6 +60,16 @@ impl Services {
                     minters = Some(pool);
                 }
                 SourceKind::ColdStart => sources.push(Arc::new(ColdStartSource)),
+                SourceKind::Browser => {
+                    let pool = Arc::new(BrowserPool::new(
+                        upstream.clone(),
+                        http.clone(),
+                        tokens.browser.clone(),
+                        tokens.botguard.settings.clone(),
+                    ));
+                    sources.push(Arc::new(BrowserSource::new(pool.clone())));
+                    browsers = Some(pool);
+                }
                 SourceKind::Provider => {
                     let url = tokens
                         .provider_url
@@ -77,6 +91,7 @@ impl Services {
             tokens: TokenService::new(sources, cache, tokens.ttl),
             botguard: minters.as_ref().map(|p| p.default_minter()),
             minters,
+            browsers,
             http,
             upstream: upstream.clone(),
         })

@@ -68,7 +68,7 @@ impl WaaEndpoint {
 }
 
 /// A challenge plus the page it came with.
-pub(super) struct Obtained {
+pub struct Obtained {
     pub challenge: Challenge,
     pub source: ChallengeSource,
     pub page: Option<Page>,
@@ -105,7 +105,7 @@ impl Waa {
     /// A challenge from the first source in `challenge_order` that gives one; the page, when
     /// fetched, is kept even if its inline challenge is missing or malformed (att/get reads
     /// its InnerTube context).
-    pub(super) async fn obtain_challenge(&self) -> Result<Obtained, BotGuardError> {
+    pub async fn obtain_challenge(&self) -> Result<Obtained, BotGuardError> {
         let mut errors = Vec::new();
         let mut page: Option<Page> = None;
         for source in &self.challenge_order {
@@ -225,7 +225,7 @@ impl Waa {
     }
 
     /// The interpreter script, inline or fetched (cached by hash), verified against the hash.
-    pub(super) async fn interpreter(&self, c: &Challenge) -> Result<String, BotGuardError> {
+    pub async fn interpreter(&self, c: &Challenge) -> Result<String, BotGuardError> {
         if let Some(js) = &c.interpreter_js {
             c.verify_interpreter(js.as_bytes())
                 .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
@@ -265,7 +265,7 @@ impl Waa {
     }
 
     /// Trades a VM snapshot for an integrity token and its lifetime in seconds.
-    pub(super) async fn generate_it(
+    pub async fn generate_it(
         &self,
         botguard_response: &str,
     ) -> Result<(String, u64), BotGuardError> {

@@ -6,6 +6,7 @@
 //! says why no token came.
 
 mod botguard_source;
+mod browser_source;
 mod cache;
 mod cold_start;
 mod provider_source;
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 
 pub use botguard_source::BotGuardSource;
+pub use browser_source::BrowserSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};

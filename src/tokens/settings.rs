@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::botguard::minter::BotGuardSettings;
+use crate::browser::BrowserSettings;
 use crate::token::Token;
 
 /// Token sources, in the order they are asked.
@@ -15,14 +16,31 @@ pub enum SourceKind {
     BotGuard,
     Provider,
     ColdStart,
+    /// Headless Chromium ([`crate::browser`]).
+    Browser,
 }
 
 impl SourceKind {
+    /// The sources used when `[tokens] sources` is not set: a browser mints when one is
+    /// installed (browser-grade tokens without configuration), QuickJS otherwise or after it.
+    pub fn defaults(browser_found: bool) -> Vec<SourceKind> {
+        if browser_found {
+            vec![
+                SourceKind::Static,
+                SourceKind::Browser,
+                SourceKind::BotGuard,
+            ]
+        } else {
+            vec![SourceKind::Static, SourceKind::BotGuard]
+        }
+    }
+
     pub const ALL: &[(&str, SourceKind)] = &[
         ("static", SourceKind::Static),
         ("botguard", SourceKind::BotGuard),
         ("provider", SourceKind::Provider),
         ("cold_start", SourceKind::ColdStart),
+        ("browser", SourceKind::Browser),
     ];
 }
 
@@ -40,6 +58,8 @@ pub struct TokensConfig {
     pub ttl: Duration,
     pub cache_file: Option<PathBuf>,
     pub botguard: BotGuardConfig,
+    /// `[tokens.browser]`: headless Chromium.
+    pub browser: BrowserSettings,
     /// Base URL of an external bgutil-compatible provider (`[tokens.provider] url`).
     pub provider_url: Option<url::Url>,
     /// How long `/get_pot` of the provider may take.

@@ -138,7 +138,8 @@ impl HarnessBuilder {
         self
     }
 
-    /// Warm a minter at start-up (default: no).
+    /// Warm a minter (and start the browser, with the `browser` source) at start-up (default:
+    /// no).
     pub fn prewarm(mut self, on: bool) -> Self {
         self.prewarm = on;
         self
@@ -190,6 +191,7 @@ impl HarnessBuilder {
         config.tokens.sources = self.sources.clone();
         config.tokens.cache_file = self.cache_file.clone();
         config.tokens.botguard.prewarm = self.prewarm;
+        config.tokens.browser.prewarm = self.prewarm;
         config.strict = self.strict;
         config.api.enabled = self.api;
         config.api.listen = self.api_listen;

@@ -1,0 +1,254 @@
+//! The browser minter: headless Chromium, driven over the DevTools protocol (chromiumoxide),
+//! runs the same BotGuard flow as the QuickJS minter inside a real page whose origin is
+//! `https://www.youtube.com`, so tokens come from a real engine (browser-grade trust).
+//!
+//! This module owns the browser's settings ([`BrowserSettings`], `[tokens.browser]`), its
+//! errors ([`BrowserError`]), how it is launched (flags that keep the browser's own identity and
+//! hide automation, [`launch_args`]), and its process life: `process` starts one Chromium per
+//! egress in its own process group and kills the whole group when it is dropped; `minter` keeps
+//! a warm page minter, restarts the browser when it crashes or hangs; `pool` keeps one per
+//! egress. Every request the page makes is intercepted (CDP `Fetch`) and fulfilled by potproxy's
+//! own upstream client, so the browser never reaches the network by itself and tokens are minted
+//! from the same egress as the download; anything not fulfilled fails.
+
+pub mod minter;
+pub mod pool;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use minter::BrowserMinter;
+pub use pool::BrowserPool;
+
+/// Executables tried, in order, when `[tokens.browser] executable` is not set.
+pub const CANDIDATES: &[&str] = &[
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+];
+
+/// `[tokens.browser]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSettings {
+    /// The browser binary; `None` when none was configured or found on `PATH`.
+    pub executable: Option<PathBuf>,
+    /// Extra command-line flags, appended after potproxy's own.
+    pub args: Vec<String>,
+    /// Start the browser and warm a minter at start-up instead of on the first request.
+    pub prewarm: bool,
+    /// Deadline for one mint; a browser that misses it is considered hung and restarted.
+    pub mint_timeout: Duration,
+    /// Deadline for starting the browser and warming a minter (challenge, VM, GenerateIT).
+    pub warmup_timeout: Duration,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        BrowserSettings {
+            executable: find_executable(std::env::var_os("PATH").as_deref()),
+            args: Vec::new(),
+            prewarm: true,
+            mint_timeout: Duration::from_secs(10),
+            warmup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrowserError {
+    /// No executable configured or found on `PATH`.
+    #[error("no browser found (tried {} on PATH); set [tokens.browser] executable", CANDIDATES.join(", "))]
+    NotFound,
+    /// The process did not start or did not open its DevTools endpoint.
+    #[error("could not start {exe}: {reason}")]
+    Launch { exe: String, reason: String },
+    /// The DevTools connection broke (the browser crashed or was killed).
+    #[error("the browser went away: {0}")]
+    Crashed(String),
+    /// A step did not finish in time; the browser is treated as hung and restarted.
+    #[error("browser step `{op}` timed out after {after:?}")]
+    Timeout { op: &'static str, after: Duration },
+    /// A script in the page threw or answered nonsense.
+    #[error("in the page: {0}")]
+    Script(String),
+    /// The BotGuard flow's network side (challenge, interpreter, GenerateIT).
+    #[error(transparent)]
+    Flow(#[from] crate::botguard::minter::BotGuardError),
+}
+
+impl BrowserError {
+    /// True when the browser itself is unusable and must be restarted.
+    pub fn needs_restart(&self) -> bool {
+        matches!(
+            self,
+            BrowserError::Crashed(_) | BrowserError::Timeout { .. } | BrowserError::Launch { .. }
+        )
+    }
+}
+
+/// The first of [`CANDIDATES`] found in `path` (a `PATH`-style list).
+pub fn find_executable(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let path = path?;
+    for name in CANDIDATES {
+        for dir in std::env::split_paths(path) {
+            let p = dir.join(name);
+            if is_executable(&p) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The browser's command line: headless, its own identity kept (no automation switches,
+/// `navigator.webdriver` false), no network of its own (every host resolves to nothing, so a
+/// request that escaped interception fails instead of leaving by another path), no background
+/// services that phone home. (Not `--disable-crashpad-for-testing`: with it, Chromium 156
+/// crashes its new renderers with an "FD ownership violation"; the crash handlers it starts
+/// exit with it.) `root` adds
+/// `--no-sandbox` (Chromium refuses to run sandboxed as root). `extra` comes last so the user
+/// can override.
+pub fn launch_args(profile: &Path, root: bool, extra: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--headless=new",
+        "--remote-debugging-port=0",
+        "--disable-blink-features=AutomationControlled",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--disable-breakpad",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--mute-audio",
+        "--lang=en-US",
+        "--window-size=1920,1080",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("--user-data-dir={}", profile.display()));
+    if root {
+        a.push("--no-sandbox".into());
+    }
+    a.extend(extra.iter().cloned());
+    a.push("about:blank".into());
+    a
+}
+
+/// The browser's own user agent without the headless marker (`HeadlessChrome/156` ->
+/// `Chrome/156`): what the same browser reports with a window.
+pub fn headful_user_agent(ua: &str) -> String {
+    ua.replace("HeadlessChrome/", "Chrome/")
+}
+
+/// Client-hint brand names without the headless marker, deduplicated in order.
+pub fn headful_brands(brands: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (b, v) in brands {
+        let b = if b == "HeadlessChrome" {
+            "Chromium".to_string()
+        } else {
+            b.clone()
+        };
+        if !out.iter().any(|(x, _)| *x == b) {
+            out.push((b, v.clone()));
+        }
+    }
+    out
+}
+
+/// Sum of `rss` over `root` and its descendants, given `(pid, ppid, rss)` for every process.
+pub fn tree_sum(procs: &[(u32, u32, u64)], root: u32) -> u64 {
+    let mut total = 0;
+    let mut frontier = vec![root];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(p) = frontier.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        for &(pid, ppid, rss) in procs {
+            if pid == p {
+                total += rss;
+            }
+            if ppid == p && pid != p {
+                frontier.push(pid);
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_flags_hide_automation_and_keep_the_browser_off_the_network() {
+        let a = launch_args(Path::new("/tmp/p"), false, &["--foo".into()]);
+        assert!(a.contains(&"--disable-blink-features=AutomationControlled".to_string()));
+        assert!(a.contains(&"--host-resolver-rules=MAP * ~NOTFOUND".to_string()));
+        assert!(a.contains(&"--user-data-dir=/tmp/p".to_string()));
+        assert!(!a.iter().any(|f| f.contains("enable-automation")));
+        assert!(!a.contains(&"--no-sandbox".to_string()));
+        // User flags come after ours (they win), the start URL last.
+        assert_eq!(&a[a.len() - 2..], &["--foo", "about:blank"]);
+        assert!(launch_args(Path::new("/p"), true, &[]).contains(&"--no-sandbox".to_string()));
+    }
+
+    #[test]
+    fn the_headless_marker_is_removed_from_user_agent_and_brands() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36";
+        let h = headful_user_agent(ua);
+        assert!(
+            !h.contains("Headless") && h.contains("Chrome/156.0.0.0"),
+            "{h}"
+        );
+        let b = |n: &str| (n.to_string(), "156".to_string());
+        assert_eq!(
+            headful_brands(&[b("Not)A;Brand"), b("HeadlessChrome"), b("Chromium")]),
+            vec![b("Not)A;Brand"), b("Chromium")]
+        );
+    }
+
+    #[test]
+    fn the_first_candidate_on_path_is_found() {
+        let dir = std::env::temp_dir().join(format!("pp-find-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(find_executable(Some(dir.as_os_str())), None);
+        let exe = dir.join("google-chrome");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths([Path::new("/nonexistent"), &dir]).unwrap();
+        assert_eq!(find_executable(Some(&path)), Some(exe));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(find_executable(None), None);
+    }
+
+    #[test]
+    fn rss_is_summed_over_the_process_tree_only() {
+        let procs = [
+            (10, 1, 100),
+            (11, 10, 20),
+            (12, 11, 3),
+            (13, 1, 999),
+            (14, 10, 4),
+        ];
+        assert_eq!(tree_sum(&procs, 10), 127);
+        assert_eq!(tree_sum(&procs, 99), 0);
+    }
+}

@@ -1,0 +1,91 @@
+//! Headless Chromium as a token source ([`crate::browser`]): browser-grade tokens, minted in a
+//! real engine at YouTube's origin through the request's egress. A browser that cannot start or
+//! mint fails the source, and the service moves on to the next one (QuickJS, usually).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{Minted, TokenError, TokenRequest, TokenSource};
+use crate::browser::{BrowserError, BrowserPool};
+
+const NAME: &str = "browser";
+
+/// The kind of a browser failure: a missed deadline may work next time; GenerateIT without an
+/// integrity token is YouTube saying no.
+fn token_error(e: BrowserError) -> TokenError {
+    match e {
+        BrowserError::Timeout { .. } => TokenError::timed_out(NAME, e),
+        BrowserError::Flow(crate::botguard::minter::BotGuardError::EmptyIntegrityToken(_)) => {
+            TokenError::refused(NAME, e)
+        }
+        e => TokenError::failed(NAME, e),
+    }
+}
+
+pub struct BrowserSource {
+    pool: Arc<BrowserPool>,
+}
+
+impl BrowserSource {
+    pub fn new(pool: Arc<BrowserPool>) -> Self {
+        BrowserSource { pool }
+    }
+}
+
+impl TokenSource for BrowserSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn get<'a>(
+        &'a self,
+        req: &'a TokenRequest,
+    ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+        Box::pin(async move {
+            let Some(binding) = req.binding.key() else {
+                return Ok(None);
+            };
+            let m = self
+                .pool
+                .for_egress(req.egress.as_ref())
+                .map_err(|e| TokenError::failed(NAME, e))?;
+            match m.mint(binding).await {
+                Ok((token, expires_at)) => Ok(Some(Minted {
+                    token,
+                    expires_at: Some(expires_at),
+                    cacheable: true,
+                })),
+                Err(e) => Err(token_error(e)),
+            }
+        })
+    }
+
+    fn invalidate(&self) {
+        let pool = self.pool.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { pool.invalidate_all().await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn browser_failures_keep_their_kind() {
+        let e = token_error(BrowserError::Timeout {
+            op: "mint",
+            after: Duration::from_secs(1),
+        });
+        assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
+        let e = token_error(BrowserError::NotFound);
+        assert!(matches!(e, TokenError::Failed { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("token source `browser` failed: no browser found")
+        );
+    }
+}

@@ -82,8 +82,16 @@ pub struct VmHandle {
 }
 
 impl VmHandle {
-    /// Starts a fresh VM thread with the browser environment installed.
+    /// Starts a fresh VM thread with the browser environment installed, presenting env.js's
+    /// default user agent.
     pub fn spawn(limits: VmLimits) -> Result<Self, VmError> {
+        Self::spawn_as(limits, None)
+    }
+
+    /// Starts a fresh VM thread whose browser environment presents `user_agent` (navigator's
+    /// fields, client hints and engine traits follow from it), or env.js's default for `None`.
+    pub fn spawn_as(limits: VmLimits, user_agent: Option<&str>) -> Result<Self, VmError> {
+        let user_agent = user_agent.map(str::to_string);
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -92,7 +100,7 @@ impl VmHandle {
             // comfortably larger so deep recursion raises a JS error instead of aborting.
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                let host = match Host::new(limits) {
+                let host = match Host::new(limits, user_agent.as_deref()) {
                     Ok(h) => {
                         let _ = ready_tx.send(Ok(()));
                         h
@@ -194,10 +202,17 @@ fn describe(v: &Value<'_>) -> String {
 }
 
 /// A new context with the natives and the browser environment installed.
-fn browser_context(rt: &Runtime, start: Instant) -> Result<Context, VmError> {
+fn browser_context(
+    rt: &Runtime,
+    start: Instant,
+    user_agent: Option<&str>,
+) -> Result<Context, VmError> {
     let ctx = Context::full(rt).map_err(|e| VmError::Setup(e.to_string()))?;
     ctx.with(|ctx| {
         let g = ctx.globals();
+        if let Some(ua) = user_agent {
+            g.set("__pp_user_agent", ua)?;
+        }
         g.set(
             "__pp_now",
             Function::new(ctx.clone(), move || start.elapsed().as_secs_f64() * 1000.0)?,
@@ -232,7 +247,7 @@ fn eval_setup(ctx: &Context, name: &str, src: &str) -> Result<(), VmError> {
 }
 
 impl Host {
-    fn new(limits: VmLimits) -> Result<Self, VmError> {
+    fn new(limits: VmLimits, user_agent: Option<&str>) -> Result<Self, VmError> {
         let rt = Runtime::new().map_err(|e| VmError::Setup(e.to_string()))?;
         rt.set_memory_limit(limits.memory_limit);
         rt.set_max_stack_size(JS_STACK_LIMIT);
@@ -242,11 +257,11 @@ impl Host {
             d.get().is_some_and(|t| Instant::now() > t)
         })));
         let start = Instant::now();
-        let ctx = browser_context(&rt, start)?;
+        let ctx = browser_context(&rt, start, user_agent)?;
         eval_setup(&ctx, "flow.js", FLOW_JS)?;
         let mut realms = Vec::new();
         for _ in 0..SPARE_REALMS {
-            let realm = browser_context(&rt, start)?;
+            let realm = browser_context(&rt, start, user_agent)?;
             let global = realm.with(|c| rquickjs::Persistent::save(&c, c.globals()));
             ctx.with(|c| -> rquickjs::Result<()> {
                 let g = global.restore(&c)?;

@@ -1,0 +1,215 @@
+//! The differential probe report: runs tests/probes/probes.js in headless Chromium and in
+//! potproxy's QuickJS runtime (env.js), compares every value, and writes docs/PROBES.md and
+//! docs/probes-chromium.json (Chromium's values and which probes match; tests/probes.rs keeps
+//! those matches from regressing without needing a browser).
+//!
+//! ```text
+//! cargo run --example probe_report                # needs chromium (or --chromium PATH)
+//! cargo run --example probe_report -- --record-baseline   # store QuickJS values as "before"
+//! ```
+//!
+//! Chromium runs as a user would see it: `--headless=new` with its own user agent minus the
+//! `Headless` marker and without the automation flag; QuickJS presents the same user agent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+#[path = "../tests/probes/harness.rs"]
+mod harness;
+
+use harness::{CHROMIUM_JSON, Committed, PROBES_JS, ProbeRun};
+
+const REPORT_MD: &str = "docs/PROBES.md";
+/// QuickJS values before this work (recorded once with `--record-baseline`), for the summary.
+const BASELINE_JSON: &str = "docs/probes-quickjs-before.json";
+
+/// Why a probe still diverges, and whether QuickJS can close it.
+const NOTES: &[(&str, &str)] = &[];
+
+fn find_chromium(explicit: Option<String>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// A page that runs `script` (an expression resolving to a JSON-able value) on load and writes
+/// the result, base64 of UTF-8 JSON, into `<pre id="probe-out">`.
+fn page(script: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>probes</title></head><body><script>\n\
+         const __probe = () => ({script});\n\
+         window.addEventListener('load', () => {{ Promise.resolve().then(__probe).then((r) => {{ \
+           const p = document.createElement('pre'); p.id = 'probe-out'; \
+           p.textContent = btoa(unescape(encodeURIComponent(JSON.stringify(r)))); \
+           document.documentElement.appendChild(p); }}); }});\n\
+         </script></body></html>"
+    )
+}
+
+fn run_chromium(chromium: &Path, dir: &Path, script: &str, user_agent: Option<&str>) -> Value {
+    let file = dir.join("probe-page.html");
+    std::fs::write(&file, page(script)).expect("write probe page");
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-blink-features=AutomationControlled",
+        "--no-first-run",
+        "--virtual-time-budget=30000",
+    ])
+    .arg(format!("--user-data-dir={}", dir.join("profile").display()));
+    if let Some(ua) = user_agent {
+        cmd.arg(format!("--user-agent={ua}"));
+    }
+    let out = cmd
+        .arg("--dump-dom")
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom
+        .find("<pre id=\"probe-out\">")
+        .unwrap_or_else(|| panic!("no probe output in Chromium's DOM: {}", String::from_utf8_lossy(&out.stderr)));
+    let rest = &dom[start + "<pre id=\"probe-out\">".len()..];
+    let b64 = &rest[..rest.find('<').expect("end of probe output")];
+    use base64::Engine;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .expect("probe output is base64");
+    serde_json::from_slice(&json).expect("probe output is JSON")
+}
+
+fn compact(v: &Value) -> String {
+    let s = serde_json::to_string(v).unwrap();
+    let s = if s.chars().count() > 160 {
+        format!("{}…", s.chars().take(160).collect::<String>())
+    } else {
+        s
+    };
+    s.replace('|', "\\|")
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut explicit = None;
+    let mut record_baseline = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--chromium" => explicit = args.next(),
+            "--record-baseline" => record_baseline = true,
+            other => panic!("unknown argument {other:?} (expected --chromium PATH, --record-baseline)"),
+        }
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let chromium = find_chromium(explicit).expect("no chromium on PATH (pass --chromium PATH)");
+    let version = Command::new(&chromium).arg("--version").output().expect("chromium --version");
+    let chromium_version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // Chromium's own user agent, minus the headless marker: what a real install presents.
+    let own_ua = run_chromium(&chromium, dir.path(), "navigator.userAgent", None);
+    let user_agent = own_ua.as_str().expect("user agent").replace("HeadlessChrome", "Chrome");
+    eprintln!("{chromium_version}; user agent {user_agent}");
+
+    let chrome: ProbeRun = serde_json::from_value(run_chromium(
+        &chromium,
+        dir.path(),
+        &format!("({PROBES_JS})()"),
+        Some(&user_agent),
+    ))
+    .expect("Chromium probe results");
+    let quick = harness::run_in_quickjs(Some(&user_agent)).await;
+
+    let baseline_path = root.join(BASELINE_JSON);
+    if record_baseline {
+        std::fs::write(
+            &baseline_path,
+            serde_json::to_string_pretty(&quick.values).unwrap() + "\n",
+        )
+        .expect("write baseline");
+    }
+    let baseline: Option<BTreeMap<String, Value>> = std::fs::read(&baseline_path)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).expect("baseline is JSON"));
+
+    let notes: BTreeMap<&str, &str> = NOTES.iter().copied().collect();
+    let mut matches = Vec::new();
+    let mut before = 0;
+    let mut rows = String::new();
+    let mut divergences = String::new();
+    for (name, kind) in &chrome.kinds {
+        let c = &chrome.values[name];
+        let q = quick.values.get(name).unwrap_or(&Value::Null);
+        let ok = c == q;
+        if ok {
+            matches.push(name.clone());
+        }
+        if baseline.as_ref().and_then(|b| b.get(name)) == Some(c) {
+            before += 1;
+        }
+        rows.push_str(&format!(
+            "| `{name}` | {kind} | `{}` | `{}` | {} |\n",
+            compact(c),
+            compact(q),
+            if ok { "match" } else { "**diverges**" }
+        ));
+        if !ok {
+            divergences.push_str(&format!(
+                "- `{name}` ({kind}): {}\n",
+                notes.get(name.as_str()).copied().unwrap_or("not yet closed.")
+            ));
+        }
+    }
+    let total = chrome.kinds.len();
+    let before_text = match &baseline {
+        Some(_) => before.to_string(),
+        None => "?".into(),
+    };
+    let summary = format!(
+        "{total} probes, {before_text} match before, {} match after",
+        matches.len()
+    );
+    let md = format!(
+        "# Differential probes: QuickJS runtime vs headless Chromium\n\n\
+         Generated by `cargo run --example probe_report` (do not edit by hand). The probes \
+         (`tests/probes/probes.js`) are the kinds of checks bot detectors run; each returns a JSON \
+         value that never depends on the URL, clock, randomness or installed fonts. They ran in \
+         {chromium_version} (`--headless=new`, its own user agent without `Headless`, \
+         `--disable-blink-features=AutomationControlled`) and in potproxy's QuickJS runtime \
+         (`src/botguard/env.js`) presenting the same user agent:\n\n`{user_agent}`\n\n\
+         **Summary: {summary}** (\"before\": the runtime before the probe work, \
+         `{BASELINE_JSON}`).\n\n\
+         `tests/probes.rs` fails when a probe listed as matching here stops matching \
+         (Chromium's values: `{CHROMIUM_JSON}`).\n\n\
+         ## Remaining divergences\n\n{divergences}\n\
+         ## All probes\n\n| probe | kind | Chromium | QuickJS | |\n|---|---|---|---|---|\n{rows}",
+    );
+    std::fs::write(root.join(REPORT_MD), md).expect("write report");
+    let committed = Committed {
+        chromium_version,
+        user_agent,
+        chromium: chrome.values.clone(),
+        quickjs_matches: matches,
+    };
+    std::fs::write(
+        root.join(CHROMIUM_JSON),
+        serde_json::to_string_pretty(&committed).unwrap() + "\n",
+    )
+    .expect("write Chromium results");
+    println!("{summary}");
+}

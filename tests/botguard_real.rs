@@ -73,7 +73,7 @@ async fn real_botguard_vm_runs_and_mints_well_formed_tokens() {
     if !has_minter {
         eprintln!(
             "VM telemetry: {}",
-            vm.eval("__pp_flow.events()").await.unwrap_or_default()
+            vm.telemetry().await.unwrap_or_default()
         );
     }
     assert!(has_minter, "webPoSignalOutput[0] must be filled");

@@ -1,9 +1,15 @@
 // potproxy: the browser-like global that Google's BotGuard VM runs in (evaluated once per
-// QuickJS context, before the interpreter). Natives from Rust: __pp_now() (high-resolution ms),
-// __pp_random(n) (array of n random bytes), __pp_log(level, message).
-(function () {
+// QuickJS context, before the interpreter). The file is a function the host (vm.rs) calls with
+// its natives: now() (high-resolution ms), random(n) (array of n random bytes), log(level,
+// message), userAgent and timeZone (optional strings). It returns the host's internals (timers,
+// spare realms, ...): nothing of ours is reachable from the global object, because page scripts
+// list it. tests/probes/probes.js compares what this environment shows with headless Chromium
+// (docs/PROBES.md); keep it matching.
+(function (host) {
   "use strict";
   const g = globalThis;
+  const __pp_now = host.now, __pp_random = host.random, __pp_log = host.log;
+  const I = { realms: [] };
   const define = (obj, name, value) =>
     Object.defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
 
@@ -58,9 +64,9 @@
     return addTimer(() => fn({ didTimeout: false, timeRemaining: () => 50 }), 1, [], false);
   });
   g.cancelIdleCallback = g.cancelAnimationFrame;
-  define(g, "__pp_timers", {
+  Object.assign(I, {
     // Milliseconds until the earliest timer is due, or -1 when none is pending.
-    next() {
+    timersNext() {
       let best = -1;
       const now = __pp_now();
       for (const t of timers.values()) {
@@ -70,7 +76,7 @@
       return best;
     },
     // Runs the earliest due timer, if any; true when one ran.
-    runOne() {
+    timersRunOne() {
       const now = __pp_now();
       let pick = null, pickId = 0;
       for (const [id, t] of timers) {
@@ -85,7 +91,12 @@
       else (0, eval)(String(pick.fn));
       return true;
     },
-    count() { return timers.size; },
+    // ytcfg from the page the challenge came from, as the page's scripts leave it.
+    setYtcfg(json) {
+      g.yt = g.yt || {};
+      g.yt.config_ = JSON.parse(json);
+      g.ytcfg = { data_: g.yt.config_, get: (k, d) => (k in g.yt.config_ ? g.yt.config_[k] : d), set: (o) => Object.assign(g.yt.config_, o) };
+    },
   });
 
   // ---- performance ----------------------------------------------------------------------
@@ -436,7 +447,7 @@
     get contentWindow() {
       if (!this.isConnected) return null;
       if (!this.__realm) {
-        const w = g.__pp_realms.shift();
+        const w = I.realms.shift();
         if (!w) return null;
         define(this, "__realm", w);
         w.parent = g; w.top = g.top; w.frameElement = this;
@@ -794,4 +805,5 @@
   for (const b of ["locationbar", "menubar", "personalbar", "scrollbars", "statusbar", "toolbar"]) {
     g[b] = Object.setPrototypeOf({ visible: true }, BarProp.prototype);
   }
-})();
+  return I;
+})

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rquickjs::{CatchResultExt, Context, Function, Object, Runtime, Value};
+use rquickjs::{Context, Function, Object, Runtime, Value};
 use tokio::sync::oneshot;
 
 const ENV_JS: &str = include_str!("env.js");
@@ -72,6 +72,7 @@ enum Command {
     CreateMinter(String, oneshot::Sender<Result<(), VmError>>),
     Mint(String, oneshot::Sender<Result<String, VmError>>),
     Eval(String, oneshot::Sender<Result<String, VmError>>),
+    Telemetry(oneshot::Sender<Result<String, VmError>>),
     Stats(oneshot::Sender<VmStats>),
 }
 
@@ -156,6 +157,11 @@ impl VmHandle {
         self.ask(|tx| Command::Eval(s, tx)).await?
     }
 
+    /// The telemetry events the VM reported through the web client's loggers (diagnostics).
+    pub async fn telemetry(&self) -> Result<String, VmError> {
+        self.ask(Command::Telemetry).await?
+    }
+
     pub async fn stats(&self) -> Result<VmStats, VmError> {
         self.ask(Command::Stats).await
     }
@@ -163,6 +169,9 @@ impl VmHandle {
 
 /// Lives on the VM thread.
 struct Host {
+    /// The main realm's internals (see [`Internals`]); first, so it is released before the
+    /// runtime goes.
+    internals: Internals,
     rt: Runtime,
     ctx: Context,
     /// Extra realms handed out as `iframe.contentWindow` (BotGuard takes pristine builtins
@@ -201,49 +210,88 @@ fn describe(v: &Value<'_>) -> String {
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
-/// A new context with the natives and the browser environment installed.
+/// The host's hidden side of a realm: env.js returns it (timers, realms, the settling slot,
+/// the operations flow.js adds) instead of putting anything on the global object, where page
+/// scripts would see it (`Object.getOwnPropertyNames(window)`).
+type Internals = rquickjs::Persistent<Object<'static>>;
+
+/// The host's time zone name (IANA), for `Intl.DateTimeFormat().resolvedOptions().timeZone`;
+/// `None` lets env.js derive it from the UTC offset.
+fn host_time_zone() -> Option<String> {
+    if let Ok(tz) = std::env::var("TZ") {
+        let tz = tz.trim_start_matches(':').trim();
+        if tz.contains('/') || tz == "UTC" {
+            return Some(tz.to_string());
+        }
+    }
+    if let Ok(tz) = std::fs::read_to_string("/etc/timezone") {
+        let tz = tz.trim();
+        if !tz.is_empty() {
+            return Some(tz.to_string());
+        }
+    }
+    let link = std::fs::read_link("/etc/localtime").ok()?;
+    let s = link.to_string_lossy();
+    s.split_once("zoneinfo/").map(|(_, z)| z.to_string())
+}
+
+/// A new context with the browser environment installed; returns it with its internals.
 fn browser_context(
     rt: &Runtime,
     start: Instant,
     user_agent: Option<&str>,
-) -> Result<Context, VmError> {
+) -> Result<(Context, Internals), VmError> {
     let ctx = Context::full(rt).map_err(|e| VmError::Setup(e.to_string()))?;
-    ctx.with(|ctx| {
-        let g = ctx.globals();
+    let internals = ctx.with(|ctx| {
+        let natives = host_natives(&ctx, start, user_agent)
+            .map_err(|e| setup_error(&ctx, "natives", e))?;
+        let setup: Function = ctx.eval(ENV_JS).map_err(|e| setup_error(&ctx, "env.js", e))?;
+        let internals: Object = setup
+            .call((natives,))
+            .map_err(|e| setup_error(&ctx, "env.js", e))?;
+        Ok::<_, VmError>(rquickjs::Persistent::save(&ctx, internals))
+    })?;
+    Ok((ctx, internals))
+}
+
+/// What env.js gets from Rust: the clock, randomness, logging, the identity to present.
+fn host_natives<'js>(
+    ctx: &rquickjs::Ctx<'js>,
+    start: Instant,
+    user_agent: Option<&str>,
+) -> rquickjs::Result<Object<'js>> {
+    {
+        let natives = Object::new(ctx.clone())?;
         if let Some(ua) = user_agent {
-            g.set("__pp_user_agent", ua)?;
+            natives.set("userAgent", ua)?;
         }
-        g.set(
-            "__pp_now",
+        if let Some(tz) = host_time_zone() {
+            natives.set("timeZone", tz)?;
+        }
+        natives.set(
+            "now",
             Function::new(ctx.clone(), move || start.elapsed().as_secs_f64() * 1000.0)?,
         )?;
-        g.set(
-            "__pp_random",
+        natives.set(
+            "random",
             Function::new(ctx.clone(), |n: usize| {
                 let mut buf = vec![0u8; n.min(65_536)];
                 getrandom::fill(&mut buf).expect("OS randomness");
                 buf
             })?,
         )?;
-        g.set(
-            "__pp_log",
+        natives.set(
+            "log",
             Function::new(ctx.clone(), |level: String, msg: String| {
                 tracing::debug!(target: "potproxy::botguard::js", %level, "{msg}");
             })?,
         )?;
-        g.set("__pp_realms", rquickjs::Array::new(ctx.clone())?)?;
-        Ok::<_, rquickjs::Error>(())
-    })
-    .map_err(|e| VmError::Setup(e.to_string()))?;
-    eval_setup(&ctx, "env.js", ENV_JS)?;
-    Ok(ctx)
+        Ok(natives)
+    }
 }
 
-fn eval_setup(ctx: &Context, name: &str, src: &str) -> Result<(), VmError> {
-    ctx.with(|ctx| {
-        ctx.eval::<(), _>(src)
-            .map_err(|e| VmError::Setup(format!("{name}: {}", exception_text(&ctx, e))))
-    })
+fn setup_error(ctx: &rquickjs::Ctx<'_>, name: &str, e: rquickjs::Error) -> VmError {
+    VmError::Setup(format!("{name}: {}", exception_text(ctx, e)))
 }
 
 impl Host {
@@ -257,15 +305,21 @@ impl Host {
             d.get().is_some_and(|t| Instant::now() > t)
         })));
         let start = Instant::now();
-        let ctx = browser_context(&rt, start, user_agent)?;
-        eval_setup(&ctx, "flow.js", FLOW_JS)?;
+        let (ctx, internals) = browser_context(&rt, start, user_agent)?;
+        ctx.with(|c| {
+            let flow: Function = c.eval(FLOW_JS).map_err(|e| setup_error(&c, "flow.js", e))?;
+            let i = internals.clone().restore(&c).map_err(|e| setup_error(&c, "flow.js", e))?;
+            flow.call::<_, ()>((i,))
+                .map_err(|e| setup_error(&c, "flow.js", e))
+        })?;
         let mut realms = Vec::new();
         for _ in 0..SPARE_REALMS {
-            let realm = browser_context(&rt, start, user_agent)?;
+            let (realm, _) = browser_context(&rt, start, user_agent)?;
             let global = realm.with(|c| rquickjs::Persistent::save(&c, c.globals()));
             ctx.with(|c| -> rquickjs::Result<()> {
                 let g = global.restore(&c)?;
-                let list: rquickjs::Array = c.globals().get("__pp_realms")?;
+                let i = internals.clone().restore(&c)?;
+                let list: rquickjs::Array = i.get("realms")?;
                 list.set(list.len(), g)
             })
             .map_err(|e| VmError::Setup(e.to_string()))?;
@@ -274,6 +328,7 @@ impl Host {
         Ok(Host {
             rt,
             ctx,
+            internals,
             _realms: realms,
             deadline,
             limits,
@@ -305,31 +360,47 @@ impl Host {
         })
     }
 
-    fn set_global_str(&self, name: &str, value: &str) -> Result<(), VmError> {
-        self.ctx
-            .with(|ctx| ctx.globals().set(name, value))
-            .map_err(|e| VmError::Setup(e.to_string()))
+    /// Calls `internals[name](...args)` synchronously.
+    fn call_internal<T>(&self, name: &str, args: Vec<String>) -> Result<T, VmError>
+    where
+        T: for<'js> rquickjs::FromJs<'js>,
+    {
+        self.ctx.with(|ctx| {
+            let run = || -> rquickjs::Result<T> {
+                let i = self.internals.clone().restore(&ctx)?;
+                let f: Function = i.get(name)?;
+                let mut a = rquickjs::function::Args::new(ctx.clone(), args.len());
+                for s in args {
+                    a.push_arg(s)?;
+                }
+                f.call_arg(a)
+            };
+            run().map_err(|e| VmError::Threw(format!("{name}: {}", exception_text(&ctx, e))))
+        })
     }
 
-    /// Runs `__pp_run(() => <expr>)` and drives the event loop until the slot settles.
-    fn run_op(&self, op: &'static str, expr: &str) -> Result<String, VmError> {
+    /// Starts operation `op` (a function of the internals' `ops`, see flow.js) and drives the
+    /// event loop until its promise settles.
+    fn run_op(&self, op: &'static str, args: Vec<String>) -> Result<String, VmError> {
         let deadline = self.arm(self.limits.op_timeout);
-        let result = self.drive(op, expr, deadline);
+        let result = self.drive(op, args, deadline);
         self.deadline.set(None);
         result
     }
 
-    fn drive(&self, op: &'static str, expr: &str, deadline: Instant) -> Result<String, VmError> {
+    fn drive(
+        &self,
+        op: &'static str,
+        args: Vec<String>,
+        deadline: Instant,
+    ) -> Result<String, VmError> {
         let timeout = || VmError::Timeout {
             op,
             after: self.limits.op_timeout,
         };
-        self.ctx
-            .with(|ctx| {
-                ctx.eval::<(), _>(format!("__pp_run(() => {expr});"))
-                    .map_err(|e| exception_text(&ctx, e))
-            })
-            .map_err(VmError::Threw)?;
+        let mut start = vec![op.to_string()];
+        start.extend(args);
+        self.call_internal::<()>("start", start)?;
         loop {
             self.drain_microtasks();
             if Instant::now() > deadline {
@@ -338,7 +409,8 @@ impl Host {
             let slot = self
                 .ctx
                 .with(|ctx| -> rquickjs::Result<Option<(bool, String)>> {
-                    let slot: Object = ctx.globals().get("__pp_slot")?;
+                    let i = self.internals.clone().restore(&ctx)?;
+                    let slot: Object = i.get("slot")?;
                     if !slot.get::<_, bool>("done")? {
                         return Ok(None);
                     }
@@ -359,10 +431,7 @@ impl Host {
                 Ok(None) => {}
                 Err(e) => return Err(VmError::Threw(e.to_string())),
             }
-            let next: f64 = self
-                .ctx
-                .with(|ctx| ctx.eval::<f64, _>("__pp_timers.next()"))
-                .map_err(|e| VmError::Threw(e.to_string()))?;
+            let next: f64 = self.call_internal("timersNext", vec![])?;
             if next < 0.0 {
                 if self.rt.is_job_pending() {
                     continue;
@@ -374,12 +443,7 @@ impl Host {
                 let wait = Duration::from_secs_f64(next / 1000.0).min(left);
                 std::thread::sleep(wait);
             }
-            let ran = self.ctx.with(|ctx| {
-                ctx.eval::<bool, _>("__pp_timers.runOne()")
-                    .catch(&ctx)
-                    .map_err(|e| e.to_string())
-            });
-            if let Err(e) = ran {
+            if let Err(e) = self.call_internal::<bool>("timersRunOne", vec![]) {
                 if Instant::now() > deadline {
                     return Err(timeout());
                 }
@@ -408,34 +472,24 @@ impl Host {
                 let _ = reply.send(self.load(&req));
             }
             Command::Snapshot(reply) => {
-                let r = self
-                    .run_op("snapshot", "__pp_flow.snapshot()")
-                    .and_then(|resp| {
-                        let has = self
-                            .ctx
-                            .with(|ctx| ctx.eval::<bool, _>("__pp_flow.hasMinterFactory()"))
-                            .map_err(|e| VmError::Threw(e.to_string()))?;
-                        Ok((resp, has))
-                    });
+                let r = self.run_op("snapshot", vec![]).and_then(|resp| {
+                    let has = self.call_internal::<bool>("hasMinterFactory", vec![])?;
+                    Ok((resp, has))
+                });
                 let _ = reply.send(r);
             }
             Command::CreateMinter(it, reply) => {
-                let r = self
-                    .set_global_str("__pp_arg0", &it)
-                    .and_then(|_| self.run_op("create_minter", "__pp_flow.createMinter(__pp_arg0)"))
-                    .map(|_| ());
+                let r = self.run_op("createMinter", vec![it]).map(|_| ());
                 let _ = reply.send(r);
             }
             Command::Mint(binding, reply) => {
-                let r = self
-                    .set_global_str("__pp_arg0", &binding)
-                    .and_then(|_| self.run_op("mint", "__pp_flow.mint(__pp_arg0)"));
-                let _ = reply.send(r);
+                let _ = reply.send(self.run_op("mint", vec![binding]));
             }
             Command::Eval(src, reply) => {
-                let r = self
-                    .set_global_str("__pp_arg0", &src)
-                    .and_then(|_| self.run_op("eval", "(0, eval)(__pp_arg0)"));
+                let _ = reply.send(self.run_op("eval", vec![src]));
+            }
+            Command::Telemetry(reply) => {
+                let r = self.call_internal::<String>("telemetry", vec![]);
                 let _ = reply.send(r);
             }
             Command::Stats(reply) => {
@@ -449,16 +503,13 @@ impl Host {
 
     fn load(&self, req: &LoadRequest) -> Result<String, VmError> {
         if let Some(cfg) = &req.ytcfg_json {
-            self.set_global_str("__pp_arg0", cfg)?;
-            self.eval_global(
-                "ytcfg",
-                "globalThis.yt = globalThis.yt || {}; yt.config_ = JSON.parse(__pp_arg0); globalThis.ytcfg = { data_: yt.config_, get: (k, d) => (k in yt.config_ ? yt.config_[k] : d), set: (o) => Object.assign(yt.config_, o) };",
-            )?;
+            self.call_internal::<()>("setYtcfg", vec![cfg.clone()])?;
         }
         self.eval_global("interpreter", &req.interpreter_js)?;
-        self.set_global_str("__pp_arg0", &req.global_name)?;
-        self.set_global_str("__pp_arg1", &req.program)?;
-        self.run_op("load", "__pp_flow.load(__pp_arg0, __pp_arg1)")
+        self.run_op(
+            "load",
+            vec![req.global_name.clone(), req.program.clone()],
+        )
     }
 }
 

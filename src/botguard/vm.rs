@@ -586,7 +586,10 @@ mod tests {
             ("location.origin", "https://www.youtube.com"),
             ("navigator.webdriver", "false"),
             ("/AppleWebKit/.test(navigator.userAgent)", "true"),
-            ("document.createElement('canvas').getContext('2d')", ""),
+            (
+                "document.createElement('canvas').getContext('2d')",
+                "[object CanvasRenderingContext2D]",
+            ),
             ("typeof document.body.appendChild", "function"),
             ("setTimeout.toString().includes('[native code]')", "true"),
             (

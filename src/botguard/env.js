@@ -658,10 +658,13 @@
   slots(HTMLScriptElement.prototype, ["src", "async", "nonce"]);
   slots(HTMLImageElement.prototype, ["width", "height", "complete", "naturalWidth", "naturalHeight"]);
   // Connected iframes are the window's frames: window.length and window[i].
-  let frameCount = 0;
+  let frameCount = 0, frameList = [];
   function refreshFrames() {
     if (!g.document) return;
     const list = queryAll(g.document, (e) => e instanceof HTMLIFrameElement);
+    // A removed iframe's window goes away; its realm goes back to the pool.
+    for (const f of frameList) if (!list.includes(f) && st(f).realm) { I.realms.push(st(f).realm); st(f).realm = null; }
+    frameList = list;
     for (let i = 0; i < Math.max(list.length, frameCount); i++) {
       if (i < list.length) { const f = list[i]; Object.defineProperty(g, i, { get: () => f.contentWindow, enumerable: false, configurable: true }); }
       else delete g[i];
@@ -1012,7 +1015,7 @@
       enumerable: true, configurable: true,
     });
   }
-  natAll(CSSStyleDeclaration.prototype);
+  tag(CSSStyleDeclaration, "CSSStyleDeclaration"); idl(CSSStyleDeclaration.prototype);
   g.CSSStyleDeclaration = nat(CSSStyleDeclaration);
   function createStyle() { return new CSSStyleDeclaration(); }
   const DOMTokenList = iface("DOMTokenList");
@@ -1282,6 +1285,21 @@
   g.fetch = nat(function fetch() { return Promise.reject(new TypeError("Failed to fetch")); });
   g.Worker = undefined; g.SharedWorker = undefined;
   g.trustedTypes = undefined;
+  // WebRTC's surface (no network: no candidates are ever gathered).
+  class RTCPeerConnection extends EventTarget {
+    constructor() { super(); Object.assign(own(this), { local: null, remote: null }); }
+    createDataChannel(label) { return { label, readyState: "connecting", close() {}, send() {} }; }
+    createOffer() { return Promise.resolve({ type: "offer", sdp: "v=0\r\n" }); }
+    createAnswer() { return Promise.resolve({ type: "answer", sdp: "v=0\r\n" }); }
+    setLocalDescription(d) { st(this).local = d; return Promise.resolve(); }
+    setRemoteDescription(d) { st(this).remote = d; return Promise.resolve(); }
+    get localDescription() { return st(this).local; } get remoteDescription() { return st(this).remote; }
+    addIceCandidate() { return Promise.resolve(); } getStats() { return Promise.resolve(new Map()); }
+    getSenders() { return []; } getReceivers() { return []; } getTransceivers() { return []; } close() {}
+    get iceGatheringState() { return "new"; } get connectionState() { return "new"; } get signalingState() { return "stable"; }
+  }
+  tag(RTCPeerConnection, "RTCPeerConnection"); idl(RTCPeerConnection.prototype);
+  define(g, "RTCPeerConnection", nat(RTCPeerConnection));
   if (isChrome) {
     g.chrome = { app: { isInstalled: false, InstallState: { DISABLED: "disabled", INSTALLED: "installed", NOT_INSTALLED: "not_installed" },
       RunningState: { CANNOT_RUN: "cannot_run", READY_TO_RUN: "ready_to_run", RUNNING: "running" },
@@ -1291,6 +1309,7 @@
         finishDocumentLoadTime: timeOrigin / 1000 + 0.1, finishLoadTime: timeOrigin / 1000 + 0.12, firstPaintTime: timeOrigin / 1000 + 0.08,
         firstPaintAfterLoadTime: 0, navigationType: "Other", wasFetchedViaSpdy: true, wasNpnNegotiated: true, npnNegotiatedProtocol: "h2",
         wasAlternateProtocolAvailable: false, connectionInfo: "h2" })) };
+    g.webkitRTCPeerConnection = g.RTCPeerConnection;
     g.webkitRequestAnimationFrame = g.requestAnimationFrame; g.webkitCancelAnimationFrame = g.cancelAnimationFrame;
     g.onwebkitanimationend = null; g.onwebkitanimationiteration = null; g.onwebkitanimationstart = null; g.onwebkittransitionend = null;
   }
@@ -1373,6 +1392,162 @@
     postMessage: 1, getComputedStyle: 1, matchMedia: 1, webkitRequestAnimationFrame: 1, webkitCancelAnimationFrame: 1 })) {
     if (typeof g[k] === "function") g[k] = method(k, n, g[k]);
   }
+  // ---- V8's error stacks: "Error: message" then "    at fn (url:line:col)". Our own frames
+  // (env.js, flow.js) are left out as a browser leaves out its native code.
+  {
+    const origin = g.location.href;
+    const frame = (c) => {
+      const file = c.getFileName(), fn = c.getFunctionName();
+      if (c.isNative()) return `    at ${fn || "<anonymous>"} (<anonymous>)`;
+      if (file && /^potproxy-/.test(file)) return null;
+      const url = file && /^(https?|file|blob|data|chrome-extension):/.test(file) ? file : origin;
+      const where = c.getLineNumber() == null ? url : `${url}:${c.getLineNumber()}:${c.getColumnNumber()}`;
+      return fn && fn !== "<anonymous>" ? `    at ${fn} (${where})` : `    at ${where}`;
+    };
+    Error.prepareStackTrace = (e, calls) => {
+      let head;
+      try { head = e instanceof Error || (e && "message" in e) ? String(e) : Object.prototype.toString.call(e); } catch (x) { head = "Error"; }
+      return [head, ...calls.map(frame).filter((x) => x !== null)].join("\n");
+    };
+    // The engine keeps the formatter; the property itself is absent in V8 until a page sets it.
+    delete Error.prepareStackTrace;
+  }
+
+  // ---- Intl (QuickJS has none): en-US formats, the host's time zone ------------------------
+  if (typeof g.Intl === "undefined") {
+    const offsetMin = (d) => d.getTimezoneOffset();
+    const zoneName = host.timeZone || (offsetMin(new Date(Date.UTC(2020, 0, 1))) === 0 && offsetMin(new Date(Date.UTC(2020, 6, 1))) === 0 ? "UTC" : "UTC");
+    const pickLocale = (l) => { const x = Array.isArray(l) ? l[0] : l; return x ? String(x).replace("_", "-") : "en-US"; };
+    const SEPARATORS = { de: [".", ","], fr: ["\u202f", ","], es: [".", ","], it: [".", ","], pt: [".", ","], ru: ["\u00a0", ","], nl: [".", ","] };
+    const formatNumber = (n, locale, o = {}) => {
+      n = Number(n);
+      if (Number.isNaN(n)) return "NaN";
+      const [group, dec] = SEPARATORS[locale.split("-")[0]] || [",", "."];
+      let style = o.style || "decimal";
+      if (style === "percent") n *= 100;
+      const maxF = o.maximumFractionDigits ?? (style === "currency" ? 2 : style === "percent" ? 0 : 3);
+      const minF = o.minimumFractionDigits ?? (style === "currency" ? 2 : 0);
+      if (!Number.isFinite(n)) return (n < 0 ? "-" : "") + "∞";
+      const neg = n < 0 || Object.is(n, -0);
+      let [int, frac = ""] = Math.abs(n).toFixed(Math.min(20, maxF)).split(".");
+      frac = frac.replace(/0+$/, ""); while (frac.length < minF) frac += "0";
+      if (o.useGrouping !== false && !(locale.startsWith("es") && int.length <= 4)) int = int.replace(/\B(?=(\d{3})+(?!\d))/g, group);
+      let out = int + (frac ? dec + frac : "");
+      if (style === "percent") out += "%";
+      if (style === "currency") out = ({ USD: "$", EUR: "€", GBP: "£", JPY: "¥" }[o.currency] ?? o.currency + "\u00a0") + out;
+      return (neg ? "-" : "") + out;
+    };
+    const parts = (d, tz) => {
+      const utc = tz === "UTC" || tz === "Etc/UTC" || tz === "GMT";
+      return utc ? { y: d.getUTCFullYear(), mo: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds(), wd: d.getUTCDay() }
+        : { y: d.getFullYear(), mo: d.getMonth(), d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds(), wd: d.getDay() };
+    };
+    const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    const formatDate = (date, o, defaults) => {
+      const d = date === undefined ? new Date() : new Date(typeof date === "object" ? date.valueOf() : date);
+      if (Number.isNaN(d.valueOf())) throw new RangeError("Invalid time value");
+      const p = parts(d, o.timeZone || zoneName);
+      const has = ["year", "month", "day", "weekday", "hour", "minute", "second"].some((k) => o[k] !== undefined) || o.dateStyle || o.timeStyle;
+      const f = has ? o : Object.assign({}, o, defaults);
+      const date1 = [];
+      if (f.dateStyle === "long" || f.month === "long") date1.push(`${MONTHS[p.mo]} ${p.d}, ${p.y}`);
+      else if (f.year || f.month || f.day || f.dateStyle) date1.push([f.month || f.dateStyle ? p.mo + 1 : null, f.day || f.dateStyle ? p.d : null, f.year || f.dateStyle ? p.y : null].filter((x) => x !== null).join("/"));
+      if (f.weekday) date1.unshift(DAYS[p.wd]);
+      let time = "";
+      if (f.hour || f.minute || f.second || f.timeStyle) {
+        const h12 = o.hour12 !== false && o.hourCycle !== "h23";
+        const hh = h12 ? ((p.h + 11) % 12) + 1 : String(p.h).padStart(2, "0");
+        time = [hh, String(p.mi).padStart(2, "0")].concat(f.second || f.timeStyle ? [String(p.s).padStart(2, "0")] : []).join(":") + (h12 ? (p.h < 12 ? " AM" : " PM") : "");
+      }
+      return [date1.join(", "), time].filter(Boolean).join(", ");
+    };
+    class DateTimeFormat {
+      constructor(locale, options = {}) { own(this); Object.assign(st(this), { locale: pickLocale(locale), o: Object.assign({}, options) }); }
+      format(d) { return formatDate(d, st(this).o, { year: "numeric", month: "numeric", day: "numeric" }); }
+      formatToParts(d) { return [{ type: "literal", value: this.format(d) }]; }
+      formatRange(a, b) { return this.format(a) + " – " + this.format(b); }
+      resolvedOptions() {
+        const { locale, o } = st(this);
+        const r = { locale, calendar: "gregory", numberingSystem: "latn", timeZone: o.timeZone || zoneName };
+        if (!o.hour && !o.minute && !o.second && !o.timeStyle && !o.dateStyle) Object.assign(r, { year: "numeric", month: "numeric", day: "numeric" });
+        return Object.assign(r, o.hour ? { hourCycle: "h12", hour12: true } : {});
+      }
+      static supportedLocalesOf(l) { return [].concat(l || []).map(pickLocale); }
+    }
+    class NumberFormat {
+      constructor(locale, options = {}) { own(this); Object.assign(st(this), { locale: pickLocale(locale), o: Object.assign({}, options) }); }
+      format(n) { return formatNumber(n, st(this).locale, st(this).o); }
+      formatToParts(n) { return [{ type: "literal", value: this.format(n) }]; }
+      resolvedOptions() {
+        const { locale, o } = st(this);
+        return { locale, numberingSystem: "latn", style: o.style || "decimal", minimumIntegerDigits: 1, minimumFractionDigits: 0,
+          maximumFractionDigits: 3, useGrouping: "auto", notation: "standard", signDisplay: "auto", roundingMode: "halfExpand" };
+      }
+      static supportedLocalesOf(l) { return [].concat(l || []).map(pickLocale); }
+    }
+    class Collator {
+      constructor(locale, options = {}) { own(this); st(this).locale = pickLocale(locale); st(this).o = options; }
+      compare(a, b) { a = String(a); b = String(b); const x = a.toLowerCase(), y = b.toLowerCase(); return x < y ? -1 : x > y ? 1 : a < b ? 1 : a > b ? -1 : 0; }
+      resolvedOptions() { return { locale: st(this).locale, usage: "sort", sensitivity: "variant", ignorePunctuation: false, collation: "default", numeric: false, caseFirst: "false" }; }
+    }
+    class PluralRules {
+      constructor(locale) { own(this); st(this).locale = pickLocale(locale); }
+      select(n) { return Number(n) === 1 ? "one" : "other"; }
+      resolvedOptions() { return { locale: st(this).locale, type: "cardinal", pluralCategories: ["one", "other"] }; }
+    }
+    class ListFormat {
+      constructor(locale, o = {}) { own(this); st(this).locale = pickLocale(locale); st(this).o = o; }
+      format(list) { const a = [...list].map(String); const w = st(this).o.type === "disjunction" ? "or" : "and"; return a.length < 3 ? a.join(` ${w} `) : a.slice(0, -1).join(", ") + `, ${w} ` + a[a.length - 1]; }
+    }
+    class RelativeTimeFormat {
+      constructor(locale) { own(this); st(this).locale = pickLocale(locale); }
+      format(v, unit) { v = Number(v); const u = String(unit).replace(/s$/, ""); const n = Math.abs(v); const w = `${n} ${u}${n === 1 ? "" : "s"}`; return v < 0 || Object.is(v, -0) ? `${w} ago` : `in ${w}`; }
+    }
+    class Segmenter {
+      constructor(locale) { own(this); st(this).locale = pickLocale(locale); }
+      segment(input) { input = String(input); const out = []; let i = 0; for (const ch of input) { out.push({ segment: ch, index: i, input }); i += ch.length; } return out; }
+    }
+    class Locale {
+      constructor(tag) { own(this); const [language, region] = String(tag).split("-"); Object.assign(st(this), { baseName: String(tag), language, region }); }
+      get baseName() { return st(this).baseName; } get language() { return st(this).language; } get region() { return st(this).region; }
+      toString() { return st(this).baseName; }
+    }
+    class DisplayNames {
+      constructor(locale, o = {}) { own(this); st(this).o = o; }
+      of(code) { return String(code); }
+    }
+    const Intl = {};
+    for (const C of [DateTimeFormat, NumberFormat, Collator, PluralRules, ListFormat, RelativeTimeFormat, Segmenter, Locale, DisplayNames]) {
+      tag(C, "Intl." + C.name); natAll(C.prototype); natAll(C);
+      define(Intl, C.name, nat(C));
+    }
+    Object.assign(Intl, {
+      getCanonicalLocales: method("getCanonicalLocales", 1, (l) => [].concat(l || []).map(pickLocale)),
+      supportedValuesOf: method("supportedValuesOf", 1, (k) => ({ calendar: ["gregory", "iso8601"], currency: ["EUR", "USD"], numberingSystem: ["latn"], timeZone: [zoneName], unit: ["meter", "second"], collation: ["default"] }[k] || [])),
+    });
+    for (const k of ["getCanonicalLocales", "supportedValuesOf"]) Object.defineProperty(Intl, k, { enumerable: false });
+    Object.defineProperty(Intl, Symbol.toStringTag, { value: "Intl", configurable: true });
+    define(g, "Intl", Intl);
+    // The locale-sensitive methods of the builtins go through it, as in V8.
+    define(Number.prototype, "toLocaleString", method("toLocaleString", 0, function (l, o) { return formatNumber(this, pickLocale(l), o || {}); }));
+    define(Date.prototype, "toLocaleString", method("toLocaleString", 0, function (l, o) { return Number.isNaN(this.valueOf()) ? "Invalid Date" : formatDate(this, o || {}, { year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" }); }));
+    define(Date.prototype, "toLocaleDateString", method("toLocaleDateString", 0, function (l, o) { return Number.isNaN(this.valueOf()) ? "Invalid Date" : formatDate(this, o || {}, { year: "numeric", month: "numeric", day: "numeric" }); }));
+    define(Date.prototype, "toLocaleTimeString", method("toLocaleTimeString", 0, function (l, o) { return Number.isNaN(this.valueOf()) ? "Invalid Date" : formatDate(this, o || {}, { hour: "numeric", minute: "numeric", second: "numeric" }); }));
+    // V8 ends Date strings with the zone's long name.
+    const dateToString = Date.prototype.toString;
+    const longName = (d) => {
+      const off = -d.getTimezoneOffset();
+      if (off === 0) return "Coordinated Universal Time";
+      const a = Math.abs(off);
+      return `GMT${off < 0 ? "-" : "+"}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
+    };
+    define(Date.prototype, "toString", method("toString", 0, function () {
+      const t = dateToString.call(this);
+      return t === "Invalid Date" || /\)$/.test(t) ? t : `${t} (${longName(this)})`;
+    }));
+  }
+
   class Notification extends EventTarget {
     constructor() { super(); throw new TypeError("Failed to construct 'Notification': Illegal constructor. Use ServiceWorkerRegistration.showNotification() instead."); }
     static get permission() { return "default"; }

@@ -15,6 +15,12 @@ use tokio::sync::oneshot;
 
 const ENV_JS: &str = include_str!("env.js");
 const FLOW_JS: &str = include_str!("flow.js");
+/// Script names in stack traces: env.js leaves frames from files named `potproxy-*` out of
+/// `Error().stack` (a browser shows none for its native code); page scripts carry the page's
+/// address, as inline scripts do in a browser.
+const ENV_FILE: &str = "potproxy-env.js";
+const FLOW_FILE: &str = "potproxy-flow.js";
+const PAGE_FILE: &str = "https://www.youtube.com/";
 const THREAD_STACK: usize = 32 * 1024 * 1024;
 const JS_STACK_LIMIT: usize = 8 * 1024 * 1024;
 
@@ -245,7 +251,9 @@ fn browser_context(
     let internals = ctx.with(|ctx| {
         let natives = host_natives(&ctx, start, user_agent)
             .map_err(|e| setup_error(&ctx, "natives", e))?;
-        let setup: Function = ctx.eval(ENV_JS).map_err(|e| setup_error(&ctx, "env.js", e))?;
+        let setup: Function = ctx
+            .eval_with_options(ENV_JS, named(ENV_FILE))
+            .map_err(|e| setup_error(&ctx, "env.js", e))?;
         let internals: Object = setup
             .call((natives,))
             .map_err(|e| setup_error(&ctx, "env.js", e))?;
@@ -290,6 +298,12 @@ fn host_natives<'js>(
     }
 }
 
+fn named(file: &str) -> rquickjs::context::EvalOptions {
+    let mut o = rquickjs::context::EvalOptions::default();
+    o.filename = Some(file.to_string());
+    o
+}
+
 fn setup_error(ctx: &rquickjs::Ctx<'_>, name: &str, e: rquickjs::Error) -> VmError {
     VmError::Setup(format!("{name}: {}", exception_text(ctx, e)))
 }
@@ -307,7 +321,9 @@ impl Host {
         let start = Instant::now();
         let (ctx, internals) = browser_context(&rt, start, user_agent)?;
         ctx.with(|c| {
-            let flow: Function = c.eval(FLOW_JS).map_err(|e| setup_error(&c, "flow.js", e))?;
+            let flow: Function = c
+                .eval_with_options(FLOW_JS, named(FLOW_FILE))
+                .map_err(|e| setup_error(&c, "flow.js", e))?;
             let i = internals.clone().restore(&c).map_err(|e| setup_error(&c, "flow.js", e))?;
             flow.call::<_, ()>((i,))
                 .map_err(|e| setup_error(&c, "flow.js", e))
@@ -345,7 +361,10 @@ impl Host {
         self.arm(self.limits.op_timeout);
         let r = self
             .ctx
-            .with(|ctx| ctx.eval::<(), _>(src).map_err(|e| exception_text(&ctx, e)));
+            .with(|ctx| {
+                ctx.eval_with_options::<(), _>(src, named(PAGE_FILE))
+                    .map_err(|e| exception_text(&ctx, e))
+            });
         let expired = self.deadline.get().is_some_and(|t| Instant::now() > t);
         self.deadline.set(None);
         r.map_err(|msg| {

@@ -27,7 +27,64 @@ const REPORT_MD: &str = "docs/PROBES.md";
 const BASELINE_JSON: &str = "docs/probes-quickjs-before.json";
 
 /// Why a probe still diverges, and whether QuickJS can close it.
-const NOTES: &[(&str, &str)] = &[];
+const NOTES: &[(&str, &str)] = &[
+    (
+        "canvas_data_url_prefix",
+        "cannot be closed cheaply: env.js has a PNG encoder (stored deflate) but no JPEG/WebP \
+         encoder, so `toDataURL(\"image/jpeg\")` returns a PNG (the spec's fallback for \
+         unsupported types). The PNG bytes also differ from Chromium's (Skia + zlib compression).",
+    ),
+    (
+        "document_all_quirk",
+        "cannot be closed in QuickJS: `document.all` is the one object with [[IsHTMLDDA]] \
+         (`typeof` is \"undefined\" yet it is not `undefined`); no JavaScript object can have \
+         that slot, only the engine can create one.",
+    ),
+    (
+        "es_globals_present",
+        "cannot be closed in QuickJS: `WebAssembly` needs a WebAssembly engine; QuickJS has \
+         none, and a stub would fail the first module a page compiles.",
+    ),
+    (
+        "sort_inconsistent_comparator",
+        "engine algorithm: with an inconsistent comparator the result is implementation-defined; \
+         V8 uses TimSort, QuickJS its own merge sort. Closing it means replacing \
+         `Array.prototype.sort` with a port of V8's TimSort (slower, for every page script).",
+    ),
+    (
+        "thrown_type_error_message",
+        "cannot be closed in QuickJS: the engine writes its own messages for errors it throws \
+         (\"cannot read property 'x' of null\" vs V8's \"Cannot read properties of null \
+         (reading 'x')\"); they are set inside the engine before any script sees the error.",
+    ),
+    (
+        "undefined_function_message",
+        "cannot be closed in QuickJS: engine-written message, as above (V8 names the callee \
+         expression, QuickJS says \"not a function\").",
+    ),
+    (
+        "webgl_context",
+        "cannot be closed in QuickJS: WebGL needs a GPU or a software rasteriser (SwiftShader); \
+         `getContext(\"webgl\")` returns null, as on a browser with WebGL disabled.",
+    ),
+];
+
+/// Divergences no probe can show exactly but which matter, stated in the report.
+const NOT_CLOSABLE: &str = "\
+- **2D canvas text rendering (pixels).** `fillText`/`strokeText` draw nothing and paths are not \
+  rasterised: glyph rasterisation (font files, hinting, anti-aliasing, Skia) cannot be reproduced \
+  in QuickJS, so a canvas fingerprint hash (text drawn, then `toDataURL` or `getImageData`) \
+  differs from any real browser's. Rectangles (`fillRect`, `clearRect`) and image data are exact. \
+  The probes check the API's shape, not rendered text.\n\
+- **Fonts and layout.** Metrics come from a nominal layout (16px text, 8px character width, 18px \
+  lines, 8px body margin): offsets, rects and computed styles are consistent with each other and \
+  with the viewport, not with any real font.\n\
+- **Engine-level traits.** Error messages written by the engine, `document.all`, WebAssembly, \
+  WebGL and the sort order for inconsistent comparators are QuickJS's own; `Math` functions \
+  come from the C library (the probed values equal V8's; other inputs may differ in the last \
+  bit).\n\
+- **Timing.** The event loop's order matches (microtasks, timers, message events), but \
+  `performance.now()` resolution and the speed of everything else are QuickJS's.\n";
 
 fn find_chromium(explicit: Option<String>) -> Option<PathBuf> {
     if let Some(p) = explicit {
@@ -197,6 +254,7 @@ async fn main() {
          `tests/probes.rs` fails when a probe listed as matching here stops matching \
          (Chromium's values: `{CHROMIUM_JSON}`).\n\n\
          ## Remaining divergences\n\n{divergences}\n\
+         ## What cannot be closed in QuickJS\n\n{NOT_CLOSABLE}\n\
          ## All probes\n\n| probe | kind | Chromium | QuickJS | |\n|---|---|---|---|---|\n{rows}",
     );
     std::fs::write(root.join(REPORT_MD), md).expect("write report");

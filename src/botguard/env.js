@@ -110,7 +110,7 @@
 
   // ---- identity: everything follows from the user agent ------------------------------------
   const ua = typeof host.userAgent === "string" && host.userAgent ? host.userAgent
-    : "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
+    : "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
   const chromeMajor = (/(?:Chrome|Chromium)\/(\d+)/.exec(ua) || [])[1] || null;
   const isChrome = chromeMajor !== null;
   const os = /Windows/.test(ua) ? "Windows" : /Android/.test(ua) ? "Android" : /Mac OS X|Macintosh/.test(ua) ? "macOS"

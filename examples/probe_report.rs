@@ -91,7 +91,12 @@ fn find_chromium(explicit: Option<String>) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
+    for name in [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ] {
         for dir in std::env::split_paths(&path) {
             let p = dir.join(name);
             if p.is_file() {
@@ -138,9 +143,12 @@ fn run_chromium(chromium: &Path, dir: &Path, script: &str, user_agent: Option<&s
         .output()
         .expect("run chromium");
     let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom
-        .find("<pre id=\"probe-out\">")
-        .unwrap_or_else(|| panic!("no probe output in Chromium's DOM: {}", String::from_utf8_lossy(&out.stderr)));
+    let start = dom.find("<pre id=\"probe-out\">").unwrap_or_else(|| {
+        panic!(
+            "no probe output in Chromium's DOM: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let rest = &dom[start + "<pre id=\"probe-out\">".len()..];
     let b64 = &rest[..rest.find('<').expect("end of probe output")];
     use base64::Engine;
@@ -169,18 +177,26 @@ async fn main() {
         match a.as_str() {
             "--chromium" => explicit = args.next(),
             "--record-baseline" => record_baseline = true,
-            other => panic!("unknown argument {other:?} (expected --chromium PATH, --record-baseline)"),
+            other => {
+                panic!("unknown argument {other:?} (expected --chromium PATH, --record-baseline)")
+            }
         }
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let chromium = find_chromium(explicit).expect("no chromium on PATH (pass --chromium PATH)");
-    let version = Command::new(&chromium).arg("--version").output().expect("chromium --version");
+    let version = Command::new(&chromium)
+        .arg("--version")
+        .output()
+        .expect("chromium --version");
     let chromium_version = String::from_utf8_lossy(&version.stdout).trim().to_string();
     let dir = tempfile::tempdir().expect("temp dir");
 
     // Chromium's own user agent, minus the headless marker: what a real install presents.
     let own_ua = run_chromium(&chromium, dir.path(), "navigator.userAgent", None);
-    let user_agent = own_ua.as_str().expect("user agent").replace("HeadlessChrome", "Chrome");
+    let user_agent = own_ua
+        .as_str()
+        .expect("user agent")
+        .replace("HeadlessChrome", "Chrome");
     eprintln!("{chromium_version}; user agent {user_agent}");
 
     let chrome: ProbeRun = serde_json::from_value(run_chromium(
@@ -228,7 +244,10 @@ async fn main() {
         if !ok {
             divergences.push_str(&format!(
                 "- `{name}` ({kind}): {}\n",
-                notes.get(name.as_str()).copied().unwrap_or("not yet closed.")
+                notes
+                    .get(name.as_str())
+                    .copied()
+                    .unwrap_or("not yet closed.")
             ));
         }
     }

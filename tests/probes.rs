@@ -21,12 +21,16 @@ async fn probes_that_matched_chromium_still_match() {
     let quick = harness::run_in_quickjs(Some(&c.user_agent)).await;
     let mut regressed = Vec::new();
     for name in &c.quickjs_matches {
-        let want = c.chromium.get(name).expect("matching probe has a Chromium value");
+        let want = c
+            .chromium
+            .get(name)
+            .expect("matching probe has a Chromium value");
         let got = quick.values.get(name);
         if got != Some(want) {
             regressed.push(format!(
                 "{name}: Chromium {want}, QuickJS {}",
-                got.map(|v| v.to_string()).unwrap_or_else(|| "missing".into())
+                got.map(|v| v.to_string())
+                    .unwrap_or_else(|| "missing".into())
             ));
         }
     }

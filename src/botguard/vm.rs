@@ -249,8 +249,8 @@ fn browser_context(
 ) -> Result<(Context, Internals), VmError> {
     let ctx = Context::full(rt).map_err(|e| VmError::Setup(e.to_string()))?;
     let internals = ctx.with(|ctx| {
-        let natives = host_natives(&ctx, start, user_agent)
-            .map_err(|e| setup_error(&ctx, "natives", e))?;
+        let natives =
+            host_natives(&ctx, start, user_agent).map_err(|e| setup_error(&ctx, "natives", e))?;
         let setup: Function = ctx
             .eval_with_options(ENV_JS, named(ENV_FILE))
             .map_err(|e| setup_error(&ctx, "env.js", e))?;
@@ -324,7 +324,10 @@ impl Host {
             let flow: Function = c
                 .eval_with_options(FLOW_JS, named(FLOW_FILE))
                 .map_err(|e| setup_error(&c, "flow.js", e))?;
-            let i = internals.clone().restore(&c).map_err(|e| setup_error(&c, "flow.js", e))?;
+            let i = internals
+                .clone()
+                .restore(&c)
+                .map_err(|e| setup_error(&c, "flow.js", e))?;
             flow.call::<_, ()>((i,))
                 .map_err(|e| setup_error(&c, "flow.js", e))
         })?;
@@ -359,12 +362,10 @@ impl Host {
 
     fn eval_global(&self, name: &'static str, src: &str) -> Result<(), VmError> {
         self.arm(self.limits.op_timeout);
-        let r = self
-            .ctx
-            .with(|ctx| {
-                ctx.eval_with_options::<(), _>(src, named(PAGE_FILE))
-                    .map_err(|e| exception_text(&ctx, e))
-            });
+        let r = self.ctx.with(|ctx| {
+            ctx.eval_with_options::<(), _>(src, named(PAGE_FILE))
+                .map_err(|e| exception_text(&ctx, e))
+        });
         let expired = self.deadline.get().is_some_and(|t| Instant::now() > t);
         self.deadline.set(None);
         r.map_err(|msg| {
@@ -525,10 +526,7 @@ impl Host {
             self.call_internal::<()>("setYtcfg", vec![cfg.clone()])?;
         }
         self.eval_global("interpreter", &req.interpreter_js)?;
-        self.run_op(
-            "load",
-            vec![req.global_name.clone(), req.program.clone()],
-        )
+        self.run_op("load", vec![req.global_name.clone(), req.program.clone()])
     }
 }
 

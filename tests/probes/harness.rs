@@ -45,9 +45,7 @@ pub async fn run_in_quickjs(user_agent: Option<&str>) -> ProbeRun {
     )
     .expect("QuickJS VM starts");
     let out = vm
-        .eval(&format!(
-            "({PROBES_JS})().then((r) => JSON.stringify(r))"
-        ))
+        .eval(&format!("({PROBES_JS})().then((r) => JSON.stringify(r))"))
         .await
         .expect("the probe suite runs in QuickJS");
     serde_json::from_str(&out).expect("probe results are JSON")

@@ -12,7 +12,7 @@
 //! `Headless` marker and without the automation flag; QuickJS presents the same user agent.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -20,7 +20,7 @@ use serde_json::Value;
 #[path = "../tests/probes/harness.rs"]
 mod harness;
 
-use harness::{CHROMIUM_JSON, Committed, PROBES_JS, ProbeRun};
+use harness::{CHROMIUM_JSON, Committed, PROBES_JS, ProbeRun, find_chromium, run_chromium};
 
 const REPORT_MD: &str = "docs/PROBES.md";
 /// QuickJS values before this work (recorded once with `--record-baseline`), for the summary.
@@ -85,78 +85,6 @@ const NOT_CLOSABLE: &str = "\
   bit).\n\
 - **Timing.** The event loop's order matches (microtasks, timers, message events), but \
   `performance.now()` resolution and the speed of everything else are QuickJS's.\n";
-
-fn find_chromium(explicit: Option<String>) -> Option<PathBuf> {
-    if let Some(p) = explicit {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    for name in [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "google-chrome-stable",
-    ] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// A page that runs `script` (an expression resolving to a JSON-able value) on load and writes
-/// the result, base64 of UTF-8 JSON, into `<pre id="probe-out">`.
-fn page(script: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>probes</title></head><body><script>\n\
-         const __probe = () => ({script});\n\
-         window.addEventListener('load', () => {{ Promise.resolve().then(__probe).then((r) => {{ \
-           const p = document.createElement('pre'); p.id = 'probe-out'; \
-           p.textContent = btoa(unescape(encodeURIComponent(JSON.stringify(r)))); \
-           document.documentElement.appendChild(p); }}); }});\n\
-         </script></body></html>"
-    )
-}
-
-fn run_chromium(chromium: &Path, dir: &Path, script: &str, user_agent: Option<&str>) -> Value {
-    let file = dir.join("probe-page.html");
-    std::fs::write(&file, page(script)).expect("write probe page");
-    let mut cmd = Command::new(chromium);
-    cmd.args([
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-blink-features=AutomationControlled",
-        "--no-first-run",
-        "--virtual-time-budget=30000",
-    ])
-    .arg(format!("--user-data-dir={}", dir.join("profile").display()));
-    if let Some(ua) = user_agent {
-        cmd.arg(format!("--user-agent={ua}"));
-    }
-    let out = cmd
-        .arg("--dump-dom")
-        .arg(format!("file://{}", file.display()))
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom.find("<pre id=\"probe-out\">").unwrap_or_else(|| {
-        panic!(
-            "no probe output in Chromium's DOM: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let rest = &dom[start + "<pre id=\"probe-out\">".len()..];
-    let b64 = &rest[..rest.find('<').expect("end of probe output")];
-    use base64::Engine;
-    let json = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .expect("probe output is base64");
-    serde_json::from_slice(&json).expect("probe output is JSON")
-}
 
 fn compact(v: &Value) -> String {
     let s = serde_json::to_string(v).unwrap();

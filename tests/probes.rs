@@ -57,3 +57,51 @@ async fn every_probe_has_a_committed_chromium_value() {
     );
     assert!(c.chromium.len() >= 60, "the suite has at least 60 probes");
 }
+
+/// With `POTPROXY_CHROMIUM=1` and the Chromium that produced the committed values: Chromium
+/// still gives those values (the report is current and the probes are deterministic).
+#[tokio::test]
+async fn committed_chromium_values_are_current() {
+    if std::env::var("POTPROXY_CHROMIUM").as_deref() != Ok("1") {
+        eprintln!("skipping: set POTPROXY_CHROMIUM=1 to re-run the probes in Chromium");
+        return;
+    }
+    let Some(chromium) = harness::find_chromium(None) else {
+        eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let c = committed();
+    let version = std::process::Command::new(&chromium)
+        .arg("--version")
+        .output()
+        .expect("chromium --version");
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    if version != c.chromium_version {
+        eprintln!(
+            "skipping: committed values are from {:?}, this is {version:?}; regenerate with \
+             `cargo run --example probe_report`",
+            c.chromium_version
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("({})()", harness::PROBES_JS);
+    let run = tokio::task::spawn_blocking(move || {
+        harness::run_chromium(&chromium, dir.path(), &script, Some(&c.user_agent))
+    })
+    .await
+    .unwrap();
+    let run: harness::ProbeRun = serde_json::from_value(run).unwrap();
+    let committed = committed();
+    let stale: Vec<String> = run
+        .values
+        .iter()
+        .filter(|(k, v)| committed.chromium.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: now {v}, committed {:?}", committed.chromium.get(k)))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "Chromium's values changed; regenerate docs/PROBES.md:\n{}",
+        stale.join("\n")
+    );
+}

@@ -123,7 +123,7 @@
   g.closed = false; g.length = 0; g.name = ""; g.opener = null; g.frameElement = null;
   g.isSecureContext = true; g.origin = "https://www.youtube.com"; g.crossOriginIsolated = false;
 
-  // ---- timers (driven by the Rust event loop through __pp_timers) -------------------------
+  // ---- timers (driven by the Rust event loop through I.timersNext / I.timersRunOne) --------
   const timers = new Map();
   let nextTimerId = 1;
   let timerSeq = 0;
@@ -1249,8 +1249,9 @@
 
   // ---- misc web APIs BotGuard or its loaders may touch -----------------------------------
   g.console = g.console || {};
+  if (!Object.prototype.hasOwnProperty.call(g.console, Symbol.toStringTag)) Object.defineProperty(g.console, Symbol.toStringTag, { value: "console", configurable: true });
   for (const lvl of ["log", "info", "warn", "error", "debug", "trace"]) {
-    g.console[lvl] = nat(function (...a) { __pp_log(lvl, a.map((x) => { try { return typeof x === "string" ? x : JSON.stringify(x); } catch (e) { return String(x); } }).join(" ")); });
+    g.console[lvl] = method(lvl, 0, function (...a) { __pp_log(lvl, a.map((x) => { try { return typeof x === "string" ? x : JSON.stringify(x); } catch (e) { return String(x); } }).join(" ")); });
   }
   class MutationObserver { constructor(cb) { this.cb = cb; } observe() {} disconnect() {} takeRecords() { return []; } }
   class ResizeObserver { constructor(cb) { this.cb = cb; } observe() {} unobserve() {} disconnect() {} }
@@ -1556,6 +1557,15 @@
   }
   tag(Notification, "Notification"); idl(Notification.prototype); natAll(Notification);
   define(g, "Notification", nat(Notification));
+  // Interface objects and namespaces are not enumerable on the window.
+  for (const k of Object.getOwnPropertyNames(g)) {
+    const d = Object.getOwnPropertyDescriptor(g, k);
+    if (!d.enumerable || !d.configurable || !("value" in d)) continue;
+    const v = d.value;
+    if ((typeof v === "function" && /^[A-Z]/.test(k) && v.prototype) || k === "Intl" || k === "console" || k === "CSS") {
+      Object.defineProperty(g, k, { enumerable: false });
+    }
+  }
   // QuickJS brands its global object "global".
   if (Object.getOwnPropertyDescriptor(g, Symbol.toStringTag)) delete g[Symbol.toStringTag];
   g.external = Object.setPrototypeOf({ AddSearchProvider: nat(function AddSearchProvider() {}), IsSearchProviderInstalled: nat(function IsSearchProviderInstalled() { return 0; }) }, iface("External").prototype);

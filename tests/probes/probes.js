@@ -92,6 +92,7 @@
   probe("tostring_is_own_on_function_prototype", "native-toString", () => [
     home(setTimeout, "toString"), Object.getOwnPropertyNames(setTimeout).sort(),
   ]);
+  probe("tostring_console", "native-toString", () => [fnText(console.log), console.log.name, "prototype" in console.log, tagOf(console)]);
   probe("tostring_window_functions", "native-toString", () =>
     ["atob", "btoa", "fetch", "setInterval", "requestAnimationFrame", "getComputedStyle", "queueMicrotask", "postMessage", "addEventListener"]
       .filter((k) => !/^function \w+\(\) \{ \[native code\] \}$/.test(fnText(W[k]))));
@@ -115,6 +116,9 @@
     const d = document.createElement("div");
     return ["offsetWidth", "id", "className", "children", "firstChild", "textContent", "style", "tagName", "nodeType"].map((k) => home(d, k));
   });
+  probe("interface_objects_on_window", "descriptors", () =>
+    ["Event", "EventTarget", "Node", "HTMLDivElement", "Navigator", "TextEncoder", "MutationObserver", "Storage", "Intl", "Notification"]
+      .map((k) => { const d = Object.getOwnPropertyDescriptor(W, k); return d ? [d.enumerable, d.writable, d.configurable] : null; }));
   probe("location_href_descriptor", "descriptors", () => desc(location, "href"));
 
   // ---- prototype chains and instanceof -------------------------------------------------------

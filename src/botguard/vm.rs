@@ -1,8 +1,10 @@
 //! The QuickJS host for Google's BotGuard VM. One dedicated OS thread owns the rquickjs runtime
 //! (it is not shared across threads); callers talk to it through [`VmHandle`], an actor fed by a
-//! channel. The thread provides the browser-like global (`env.js`), the WebPO calling convention
-//! (`flow.js`), and an event loop: microtasks drained after every macrotask, timers run in due
-//! order against a real clock. Every operation has a deadline enforced by QuickJS's interrupt
+//! channel. The thread provides the browser-like global (`env.js`, presenting a given user agent;
+//! docs/PROBES.md compares it with Chromium), the WebPO calling convention (`flow.js`), and an
+//! event loop. Nothing of the host is reachable from the global object: both scripts are
+//! functions called with the host's natives, and the host keeps their internals. The event
+//! loop: microtasks drained after every macrotask, timers run in due order against a real clock. Every operation has a deadline enforced by QuickJS's interrupt
 //! handler, so a runaway script is stopped, never hangs the proxy.
 
 use std::cell::Cell;

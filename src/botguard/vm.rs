@@ -4,8 +4,9 @@
 //! docs/PROBES.md compares it with Chromium), the WebPO calling convention (`flow.js`), and an
 //! event loop. Nothing of the host is reachable from the global object: both scripts are
 //! functions called with the host's natives, and the host keeps their internals. The event
-//! loop: microtasks drained after every macrotask, timers run in due order against a real clock. Every operation has a deadline enforced by QuickJS's interrupt
-//! handler, so a runaway script is stopped, never hangs the proxy.
+//! loop: microtasks drained after every macrotask, timers run in due order against a real clock.
+//! Every operation has a deadline enforced by QuickJS's interrupt handler, so a runaway script is
+//! stopped, never hangs the proxy.
 
 use std::cell::Cell;
 use std::rc::Rc;

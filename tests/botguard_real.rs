@@ -71,10 +71,7 @@ async fn real_botguard_vm_runs_and_mints_well_formed_tokens() {
         response.len()
     );
     if !has_minter {
-        eprintln!(
-            "VM telemetry: {}",
-            vm.eval("__pp_flow.events()").await.unwrap_or_default()
-        );
+        eprintln!("VM telemetry: {}", vm.telemetry().await.unwrap_or_default());
     }
     assert!(has_minter, "webPoSignalOutput[0] must be filled");
 

@@ -15,8 +15,10 @@ use crate::learn::page::Page;
 use crate::token::Token;
 use crate::upstream::{FetchError, HttpClient};
 
-/// BotGuard requires a WebKit user agent; the same one is used for HTTP and inside the VM.
-pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
+/// BotGuard requires a WebKit user agent; the same one is used for HTTP and inside the VM. A
+/// Chrome one: the VM's environment has V8's traits (error stacks, client hints, `window.chrome`;
+/// docs/PROBES.md compares it with Chromium), so a Chrome identity is the consistent one.
+pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
 /// Renew this long before the integrity token's stated end (at most).
 const RENEW_MARGIN: Duration = Duration::from_secs(600);
 
@@ -322,7 +324,7 @@ impl BotGuard {
         let interpreter = self.waa.interpreter(&obtained.challenge).await?;
         timings.interpreter_ms = ms(t.elapsed());
 
-        let vm = VmHandle::spawn(self.settings.vm)?;
+        let vm = VmHandle::spawn_as(self.settings.vm, Some(&self.settings.user_agent))?;
         let t = Instant::now();
         let ytcfg_json = obtained
             .page

@@ -1,20 +1,29 @@
 //! The QuickJS host for Google's BotGuard VM. One dedicated OS thread owns the rquickjs runtime
 //! (it is not shared across threads); callers talk to it through [`VmHandle`], an actor fed by a
-//! channel. The thread provides the browser-like global (`env.js`), the WebPO calling convention
-//! (`flow.js`), and an event loop: microtasks drained after every macrotask, timers run in due
-//! order against a real clock. Every operation has a deadline enforced by QuickJS's interrupt
-//! handler, so a runaway script is stopped, never hangs the proxy.
+//! channel. The thread provides the browser-like global (`env.js`, presenting a given user agent;
+//! docs/PROBES.md compares it with Chromium), the WebPO calling convention (`flow.js`), and an
+//! event loop. Nothing of the host is reachable from the global object: both scripts are
+//! functions called with the host's natives, and the host keeps their internals. The event
+//! loop: microtasks drained after every macrotask, timers run in due order against a real clock.
+//! Every operation has a deadline enforced by QuickJS's interrupt handler, so a runaway script is
+//! stopped, never hangs the proxy.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rquickjs::{CatchResultExt, Context, Function, Object, Runtime, Value};
+use rquickjs::{Context, Function, Object, Runtime, Value};
 use tokio::sync::oneshot;
 
 const ENV_JS: &str = include_str!("env.js");
 const FLOW_JS: &str = include_str!("flow.js");
+/// Script names in stack traces: env.js leaves frames from files named `potproxy-*` out of
+/// `Error().stack` (a browser shows none for its native code); page scripts carry the page's
+/// address, as inline scripts do in a browser.
+const ENV_FILE: &str = "potproxy-env.js";
+const FLOW_FILE: &str = "potproxy-flow.js";
+const PAGE_FILE: &str = "https://www.youtube.com/";
 const THREAD_STACK: usize = 32 * 1024 * 1024;
 const JS_STACK_LIMIT: usize = 8 * 1024 * 1024;
 
@@ -72,6 +81,7 @@ enum Command {
     CreateMinter(String, oneshot::Sender<Result<(), VmError>>),
     Mint(String, oneshot::Sender<Result<String, VmError>>),
     Eval(String, oneshot::Sender<Result<String, VmError>>),
+    Telemetry(oneshot::Sender<Result<String, VmError>>),
     Stats(oneshot::Sender<VmStats>),
 }
 
@@ -82,8 +92,16 @@ pub struct VmHandle {
 }
 
 impl VmHandle {
-    /// Starts a fresh VM thread with the browser environment installed.
+    /// Starts a fresh VM thread with the browser environment installed, presenting env.js's
+    /// default user agent.
     pub fn spawn(limits: VmLimits) -> Result<Self, VmError> {
+        Self::spawn_as(limits, None)
+    }
+
+    /// Starts a fresh VM thread whose browser environment presents `user_agent` (navigator's
+    /// fields, client hints and engine traits follow from it), or env.js's default for `None`.
+    pub fn spawn_as(limits: VmLimits, user_agent: Option<&str>) -> Result<Self, VmError> {
+        let user_agent = user_agent.map(str::to_string);
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -92,7 +110,7 @@ impl VmHandle {
             // comfortably larger so deep recursion raises a JS error instead of aborting.
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                let host = match Host::new(limits) {
+                let host = match Host::new(limits, user_agent.as_deref()) {
                     Ok(h) => {
                         let _ = ready_tx.send(Ok(()));
                         h
@@ -148,6 +166,11 @@ impl VmHandle {
         self.ask(|tx| Command::Eval(s, tx)).await?
     }
 
+    /// The telemetry events the VM reported through the web client's loggers (diagnostics).
+    pub async fn telemetry(&self) -> Result<String, VmError> {
+        self.ask(Command::Telemetry).await?
+    }
+
     pub async fn stats(&self) -> Result<VmStats, VmError> {
         self.ask(Command::Stats).await
     }
@@ -155,6 +178,9 @@ impl VmHandle {
 
 /// Lives on the VM thread.
 struct Host {
+    /// The main realm's internals (see [`Internals`]); first, so it is released before the
+    /// runtime goes.
+    internals: Internals,
     rt: Runtime,
     ctx: Context,
     /// Extra realms handed out as `iframe.contentWindow` (BotGuard takes pristine builtins
@@ -193,46 +219,100 @@ fn describe(v: &Value<'_>) -> String {
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
-/// A new context with the natives and the browser environment installed.
-fn browser_context(rt: &Runtime, start: Instant) -> Result<Context, VmError> {
+/// The host's hidden side of a realm: env.js returns it (timers, realms, the settling slot,
+/// the operations flow.js adds) instead of putting anything on the global object, where page
+/// scripts would see it (`Object.getOwnPropertyNames(window)`).
+type Internals = rquickjs::Persistent<Object<'static>>;
+
+/// The host's time zone name (IANA), for `Intl.DateTimeFormat().resolvedOptions().timeZone`;
+/// `None` lets env.js derive it from the UTC offset.
+fn host_time_zone() -> Option<String> {
+    if let Ok(tz) = std::env::var("TZ") {
+        let tz = tz.trim_start_matches(':').trim();
+        if tz.contains('/') || tz == "UTC" {
+            return Some(tz.to_string());
+        }
+    }
+    if let Ok(tz) = std::fs::read_to_string("/etc/timezone") {
+        let tz = tz.trim();
+        if !tz.is_empty() {
+            return Some(tz.to_string());
+        }
+    }
+    let link = std::fs::read_link("/etc/localtime").ok()?;
+    let s = link.to_string_lossy();
+    s.split_once("zoneinfo/").map(|(_, z)| z.to_string())
+}
+
+/// A new context with the browser environment installed; returns it with its internals.
+fn browser_context(
+    rt: &Runtime,
+    start: Instant,
+    user_agent: Option<&str>,
+) -> Result<(Context, Internals), VmError> {
     let ctx = Context::full(rt).map_err(|e| VmError::Setup(e.to_string()))?;
-    ctx.with(|ctx| {
-        let g = ctx.globals();
-        g.set(
-            "__pp_now",
+    let internals = ctx.with(|ctx| {
+        let natives =
+            host_natives(&ctx, start, user_agent).map_err(|e| setup_error(&ctx, "natives", e))?;
+        let setup: Function = ctx
+            .eval_with_options(ENV_JS, named(ENV_FILE))
+            .map_err(|e| setup_error(&ctx, "env.js", e))?;
+        let internals: Object = setup
+            .call((natives,))
+            .map_err(|e| setup_error(&ctx, "env.js", e))?;
+        Ok::<_, VmError>(rquickjs::Persistent::save(&ctx, internals))
+    })?;
+    Ok((ctx, internals))
+}
+
+/// What env.js gets from Rust: the clock, randomness, logging, the identity to present.
+fn host_natives<'js>(
+    ctx: &rquickjs::Ctx<'js>,
+    start: Instant,
+    user_agent: Option<&str>,
+) -> rquickjs::Result<Object<'js>> {
+    {
+        let natives = Object::new(ctx.clone())?;
+        if let Some(ua) = user_agent {
+            natives.set("userAgent", ua)?;
+        }
+        if let Some(tz) = host_time_zone() {
+            natives.set("timeZone", tz)?;
+        }
+        natives.set(
+            "now",
             Function::new(ctx.clone(), move || start.elapsed().as_secs_f64() * 1000.0)?,
         )?;
-        g.set(
-            "__pp_random",
+        natives.set(
+            "random",
             Function::new(ctx.clone(), |n: usize| {
                 let mut buf = vec![0u8; n.min(65_536)];
                 getrandom::fill(&mut buf).expect("OS randomness");
                 buf
             })?,
         )?;
-        g.set(
-            "__pp_log",
+        natives.set(
+            "log",
             Function::new(ctx.clone(), |level: String, msg: String| {
                 tracing::debug!(target: "potproxy::botguard::js", %level, "{msg}");
             })?,
         )?;
-        g.set("__pp_realms", rquickjs::Array::new(ctx.clone())?)?;
-        Ok::<_, rquickjs::Error>(())
-    })
-    .map_err(|e| VmError::Setup(e.to_string()))?;
-    eval_setup(&ctx, "env.js", ENV_JS)?;
-    Ok(ctx)
+        Ok(natives)
+    }
 }
 
-fn eval_setup(ctx: &Context, name: &str, src: &str) -> Result<(), VmError> {
-    ctx.with(|ctx| {
-        ctx.eval::<(), _>(src)
-            .map_err(|e| VmError::Setup(format!("{name}: {}", exception_text(&ctx, e))))
-    })
+fn named(file: &str) -> rquickjs::context::EvalOptions {
+    let mut o = rquickjs::context::EvalOptions::default();
+    o.filename = Some(file.to_string());
+    o
+}
+
+fn setup_error(ctx: &rquickjs::Ctx<'_>, name: &str, e: rquickjs::Error) -> VmError {
+    VmError::Setup(format!("{name}: {}", exception_text(ctx, e)))
 }
 
 impl Host {
-    fn new(limits: VmLimits) -> Result<Self, VmError> {
+    fn new(limits: VmLimits, user_agent: Option<&str>) -> Result<Self, VmError> {
         let rt = Runtime::new().map_err(|e| VmError::Setup(e.to_string()))?;
         rt.set_memory_limit(limits.memory_limit);
         rt.set_max_stack_size(JS_STACK_LIMIT);
@@ -242,15 +322,26 @@ impl Host {
             d.get().is_some_and(|t| Instant::now() > t)
         })));
         let start = Instant::now();
-        let ctx = browser_context(&rt, start)?;
-        eval_setup(&ctx, "flow.js", FLOW_JS)?;
+        let (ctx, internals) = browser_context(&rt, start, user_agent)?;
+        ctx.with(|c| {
+            let flow: Function = c
+                .eval_with_options(FLOW_JS, named(FLOW_FILE))
+                .map_err(|e| setup_error(&c, "flow.js", e))?;
+            let i = internals
+                .clone()
+                .restore(&c)
+                .map_err(|e| setup_error(&c, "flow.js", e))?;
+            flow.call::<_, ()>((i,))
+                .map_err(|e| setup_error(&c, "flow.js", e))
+        })?;
         let mut realms = Vec::new();
         for _ in 0..SPARE_REALMS {
-            let realm = browser_context(&rt, start)?;
+            let (realm, _) = browser_context(&rt, start, user_agent)?;
             let global = realm.with(|c| rquickjs::Persistent::save(&c, c.globals()));
             ctx.with(|c| -> rquickjs::Result<()> {
                 let g = global.restore(&c)?;
-                let list: rquickjs::Array = c.globals().get("__pp_realms")?;
+                let i = internals.clone().restore(&c)?;
+                let list: rquickjs::Array = i.get("realms")?;
                 list.set(list.len(), g)
             })
             .map_err(|e| VmError::Setup(e.to_string()))?;
@@ -259,6 +350,7 @@ impl Host {
         Ok(Host {
             rt,
             ctx,
+            internals,
             _realms: realms,
             deadline,
             limits,
@@ -273,9 +365,10 @@ impl Host {
 
     fn eval_global(&self, name: &'static str, src: &str) -> Result<(), VmError> {
         self.arm(self.limits.op_timeout);
-        let r = self
-            .ctx
-            .with(|ctx| ctx.eval::<(), _>(src).map_err(|e| exception_text(&ctx, e)));
+        let r = self.ctx.with(|ctx| {
+            ctx.eval_with_options::<(), _>(src, named(PAGE_FILE))
+                .map_err(|e| exception_text(&ctx, e))
+        });
         let expired = self.deadline.get().is_some_and(|t| Instant::now() > t);
         self.deadline.set(None);
         r.map_err(|msg| {
@@ -290,31 +383,47 @@ impl Host {
         })
     }
 
-    fn set_global_str(&self, name: &str, value: &str) -> Result<(), VmError> {
-        self.ctx
-            .with(|ctx| ctx.globals().set(name, value))
-            .map_err(|e| VmError::Setup(e.to_string()))
+    /// Calls `internals[name](...args)` synchronously.
+    fn call_internal<T>(&self, name: &str, args: Vec<String>) -> Result<T, VmError>
+    where
+        T: for<'js> rquickjs::FromJs<'js>,
+    {
+        self.ctx.with(|ctx| {
+            let run = || -> rquickjs::Result<T> {
+                let i = self.internals.clone().restore(&ctx)?;
+                let f: Function = i.get(name)?;
+                let mut a = rquickjs::function::Args::new(ctx.clone(), args.len());
+                for s in args {
+                    a.push_arg(s)?;
+                }
+                f.call_arg(a)
+            };
+            run().map_err(|e| VmError::Threw(format!("{name}: {}", exception_text(&ctx, e))))
+        })
     }
 
-    /// Runs `__pp_run(() => <expr>)` and drives the event loop until the slot settles.
-    fn run_op(&self, op: &'static str, expr: &str) -> Result<String, VmError> {
+    /// Starts operation `op` (a function of the internals' `ops`, see flow.js) and drives the
+    /// event loop until its promise settles.
+    fn run_op(&self, op: &'static str, args: Vec<String>) -> Result<String, VmError> {
         let deadline = self.arm(self.limits.op_timeout);
-        let result = self.drive(op, expr, deadline);
+        let result = self.drive(op, args, deadline);
         self.deadline.set(None);
         result
     }
 
-    fn drive(&self, op: &'static str, expr: &str, deadline: Instant) -> Result<String, VmError> {
+    fn drive(
+        &self,
+        op: &'static str,
+        args: Vec<String>,
+        deadline: Instant,
+    ) -> Result<String, VmError> {
         let timeout = || VmError::Timeout {
             op,
             after: self.limits.op_timeout,
         };
-        self.ctx
-            .with(|ctx| {
-                ctx.eval::<(), _>(format!("__pp_run(() => {expr});"))
-                    .map_err(|e| exception_text(&ctx, e))
-            })
-            .map_err(VmError::Threw)?;
+        let mut start = vec![op.to_string()];
+        start.extend(args);
+        self.call_internal::<()>("start", start)?;
         loop {
             self.drain_microtasks();
             if Instant::now() > deadline {
@@ -323,7 +432,8 @@ impl Host {
             let slot = self
                 .ctx
                 .with(|ctx| -> rquickjs::Result<Option<(bool, String)>> {
-                    let slot: Object = ctx.globals().get("__pp_slot")?;
+                    let i = self.internals.clone().restore(&ctx)?;
+                    let slot: Object = i.get("slot")?;
                     if !slot.get::<_, bool>("done")? {
                         return Ok(None);
                     }
@@ -344,10 +454,7 @@ impl Host {
                 Ok(None) => {}
                 Err(e) => return Err(VmError::Threw(e.to_string())),
             }
-            let next: f64 = self
-                .ctx
-                .with(|ctx| ctx.eval::<f64, _>("__pp_timers.next()"))
-                .map_err(|e| VmError::Threw(e.to_string()))?;
+            let next: f64 = self.call_internal("timersNext", vec![])?;
             if next < 0.0 {
                 if self.rt.is_job_pending() {
                     continue;
@@ -359,12 +466,7 @@ impl Host {
                 let wait = Duration::from_secs_f64(next / 1000.0).min(left);
                 std::thread::sleep(wait);
             }
-            let ran = self.ctx.with(|ctx| {
-                ctx.eval::<bool, _>("__pp_timers.runOne()")
-                    .catch(&ctx)
-                    .map_err(|e| e.to_string())
-            });
-            if let Err(e) = ran {
+            if let Err(e) = self.call_internal::<bool>("timersRunOne", vec![]) {
                 if Instant::now() > deadline {
                     return Err(timeout());
                 }
@@ -393,34 +495,24 @@ impl Host {
                 let _ = reply.send(self.load(&req));
             }
             Command::Snapshot(reply) => {
-                let r = self
-                    .run_op("snapshot", "__pp_flow.snapshot()")
-                    .and_then(|resp| {
-                        let has = self
-                            .ctx
-                            .with(|ctx| ctx.eval::<bool, _>("__pp_flow.hasMinterFactory()"))
-                            .map_err(|e| VmError::Threw(e.to_string()))?;
-                        Ok((resp, has))
-                    });
+                let r = self.run_op("snapshot", vec![]).and_then(|resp| {
+                    let has = self.call_internal::<bool>("hasMinterFactory", vec![])?;
+                    Ok((resp, has))
+                });
                 let _ = reply.send(r);
             }
             Command::CreateMinter(it, reply) => {
-                let r = self
-                    .set_global_str("__pp_arg0", &it)
-                    .and_then(|_| self.run_op("create_minter", "__pp_flow.createMinter(__pp_arg0)"))
-                    .map(|_| ());
+                let r = self.run_op("createMinter", vec![it]).map(|_| ());
                 let _ = reply.send(r);
             }
             Command::Mint(binding, reply) => {
-                let r = self
-                    .set_global_str("__pp_arg0", &binding)
-                    .and_then(|_| self.run_op("mint", "__pp_flow.mint(__pp_arg0)"));
-                let _ = reply.send(r);
+                let _ = reply.send(self.run_op("mint", vec![binding]));
             }
             Command::Eval(src, reply) => {
-                let r = self
-                    .set_global_str("__pp_arg0", &src)
-                    .and_then(|_| self.run_op("eval", "(0, eval)(__pp_arg0)"));
+                let _ = reply.send(self.run_op("eval", vec![src]));
+            }
+            Command::Telemetry(reply) => {
+                let r = self.call_internal::<String>("telemetry", vec![]);
                 let _ = reply.send(r);
             }
             Command::Stats(reply) => {
@@ -434,16 +526,10 @@ impl Host {
 
     fn load(&self, req: &LoadRequest) -> Result<String, VmError> {
         if let Some(cfg) = &req.ytcfg_json {
-            self.set_global_str("__pp_arg0", cfg)?;
-            self.eval_global(
-                "ytcfg",
-                "globalThis.yt = globalThis.yt || {}; yt.config_ = JSON.parse(__pp_arg0); globalThis.ytcfg = { data_: yt.config_, get: (k, d) => (k in yt.config_ ? yt.config_[k] : d), set: (o) => Object.assign(yt.config_, o) };",
-            )?;
+            self.call_internal::<()>("setYtcfg", vec![cfg.clone()])?;
         }
         self.eval_global("interpreter", &req.interpreter_js)?;
-        self.set_global_str("__pp_arg0", &req.global_name)?;
-        self.set_global_str("__pp_arg1", &req.program)?;
-        self.run_op("load", "__pp_flow.load(__pp_arg0, __pp_arg1)")
+        self.run_op("load", vec![req.global_name.clone(), req.program.clone()])
     }
 }
 
@@ -520,7 +606,10 @@ mod tests {
             ("location.origin", "https://www.youtube.com"),
             ("navigator.webdriver", "false"),
             ("/AppleWebKit/.test(navigator.userAgent)", "true"),
-            ("document.createElement('canvas').getContext('2d')", ""),
+            (
+                "document.createElement('canvas').getContext('2d')",
+                "[object CanvasRenderingContext2D]",
+            ),
             ("typeof document.body.appendChild", "function"),
             ("setTimeout.toString().includes('[native code]')", "true"),
             (

@@ -96,6 +96,9 @@
         (e) => { slot.done = true; slot.ok = false; slot.value = e && e.stack ? String(e) + "\n" + e.stack : String(e); },
       );
   };
+  // A host that can await promises itself (the browser minter, over the DevTools protocol)
+  // calls the operations directly.
+  I.call = (name, ...args) => flow[name](...args);
   I.hasMinterFactory = () => flow.hasMinterFactory();
   I.telemetry = () => flow.events();
 })

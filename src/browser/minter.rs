@@ -38,6 +38,39 @@ pub const PAGE_URL: &str = "https://www.youtube.com/";
 /// Served for [`PAGE_URL`] instead of the real page (its scripts are not needed to mint).
 const BLANK_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>YouTube</title></head><body></body></html>";
 const FLOW_JS: &str = include_str!("../botguard/flow.js");
+
+/// The page global through which the DevTools side reaches flow.js's operations: flow.js keeps
+/// its state in a closure, and the host needs one handle between `Runtime.evaluate` calls. A
+/// random, non-enumerable name per process, so no fixed marker is there for a page to look for.
+static FLOW_GLOBAL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut b = [0u8; 6];
+    let _ = getrandom::fill(&mut b);
+    format!(
+        "_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+});
+
+/// Installs flow.js under [`FLOW_GLOBAL`]: `load`, `snapshot`, `createMinter` and `mint` return
+/// promises the evaluation awaits.
+fn install_flow_js() -> String {
+    format!(
+        "Object.defineProperty(globalThis, {name}, {{ value: (() => {{ const I = {{}}; ({FLOW_JS})(I); \
+         return {{ load: (...a) => I.call('load', ...a), snapshot: () => I.call('snapshot'), \
+         hasMinterFactory: () => I.hasMinterFactory(), createMinter: (t) => I.call('createMinter', t), \
+         mint: (b) => I.call('mint', b) }}; }})(), enumerable: false, configurable: true }}); undefined",
+        name = json!(FLOW_GLOBAL.as_str()),
+    )
+}
+
+fn flow_call(op: &str, args: &[&Value]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    format!(
+        "globalThis[{}].{op}({})",
+        json!(FLOW_GLOBAL.as_str()),
+        args.join(", ")
+    )
+}
 /// Renew this long before the integrity token's stated end (at most), as the QuickJS minter.
 const RENEW_MARGIN: Duration = Duration::from_secs(600);
 /// Cap on a body the page receives through interception (decoded).
@@ -279,10 +312,7 @@ impl BrowserMinter {
         let after = self.settings.mint_timeout;
         let v = unless_died(
             &live,
-            tokio::time::timeout(
-                after,
-                eval(&m.page, format!("__pp_flow.mint({})", json!(binding))),
-            ),
+            tokio::time::timeout(after, eval(&m.page, flow_call("mint", &[&json!(binding)]))),
         )
         .await?
         .map_err(|_| BrowserError::Timeout { op: "mint", after })??;
@@ -405,22 +435,18 @@ impl BrowserMinter {
             .clone()
             .unwrap_or_else(|| "https://www.google.com/js/th/interpreter.js".into());
         eval(&pm.page, format!("{interpreter}\n//# sourceURL={name}")).await?;
-        eval(&pm.page, FLOW_JS.to_string()).await?;
+        eval(&pm.page, install_flow_js()).await?;
         let c = &obtained.challenge;
         eval(
             &pm.page,
-            format!(
-                "__pp_flow.load({}, {})",
-                json!(c.global_name),
-                json!(c.program)
-            ),
+            flow_call("load", &[&json!(c.global_name), &json!(c.program)]),
         )
         .await?;
         let vm_ms = t.elapsed().as_millis() as u64;
         let t = Instant::now();
-        let response = eval(&pm.page, "__pp_flow.snapshot()".into()).await?;
+        let response = eval(&pm.page, flow_call("snapshot", &[])).await?;
         let response = response.as_str().unwrap_or_default().to_string();
-        let has_factory = eval(&pm.page, "__pp_flow.hasMinterFactory()".into()).await?;
+        let has_factory = eval(&pm.page, flow_call("hasMinterFactory", &[])).await?;
         if has_factory != Value::Bool(true) {
             return Err(BotGuardError::NoMinterFactory(response.chars().take(16).collect()).into());
         }
@@ -430,7 +456,7 @@ impl BrowserMinter {
         let generate_it_ms = t.elapsed().as_millis() as u64;
         eval(
             &pm.page,
-            format!("__pp_flow.createMinter({})", json!(integrity_token)),
+            flow_call("createMinter", &[&json!(integrity_token)]),
         )
         .await?;
         let ttl_d = Duration::from_secs(ttl);

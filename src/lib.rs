@@ -61,6 +61,8 @@ pub mod rewrite;
 // What responses teach: media in-band refusals, bindings, sessions.
 pub mod ump;
 
+pub mod heal;
+
 pub mod bindings;
 
 pub mod learn;

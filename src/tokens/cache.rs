@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Issued, TokenRequest};
+use super::{Issued, Provenance, TokenRequest};
 use crate::token::{Binding, Token};
 use crate::upstream::Egress;
 
@@ -68,8 +68,12 @@ pub struct CacheStats {
     pub entries: usize,
 }
 
+/// A cached token, its expiry, and where it came from.
+type Cached = (Token, SystemTime, Option<Provenance>);
+
 struct Inner {
-    entries: Mutex<HashMap<Key, (Token, SystemTime)>>,
+    /// Each token with its expiry and, for tokens minted by this process, where it came from.
+    entries: Mutex<HashMap<Key, Cached>>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     file: Option<PathBuf>,
     write_lock: Mutex<()>,
@@ -136,7 +140,10 @@ impl TokenCache {
                     let mut map = cache.inner.entries.lock().expect("entries lock");
                     for e in f.entries.into_iter().filter(|e| e.expires_at > now) {
                         if let Ok(t) = Token::parse(&e.token) {
-                            map.insert(e.key, (t, UNIX_EPOCH + Duration::from_secs(e.expires_at)));
+                            map.insert(
+                                e.key,
+                                (t, UNIX_EPOCH + Duration::from_secs(e.expires_at), None),
+                            );
                         }
                     }
                     tracing::info!(path = %path.display(), entries = map.len(), "token cache loaded");
@@ -157,12 +164,13 @@ impl TokenCache {
         let now = SystemTime::now();
         let map = self.inner.entries.lock().expect("entries lock");
         match map.get(key) {
-            Some((t, exp)) if *exp > now => {
+            Some((t, exp, provenance)) if *exp > now => {
                 self.inner.hits.fetch_add(1, Ordering::Relaxed);
                 Some(Issued {
                     token: t.clone(),
                     expires_at: *exp,
                     cached: true,
+                    provenance: provenance.clone(),
                 })
             }
             _ => {
@@ -190,13 +198,44 @@ impl TokenCache {
     }
 
     pub fn store(&self, key: Key, token: Token, expires_at: SystemTime) {
+        self.store_traced(key, token, expires_at, None);
+    }
+
+    /// [`store`](Self::store) with where the token came from (kept in memory, not in the file).
+    pub fn store_traced(
+        &self,
+        key: Key,
+        token: Token,
+        expires_at: SystemTime,
+        provenance: Option<Provenance>,
+    ) {
         {
             let mut map = self.inner.entries.lock().expect("entries lock");
             let now = SystemTime::now();
-            map.retain(|_, (_, exp)| *exp > now);
-            map.insert(key, (token, expires_at));
+            map.retain(|_, (_, exp, _)| *exp > now);
+            map.insert(key, (token, expires_at, provenance));
         }
         self.persist();
+    }
+
+    /// Drops the entry for a request's key only while it still holds `token` (a refused
+    /// token; a fresh one stored meanwhile stays). Returns whether it was dropped.
+    pub fn forget_token(&self, req: &TokenRequest, token: &Token) -> bool {
+        let Some(key) = Key::of(req) else {
+            return false;
+        };
+        let removed = {
+            let mut map = self.inner.entries.lock().expect("entries lock");
+            if map.get(&key).is_some_and(|(t, _, _)| t == token) {
+                map.remove(&key).is_some()
+            } else {
+                false
+            }
+        };
+        if removed {
+            self.persist();
+        }
+        removed
     }
 
     /// Drops the entry for a request's key (a token googlevideo rejected).
@@ -227,7 +266,7 @@ impl TokenCache {
             .lock()
             .expect("entries lock")
             .iter()
-            .filter(|(_, (_, exp))| *exp > now)
+            .filter(|(_, (_, exp, _))| *exp > now)
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -254,7 +293,7 @@ impl TokenCache {
             .lock()
             .expect("entries lock")
             .iter()
-            .map(|(k, (t, exp))| Entry {
+            .map(|(k, (t, exp, _))| Entry {
                 key: k.clone(),
                 token: t.as_str().to_string(),
                 expires_at: unix(*exp),

@@ -9,6 +9,7 @@ mod botguard_source;
 mod cache;
 mod cold_start;
 mod provider_source;
+mod refusals;
 mod settings;
 mod static_source;
 
@@ -21,6 +22,7 @@ pub use botguard_source::BotGuardSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
+pub use refusals::{Provenance, RefusalAction, Refusals, STRIKES_TO_SET_ASIDE, SetAside};
 pub use settings::{BotGuardConfig, SourceKind, TokensConfig};
 pub use static_source::StaticSource;
 
@@ -57,6 +59,8 @@ pub struct Minted {
     /// Placeholders (cold-start tokens) must not be cached: the next request should get a
     /// real token as soon as one can be minted.
     pub cacheable: bool,
+    /// Which of the source's minters made it (minting sources), so a refusal can drop it.
+    pub minter: Option<u64>,
 }
 
 impl Minted {
@@ -65,6 +69,7 @@ impl Minted {
             token,
             expires_at: None,
             cacheable: true,
+            minter: None,
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct Issued {
     pub expires_at: SystemTime,
     /// True when served from the cache.
     pub cached: bool,
+    /// Where it came from (`None`: loaded from the cache file, or made without a source).
+    pub provenance: Option<Provenance>,
 }
 
 /// What went wrong inside a source, shared so a [`TokenError`] stays cloneable.
@@ -156,6 +163,13 @@ pub trait TokenSource: Send + Sync {
 
     /// Drops whatever the source holds that produced tokens (an integrity token, a minter).
     fn invalidate(&self) {}
+
+    /// A token this source made (with `minter`, as its [`Minted`] said) was refused upstream:
+    /// drop that minter. Returns whether the source can mint a different token with a fresh
+    /// one (a static token cannot).
+    fn refused(&self, _req: &TokenRequest, _minter: Option<u64>) -> bool {
+        false
+    }
 }
 
 /// Asks sources in order, through the cache.
@@ -164,6 +178,19 @@ pub struct TokenService {
     sources: Arc<Vec<Arc<dyn TokenSource>>>,
     cache: TokenCache,
     ttl: Duration,
+    /// Refused tokens and the sources set aside for them, per egress.
+    refusals: Arc<Refusals>,
+}
+
+/// How long a source whose tokens keep being refused is set aside (`[tokens] set_aside_secs`).
+pub const DEFAULT_SET_ASIDE: Duration = Duration::from_secs(1800);
+
+/// The egress key refusals are kept under (`direct`: the configured egress).
+fn egress_key(req: &TokenRequest) -> String {
+    req.egress
+        .as_ref()
+        .and_then(Egress::key)
+        .unwrap_or_else(|| "direct".into())
 }
 
 fn describe(binding: &Binding) -> String {
@@ -180,7 +207,57 @@ impl TokenService {
             sources: Arc::new(sources),
             cache,
             ttl,
+            refusals: Arc::new(Refusals::new(DEFAULT_SET_ASIDE)),
         }
+    }
+
+    /// How long a source whose tokens keep being refused is set aside for an egress.
+    pub fn with_set_aside(mut self, set_aside: Duration) -> Self {
+        self.refusals = Arc::new(Refusals::new(set_aside));
+        self
+    }
+
+    /// A token `issued` for `req` was refused upstream (`reason` says how): drop it from the
+    /// cache, drop the minter that made it, and set its source aside for this egress when it
+    /// keeps being refused. The next [`issue`](Self::issue) for `req` mints afresh (or asks
+    /// the next source).
+    pub fn refused(&self, req: &TokenRequest, issued: &Issued, reason: &str) -> RefusalAction {
+        self.cache.forget_token(req, &issued.token);
+        let Some(p) = &issued.provenance else {
+            // Loaded from the cache file: nothing to attribute; the next token is minted.
+            return RefusalAction::FreshMinter;
+        };
+        let egress = egress_key(req);
+        let Some(source) = self.sources.iter().find(|s| s.name() == p.source) else {
+            return RefusalAction::FreshMinter;
+        };
+        let can_renew = source.refused(req, p.minter);
+        let action = self
+            .refusals
+            .refused(p.source, &egress, p.minter, can_renew, reason);
+        match action {
+            RefusalAction::SetAside => tracing::warn!(
+                source = p.source,
+                %egress,
+                %reason,
+                for_secs = self.refusals.window().as_secs(),
+                "token source set aside: its tokens keep being refused"
+            ),
+            RefusalAction::FreshMinter => tracing::info!(
+                source = p.source,
+                %egress,
+                minter = ?p.minter,
+                %reason,
+                "token refused; minting a fresh one"
+            ),
+            RefusalAction::AlreadyHandled => {}
+        }
+        action
+    }
+
+    /// The sources set aside now, per egress.
+    pub fn set_aside(&self) -> Vec<SetAside> {
+        self.refusals.set_aside()
     }
 
     /// A service without persistence and with the default TTL (tests, one-off use).
@@ -206,8 +283,8 @@ impl TokenService {
         let key = cache::Key::of(req);
         let Some(key) = key else {
             // Nothing to key a cache on: ask the sources every time (static default only).
-            let m = self.ask_sources(req).await?;
-            return Ok(self.finish(m));
+            let (m, source) = self.ask_sources(req).await?;
+            return Ok(self.finish(m, source));
         };
         if !req.bypass_cache {
             if let Some(hit) = self.cache.lookup(&key) {
@@ -222,13 +299,17 @@ impl TokenService {
                 return Ok(hit);
             }
         }
-        let m = self.ask_sources(req).await?;
-        let issued = self.finish(m.clone());
+        let (m, source) = self.ask_sources(req).await?;
+        let issued = self.finish(m.clone(), source);
         let stats = self.cache.stats();
         tracing::debug!(binding = %describe(&req.binding), cache_hits = stats.hits, cache_misses = stats.misses, "token minted");
         if m.cacheable {
-            self.cache
-                .store(key, issued.token.clone(), issued.expires_at);
+            self.cache.store_traced(
+                key,
+                issued.token.clone(),
+                issued.expires_at,
+                issued.provenance.clone(),
+            );
         }
         Ok(issued)
     }
@@ -239,23 +320,38 @@ impl TokenService {
     }
 
     /// A freshly minted answer, its expiry capped by the TTL.
-    fn finish(&self, m: Minted) -> Issued {
+    fn finish(&self, m: Minted, source: &'static str) -> Issued {
         let ttl_end = SystemTime::now() + self.ttl;
         let expires_at = m.expires_at.map_or(ttl_end, |e| e.min(ttl_end));
         Issued {
             token: m.token,
             expires_at,
             cached: false,
+            provenance: Some(Provenance {
+                source,
+                minter: m.minter,
+            }),
         }
     }
 
-    async fn ask_sources(&self, req: &TokenRequest) -> Result<Minted, TokenError> {
+    /// The sources in their order, those set aside for the request's egress last (asked only
+    /// when no other answers: a refused token beats none).
+    fn sources_for(&self, req: &TokenRequest) -> Vec<&Arc<dyn TokenSource>> {
+        let egress = egress_key(req);
+        let (aside, usable): (Vec<_>, Vec<_>) = self
+            .sources
+            .iter()
+            .partition(|s| self.refusals.is_set_aside(s.name(), &egress));
+        usable.into_iter().chain(aside).collect()
+    }
+
+    async fn ask_sources(&self, req: &TokenRequest) -> Result<(Minted, &'static str), TokenError> {
         let mut last_failure = None;
-        for source in self.sources.iter() {
+        for source in self.sources_for(req) {
             match source.get(req).await {
                 Ok(Some(m)) => {
                     tracing::debug!(source = source.name(), binding = %describe(&req.binding), token = %m.token.redacted(), "token");
-                    return Ok(m);
+                    return Ok((m, source.name()));
                 }
                 Ok(None) => {}
                 Err(e) => {

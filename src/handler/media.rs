@@ -19,11 +19,11 @@ use super::plan::{
 use super::{Note, PotHandler, with_path_and_query};
 use crate::bindings::Regime;
 use crate::classify::{Route, split_path_query};
+use crate::heal::resume::{Refetch, Resuming};
+use crate::heal::{self, MAX_RESUME_ATTEMPTS, Signal, Span};
 use crate::learn::session::{PlaybackInfo, media_url_keys};
 use crate::rewrite::sabr;
 use crate::token::{Binding, Token, TokenChoice};
-use crate::heal::resume::{Refetch, Resuming};
-use crate::heal::{self, MAX_RESUME_ATTEMPTS, Signal, Span};
 use crate::tokens::{Issued, TokenRequest};
 use crate::ump::Watched;
 

@@ -78,7 +78,11 @@ impl TokenSource for BotGuardSource {
     fn refused(&self, req: &TokenRequest, minter: Option<u64>) -> bool {
         if let Some(id) = minter {
             if self.pool.invalidate_minter(req.egress.as_ref(), id) {
-                tracing::info!(source = NAME, minter = id, "dropped the minter whose token was refused");
+                tracing::info!(
+                    source = NAME,
+                    minter = id,
+                    "dropped the minter whose token was refused"
+                );
             }
         }
         true

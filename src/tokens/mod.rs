@@ -423,6 +423,83 @@ mod tests {
         }
     }
 
+    /// Mints with minter `gen`; a refusal drops it (the next mint uses a fresh one).
+    struct Renewing(AtomicUsize);
+
+    impl TokenSource for Renewing {
+        fn name(&self) -> &'static str {
+            "renewing"
+        }
+        fn get<'a>(
+            &'a self,
+            _: &'a TokenRequest,
+        ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+            let generation = self.0.load(Ordering::SeqCst) as u64;
+            Box::pin(async move {
+                Ok(Some(Minted {
+                    minter: Some(generation),
+                    ..Minted::lasting(Token::from_bytes(&[0x32, 9, generation as u8]))
+                }))
+            })
+        }
+        fn refused(&self, _: &TokenRequest, minter: Option<u64>) -> bool {
+            let _ = self.0.compare_exchange(
+                minter.unwrap_or(0) as usize,
+                minter.unwrap_or(0) as usize + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_source_gets_a_fresh_minter_then_is_set_aside_for_the_next() {
+        let fallback = Token::from_bytes(&[0x32, 1, 2]);
+        let svc = TokenService::uncached(vec![
+            Arc::new(Renewing(AtomicUsize::new(1))),
+            Arc::new(Fixed("b", Some(Ok(fallback.clone())))),
+        ]);
+        let first = svc.issue(&req()).await.unwrap();
+        let p = first.provenance.clone().unwrap();
+        assert_eq!((p.source, p.minter), ("renewing", Some(1)));
+        // Cached with its provenance.
+        assert_eq!(svc.issue(&req()).await.unwrap().provenance, Some(p));
+        assert_eq!(
+            svc.refused(&req(), &first, "403"),
+            RefusalAction::FreshMinter
+        );
+        let second = svc.issue(&req()).await.unwrap();
+        assert_ne!(second.token, first.token, "a fresh minter's token");
+        assert_eq!(second.provenance.as_ref().unwrap().minter, Some(2));
+        // The same refused token reported again changes nothing.
+        assert_eq!(
+            svc.refused(&req(), &first, "403"),
+            RefusalAction::AlreadyHandled
+        );
+        assert_eq!(
+            svc.refused(&req(), &second, "cut short"),
+            RefusalAction::SetAside
+        );
+        let third = svc.issue(&req()).await.unwrap();
+        assert_eq!(third.token, fallback);
+        assert_eq!(third.provenance.unwrap().source, "b");
+        let aside = svc.set_aside();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            (aside[0].source, aside[0].egress.as_str()),
+            ("renewing", "direct")
+        );
+        assert_eq!(aside[0].reason, "cut short");
+        // Another egress still asks the set-aside source first.
+        let mut other = req();
+        other.egress = Some(Egress::parse("http://proxy.example:3128").unwrap());
+        assert_eq!(
+            svc.issue(&other).await.unwrap().provenance.unwrap().source,
+            "renewing"
+        );
+    }
+
     fn req() -> TokenRequest {
         TokenRequest::new(Binding::Video("abcdefghijk".into()))
     }

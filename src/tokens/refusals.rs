@@ -53,7 +53,10 @@ pub fn judge(
     window: Duration,
     reason: &str,
 ) -> RefusalAction {
-    if rec.window_start.is_none_or(|t| now.duration_since(t) > window) {
+    if rec
+        .window_start
+        .is_none_or(|t| now.duration_since(t) > window)
+    {
         rec.strikes = 0;
         rec.last_minter = None;
         rec.window_start = Some(now);

@@ -334,7 +334,9 @@ impl FakeBotGuard {
         };
         pos += it_len;
         if it.len() != 32 || self.sign(&it[..16]) != it[16..32] {
-            return Err(Verdict::Invalid("integrity token not signed by this GenerateIT".into()));
+            return Err(Verdict::Invalid(
+                "integrity token not signed by this GenerateIT".into(),
+            ));
         }
         let exp = u64::from_be_bytes(it[..8].try_into().unwrap());
         if exp <= now() {

@@ -149,7 +149,9 @@ pub fn ump_low_trust_body() -> Vec<u8> {
 enum Gate {
     Refuse(Reply),
     /// Serve the media; `low_trust`: the token whose budget it spends.
-    Serve { low_trust: Option<String> },
+    Serve {
+        low_trust: Option<String>,
+    },
 }
 
 fn check_media_token(state: &FakeState, req: &FakeRequest) -> Gate {
@@ -321,7 +323,11 @@ fn media_response(state: &FakeState, req: &FakeRequest, low_trust: Option<String
             return None;
         }
         let n = CHUNK.min(end + 1 - pos);
-        let n = if cut.is_some() { n.min(end_sent - pos) } else { n };
+        let n = if cut.is_some() {
+            n.min(end_sent - pos)
+        } else {
+            n
+        };
         let frame = Frame::data(Bytes::from(media_bytes(pos, n)));
         Some((Ok::<_, Infallible>(frame), pos + n))
     });

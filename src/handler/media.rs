@@ -208,6 +208,8 @@ impl PotHandler {
         note: MediaNote,
     ) -> Response<Body> {
         let session = note.session();
+        // Before this response teaches anything: a UMP 200 is not yet an acceptance.
+        let confirmed = self.regime_confirmed(&note);
         let content_type = res
             .headers()
             .get(CONTENT_TYPE)
@@ -215,7 +217,7 @@ impl PotHandler {
         match judge_media_response(res.status(), &note.method, content_type) {
             MediaVerdict::Rejected { retry } => {
                 tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
-                if retry && self.regime_confirmed(&note) {
+                if retry && confirmed {
                     // The binding is known good: the token itself was refused.
                     if let Some(healed) = self.retry_fresh_token(&note).await {
                         return healed;
@@ -243,7 +245,6 @@ impl PotHandler {
         }
         // Watch the stream for the in-band rejection without holding back a byte.
         let shared = self.shared.clone();
-        let confirmed = self.regime_confirmed(&note);
         let mut seen_pending = false;
         let mut handled = false;
         let on_status = move |status: u64| {

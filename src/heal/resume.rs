@@ -105,7 +105,9 @@ impl http_body::Body for Resuming {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         loop {
-            if this.finished {
+            // Everything promised has gone out: the response ends here, whatever follows.
+            if this.finished || (this.pending.is_none() && this.delivered >= this.expected) {
+                this.finished = true;
                 return Poll::Ready(None);
             }
             if let Some(fut) = this.pending.as_mut() {
@@ -133,11 +135,16 @@ impl http_body::Body for Resuming {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
                     let frame = match frame.into_data() {
+                        // An empty frame (HTTP/2's closing DATA frame) carries nothing.
+                        Ok(data) if data.is_empty() => continue,
                         Ok(mut data) => {
                             // Never more than the client was promised.
                             let room = this.expected - this.delivered;
                             if data.len() as u64 > room {
                                 data.truncate(room as usize);
+                            }
+                            if data.is_empty() {
+                                continue;
                             }
                             this.delivered += data.len() as u64;
                             Frame::data(data)
@@ -176,8 +183,10 @@ impl http_body::Body for Resuming {
         }
     }
 
+    /// True once every promised byte went out, so HTTP/2 ends the stream with the last DATA
+    /// frame instead of an empty one.
     fn is_end_stream(&self) -> bool {
-        self.finished
+        self.finished || (self.pending.is_none() && self.delivered >= self.expected)
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -217,7 +217,8 @@ impl PotHandler {
         match judge_media_response(res.status(), &note.method, content_type) {
             MediaVerdict::Rejected { retry } => {
                 tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
-                if retry && confirmed {
+                if retry && heal::blame(&Signal::Forbidden, confirmed, false) == heal::Blame::Token
+                {
                     // The binding is known good: the token itself was refused.
                     if let Some(healed) = self.retry_fresh_token(&note).await {
                         return healed;
@@ -245,7 +246,6 @@ impl PotHandler {
         }
         // Watch the stream for the in-band rejection without holding back a byte.
         let shared = self.shared.clone();
-        let mut seen_pending = false;
         let mut handled = false;
         let on_status = move |status: u64| {
             let Some(signal) = heal::protection_signal(status) else {
@@ -255,11 +255,9 @@ impl PotHandler {
                 return;
             }
             handled = true;
-            // A wrong binding is refused with 3 at once; 2 (or 3 after 2) is the token's trust.
-            let trust = confirmed || seen_pending || status == 2;
-            seen_pending |= status == 2;
+            // Handled once per stream, at its first refusal: a 2 before any 3 blames the token.
             let req = TokenRequest::new(note.binding.clone());
-            if trust {
+            if heal::blame(&signal, confirmed, false) == heal::Blame::Token {
                 tracing::warn!(client = %note.plan.client, "googlevideo: stream protection status {status}; the token is refused, the next request gets a fresh one");
                 match &note.issued {
                     Some(issued) => {

@@ -60,6 +60,32 @@ pub fn protection_signal(status: u64) -> Option<Signal> {
     (status >= 2).then_some(Signal::ProtectionStatus(status))
 }
 
+/// What a refusal that could also be a wrong binding means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Not a refusal (UMP status 1).
+    Nothing,
+    /// The token: report it refused and use a fresh one.
+    Token,
+    /// The binding: switch to the other regime (the token was never accepted here).
+    Binding,
+}
+
+/// A 403, or a UMP STREAM_PROTECTION_STATUS, judged: with the regime already confirmed for
+/// this session (googlevideo accepted it before) the token is to blame. Otherwise a wrong
+/// binding is the likelier cause, except for status 2 (and a 3 after a 2 on the same
+/// stream), which say a token was there but is not good enough.
+pub fn blame(signal: &Signal, regime_confirmed: bool, pending_seen: bool) -> Blame {
+    match signal {
+        Signal::ProtectionStatus(0..=1) | Signal::Unusable(_) => Blame::Nothing,
+        Signal::ProtectionStatus(2) => Blame::Token,
+        Signal::ProtectionStatus(_) if pending_seen => Blame::Token,
+        _ if regime_confirmed => Blame::Token,
+        Signal::Forbidden | Signal::ProtectionStatus(_) => Blame::Binding,
+        _ => Blame::Token,
+    }
+}
+
 /// Whether a player response is the bot check (`playabilityStatus.status == LOGIN_REQUIRED`
 /// with a reason or message about confirming you are not a bot).
 pub fn is_bot_check(player: &serde_json::Value) -> bool {
@@ -258,6 +284,25 @@ mod tests {
         assert!(protection_signal(2).unwrap().refuses_token());
         assert_eq!(protection_signal(1), None);
         assert!(!Signal::Unusable("416".into()).refuses_token());
+    }
+
+    #[test]
+    fn a_refusal_blames_the_binding_until_the_regime_is_confirmed() {
+        let sps = Signal::ProtectionStatus;
+        assert_eq!(blame(&Signal::Forbidden, false, false), Blame::Binding);
+        assert_eq!(blame(&Signal::Forbidden, true, false), Blame::Token);
+        assert_eq!(blame(&sps(3), false, false), Blame::Binding);
+        assert_eq!(blame(&sps(3), true, false), Blame::Token);
+        // 2 means a token was there but is not trusted; a 3 after it is the same story.
+        assert_eq!(blame(&sps(2), false, false), Blame::Token);
+        assert_eq!(blame(&sps(3), false, true), Blame::Token);
+        assert_eq!(blame(&sps(1), true, true), Blame::Nothing);
+        // A body cut short is never a binding problem: the binding was accepted at first.
+        let cut = Signal::CutShort {
+            delivered: 1,
+            expected: 2,
+        };
+        assert_eq!(blame(&cut, false, false), Blame::Token);
     }
 
     #[test]

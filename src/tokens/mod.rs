@@ -22,7 +22,9 @@ pub use botguard_source::BotGuardSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
-pub use refusals::{Provenance, RefusalAction, Refusals, STRIKES_TO_SET_ASIDE, SetAside};
+pub use refusals::{
+    Provenance, RefusalAction, RefusalStore, Refusals, STRIKES_TO_SET_ASIDE, SetAside,
+};
 pub use settings::{BotGuardConfig, SourceKind, TokensConfig};
 pub use static_source::StaticSource;
 
@@ -179,7 +181,7 @@ pub struct TokenService {
     cache: TokenCache,
     ttl: Duration,
     /// Refused tokens and the sources set aside for them, per egress.
-    refusals: Arc<Refusals>,
+    refusals: Arc<dyn RefusalStore>,
 }
 
 /// How long a source whose tokens keep being refused is set aside (`[tokens] set_aside_secs`).
@@ -214,6 +216,13 @@ impl TokenService {
     /// How long a source whose tokens keep being refused is set aside for an egress.
     pub fn with_set_aside(mut self, set_aside: Duration) -> Self {
         self.refusals = Arc::new(Refusals::new(set_aside));
+        self
+    }
+
+    /// Keeps refusal verdicts in `store` instead of this process's own [`Refusals`] (a fleet
+    /// sharing them between nodes).
+    pub fn with_refusals(mut self, store: Arc<dyn RefusalStore>) -> Self {
+        self.refusals = store;
         self
     }
 

@@ -84,6 +84,31 @@ pub struct SetAside {
     pub reason: String,
 }
 
+/// Where refusal verdicts live. [`Refusals`] keeps them in this process; a fleet that shares
+/// verdicts between nodes implements this over its shared store (minter ids are per process,
+/// so a shared store shares the set-aside verdicts and keeps renewal decisions local, e.g. by
+/// wrapping a [`Refusals`]).
+pub trait RefusalStore: Send + Sync {
+    /// Records a refusal of a token from `source` on `egress` and says what to do.
+    fn refused(
+        &self,
+        source: &'static str,
+        egress: &str,
+        minter: Option<u64>,
+        can_renew: bool,
+        reason: &str,
+    ) -> RefusalAction;
+
+    /// Whether `source` is set aside for `egress` now.
+    fn is_set_aside(&self, source: &'static str, egress: &str) -> bool;
+
+    /// Every source set aside now.
+    fn set_aside(&self) -> Vec<SetAside>;
+
+    /// How long a source is set aside.
+    fn window(&self) -> Duration;
+}
+
 /// The refusal records of every (source, egress).
 pub struct Refusals {
     window: Duration,
@@ -147,6 +172,31 @@ impl Refusals {
             .collect();
         out.sort_by(|a, b| (a.source, &a.egress).cmp(&(b.source, &b.egress)));
         out
+    }
+}
+
+impl RefusalStore for Refusals {
+    fn refused(
+        &self,
+        source: &'static str,
+        egress: &str,
+        minter: Option<u64>,
+        can_renew: bool,
+        reason: &str,
+    ) -> RefusalAction {
+        Refusals::refused(self, source, egress, minter, can_renew, reason)
+    }
+
+    fn is_set_aside(&self, source: &'static str, egress: &str) -> bool {
+        Refusals::is_set_aside(self, source, egress)
+    }
+
+    fn set_aside(&self) -> Vec<SetAside> {
+        Refusals::set_aside(self)
+    }
+
+    fn window(&self) -> Duration {
+        Refusals::window(self)
     }
 }
 

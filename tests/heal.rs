@@ -349,3 +349,67 @@ async fn when_every_continuation_fails_the_client_gets_a_truncated_body_never_pa
         "three continuations, then give up"
     );
 }
+
+/// Runs the fake interpreter to its snapshot and returns the decoded snapshot text.
+const SNAPSHOT_DRIVER: &str = r#"new Promise(function (resolve) {
+  fakebg.a("PROG", function (asyncSnapshot) {
+    asyncSnapshot(function (resp) { resolve(atob(resp.slice(1))); }, [null, null, []]);
+  });
+})"#;
+
+/// Headless Chromium, when `POTPROXY_CHROMIUM=1` (as in tests/clients.rs); under `CI` with
+/// that set, a missing binary fails instead of skipping.
+fn chromium() -> Option<std::path::PathBuf> {
+    if std::env::var("POTPROXY_CHROMIUM").as_deref() != Ok("1") {
+        eprintln!("skipping the Chromium half: set POTPROXY_CHROMIUM=1");
+        return None;
+    }
+    let p = std::path::PathBuf::from("/usr/bin/chromium");
+    if !p.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/usr/bin/chromium missing under CI"
+        );
+        eprintln!("skipping the Chromium half: /usr/bin/chromium not installed");
+        return None;
+    }
+    Some(p)
+}
+
+#[tokio::test]
+async fn the_fake_botguard_grades_quickjs_low_and_a_real_browser_high() {
+    use potproxy::botguard::vm::{VmHandle, VmLimits};
+    let vm = VmHandle::spawn(VmLimits::default()).unwrap();
+    let js = common::botguard::INTERPRETER_JS;
+    vm.eval(js).await.unwrap();
+    let snap = vm.eval(SNAPSHOT_DRIVER).await.unwrap();
+    assert_eq!(snap, "fake-botguard:PROG:low", "QuickJS cannot render text");
+
+    let Some(bin) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("probe.html");
+    let html = format!(
+        "<html><body><pre id=\"o\">pending</pre><script>{js}\n{SNAPSHOT_DRIVER}.then(function (s) {{ document.getElementById(\"o\").textContent = \"SNAP:\" + s; }});</script></body></html>"
+    );
+    std::fs::write(&page, html).unwrap();
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("chromium finishes")
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("SNAP:fake-botguard:PROG:high"),
+        "Chromium renders text: {dom}"
+    );
+}

@@ -3,7 +3,10 @@
 //! comes from the player response the URL was learned from and the session's regime. On the
 //! way back: a 403 to a GET/HEAD that carried the proxy's token is retried once with the other
 //! regime's token before the client sees it, and UMP streams are watched for
-//! STREAM_PROTECTION_STATUS 3, the in-band rejection.
+//! STREAM_PROTECTION_STATUS 2/3, the in-band rejection. Once the regime is known good, a refusal
+//! is the token's: it is reported to the token service (its minter dropped, its source set
+//! aside when it keeps being refused) and the request re-issued with a fresh token; a GET whose
+//! body breaks after the client has the headers is resumed ([`crate::heal::resume`]).
 
 use std::sync::Arc;
 

@@ -309,6 +309,10 @@ impl PotHandler {
                     return None;
                 }
             };
+            if issued.token == refused.token {
+                tracing::warn!(client = %note.plan.client, "no other token to try for a refused media request");
+                return None;
+            }
             let new_pq = apply_url(
                 &note.original_pq,
                 note.plan.place,

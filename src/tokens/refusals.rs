@@ -127,7 +127,7 @@ impl Refusals {
         self.window
     }
 
-    /// Records a refusal and says what to do (see [`judge`]).
+    /// Records a refusal and says what to do (see `judge`).
     pub fn refused(
         &self,
         source: &'static str,

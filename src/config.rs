@@ -143,6 +143,8 @@ pub struct RawTokens {
     pub static_: Option<RawStatic>,
     pub sentinels: Option<Vec<String>>,
     pub always_replace: Option<bool>,
+    /// Seconds a source whose tokens keep being refused is set aside for an egress.
+    pub set_aside_secs: Option<u64>,
     pub botguard: Option<RawBotGuard>,
     pub provider: Option<RawProvider>,
     pub browser: Option<RawBrowser>,
@@ -741,6 +743,7 @@ fn resolve_tokens(
         static_bindings,
         sentinels,
         always_replace: raw.always_replace.unwrap_or(false),
+        set_aside: resolve_set_aside(raw.set_aside_secs)?,
     })
 }
 
@@ -802,6 +805,19 @@ fn resolve_browser(raw: RawBrowser) -> Result<BrowserSettings, ConfigError> {
         s.warmup_timeout,
     )?;
     Ok(s)
+}
+
+/// `[tokens] set_aside_secs`: from a minute to a day.
+fn resolve_set_aside(raw: Option<u64>) -> Result<Duration, ConfigError> {
+    match raw {
+        None => Ok(crate::tokens::DEFAULT_SET_ASIDE),
+        Some(t @ 60..=86_400) => Ok(Duration::from_secs(t)),
+        Some(t) => Err(ConfigError::invalid(
+            "tokens.set_aside_secs",
+            t.to_string(),
+            "seconds between 60 and 86400",
+        )),
+    }
 }
 
 fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {

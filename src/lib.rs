@@ -25,7 +25,10 @@
 //! read, up to a cap ([`body`]). Any failure to rewrite forwards the original request and logs
 //! why (`strict = true` turns that into a 502). On the way back, player responses and pages teach
 //! [`learn`] and [`bindings`] which video and session each media URL belongs to; refused media
-//! requests are retried once with the other binding ([`ump`] watches in-band refusals).
+//! requests are retried once with the other binding ([`ump`] watches in-band refusals). A token
+//! refused once the binding is known good is blamed on its source and minter ([`heal`]): fresh
+//! minter, then the next source; a media body that breaks mid-stream is resumed with a fresh
+//! token into the same client response.
 //!
 //! [`api`] serves the same token service as a bgutil-compatible provider.
 //!
@@ -67,6 +70,8 @@ pub mod rewrite;
 
 // What responses teach: media in-band refusals, bindings, sessions.
 pub mod ump;
+
+pub mod heal;
 
 pub mod bindings;
 

@@ -88,7 +88,7 @@ impl Services {
             None => TokenCache::in_memory(),
         };
         Ok(Services {
-            tokens: TokenService::new(sources, cache, tokens.ttl),
+            tokens: TokenService::new(sources, cache, tokens.ttl).with_set_aside(tokens.set_aside),
             botguard: minters.as_ref().map(|p| p.default_minter()),
             minters,
             browsers,

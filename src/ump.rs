@@ -167,16 +167,19 @@ pub fn protection_status(payload: &[u8]) -> Option<u64> {
     crate::wire::first_varint(payload, 1)
 }
 
+/// What a [`Watched`] body calls with every STREAM_PROTECTION_STATUS it sees, in order.
+pub type OnStatus = Box<dyn FnMut(u64) + Send + Sync>;
+
 /// A response body passed through unchanged while its UMP parts are watched; `on_status` is
-/// called once with the first STREAM_PROTECTION_STATUS seen.
+/// called with every STREAM_PROTECTION_STATUS seen (a stream may go from 2 to 3).
 pub struct Watched<B> {
     inner: B,
     scanner: Scanner,
-    on_status: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+    on_status: Option<OnStatus>,
 }
 
 impl<B> Watched<B> {
-    pub fn new(inner: B, on_status: Box<dyn FnOnce(u64) + Send + Sync>) -> Self {
+    pub fn new(inner: B, on_status: OnStatus) -> Self {
         Watched {
             inner,
             scanner: Scanner::new(&[STREAM_PROTECTION_STATUS]),
@@ -203,10 +206,9 @@ where
                     let data = data.clone();
                     for part in self.scanner.feed(&data) {
                         if let Some(status) = protection_status(&part.payload) {
-                            if let Some(f) = self.on_status.take() {
+                            if let Some(f) = self.on_status.as_mut() {
                                 f(status);
                             }
-                            break;
                         }
                     }
                 }

@@ -84,7 +84,7 @@ async fn sim(extra_toml: &str) -> Sim {
 }
 
 async fn mint_and_verify(s: &Sim, binding: &str) {
-    let (token, _) = s.browser().mint(binding).await.expect("mint");
+    let (token, _, _) = s.browser().mint(binding).await.expect("mint");
     assert_eq!(
         s.origin.state.bg.verify(token.as_str(), binding),
         Verdict::Valid

@@ -27,6 +27,7 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(ex.tokens.sentinels, def.tokens.sentinels);
     assert_eq!(ex.tokens.sources, def.tokens.sources);
     assert_eq!(ex.tokens.ttl, def.tokens.ttl);
+    assert_eq!(ex.tokens.set_aside, def.tokens.set_aside);
     assert_eq!(ex.tokens.cache_file, def.tokens.cache_file);
     let (e, d) = (&ex.tokens.botguard, &def.tokens.botguard);
     assert_eq!(e.prewarm, d.prewarm);

@@ -220,12 +220,14 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
             no_content()
         }
         (Method::GET, "/minter_cache") => {
-            let keys = state
+            let mut keys = state
                 .services
                 .minters
                 .as_ref()
                 .map(|p| p.warm_keys())
                 .unwrap_or_default();
+            // bgutil answers a list of strings; set-aside sources join it in the same shape.
+            keys.extend(state.services.tokens.set_aside().iter().map(set_aside_entry));
             json_response(StatusCode::OK, &json!(keys))
         }
         (Method::GET, "/session") => session::session(state).await,
@@ -241,6 +243,18 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
         }
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
     }
+}
+
+/// A `/minter_cache` line for a source set aside: `set aside: <source> @ <egress> for <n>s:
+/// <reason>`.
+fn set_aside_entry(a: &crate::tokens::SetAside) -> String {
+    format!(
+        "set aside: {} @ {} for {}s: {}",
+        a.source,
+        a.egress,
+        a.remaining.as_secs(),
+        a.reason
+    )
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {

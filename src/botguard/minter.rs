@@ -89,6 +89,9 @@ pub struct WarmupTimings {
 /// A VM holding a minter built from one integrity token.
 pub struct Minter {
     vm: VmHandle,
+    /// Which of its [`BotGuard`]'s minters this is (1, 2, ...): tokens carry it so a refused
+    /// token can drop exactly the minter that made it.
+    pub id: u64,
     pub source: ChallengeSource,
     pub created: Instant,
     /// When the integrity token stops being good (its TTL less a safety margin).
@@ -148,6 +151,8 @@ pub struct BotGuard {
     stats: Mutex<MintStats>,
     /// Bumped by `invalidate`, so a renewal started before it does not install a stale minter.
     generation: std::sync::atomic::AtomicU64,
+    /// The id the next minter gets.
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -163,6 +168,7 @@ impl BotGuard {
             warming: tokio::sync::Mutex::new(()),
             stats: Mutex::new(MintStats::default()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            next_id: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -188,6 +194,19 @@ impl BotGuard {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *self.current.lock().expect("minter lock") = None;
+    }
+
+    /// Drops the current minter only if it is minter `id` (a token it made was refused);
+    /// returns whether it was. A minter that already replaced it stays.
+    pub fn invalidate_minter(&self, id: u64) -> bool {
+        let mut current = self.current.lock().expect("minter lock");
+        if current.as_ref().is_some_and(|m| m.id == id) {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *current = None;
+            return true;
+        }
+        false
     }
 
     /// A fresh minter: the current one, or a new one (one warm-up at a time; callers that
@@ -221,6 +240,14 @@ impl BotGuard {
         self: &Arc<Self>,
         binding: &str,
     ) -> Result<(Token, SystemTime), BotGuardError> {
+        self.mint_traced(binding).await.map(|(t, e, _)| (t, e))
+    }
+
+    /// [`mint`](Self::mint), also naming the minter that made the token (its `id`).
+    pub async fn mint_traced(
+        self: &Arc<Self>,
+        binding: &str,
+    ) -> Result<(Token, SystemTime, u64), BotGuardError> {
         let minter = self.minter().await?;
         let t = Instant::now();
         let token = minter.mint(binding).await?;
@@ -230,8 +257,8 @@ impl BotGuard {
             s.mints += 1;
             s.mint_micros_total += micros;
         }
-        tracing::debug!(mint_us = micros, token = %token.redacted(), "minted");
-        Ok((token, minter.usable_until_wall))
+        tracing::debug!(mint_us = micros, minter = minter.id, token = %token.redacted(), "minted");
+        Ok((token, minter.usable_until_wall, minter.id))
     }
 
     /// Builds a new minter unless a fresh one appeared while waiting (`force` renews anyway).
@@ -372,6 +399,9 @@ impl BotGuard {
         );
         Ok(Minter {
             vm,
+            id: self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst),
             source: obtained.source,
             created: Instant::now(),
             usable_until: Instant::now() + life,

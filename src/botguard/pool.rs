@@ -70,6 +70,20 @@ impl MinterPool {
         keys
     }
 
+    /// Drops minter `id` of `egress`'s minter when it is still the current one (a token it made
+    /// was refused); returns whether it was.
+    pub fn invalidate_minter(&self, egress: Option<&Egress>, id: u64) -> bool {
+        match egress.and_then(|e| e.key()) {
+            None => self.default.invalidate_minter(id),
+            Some(key) => self
+                .by_egress
+                .lock()
+                .expect("pool lock")
+                .get(&key)
+                .is_some_and(|bg| bg.invalidate_minter(id)),
+        }
+    }
+
     pub fn invalidate_all(&self) {
         self.default.invalidate();
         for bg in self.by_egress.lock().expect("pool lock").values() {

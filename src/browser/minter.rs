@@ -105,6 +105,8 @@ struct Identity {
 
 /// A page with a minter built from one integrity token.
 struct PageMinter {
+    /// Which warm-up built it: a refused token names the minter to drop.
+    id: u64,
     page: Page,
     usable_until: Instant,
     usable_until_wall: SystemTime,
@@ -260,6 +262,18 @@ impl BrowserMinter {
         self.state.lock().await.minter = None;
     }
 
+    /// Drops the minter `id` if it is still the current one (its token was refused). Returns
+    /// whether it was dropped.
+    pub async fn invalidate_minter(&self, id: u64) -> bool {
+        let mut st = self.state.lock().await;
+        if st.minter.as_ref().is_some_and(|m| m.id == id) {
+            st.minter = None;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Closes the browser (no process left behind).
     pub async fn shutdown(&self) {
         self.state.lock().await.reset();
@@ -268,7 +282,7 @@ impl BrowserMinter {
 
     /// Mints for `binding` (the text exactly as given). A crashed browser is restarted and the
     /// mint retried once; a hung one is killed and the error returned (the next mint restarts).
-    pub async fn mint(&self, binding: &str) -> Result<(Token, SystemTime), BrowserError> {
+    pub async fn mint(&self, binding: &str) -> Result<(Token, SystemTime, u64), BrowserError> {
         let mut st = self.state.lock().await;
         let mut retried = false;
         loop {
@@ -304,7 +318,7 @@ impl BrowserMinter {
         &self,
         st: &mut State,
         binding: &str,
-    ) -> Result<(Token, SystemTime), BrowserError> {
+    ) -> Result<(Token, SystemTime, u64), BrowserError> {
         self.ensure_minter(st).await?;
         let live = st.process.as_ref().expect("ensured").liveness();
         let m = st.minter.as_ref().expect("ensured");
@@ -333,7 +347,7 @@ impl BrowserMinter {
         self.mints.fetch_add(1, Ordering::Relaxed);
         self.mint_micros.fetch_add(micros, Ordering::Relaxed);
         tracing::debug!(mint_us = micros, token = %token.redacted(), "minted in the browser");
-        Ok((token, m.usable_until_wall))
+        Ok((token, m.usable_until_wall, m.id))
     }
 
     /// A running browser and a fresh minter, within `warmup_timeout`.
@@ -393,6 +407,7 @@ impl BrowserMinter {
         let interceptor = self.intercept(&page).await?;
         // From here the page owns the interceptor; dropping `pm` closes both.
         let mut pm = PageMinter {
+            id: self.warmups.load(Ordering::Relaxed) + 1,
             page,
             usable_until: Instant::now(),
             usable_until_wall: SystemTime::now(),

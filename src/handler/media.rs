@@ -3,7 +3,12 @@
 //! comes from the player response the URL was learned from and the session's regime. On the
 //! way back: a 403 to a GET/HEAD that carried the proxy's token is retried once with the other
 //! regime's token before the client sees it, and UMP streams are watched for
-//! STREAM_PROTECTION_STATUS 3, the in-band rejection.
+//! STREAM_PROTECTION_STATUS 2/3, the in-band rejection. Once the regime is known good, a refusal
+//! is the token's: it is reported to the token service (its minter dropped, its source set
+//! aside when it keeps being refused) and the request re-issued with a fresh token; a GET whose
+//! body breaks after the client has the headers is resumed ([`crate::heal::resume`]).
+
+use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, Uri};
@@ -17,10 +22,12 @@ use super::plan::{
 use super::{Note, PotHandler, with_path_and_query};
 use crate::bindings::Regime;
 use crate::classify::{Route, split_path_query};
+use crate::heal::resume::{Refetch, Resuming};
+use crate::heal::{self, MAX_RESUME_ATTEMPTS, Signal, Span};
 use crate::learn::session::{PlaybackInfo, media_url_keys};
 use crate::rewrite::sabr;
 use crate::token::{Binding, Token, TokenChoice};
-use crate::tokens::TokenRequest;
+use crate::tokens::{Issued, TokenRequest};
 use crate::ump::Watched;
 
 /// What the response side needs to judge and, if rejected, retry a media request.
@@ -37,6 +44,8 @@ pub struct MediaNote {
     regime: Regime,
     binding: Binding,
     token: Token,
+    /// The token with its provenance, so a refusal is attributed to its source and minter.
+    issued: Option<Issued>,
 }
 
 impl MediaNote {
@@ -70,6 +79,7 @@ impl Planned<'_> {
             regime: self.regime,
             binding: self.binding.clone(),
             token: token.clone(),
+            issued: None,
         }
     }
 }
@@ -117,17 +127,19 @@ impl PotHandler {
         if planned.plan.place == Placement::SabrBody {
             return self.on_sabr_request(req, planned).await;
         }
-        let token = match self.token_for(planned.binding.clone()).await {
+        let issued = match self.issued_for(planned.binding.clone()).await {
             Ok(t) => t,
             Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
         };
+        let token = issued.token.clone();
         let client = planned.plan.client.as_str();
         let uri = apply_url(pq, planned.plan.place, &token, client)
             .and_then(|new_pq| with_path_and_query(req.uri(), &new_pq));
         let Some(uri) = uri else {
             return self.give_up(req, host, "rewritten URL is not a valid URI");
         };
-        let note = planned.note(&token, &req);
+        let mut note = planned.note(&token, &req);
+        note.issued = Some(issued);
         *req.uri_mut() = uri;
         tracing::info!(%host, %client, ?regime, token = %token.redacted(), "media: set pot");
         self.note = Some(Note::Media(Box::new(note)));
@@ -150,17 +162,19 @@ impl PotHandler {
             tracing::debug!(%host, "SABR: client sent its own token");
             return RequestOrResponse::Request(whole.unchanged());
         }
-        let token = match self.token_for(planned.binding.clone()).await {
+        let issued = match self.issued_for(planned.binding.clone()).await {
             Ok(t) => t,
             Err(e) => {
                 return self.give_up(whole.unchanged(), host, &crate::errtext::error_chain(&e));
             }
         };
+        let token = issued.token.clone();
         let Some(new_body) = sabr::set_po_token(&whole.raw, &token.bytes()) else {
             return self.give_up(whole.unchanged(), host, "SABR body is not protobuf");
         };
         let req = whole.replaced(new_body);
-        let note = planned.note(&token, &req);
+        let mut note = planned.note(&token, &req);
+        note.issued = Some(issued);
         tracing::info!(%host, %client, token = %token.redacted(), "SABR: set streamer_context.po_token");
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
@@ -200,6 +214,8 @@ impl PotHandler {
         note: MediaNote,
     ) -> Response<Body> {
         let session = note.session();
+        // Before this response teaches anything: a UMP 200 is not yet an acceptance.
+        let confirmed = self.regime_confirmed(&note);
         let content_type = res
             .headers()
             .get(CONTENT_TYPE)
@@ -207,6 +223,14 @@ impl PotHandler {
         match judge_media_response(res.status(), &note.method, content_type) {
             MediaVerdict::Rejected { retry } => {
                 tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
+                if retry && heal::blame(&Signal::Forbidden, confirmed, false) == heal::Blame::Token
+                {
+                    // The binding is known good: the token itself was refused.
+                    if let Some(healed) = self.retry_fresh_token(&note).await {
+                        return healed;
+                    }
+                    return res;
+                }
                 if retry {
                     if let Some(retried) = self.retry_other_regime(&note).await {
                         return retried;
@@ -221,14 +245,32 @@ impl PotHandler {
                         .observe(s, &note.plan.client, note.regime);
                 }
                 if !ump {
-                    return res;
+                    let issued = note.issued.clone();
+                    return self.resuming(res, &note, issued);
                 }
             }
         }
         // Watch the stream for the in-band rejection without holding back a byte.
         let shared = self.shared.clone();
+        let mut handled = false;
         let on_status = move |status: u64| {
-            if status < 3 {
+            let Some(signal) = heal::protection_signal(status) else {
+                return;
+            };
+            if handled {
+                return;
+            }
+            handled = true;
+            // Handled once per stream, at its first refusal: a 2 before any 3 blames the token.
+            let req = TokenRequest::new(note.binding.clone());
+            if heal::blame(&signal, confirmed, false) == heal::Blame::Token {
+                tracing::warn!(client = %note.plan.client, "googlevideo: stream protection status {status}; the token is refused, the next request gets a fresh one");
+                match &note.issued {
+                    Some(issued) => {
+                        shared.tokens.refused(&req, issued, &signal.reason());
+                    }
+                    None => shared.tokens.forget(&req),
+                }
                 return;
             }
             tracing::warn!(client = %note.plan.client, regime = ?note.regime, "googlevideo: stream protection status {status}; switching regime for the next request");
@@ -237,13 +279,118 @@ impl PotHandler {
                     .regimes
                     .observe(s, &note.plan.client, note.regime.other());
             }
-            shared
-                .tokens
-                .forget(&TokenRequest::new(note.binding.clone()));
+            shared.tokens.forget(&req);
         };
         let (parts, body) = res.into_parts();
         let watched = Watched::new(body, Box::new(on_status));
         Response::from_parts(parts, Body::from(BoxBody::new(watched)))
+    }
+
+    /// Whether googlevideo already accepted this request's regime for its session (so a
+    /// refusal is the token's, not the binding's). Unbound requests have no other binding.
+    fn regime_confirmed(&self, note: &MediaNote) -> bool {
+        match note.session() {
+            Some(s) => self.shared.regimes.observed(&s, &note.plan.client) == Some(note.regime),
+            None => true,
+        }
+    }
+
+    /// A 403 to a request whose binding is right: the token is reported refused (its minter
+    /// dropped, its source set aside when it keeps being refused) and the request re-issued
+    /// with a fresh token, a bounded number of times.
+    async fn retry_fresh_token(&self, note: &MediaNote) -> Option<Response<Body>> {
+        let req = TokenRequest::new(note.binding.clone());
+        let mut refused = note.issued.clone()?;
+        for attempt in 1..=MAX_RESUME_ATTEMPTS {
+            self.shared
+                .tokens
+                .refused(&req, &refused, &Signal::Forbidden.reason());
+            let issued = match self.shared.tokens.issue(&req).await {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!(error = %crate::errtext::error_chain(&e), "no fresh token for a refused media request");
+                    return None;
+                }
+            };
+            if issued.token == refused.token {
+                tracing::warn!(client = %note.plan.client, "no other token to try for a refused media request");
+                return None;
+            }
+            let new_pq = apply_url(
+                &note.original_pq,
+                note.plan.place,
+                &issued.token,
+                &note.plan.client,
+            )?;
+            let uri = with_path_and_query(&note.uri, &new_pq)?;
+            let res = match self
+                .shared
+                .http
+                .stream(note.method.clone(), uri, note.headers.clone())
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-issued media request could not be sent");
+                    return None;
+                }
+            };
+            tracing::info!(client = %note.plan.client, attempt, status = %res.status(), source = ?issued.provenance.as_ref().map(|p| p.source), "re-issued a refused media request with a fresh token");
+            if res.status() != http::StatusCode::FORBIDDEN {
+                return Some(self.resuming(res.map(Body::from), note, Some(issued)));
+            }
+            refused = issued;
+        }
+        tracing::warn!(client = %note.plan.client, "media request refused with every fresh token; the client gets the 403");
+        None
+    }
+
+    /// Wraps a successful GET's body so a break mid-body is resumed with a fresh token; other
+    /// responses pass as they are.
+    fn resuming(
+        &self,
+        res: Response<Body>,
+        note: &MediaNote,
+        issued: Option<Issued>,
+    ) -> Response<Body> {
+        let Some(issued) = issued else {
+            return res;
+        };
+        if note.method != Method::GET || !matches!(note.plan.place, Placement::MediaUrl(_)) {
+            return res;
+        }
+        let header = |name: http::header::HeaderName| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let Some(len) = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
+        else {
+            return res;
+        };
+        let (path, query) = split_path_query(&note.original_pq);
+        let query_range = crate::classify::url_param(path, query, "range");
+        let span = heal::response_span(
+            query_range.as_deref(),
+            path.contains("/range/"),
+            res.status(),
+            header(http::header::CONTENT_RANGE).as_deref(),
+        );
+        let Some(span) = span.filter(|_| len > 0) else {
+            return res;
+        };
+        let refetch = Arc::new(MediaRefetch {
+            shared: self.shared.clone(),
+            note: note.clone(),
+            span,
+            len,
+            current: Arc::new(std::sync::Mutex::new(issued)),
+        });
+        let what = format!("{} itag media", note.plan.client);
+        let (parts, body) = res.into_parts();
+        let body = Resuming::new(body, len, refetch, MAX_RESUME_ATTEMPTS, what);
+        Response::from_parts(parts, Body::from(BoxBody::new(body)))
     }
 
     /// Re-issues a rejected GET/HEAD with the other regime's token; `None` when there is no
@@ -283,5 +430,76 @@ impl PotHandler {
             }
         }
         Some(res.map(Body::from))
+    }
+}
+
+/// Fetches the remainder of a broken media response with a fresh token (see
+/// [`crate::heal::resume`]).
+struct MediaRefetch {
+    shared: Arc<super::Shared>,
+    note: MediaNote,
+    span: Span,
+    len: u64,
+    /// The token of the latest request, blamed when it is refused.
+    current: Arc<std::sync::Mutex<Issued>>,
+}
+
+impl Refetch for MediaRefetch {
+    fn refetch(
+        &self,
+        signal: Signal,
+        delivered: u64,
+    ) -> futures::future::BoxFuture<'static, Result<Body, Signal>> {
+        let shared = self.shared.clone();
+        let note = self.note.clone();
+        let req = TokenRequest::new(note.binding.clone());
+        let refused = self.current.lock().expect("token lock").clone();
+        let c = heal::continuation(self.span, self.len, delivered);
+        let slot = self.current.clone();
+        let fut = async move {
+            if signal.refuses_token() {
+                shared.tokens.refused(&req, &refused, &signal.reason());
+            }
+            let c = c.ok_or_else(|| Signal::Unusable("nothing left to fetch".into()))?;
+            let issued = shared.tokens.issue(&req).await.map_err(|e| {
+                Signal::Unusable(format!(
+                    "no token for the continuation: {}",
+                    crate::errtext::error_chain(&e)
+                ))
+            })?;
+            *slot.lock().expect("token lock") = issued.clone();
+            let pq = match &c.query_range {
+                Some(r) => heal::with_query_range(&note.original_pq, r),
+                None => note.original_pq.clone(),
+            };
+            let uri = apply_url(&pq, note.plan.place, &issued.token, &note.plan.client)
+                .and_then(|new_pq| with_path_and_query(&note.uri, &new_pq))
+                .ok_or_else(|| Signal::Unusable("continuation URL is not a valid URI".into()))?;
+            let mut headers = note.headers.clone();
+            headers.remove(http::header::RANGE);
+            headers.remove(http::header::IF_RANGE);
+            if let Some(r) = &c.range_header {
+                let v = http::HeaderValue::from_str(r).expect("digits and a dash");
+                headers.insert(http::header::RANGE, v);
+            }
+            let res = shared
+                .http
+                .stream(Method::GET, uri, headers)
+                .await
+                .map_err(|e| Signal::Unusable(format!("continuation not sent: {e}")))?;
+            let header = |name| {
+                res.headers()
+                    .get(name)
+                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let content_range = header(http::header::CONTENT_RANGE);
+            let content_length =
+                header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+            heal::check_continuation(&c, res.status(), content_range.as_deref(), content_length)?;
+            tracing::info!(client = %note.plan.client, from = c.first, to = c.last, source = ?issued.provenance.as_ref().map(|p| p.source), "media continuation streaming");
+            Ok(Body::from(res.into_body()))
+        };
+        Box::pin(fut)
     }
 }

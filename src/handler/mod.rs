@@ -30,8 +30,11 @@
 //!      .
 //!  watch     handle_response, by note: player::on_player_response and pages read the
 //!            response to learn (stages::read_for_learning); media::on_media_response acts on
-//!            plan::judge_media_response: retry a 403 with the other regime's token, or watch
-//!            a UMP stream for the in-band rejection
+//!            plan::judge_media_response: retry a 403 with the other regime's token (or, the
+//!            regime known good, with a fresh token: crate::heal), resume a body that
+//!            breaks mid-stream (heal::resume), or watch a UMP stream for the in-band
+//!            rejection; player responses asking for the bot check are re-sent with a
+//!            fresh token
 //! ```
 //!
 //! Any stage that fails gives up (`PotHandler::give_up`): the original request is forwarded

@@ -11,10 +11,13 @@ use super::stages::read_for_learning;
 use super::{Note, PotHandler};
 use crate::bindings::{Identity, TokenContext, binding_for};
 use crate::body::Whole;
+use crate::heal::{self, Signal};
 use crate::innertube;
 use crate::learn::session::{playback_info, url_keys};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
+use crate::token::Binding;
+use crate::tokens::{Issued, TokenRequest};
 
 /// What the response handler needs from a player request.
 #[derive(Debug, Clone)]
@@ -23,7 +26,26 @@ pub struct PlayerNote {
     client: String,
     visitor: Option<String>,
     logged_in: bool,
+    /// Set when the proxy put its token in: what re-sending the request with a fresh token
+    /// needs if the player answers with the bot check.
+    retry: Option<Box<PlayerRetry>>,
 }
+
+/// A player request as it was sent with the proxy's token.
+#[derive(Debug, Clone)]
+struct PlayerRetry {
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    player: PlayerRequest,
+    fetched: Option<String>,
+    binding: Binding,
+    issued: Issued,
+    /// Re-sends left (each with a fresh token: the next minter, then the next source).
+    left: u32,
+}
+
+/// Re-sends of one player request answered with the bot check.
+const BOT_CHECK_RETRIES: u32 = 2;
 
 impl PotHandler {
     /// read -> plan -> context (visitor data, account) -> token -> apply -> forward.
@@ -57,7 +79,9 @@ impl PotHandler {
             client: client.to_string(),
             visitor: who.visitor_data.clone(),
             logged_in: who.logged_in,
+            retry: None,
         }));
+        let mut binding_used = None;
         let token = match plan.action {
             PlayerAction::Leave(why) => {
                 tracing::debug!(%host, %client, why, "player: token left as is");
@@ -66,8 +90,11 @@ impl PotHandler {
             PlayerAction::SetToken => {
                 let regime = self.regime_for(&who, client).await;
                 let binding = plan.plan.binding(&who, plan.video.as_deref(), regime);
-                match self.token_for(binding).await {
-                    Ok(t) => Some(t),
+                match self.issued_for(binding.clone()).await {
+                    Ok(t) => {
+                        binding_used = Some((binding, t.clone()));
+                        Some(t.token)
+                    }
                     // Fetched visitor data is worth sending even without a token.
                     Err(e) if fetched.is_some() => {
                         tracing::warn!(%host, reason = %e, "player: no token; forwarding with visitor data only");
@@ -92,6 +119,19 @@ impl PotHandler {
         let Some(body) = edit else {
             return RequestOrResponse::Request(whole.unchanged());
         };
+        if let (Some((binding, issued)), Some(Note::Player(note))) =
+            (binding_used, self.note.as_mut())
+        {
+            note.retry = Some(Box::new(PlayerRetry {
+                uri: whole.parts.uri.clone(),
+                headers: whole.headers().clone(),
+                player: player.clone(),
+                fetched: fetched.clone(),
+                binding,
+                issued,
+                left: BOT_CHECK_RETRIES,
+            }));
+        }
         if let Some(token) = &token {
             tracing::info!(
                 %host,
@@ -162,7 +202,7 @@ impl PotHandler {
     pub(super) async fn on_player_response(
         &self,
         res: Response<Body>,
-        note: PlayerNote,
+        mut note: PlayerNote,
     ) -> Response<Body> {
         let (whole, decoded) = match read_for_learning(res).await {
             Ok(read) => read,
@@ -171,6 +211,14 @@ impl PotHandler {
         let Some(mut v) = decoded.and_then(|d| serde_json::from_slice::<Value>(&d).ok()) else {
             return whole.unchanged();
         };
+        if heal::is_bot_check(&v) {
+            if let Some(retry) = note.retry.take() {
+                if let Some((res, retry)) = self.retry_player(*retry).await {
+                    note.retry = retry.map(Box::new);
+                    return Box::pin(self.on_player_response(res, note)).await;
+                }
+            }
+        }
         let keys = url_keys(&v);
         let Some(info) = playback_info(
             &v,
@@ -198,5 +246,68 @@ impl PotHandler {
         }
         tracing::info!(client = %note.client, urls = changed, "player response: tokens added to URLs");
         whole.replaced(serde_json::to_vec(&v).expect("JSON value serialises"))
+    }
+
+    /// The player answered with the bot check to a request carrying the proxy's token: the
+    /// token is reported refused and the request re-sent once with a fresh one. Returns the
+    /// new response and what a further retry needs (`None` when none is left).
+    async fn retry_player(
+        &self,
+        mut r: PlayerRetry,
+    ) -> Option<(Response<Body>, Option<PlayerRetry>)> {
+        let req = TokenRequest::new(r.binding.clone());
+        self.shared
+            .tokens
+            .refused(&req, &r.issued, &Signal::BotCheck.reason());
+        let issued = match self.shared.tokens.issue(&req).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %crate::errtext::error_chain(&e), "player bot check: no fresh token");
+                return None;
+            }
+        };
+        let body = apply_player(
+            &mut r.player,
+            &mut r.headers,
+            r.fetched.as_deref(),
+            Some(&issued.token),
+        )?;
+        let skip = [
+            http::header::HOST,
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
+            http::header::CONNECTION,
+            // The body goes out uncompressed, as `Whole::replaced` sends it.
+            http::header::CONTENT_ENCODING,
+        ];
+        let headers: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !skip.contains(k))
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let url = r.uri.to_string();
+        let fetched = match self
+            .shared
+            .http
+            .send(http::Method::POST, &url, &headers, Some(body))
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "player bot check: re-sent request failed");
+                return None;
+            }
+        };
+        tracing::info!(source = ?issued.provenance.as_ref().map(|p| p.source), status = %fetched.status, "player bot check: re-sent the player request with a fresh token");
+        let mut res = Response::new(Body::from(http_body_util::Full::new(fetched.body)));
+        *res.status_mut() = fetched.status;
+        *res.headers_mut() = fetched.headers;
+        let next = (r.left > 1).then(|| PlayerRetry {
+            issued,
+            left: r.left - 1,
+            ..r
+        });
+        Some((res, next))
     }
 }

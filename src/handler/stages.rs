@@ -70,6 +70,15 @@ impl PotHandler {
     pub(super) async fn token_for(&self, binding: Binding) -> Result<Token, TokenError> {
         self.shared.tokens.get(&TokenRequest::new(binding)).await
     }
+
+    /// The token stage with where the token came from (media requests, whose refusals are
+    /// attributed to its source).
+    pub(super) async fn issued_for(
+        &self,
+        binding: Binding,
+    ) -> Result<crate::tokens::Issued, TokenError> {
+        self.shared.tokens.issue(&TokenRequest::new(binding)).await
+    }
 }
 
 /// The read stage for a response read to learn from (up to [`RESPONSE_CAP`]): the response

@@ -90,6 +90,14 @@ impl Regimes {
         );
     }
 
+    /// The regime googlevideo accepted for (session, client), when one was observed.
+    pub fn observed(&self, session: &str, client: &str) -> Option<Regime> {
+        self.map
+            .get(&(session.to_string(), client.to_string()))
+            .filter(|(_, e)| *e == Evidence::Observed)
+            .map(|(r, _)| r)
+    }
+
     /// Records the experiment flag seen for a session.
     pub fn flag(&self, session: &str, regime: Regime) {
         self.flags.insert(session.to_string(), regime);

@@ -57,11 +57,12 @@ impl TokenSource for BotGuardSource {
                 bg.warm_in_background();
                 return Ok(None);
             }
-            match bg.mint(binding).await {
-                Ok((token, expires_at)) => Ok(Some(Minted {
+            match bg.mint_traced(binding).await {
+                Ok((token, expires_at, minter)) => Ok(Some(Minted {
                     token,
                     expires_at: Some(expires_at),
                     cacheable: true,
+                    minter: Some(minter),
                 })),
                 Err(e) => Err(token_error(e)),
             }
@@ -70,6 +71,21 @@ impl TokenSource for BotGuardSource {
 
     fn invalidate(&self) {
         self.pool.invalidate_all();
+    }
+
+    /// Drops the minter (of the request's egress) that made a refused token, so the next mint
+    /// warms a fresh one.
+    fn refused(&self, req: &TokenRequest, minter: Option<u64>) -> bool {
+        if let Some(id) = minter {
+            if self.pool.invalidate_minter(req.egress.as_ref(), id) {
+                tracing::info!(
+                    source = NAME,
+                    minter = id,
+                    "dropped the minter whose token was refused"
+                );
+            }
+        }
+        true
     }
 }
 

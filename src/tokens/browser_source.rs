@@ -51,14 +51,33 @@ impl TokenSource for BrowserSource {
                 .for_egress(req.egress.as_ref())
                 .map_err(|e| TokenError::failed(NAME, e))?;
             match m.mint(binding).await {
-                Ok((token, expires_at)) => Ok(Some(Minted {
+                Ok((token, expires_at, minter)) => Ok(Some(Minted {
                     token,
                     expires_at: Some(expires_at),
                     cacheable: true,
+                    minter: Some(minter),
                 })),
                 Err(e) => Err(token_error(e)),
             }
         })
+    }
+
+    /// Drops the page minter that made a refused token; the next mint warms a fresh one.
+    fn refused(&self, req: &TokenRequest, minter: Option<u64>) -> bool {
+        if let (Some(id), Ok(m)) = (minter, self.pool.for_egress(req.egress.as_ref())) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if m.invalidate_minter(id).await {
+                        tracing::info!(
+                            source = NAME,
+                            minter = id,
+                            "dropped the browser minter whose token was refused"
+                        );
+                    }
+                });
+            }
+        }
+        true
     }
 
     fn invalidate(&self) {

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Issued, TokenRequest};
+use super::{Issued, Provenance, TokenRequest};
 use crate::token::{Binding, Token};
 use crate::upstream::Egress;
 
@@ -102,7 +102,9 @@ impl Default for CacheLimits {
     }
 }
 
-type Entries = HashMap<Key, (Token, SystemTime)>;
+/// A cached token, its expiry, and (for tokens minted by this process) where it came from.
+type Cached = (Token, SystemTime, Option<Provenance>);
+type Entries = HashMap<Key, Cached>;
 /// Entries as read from the file.
 type Loaded = Vec<(Key, (Token, SystemTime))>;
 
@@ -195,16 +197,16 @@ impl Key {
 
 /// Inserts within the bound: when full, expired entries go first, then the soonest-expiring
 /// sixteenth (so a full cache pays for the scan once per many stores).
-fn insert_bounded(map: &mut Entries, limits: &CacheLimits, key: Key, value: (Token, SystemTime)) {
+fn insert_bounded(map: &mut Entries, limits: &CacheLimits, key: Key, value: Cached) {
     if !map.contains_key(&key) && map.len() >= limits.max_entries {
         let now = SystemTime::now();
-        map.retain(|_, (_, exp)| *exp > now);
+        map.retain(|_, (_, exp, _)| *exp > now);
         if map.len() >= limits.max_entries {
-            let mut expiries: Vec<SystemTime> = map.values().map(|(_, e)| *e).collect();
+            let mut expiries: Vec<SystemTime> = map.values().map(|(_, e, _)| *e).collect();
             let n = (limits.max_entries / 16).max(1).min(expiries.len() - 1);
             let (_, cutoff, _) = expiries.select_nth_unstable(n);
             let cutoff = *cutoff;
-            map.retain(|_, (_, exp)| *exp > cutoff);
+            map.retain(|_, (_, exp, _)| *exp > cutoff);
             // Many entries sharing the cutoff could all survive; make room regardless.
             while map.len() >= limits.max_entries {
                 let Some(k) = map.keys().next().cloned() else {
@@ -254,8 +256,8 @@ impl TokenCache {
         match read_entries(path) {
             Ok(Some(entries)) => {
                 let mut map = cache.inner.entries.lock().expect("entries lock");
-                for (k, v) in entries.into_iter().filter(|(k, _)| k.fits(&limits)) {
-                    insert_bounded(&mut map, &limits, k, v);
+                for (k, (t, exp)) in entries.into_iter().filter(|(k, _)| k.fits(&limits)) {
+                    insert_bounded(&mut map, &limits, k, (t, exp, None));
                 }
                 tracing::info!(path = %path.display(), entries = map.len(), "token cache loaded");
             }
@@ -278,12 +280,13 @@ impl TokenCache {
         let now = SystemTime::now();
         let map = self.inner.entries.lock().expect("entries lock");
         match map.get(key) {
-            Some((t, exp)) if *exp > now => {
+            Some((t, exp, provenance)) if *exp > now => {
                 self.inner.hits.fetch_add(1, Ordering::Relaxed);
                 Some(Issued {
                     token: t.clone(),
                     expires_at: *exp,
                     cached: true,
+                    provenance: provenance.clone(),
                 })
             }
             _ => {
@@ -313,6 +316,17 @@ impl TokenCache {
     /// Keeps `token` for `key` until `expires_at`. Keys with an absurdly long binding are not
     /// kept (the token was still served). The file is written later, by the writer.
     pub fn store(&self, key: Key, token: Token, expires_at: SystemTime) {
+        self.store_traced(key, token, expires_at, None);
+    }
+
+    /// [`store`](Self::store) with where the token came from (kept in memory, not in the file).
+    pub fn store_traced(
+        &self,
+        key: Key,
+        token: Token,
+        expires_at: SystemTime,
+        provenance: Option<Provenance>,
+    ) {
         if !key.fits(&self.inner.limits) {
             tracing::debug!(
                 len = key.binding.len(),
@@ -322,9 +336,36 @@ impl TokenCache {
         }
         {
             let mut map = self.inner.entries.lock().expect("entries lock");
-            insert_bounded(&mut map, &self.inner.limits, key, (token, expires_at));
+            insert_bounded(
+                &mut map,
+                &self.inner.limits,
+                key,
+                (token, expires_at, provenance),
+            );
         }
         self.mark_dirty(|_| {});
+    }
+
+    /// Drops the entry for a request's key only while it still holds `token` (a refused
+    /// token; a fresh one stored meanwhile stays). Returns whether it was dropped.
+    pub fn forget_token(&self, req: &TokenRequest, token: &Token) -> bool {
+        let Some(key) = Key::of(req) else {
+            return false;
+        };
+        let removed = {
+            let mut map = self.inner.entries.lock().expect("entries lock");
+            if map.get(&key).is_some_and(|(t, _, _)| t == token) {
+                map.remove(&key).is_some()
+            } else {
+                false
+            }
+        };
+        if removed {
+            self.mark_dirty(|p| {
+                p.removed.insert(key);
+            });
+        }
+        removed
     }
 
     /// Drops the entry for a request's key (a token googlevideo rejected).
@@ -360,7 +401,7 @@ impl TokenCache {
             .lock()
             .expect("entries lock")
             .iter()
-            .filter(|(_, (_, exp))| *exp > now)
+            .filter(|(_, (_, exp, _))| *exp > now)
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -466,15 +507,15 @@ fn write_now(p: &Persist, entries: &Mutex<Entries>, limits: &CacheLimits) {
             if removed.contains(&k) || !k.fits(limits) {
                 continue;
             }
-            let newer = map.get(&k).is_none_or(|(_, mine)| exp > *mine);
+            let newer = map.get(&k).is_none_or(|(_, mine, _)| exp > *mine);
             if newer {
-                insert_bounded(&mut map, limits, k, (t, exp));
+                insert_bounded(&mut map, limits, k, (t, exp, None));
             }
         }
-        map.retain(|_, (_, exp)| *exp > now);
+        map.retain(|_, (_, exp, _)| *exp > now);
         let entries: Vec<Entry> = map
             .iter()
-            .map(|(k, (t, exp))| Entry {
+            .map(|(k, (t, exp, _))| Entry {
                 key: k.clone(),
                 token: t.as_str().to_string(),
                 expires_at: unix(*exp),

@@ -89,6 +89,7 @@ impl TokenSource for ColdStartSource {
                 token,
                 expires_at: Some(now + COLD_START_LIFETIME),
                 cacheable: false,
+                minter: None,
             })
         });
         Box::pin(async move { Ok(answer) })

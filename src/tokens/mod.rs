@@ -10,6 +10,7 @@ mod browser_source;
 mod cache;
 mod cold_start;
 mod provider_source;
+mod refusals;
 mod settings;
 mod shared;
 mod static_source;
@@ -24,6 +25,9 @@ pub use browser_source::BrowserSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
+pub use refusals::{
+    Provenance, RefusalAction, RefusalStore, Refusals, STRIKES_TO_SET_ASIDE, SetAside,
+};
 pub use settings::{BotGuardConfig, SourceKind, TokensConfig};
 pub use shared::{CLAIM_POLL, CLAIM_WAIT, Claim, Fleet, SharedTokens, shared_key};
 pub use static_source::StaticSource;
@@ -61,6 +65,8 @@ pub struct Minted {
     /// Placeholders (cold-start tokens) must not be cached: the next request should get a
     /// real token as soon as one can be minted.
     pub cacheable: bool,
+    /// Which of the source's minters made it (minting sources), so a refusal can drop it.
+    pub minter: Option<u64>,
 }
 
 impl Minted {
@@ -69,6 +75,7 @@ impl Minted {
             token,
             expires_at: None,
             cacheable: true,
+            minter: None,
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct Issued {
     pub expires_at: SystemTime,
     /// True when served from the cache.
     pub cached: bool,
+    /// Where it came from (`None`: loaded from the cache file, or made without a source).
+    pub provenance: Option<Provenance>,
 }
 
 /// What went wrong inside a source, shared so a [`TokenError`] stays cloneable.
@@ -160,6 +169,13 @@ pub trait TokenSource: Send + Sync {
 
     /// Drops whatever the source holds that produced tokens (an integrity token, a minter).
     fn invalidate(&self) {}
+
+    /// A token this source made (with `minter`, as its [`Minted`] said) was refused upstream:
+    /// drop that minter. Returns whether the source can mint a different token with a fresh
+    /// one (a static token cannot).
+    fn refused(&self, _req: &TokenRequest, _minter: Option<u64>) -> bool {
+        false
+    }
 }
 
 /// Another node's token for `key`, or the go-ahead to mint: when the binding is claimed
@@ -171,6 +187,8 @@ async fn from_fleet(shared: &dyn SharedTokens, key: &str) -> FromFleet {
             token,
             expires_at,
             cached: true,
+            // Minted by another node: its minters are not ours to blame.
+            provenance: None,
         })
     };
     let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
@@ -210,6 +228,8 @@ pub struct TokenService {
     ttl: Duration,
     /// The fleet's tier behind the cache (`[cluster]`), when there is one.
     shared: Option<Arc<dyn SharedTokens>>,
+    /// Refused tokens and the sources set aside for them, per egress.
+    refusals: Arc<dyn RefusalStore>,
 }
 
 /// What the fleet's tier said before minting.
@@ -218,6 +238,17 @@ enum FromFleet {
     Token(Issued),
     /// Mint here, holding the fleet's claim when there is one.
     Mint(Option<String>),
+}
+
+/// How long a source whose tokens keep being refused is set aside (`[tokens] set_aside_secs`).
+pub const DEFAULT_SET_ASIDE: Duration = Duration::from_secs(1800);
+
+/// The egress key refusals are kept under (`direct`: the configured egress).
+fn egress_key(req: &TokenRequest) -> String {
+    req.egress
+        .as_ref()
+        .and_then(Egress::key)
+        .unwrap_or_else(|| "direct".into())
 }
 
 fn describe(binding: &Binding) -> String {
@@ -235,6 +266,7 @@ impl TokenService {
             cache,
             ttl,
             shared: None,
+            refusals: Arc::new(Refusals::new(DEFAULT_SET_ASIDE)),
         }
     }
 
@@ -252,6 +284,65 @@ impl TokenService {
         if let (Some(shared), Some(key)) = (&self.shared, shared_key(req)) {
             shared.forget(&key);
         }
+    }
+
+    /// How long a source whose tokens keep being refused is set aside for an egress.
+    pub fn with_set_aside(mut self, set_aside: Duration) -> Self {
+        self.refusals = Arc::new(Refusals::new(set_aside));
+        self
+    }
+
+    /// Keeps refusal verdicts in `store` instead of this process's own [`Refusals`] (a fleet
+    /// sharing them between nodes).
+    pub fn with_refusals(mut self, store: Arc<dyn RefusalStore>) -> Self {
+        self.refusals = store;
+        self
+    }
+
+    /// A token `issued` for `req` was refused upstream (`reason` says how): drop it from the
+    /// cache, drop the minter that made it, and set its source aside for this egress when it
+    /// keeps being refused. The next [`issue`](Self::issue) for `req` mints afresh (or asks
+    /// the next source).
+    pub fn refused(&self, req: &TokenRequest, issued: &Issued, reason: &str) -> RefusalAction {
+        self.cache.forget_token(req, &issued.token);
+        if let (Some(shared), Some(key)) = (&self.shared, shared_key(req)) {
+            shared.forget(&key);
+        }
+        let Some(p) = &issued.provenance else {
+            // Loaded from the cache file: nothing to attribute; the next token is minted.
+            return RefusalAction::FreshMinter;
+        };
+        let egress = egress_key(req);
+        let Some(source) = self.sources.iter().find(|s| s.name() == p.source) else {
+            return RefusalAction::FreshMinter;
+        };
+        let can_renew = source.refused(req, p.minter);
+        let action = self
+            .refusals
+            .refused(p.source, &egress, p.minter, can_renew, reason);
+        match action {
+            RefusalAction::SetAside => tracing::warn!(
+                source = p.source,
+                %egress,
+                %reason,
+                for_secs = self.refusals.window().as_secs(),
+                "token source set aside: its tokens keep being refused"
+            ),
+            RefusalAction::FreshMinter => tracing::info!(
+                source = p.source,
+                %egress,
+                minter = ?p.minter,
+                %reason,
+                "token refused; minting a fresh one"
+            ),
+            RefusalAction::AlreadyHandled => {}
+        }
+        action
+    }
+
+    /// The sources set aside now, per egress.
+    pub fn set_aside(&self) -> Vec<SetAside> {
+        self.refusals.set_aside()
     }
 
     /// A service without persistence and with the default TTL (tests, one-off use).
@@ -277,8 +368,8 @@ impl TokenService {
         let key = cache::Key::of(req);
         let Some(key) = key else {
             // Nothing to key a cache on: ask the sources every time (static default only).
-            let m = self.ask_sources(req).await?;
-            return Ok(self.finish(m));
+            let (m, source) = self.ask_sources(req).await?;
+            return Ok(self.finish(m, source));
         };
         if !req.bypass_cache {
             if let Some(hit) = self.cache.lookup(&key) {
@@ -314,19 +405,23 @@ impl TokenService {
                 shared.release(fk, c);
             }
         };
-        let m = match minted {
+        let (m, source) = match minted {
             Ok(m) => m,
             Err(e) => {
                 release();
                 return Err(e);
             }
         };
-        let issued = self.finish(m.clone());
+        let issued = self.finish(m.clone(), source);
         let stats = self.cache.stats();
         tracing::debug!(binding = %describe(&req.binding), cache_hits = stats.hits, cache_misses = stats.misses, "token minted");
         if m.cacheable {
-            self.cache
-                .store(key, issued.token.clone(), issued.expires_at);
+            self.cache.store_traced(
+                key,
+                issued.token.clone(),
+                issued.expires_at,
+                issued.provenance.clone(),
+            );
             if let (Some(shared), Some(fk)) = (&self.shared, &fleet_key) {
                 shared.publish(fk, &issued.token, issued.expires_at);
             }
@@ -341,23 +436,38 @@ impl TokenService {
     }
 
     /// A freshly minted answer, its expiry capped by the TTL.
-    fn finish(&self, m: Minted) -> Issued {
+    fn finish(&self, m: Minted, source: &'static str) -> Issued {
         let ttl_end = SystemTime::now() + self.ttl;
         let expires_at = m.expires_at.map_or(ttl_end, |e| e.min(ttl_end));
         Issued {
             token: m.token,
             expires_at,
             cached: false,
+            provenance: Some(Provenance {
+                source,
+                minter: m.minter,
+            }),
         }
     }
 
-    async fn ask_sources(&self, req: &TokenRequest) -> Result<Minted, TokenError> {
+    /// The sources in their order, those set aside for the request's egress last (asked only
+    /// when no other answers: a refused token beats none).
+    fn sources_for(&self, req: &TokenRequest) -> Vec<&Arc<dyn TokenSource>> {
+        let egress = egress_key(req);
+        let (aside, usable): (Vec<_>, Vec<_>) = self
+            .sources
+            .iter()
+            .partition(|s| self.refusals.is_set_aside(s.name(), &egress));
+        usable.into_iter().chain(aside).collect()
+    }
+
+    async fn ask_sources(&self, req: &TokenRequest) -> Result<(Minted, &'static str), TokenError> {
         let mut last_failure = None;
-        for source in self.sources.iter() {
+        for source in self.sources_for(req) {
             match source.get(req).await {
                 Ok(Some(m)) => {
                     tracing::debug!(source = source.name(), binding = %describe(&req.binding), token = %m.token.redacted(), "token");
-                    return Ok(m);
+                    return Ok((m, source.name()));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -427,6 +537,83 @@ mod tests {
                 Ok(Some(Minted::lasting(Token::from_bytes(&bytes))))
             })
         }
+    }
+
+    /// Mints with minter `gen`; a refusal drops it (the next mint uses a fresh one).
+    struct Renewing(AtomicUsize);
+
+    impl TokenSource for Renewing {
+        fn name(&self) -> &'static str {
+            "renewing"
+        }
+        fn get<'a>(
+            &'a self,
+            _: &'a TokenRequest,
+        ) -> BoxFuture<'a, Result<Option<Minted>, TokenError>> {
+            let generation = self.0.load(Ordering::SeqCst) as u64;
+            Box::pin(async move {
+                Ok(Some(Minted {
+                    minter: Some(generation),
+                    ..Minted::lasting(Token::from_bytes(&[0x32, 9, generation as u8]))
+                }))
+            })
+        }
+        fn refused(&self, _: &TokenRequest, minter: Option<u64>) -> bool {
+            let _ = self.0.compare_exchange(
+                minter.unwrap_or(0) as usize,
+                minter.unwrap_or(0) as usize + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_source_gets_a_fresh_minter_then_is_set_aside_for_the_next() {
+        let fallback = Token::from_bytes(&[0x32, 1, 2]);
+        let svc = TokenService::uncached(vec![
+            Arc::new(Renewing(AtomicUsize::new(1))),
+            Arc::new(Fixed("b", Some(Ok(fallback.clone())))),
+        ]);
+        let first = svc.issue(&req()).await.unwrap();
+        let p = first.provenance.clone().unwrap();
+        assert_eq!((p.source, p.minter), ("renewing", Some(1)));
+        // Cached with its provenance.
+        assert_eq!(svc.issue(&req()).await.unwrap().provenance, Some(p));
+        assert_eq!(
+            svc.refused(&req(), &first, "403"),
+            RefusalAction::FreshMinter
+        );
+        let second = svc.issue(&req()).await.unwrap();
+        assert_ne!(second.token, first.token, "a fresh minter's token");
+        assert_eq!(second.provenance.as_ref().unwrap().minter, Some(2));
+        // The same refused token reported again changes nothing.
+        assert_eq!(
+            svc.refused(&req(), &first, "403"),
+            RefusalAction::AlreadyHandled
+        );
+        assert_eq!(
+            svc.refused(&req(), &second, "cut short"),
+            RefusalAction::SetAside
+        );
+        let third = svc.issue(&req()).await.unwrap();
+        assert_eq!(third.token, fallback);
+        assert_eq!(third.provenance.unwrap().source, "b");
+        let aside = svc.set_aside();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            (aside[0].source, aside[0].egress.as_str()),
+            ("renewing", "direct")
+        );
+        assert_eq!(aside[0].reason, "cut short");
+        // Another egress still asks the set-aside source first.
+        let mut other = req();
+        other.egress = Some(Egress::parse("http://proxy.example:3128").unwrap());
+        assert_eq!(
+            svc.issue(&other).await.unwrap().provenance.unwrap().source,
+            "renewing"
+        );
     }
 
     fn req() -> TokenRequest {

@@ -69,4 +69,6 @@ pub struct TokensConfig {
     /// Placeholders a client may send that the proxy replaces, kept as written and normalised.
     pub sentinels: Vec<String>,
     pub always_replace: bool,
+    /// How long a source whose tokens keep being refused is set aside for an egress.
+    pub set_aside: Duration,
 }

@@ -4,6 +4,14 @@
 //! snapshot, minter factory in `webPoSignalOutput[0]`), and a `GenerateIT` that signs integrity
 //! tokens, so the fake googlevideo and player can verify minted tokens: their signature, expiry
 //! and binding.
+//!
+//! Trust grading, as YouTube grades since August 2026: the interpreter probes the environment
+//! it runs in with something an emulated DOM cannot fake and a real browser passes by
+//! construction (2D canvas text rendering: `fillText`, then `getImageData` must show a
+//! plausible number of inked pixels, many of them anti-aliased), and puts the verdict into
+//! its snapshot. With [`Behaviour::grade_trust`] on, `GenerateIT` marks the integrity token low
+//! or high trust from it (off: every token is high trust), and the fake googlevideo treats
+//! low-trust tokens' media as configured (see `super::media`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,11 +28,32 @@ pub const PROGRAM: &str = "ZmFrZS1wcm9ncmFtLWZvci1wb3Rwcm94eS10ZXN0cw";
 pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
 
 /// The interpreter: registers `globalThis.fakebg.a(...)` like the real one. The snapshot is
-/// `$` + base64("fake-botguard:" + program); the minter builds a field-6 protobuf holding the
-/// integrity token, the binding and 4 random bytes.
+/// `$` + base64("fake-botguard:" + program + ":" + trust), trust being what the canvas probe
+/// found (`high` or `low`); the minter builds a field-6 protobuf holding the integrity token,
+/// the binding and 4 random bytes.
 pub const INTERPRETER_JS: &str = r#"(function () {
   var g = globalThis;
   function varint(n, out) { while (n > 127) { out.push((n & 127) | 128); n >>>= 7; } out.push(n); }
+  // Real text rendering: glyphs leave a few hundred inked pixels, a good share of them
+  // anti-aliased (alpha strictly between 0 and 255). No canvas, an empty one, a solid block or
+  // an error all grade low.
+  function probeCanvas() {
+    try {
+      var c = document.createElement("canvas");
+      c.width = 240; c.height = 60;
+      var x = c.getContext("2d");
+      if (!x) return "low";
+      x.fillStyle = "black";
+      x.font = "28px sans-serif";
+      x.fillText("Wj potproxy 42", 6, 40);
+      var d = x.getImageData(0, 0, 240, 60).data;
+      var ink = 0, soft = 0;
+      for (var i = 3; i < d.length; i += 4) {
+        if (d[i] > 0) { ink++; if (d[i] < 255) soft++; }
+      }
+      return (ink > 300 && ink < 9000 && soft > 60 && soft < ink) ? "high" : "low";
+    } catch (e) { return "low"; }
+  }
   g.fakebg = {
     a: function (program, setup, flag, el, telemetry, experiments, u1, f, loggers) {
       if (typeof setup !== "function") throw new Error("no setup callback");
@@ -47,7 +76,7 @@ pub const INTERPRETER_JS: &str = r#"(function () {
               });
             });
           };
-          done("$" + btoa("fake-botguard:" + program));
+          done("$" + btoa("fake-botguard:" + program + ":" + probeCanvas()));
         }, 1);
       }
       setTimeout(function () { setup(asyncSnapshot, function () {}, function () {}, function () {}); }, 2);
@@ -112,6 +141,13 @@ fn read_varint(b: &[u8], pos: &mut usize) -> Option<usize> {
 pub enum Verdict {
     Valid,
     Invalid(String),
+}
+
+/// How much googlevideo trusts a valid token (the grade its integrity token carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    Low,
+    High,
 }
 
 impl FakeBotGuard {
@@ -188,10 +224,23 @@ impl FakeBotGuard {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return (400, b"bad json".to_vec());
         };
-        let expected = "$".to_string() + &STANDARD.encode(format!("fake-botguard:{PROGRAM}"));
-        if v[0] != REQUEST_KEY || v[1].as_str() != Some(expected.as_str()) {
+        let snapshot = v[1]
+            .as_str()
+            .and_then(|s| s.strip_prefix('$'))
+            .and_then(|s| STANDARD.decode(s).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let probe = snapshot
+            .strip_prefix(&format!("fake-botguard:{PROGRAM}"))
+            .map(|rest| rest.strip_prefix(':').unwrap_or(rest).to_string());
+        let Some(probe) = probe.filter(|_| v[0] == REQUEST_KEY) else {
             return (400, format!("bad GenerateIT request: {v}").into_bytes());
-        }
+        };
+        let trust = if !b.grade_trust || probe == "high" {
+            Trust::High
+        } else {
+            Trust::Low
+        };
         if b.null_integrity_token {
             return (
                 200,
@@ -199,65 +248,113 @@ impl FakeBotGuard {
                     .unwrap(),
             );
         }
-        let mut it = Vec::new();
-        it.extend_from_slice(&(now() + b.it_ttl_secs).to_be_bytes());
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).unwrap();
-        it.extend_from_slice(&nonce);
-        let sig = self.sign(&it);
-        it.extend_from_slice(&sig);
+        let it = self.integrity_token(b.it_ttl_secs, trust);
         (
             200,
             serde_json::to_vec(&json!([STANDARD.encode(it), b.it_ttl_secs, 100])).unwrap(),
         )
     }
 
+    /// A signed integrity token: expiry (8 bytes), trust (1), nonce (7), signature (16).
+    fn integrity_token(&self, ttl_secs: u64, trust: Trust) -> Vec<u8> {
+        let mut it = Vec::new();
+        it.extend_from_slice(&(now() + ttl_secs).to_be_bytes());
+        it.push(match trust {
+            Trust::Low => 0,
+            Trust::High => 1,
+        });
+        let mut nonce = [0u8; 7];
+        getrandom::fill(&mut nonce).unwrap();
+        it.extend_from_slice(&nonce);
+        let sig = self.sign(&it);
+        it.extend_from_slice(&sig);
+        it
+    }
+
+    /// A PO token for `binding` as a minter of this fake would make it, with the given trust:
+    /// what a browser-grade source hands out, for tests that need one without a browser.
+    pub fn signed_token(&self, binding: &str, trust: Trust) -> String {
+        let it = self.integrity_token(43_200, trust);
+        let mut payload = Vec::new();
+        payload.push(it.len() as u8);
+        payload.extend_from_slice(&it);
+        payload.push(binding.len() as u8);
+        payload.extend_from_slice(binding.as_bytes());
+        payload.extend_from_slice(&[1, 2, 3, 4]);
+        let mut tok = vec![0x32, payload.len() as u8];
+        tok.extend(payload);
+        URL_SAFE.encode(tok)
+    }
+
+    /// The trust of a token that verifies for `binding` (`None`: it does not verify).
+    pub fn trust(&self, token: &str, binding: &str) -> Option<Trust> {
+        self.inspect(token, binding).ok()
+    }
+
     /// Checks a minted PO token: field 6, a valid unexpired integrity token, the binding.
     pub fn verify(&self, token: &str, binding: &str) -> Verdict {
+        match self.inspect(token, binding) {
+            Ok(_) => Verdict::Valid,
+            Err(why) => Verdict::Invalid(why),
+        }
+    }
+
+    fn inspect(&self, token: &str, binding: &str) -> Result<Trust, String> {
+        let verdict = self.check(token, binding);
+        match verdict {
+            Ok(trust) => Ok(trust),
+            Err(Verdict::Invalid(why)) => Err(why),
+            Err(Verdict::Valid) => unreachable!("a failed check has a reason"),
+        }
+    }
+
+    fn check(&self, token: &str, binding: &str) -> Result<Trust, Verdict> {
         let text = percent_encoding::percent_decode_str(token)
             .decode_utf8_lossy()
             .into_owned();
         let Ok(bytes) = URL_SAFE.decode(text.replace('+', "-").replace('/', "_")) else {
-            return Verdict::Invalid("not base64url".into());
+            return Err(Verdict::Invalid("not base64url".into()));
         };
         let mut pos = 0;
         if bytes.first() != Some(&0x32) {
-            return Verdict::Invalid("not field 6".into());
+            return Err(Verdict::Invalid("not field 6".into()));
         }
         pos += 1;
         let Some(len) = read_varint(&bytes, &mut pos) else {
-            return Verdict::Invalid("bad length".into());
+            return Err(Verdict::Invalid("bad length".into()));
         };
         if pos + len != bytes.len() {
-            return Verdict::Invalid("length mismatch".into());
+            return Err(Verdict::Invalid("length mismatch".into()));
         }
         let Some(it_len) = read_varint(&bytes, &mut pos) else {
-            return Verdict::Invalid("bad IT length".into());
+            return Err(Verdict::Invalid("bad IT length".into()));
         };
         let Some(it) = bytes.get(pos..pos + it_len) else {
-            return Verdict::Invalid("short IT".into());
+            return Err(Verdict::Invalid("short IT".into()));
         };
         pos += it_len;
         if it.len() != 32 || self.sign(&it[..16]) != it[16..32] {
-            return Verdict::Invalid("integrity token not signed by this GenerateIT".into());
+            return Err(Verdict::Invalid(
+                "integrity token not signed by this GenerateIT".into(),
+            ));
         }
         let exp = u64::from_be_bytes(it[..8].try_into().unwrap());
         if exp <= now() {
-            return Verdict::Invalid("integrity token expired".into());
+            return Err(Verdict::Invalid("integrity token expired".into()));
         }
         let Some(b_len) = read_varint(&bytes, &mut pos) else {
-            return Verdict::Invalid("bad binding length".into());
+            return Err(Verdict::Invalid("bad binding length".into()));
         };
         let Some(b) = bytes.get(pos..pos + b_len) else {
-            return Verdict::Invalid("short binding".into());
+            return Err(Verdict::Invalid("short binding".into()));
         };
         if b != binding.as_bytes() {
-            return Verdict::Invalid(format!(
+            return Err(Verdict::Invalid(format!(
                 "bound to {:?}, expected {binding:?}",
                 String::from_utf8_lossy(b)
-            ));
+            )));
         }
-        Verdict::Valid
+        Ok(if it[8] == 1 { Trust::High } else { Trust::Low })
     }
 }
 

@@ -3,6 +3,14 @@
 //! player handed out (query `pot`, or a SABR body's `po_token`; refused with 403 or in-band
 //! over UMP), and caption tracks (`/api/timedtext` on www.youtube.com, which carry a token the
 //! same way).
+//!
+//! With trust grading on, a valid but low-trust token's media gets a budget
+//! ([`Behaviour::low_trust_budget`], 1 MiB): then the response is cut ([`LowTrust::Cut`]) or
+//! further requests get 403 ([`LowTrust::Forbidden`]); UMP answers StreamProtectionStatus 2,
+//! a little media, then 3. Fault switches cut responses or refuse continuations whatever the
+//! token, for resume tests.
+//!
+//! [`Behaviour::low_trust_budget`]: super::origin::Behaviour::low_trust_budget
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -14,8 +22,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::StatusCode;
 use hyper::body::Frame;
 
-use super::botguard::Verdict;
-use super::origin::{FakeRequest, FakeState, Reply, full, status_body};
+use super::botguard::{Trust, Verdict};
+use super::origin::{Behaviour, FakeRequest, FakeState, Reply, full, status_body};
 use super::youtube::DATASYNC_ID;
 
 /// The byte at offset `i` of every fake media file: position-dependent, so a lost, duplicated
@@ -30,6 +38,17 @@ pub fn media_bytes(start: u64, len: u64) -> Vec<u8> {
 
 /// Size of `/videoplayback` media unless the URL says `clen=`.
 pub const DEFAULT_MEDIA_LEN: u64 = 3 * 1024 * 1024 + 12_345;
+
+/// What googlevideo does to a low-trust token's media once its budget is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LowTrust {
+    /// Serve it anyway (grading has no effect on media).
+    Serve,
+    /// Cut the response that crosses the budget (the connection closes mid-body).
+    Cut,
+    /// Serve requests that start within the budget; 403 to the ones after.
+    Forbidden,
+}
 
 /// What googlevideo binds media tokens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +107,10 @@ pub(super) fn is_media_path(path: &str) -> bool {
 /// Media on any host, and caption tracks on www.youtube.com.
 pub(super) fn route(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
     if is_media_path(&req.path) {
-        return Some(check_media_token(state, req).unwrap_or_else(|| media_response(req)));
+        return Some(match check_media_token(state, req) {
+            Gate::Refuse(reply) => reply,
+            Gate::Serve { low_trust } => media_response(state, req, low_trust),
+        });
     }
     if req.host == "www.youtube.com" && req.path == "/api/timedtext" {
         return Some(captions(state, req));
@@ -113,10 +135,33 @@ pub fn ump_body(status: u64, with_media: bool) -> Vec<u8> {
     b
 }
 
+/// A low-trust token's UMP answer: status 2 with a little media, then 3 (no more).
+pub fn ump_low_trust_body() -> Vec<u8> {
+    let mut b = ump_body(2, true);
+    let sps = [0x08, 3];
+    potproxy::ump::encode_varint(potproxy::ump::STREAM_PROTECTION_STATUS, &mut b);
+    potproxy::ump::encode_varint(sps.len() as u64, &mut b);
+    b.extend_from_slice(&sps);
+    b
+}
+
+/// What the token check decided.
+enum Gate {
+    Refuse(Reply),
+    /// Serve the media; `low_trust`: the token whose budget it spends.
+    Serve {
+        low_trust: Option<String>,
+    },
+}
+
+fn check_media_token(state: &FakeState, req: &FakeRequest) -> Gate {
+    check_media_token_inner(state, req).unwrap_or(Gate::Serve { low_trust: None })
+}
+
 /// For media URLs the fake handed out: check the token (query `pot`, or the SABR body's
 /// `streamer_context.po_token`) against the binding the fake's regime expects; refuse with 403
-/// or in-band (UMP) when enforcing and it does not verify.
-fn check_media_token(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
+/// or in-band (UMP) when enforcing and it does not verify; grade a valid token's trust.
+fn check_media_token_inner(state: &FakeState, req: &FakeRequest) -> Option<Gate> {
     if !req.host.ends_with(".googlevideo.com") {
         return None;
     }
@@ -134,47 +179,133 @@ fn check_media_token(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
     } else {
         ("media", req.param("pot"))
     };
-    let verdict = match token {
-        Some(t) => state.bg.verify(&t, &expected),
+    let verdict = match &token {
+        Some(t) => state.bg.verify(t, &expected),
         None => Verdict::Invalid("no token".into()),
     };
+    let low_trust = token
+        .as_ref()
+        .filter(|t| state.bg.trust(t, &expected) == Some(Trust::Low))
+        .filter(|_| b.grade_trust && b.low_trust != LowTrust::Serve)
+        .cloned();
     state.record_verdict(format!("{what} {}", playback.video), verdict.clone());
     let ok = verdict == Verdict::Valid;
     let ump =
         sabr || req.param("ump").as_deref() == Some("1") || req.parts.method == hyper::Method::POST;
+    if ump && ok && low_trust.is_some() {
+        state.count(|c| c.low_trust_ump += 1);
+        return Some(Gate::Refuse(status_body(
+            200,
+            ump_low_trust_body(),
+            "application/vnd.yt-ump",
+        )));
+    }
     if ump && (sabr || b.ump_rejections) {
         let status = if ok { 1 } else { 3 };
-        return Some(status_body(
+        return Some(Gate::Refuse(status_body(
             200,
             ump_body(status, ok),
             "application/vnd.yt-ump",
-        ));
+        )));
     }
     if b.enforce_media && !ok {
-        return Some(status_body(403, "Forbidden", "text/plain"));
+        return Some(Gate::Refuse(status_body(403, "Forbidden", "text/plain")));
     }
-    None
+    Some(Gate::Serve { low_trust })
 }
 
-fn media_response(req: &FakeRequest) -> Reply {
+/// The byte range a media request asks for: the `Range` header or the `range=a-b` query
+/// (answered 200 like googlevideo does); `None`: the whole file.
+fn requested_range(req: &FakeRequest, total: u64) -> Option<(u64, u64, bool)> {
+    let (text, query) = match req.param("range") {
+        Some(r) => (r, true),
+        None => (
+            req.header("range")?.strip_prefix("bytes=")?.to_string(),
+            false,
+        ),
+    };
+    let (a, b) = text.split_once('-')?;
+    let a: u64 = a.parse().unwrap_or(0);
+    let b: u64 = b.parse().unwrap_or(total - 1).min(total - 1);
+    (a <= b && a < total).then_some((a, b, query))
+}
+
+/// googlevideo answers 403.
+struct Forbidden;
+
+/// The fault switches and a low-trust token's budget, for one response of `len` bytes
+/// starting at `start`: a 403, or how many bytes to send before closing.
+fn spend(
+    state: &FakeState,
+    b: &Behaviour,
+    start: u64,
+    len: u64,
+    low_trust: Option<String>,
+) -> Result<Option<u64>, Forbidden> {
+    let mut cut = None;
+    {
+        let mut live = state.behaviour.lock().unwrap();
+        if start > 0 && live.forbid_continuations > 0 {
+            live.forbid_continuations -= 1;
+            drop(live);
+            state.count(|c| c.faults += 1);
+            return Err(Forbidden);
+        }
+        if live.cut_responses > 0 {
+            live.cut_responses -= 1;
+            cut = Some(live.cut_at.min(len));
+            drop(live);
+            state.count(|c| c.faults += 1);
+        }
+    }
+    if let Some(token) = low_trust {
+        let mut served = state.low_trust_served.lock().unwrap();
+        let used = served.entry(token).or_insert(0);
+        let left = b.low_trust_budget.saturating_sub(*used);
+        match b.low_trust {
+            LowTrust::Serve => {}
+            LowTrust::Forbidden if left == 0 => {
+                drop(served);
+                state.count(|c| c.low_trust_403s += 1);
+                return Err(Forbidden);
+            }
+            LowTrust::Forbidden => *used += len,
+            LowTrust::Cut => {
+                let n = cut.unwrap_or(len).min(left);
+                *used += n;
+                if n < len {
+                    cut = Some(n);
+                    drop(served);
+                    state.count(|c| c.low_trust_cuts += 1);
+                }
+            }
+        }
+    }
+    Ok(cut)
+}
+
+fn media_response(state: &FakeState, req: &FakeRequest, low_trust: Option<String>) -> Reply {
     let total = req
         .param("clen")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(DEFAULT_MEDIA_LEN);
-    let range = req
-        .header("range")
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.split_once('-'))
-        .map(|(a, b)| {
-            let a: u64 = a.parse().unwrap_or(0);
-            let b: u64 = b.parse().unwrap_or(total - 1).min(total - 1);
-            (a, b)
-        });
-    let (start, end, status) = match range {
-        Some((a, b)) if a <= b && a < total => (a, b, StatusCode::PARTIAL_CONTENT),
-        _ => (0, total - 1, StatusCode::OK),
+    let (start, end, status) = match requested_range(req, total) {
+        Some((a, b, false)) => (a, b, StatusCode::PARTIAL_CONTENT),
+        Some((a, b, true)) => (a, b, StatusCode::OK),
+        None => (0, total - 1, StatusCode::OK),
     };
     let len = end - start + 1;
+    let cut = if req.parts.method == hyper::Method::HEAD || !req.host.ends_with(".googlevideo.com")
+    {
+        None
+    } else {
+        match spend(state, &state.behaviour(), start, len, low_trust) {
+            Ok(cut) => cut,
+            Err(Forbidden) => return status_body(403, "Forbidden", "text/plain"),
+        }
+    };
+    // A cut response promises `len` bytes and closes the connection after `cut` of them.
+    let end_sent = cut.map_or(end, |n| start + n).min(end + 1);
     let mut builder = hyper::Response::builder()
         .status(status)
         .header("content-type", "audio/mp4")
@@ -188,10 +319,15 @@ fn media_response(req: &FakeRequest) -> Reply {
     }
     const CHUNK: u64 = 64 * 1024;
     let stream = futures::stream::unfold(start, move |pos| async move {
-        if pos > end {
+        if pos > end || (cut.is_some() && pos >= end_sent) {
             return None;
         }
         let n = CHUNK.min(end + 1 - pos);
+        let n = if cut.is_some() {
+            n.min(end_sent - pos)
+        } else {
+            n
+        };
         let frame = Frame::data(Bytes::from(media_bytes(pos, n)));
         Some((Ok::<_, Infallible>(frame), pos + n))
     });

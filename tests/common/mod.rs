@@ -19,7 +19,10 @@ pub mod stalls;
 pub mod youtube;
 
 pub use harness::{Fakes, Harness, HarnessBuilder, client_via, raw_connect};
-pub use media::{DEFAULT_MEDIA_LEN, FakePlayback, GvsRegime, media_byte, media_bytes, ump_body};
+pub use media::{
+    DEFAULT_MEDIA_LEN, FakePlayback, GvsRegime, LowTrust, media_byte, media_bytes, ump_body,
+    ump_low_trust_body,
+};
 pub use origin::{Behaviour, Counts, FakeOrigin, Seen};
 pub use pki::{FAKE_NAMES, TestPki, install_provider};
 pub use servers::{start_banner_server, start_plain_http};

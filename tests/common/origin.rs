@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto::Builder as ServerBuilder;
 use tokio::net::TcpListener;
 
 use super::botguard::{self, CreateMode, FakeBotGuard, Verdict};
-use super::media::{self, GvsRegime, Playbacks};
+use super::media::{self, GvsRegime, LowTrust, Playbacks};
 use super::pki::TestPki;
 use super::youtube;
 
@@ -48,6 +48,24 @@ pub struct Behaviour {
     /// UMP requests (`ump=1`, POST) are refused in-band (HTTP 200, StreamProtectionStatus 3)
     /// instead of with a 403.
     pub ump_rejections: bool,
+    // Trust grading (off by default: every integrity token is high trust).
+    /// `GenerateIT` grades the interpreter's environment (its canvas probe) and marks
+    /// integrity tokens low or high trust.
+    pub grade_trust: bool,
+    /// What googlevideo does with a low-trust token's media once its budget is spent.
+    pub low_trust: LowTrust,
+    /// Media bytes a low-trust token gets before googlevideo cuts it off or refuses it.
+    pub low_trust_budget: u64,
+    /// The player answers `LOGIN_REQUIRED` "confirm you're not a bot" to a low-trust player
+    /// token.
+    pub bot_check_low_trust: bool,
+    // Faults of googlevideo itself, whatever the token.
+    /// The next this many media responses end (connection closed) after `cut_at` bytes.
+    pub cut_responses: u32,
+    pub cut_at: u64,
+    /// The next this many media requests that start past byte 0 (continuations, when the
+    /// client itself asks for whole files) get a 403.
+    pub forbid_continuations: u32,
 }
 
 impl Default for Behaviour {
@@ -64,6 +82,13 @@ impl Default for Behaviour {
             enforce_media: false,
             gvs_regime: GvsRegime::Video,
             ump_rejections: false,
+            grade_trust: false,
+            low_trust: LowTrust::Cut,
+            low_trust_budget: 1024 * 1024,
+            bot_check_low_trust: false,
+            cut_responses: 0,
+            cut_at: 0,
+            forbid_continuations: 0,
         }
     }
 }
@@ -77,6 +102,14 @@ pub struct Counts {
     pub create: usize,
     pub interpreter: usize,
     pub generate_it: usize,
+    /// googlevideo refusals of low-trust tokens: responses cut, 403s, UMP status 2/3 bodies.
+    pub low_trust_cuts: usize,
+    pub low_trust_403s: usize,
+    pub low_trust_ump: usize,
+    /// Player bot checks answered.
+    pub bot_checks: usize,
+    /// Media responses cut and continuations refused by the fault switches.
+    pub faults: usize,
 }
 
 /// One request as the fake origin received it.
@@ -119,6 +152,8 @@ pub struct FakeState {
     /// (what, verdict) for every token the fake checked.
     pub verdicts: Mutex<Vec<(String, Verdict)>>,
     pub(super) playbacks: Playbacks,
+    /// Media bytes served per low-trust token.
+    pub(super) low_trust_served: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl FakeState {

@@ -159,6 +159,18 @@ pub const BROWSER_TEST_PAGE: &str = r#"<!DOCTYPE html><html><head><title>potprox
 })();
 </script></body></html>"#;
 
+/// The player's bot check, as YouTube words it (U+2019 apostrophe).
+pub fn bot_check(visitor: &str) -> Value {
+    json!({
+        "responseContext": {"visitorData": visitor},
+        "playabilityStatus": {
+            "status": "LOGIN_REQUIRED",
+            "reason": "Sign in to confirm you\u{2019}re not a bot",
+            "messages": ["Sign in to confirm you\u{2019}re not a bot. This helps protect our community."]
+        }
+    })
+}
+
 /// A player response with real-shaped media URLs on the fake googlevideo, checking a player
 /// token when one is present.
 fn player_response(state: &FakeState, req: &Value, headers: &http::HeaderMap) -> Reply {
@@ -193,6 +205,16 @@ fn player_response(state: &FakeState, req: &Value, headers: &http::HeaderMap) ->
         };
         let v = state.bg.verify(pot, &expected);
         state.record_verdict(format!("player {video}"), v);
+        let b = state.behaviour();
+        let low = state.bg.trust(pot, &expected) == Some(super::botguard::Trust::Low);
+        if b.grade_trust && b.bot_check_low_trust && low {
+            state.count(|c| c.bot_checks += 1);
+            return status_body(
+                200,
+                serde_json::to_vec(&bot_check(&visitor)).unwrap(),
+                "application/json; charset=UTF-8",
+            );
+        }
     }
     let (ei, id) = state.playbacks.issue(FakePlayback {
         video: video.clone(),

@@ -156,6 +156,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         identities: learn::session::Identities::new(10_000),
         regimes: learn::regimes::Regimes::new(config.default_regime, 50_000),
         http: services.http.clone(),
+        ca_pem: ca.cert_pem.clone(),
     });
 
     let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
@@ -199,6 +200,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             instance.clone(),
         );
         state.own_proxy = Some(addr);
+        state.intercept = config.intercept.clone();
+        state.ca_pem = Some(ca.cert_pem.clone());
         let state = Arc::new(state);
         tokio::spawn(api::serve(l, state, async {
             let _ = api_rx.await;

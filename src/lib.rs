@@ -37,6 +37,7 @@
 
 // Shared vocabulary.
 pub mod errtext;
+pub mod metrics;
 pub mod redact;
 
 pub mod token;
@@ -46,6 +47,9 @@ pub mod wire;
 pub mod intercept;
 
 pub mod ca;
+
+// What the operator sees (access log, byte counts) and what clients fetch (PAC, CA page).
+pub mod observe;
 
 pub mod upstream;
 

@@ -127,6 +127,9 @@ impl PotHandler {
         let note = planned.note(&token, &req);
         *req.uri_mut() = uri;
         tracing::info!(%host, %client, ?regime, token = %token.redacted(), "media: set pot");
+        if let Some(ex) = self.observed() {
+            ex.rewrote("media");
+        }
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
     }
@@ -139,12 +142,18 @@ impl PotHandler {
     ) -> RequestOrResponse {
         let host = planned.host;
         let client = planned.plan.client.as_str();
+        if let Some(ex) = self.observed() {
+            ex.kind("sabr");
+        }
         let whole = match self.read_request(req, host, "SABR").await {
             Ok(w) => w,
             Err(out) => return out,
         };
         if sabr_choice(&whole.raw, &self.shared.settings) == TokenChoice::KeepClients {
             tracing::debug!(%host, "SABR: client sent its own token");
+            if let Some(ex) = self.observed() {
+                ex.outcome("kept");
+            }
             return RequestOrResponse::Request(whole.unchanged());
         }
         let token = match self.token_for(planned.binding.clone()).await {
@@ -159,6 +168,9 @@ impl PotHandler {
         let req = whole.replaced(new_body);
         let note = planned.note(&token, &req);
         tracing::info!(%host, %client, token = %token.redacted(), "SABR: set streamer_context.po_token");
+        if let Some(ex) = self.observed() {
+            ex.rewrote("sabr");
+        }
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
     }
@@ -187,6 +199,9 @@ impl PotHandler {
         if let Some(uri) = uri {
             *req.uri_mut() = uri;
             tracing::info!(%host, %client, token = %token.redacted(), "captions: set pot");
+            if let Some(ex) = self.observed() {
+                ex.rewrote("captions");
+            }
         }
         RequestOrResponse::Request(req)
     }

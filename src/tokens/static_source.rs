@@ -40,6 +40,14 @@ impl TokenSource for StaticSource {
         let answer = self.lookup(req).map(Minted::lasting);
         Box::pin(async move { Ok(answer) })
     }
+
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        let ready = match self.default {
+            Some(_) => Ok(()),
+            None => Err("static: no default token configured".to_string()),
+        };
+        Box::pin(async move { ready })
+    }
 }
 
 #[cfg(test)]

@@ -74,12 +74,8 @@ fn init_logging(default_filter: &str) -> anyhow::Result<()> {
             .with_current_span(false)
             .with_span_list(false)
             .init(),
-        "" | "text" => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
-        other => anyhow::bail!(
-            "POTPROXY_LOG_FORMAT = {other:?}: expected \"json\" or \"text\""
-        ),
+        "" | "text" => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        other => anyhow::bail!("POTPROXY_LOG_FORMAT = {other:?}: expected \"json\" or \"text\""),
     }
     Ok(())
 }

@@ -105,8 +105,11 @@ pub static REQUESTS: LazyLock<CounterVec> = counter!(
 );
 
 /// Token edits put into traffic, by `what` (player, media, sabr, captions, player_response).
-pub static REWRITES: LazyLock<CounterVec> =
-    counter!("rewrites", "Tokens put into requests or responses", ["what"]);
+pub static REWRITES: LazyLock<CounterVec> = counter!(
+    "rewrites",
+    "Tokens put into requests or responses",
+    ["what"]
+);
 
 /// Token answers by `source` (cache, static, botguard, cold_start, provider, ...) and
 /// `outcome` (minted, cached, failed, declined, refused).

@@ -219,7 +219,9 @@ impl PotHandler {
                 Ok(upgraded) => {
                     let mut client = TokioIo::new(upgraded);
                     match tokio::io::copy_bidirectional(&mut client, &mut server).await {
-                        Ok(bytes) => crate::observe::tunnel_closed(&authority, started, Some(bytes)),
+                        Ok(bytes) => {
+                            crate::observe::tunnel_closed(&authority, started, Some(bytes))
+                        }
                         Err(e) => {
                             crate::observe::tunnel_closed(&authority, started, None);
                             tracing::debug!(%authority, error = %e, "tunnel closed with error");

@@ -10,7 +10,8 @@ pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
 
 /// Whether an absolute-form plain-HTTP request for `host` is for the CA page.
 pub fn is_ca_page_host(host: &str) -> bool {
-    host.trim_end_matches('.').eq_ignore_ascii_case(CA_PAGE_HOST)
+    host.trim_end_matches('.')
+        .eq_ignore_ascii_case(CA_PAGE_HOST)
 }
 
 fn html_escape(s: &str) -> String {
@@ -82,8 +83,7 @@ mod tests {
         let page = ca_page("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
         assert!(page.contains("-----BEGIN CERTIFICATE-----\nMIIB"));
         for os in [
-            "Linux", "NSS", "macOS", "Windows", "Android", "iOS", "Firefox", "Python",
-            "Node.js",
+            "Linux", "NSS", "macOS", "Windows", "Android", "iOS", "Firefox", "Python", "Node.js",
         ] {
             assert!(page.contains(os), "{os} missing");
         }

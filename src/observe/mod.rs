@@ -143,6 +143,15 @@ impl Exchange {
     fn log(&self, status: u16, bytes_out: u64, body: &'static str) {
         let m = self.marks().clone();
         let outcome = m.outcome;
+        if bytes_out >= LARGE_BUFFERED_BODY && matches!(m.kind, "player" | "page" | "innertube") {
+            // A moment later: the last frame's buffer is still being written when this runs.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    release_memory();
+                });
+            }
+        }
         metrics::REQUESTS.with(&[m.kind, outcome]).inc();
         let rewrite = if m.rewrite.is_empty() {
             "-".to_string()
@@ -164,6 +173,31 @@ impl Exchange {
             body,
             "access"
         );
+    }
+}
+
+/// Buffered bodies (player responses, pages) at least this large are followed by a trim.
+const LARGE_BUFFERED_BODY: u64 = 1024 * 1024;
+
+/// Hands freed heap memory back to the OS after a large buffered body. glibc keeps freed
+/// memory in its arenas (and raises its mmap threshold after the first large free, so later
+/// large buffers land in the arenas too): without a trim, one 5 MB player response leaves
+/// tens of MB resident for good. `malloc_trim` also releases free pages inside the arenas.
+/// At most once a second; elsewhere than glibc a no-op (other allocators return memory on
+/// their own schedule).
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if LAST.swap(now, Ordering::Relaxed) != now {
+            // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 }
 

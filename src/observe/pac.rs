@@ -54,7 +54,10 @@ mod tests {
         ];
         let text = pac(&pats, "127.0.0.1:8080");
         assert!(text.contains("host == \"www.youtube.com\""), "{text}");
-        assert!(text.contains("dnsDomainIs(host, \".googlevideo.com\")"), "{text}");
+        assert!(
+            text.contains("dnsDomainIs(host, \".googlevideo.com\")"),
+            "{text}"
+        );
         assert!(text.contains("\"PROXY 127.0.0.1:8080\""), "{text}");
     }
 }

@@ -273,14 +273,20 @@ impl TokenService {
             match source.get(req).await {
                 Ok(Some(m)) => {
                     tracing::debug!(source = source.name(), binding = %describe(&req.binding), token = %m.token.redacted(), "token");
-                    crate::metrics::TOKENS.with(&[source.name(), "minted"]).inc();
+                    crate::metrics::TOKENS
+                        .with(&[source.name(), "minted"])
+                        .inc();
                     return Ok(m);
                 }
                 Ok(None) => {
-                    crate::metrics::TOKENS.with(&[source.name(), "declined"]).inc();
+                    crate::metrics::TOKENS
+                        .with(&[source.name(), "declined"])
+                        .inc();
                 }
                 Err(e) => {
-                    crate::metrics::TOKENS.with(&[source.name(), e.metric_outcome()]).inc();
+                    crate::metrics::TOKENS
+                        .with(&[source.name(), e.metric_outcome()])
+                        .inc();
                     tracing::warn!(source = source.name(), error = %crate::errtext::error_chain(&e), "token source failed; trying the next");
                     last_failure = Some(e);
                 }

@@ -54,4 +54,18 @@ mod tests {
             "upstream request failed: connection refused"
         );
     }
+
+    #[test]
+    fn a_token_failure_names_each_cause_once() {
+        use crate::botguard::minter::BotGuardError;
+        use crate::botguard::vm::VmError;
+        let e = crate::tokens::TokenError::failed(
+            "botguard",
+            BotGuardError::Vm(VmError::Threw("boom".into())),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "token source `botguard` failed: BotGuard VM: script threw: boom"
+        );
+    }
 }

@@ -7,7 +7,8 @@
 
 mod common;
 
-use std::convert::Infallible;
+use common::scripted::{Script, scripted_origin};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,17 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::{FakeOrigin, Fakes, Harness, STATIC_TOKEN, TestPki, player_body};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ServerBuilder;
-use tokio::net::TcpListener;
-
-type BoxErr = Box<dyn std::error::Error + Send + Sync>;
-type OriginBody = http_body_util::combinators::BoxBody<Bytes, BoxErr>;
 
 const VIDEO: &str = "dQw4w9WgXcQ";
 const PLAYER_URL: &str = "https://www.youtube.com/youtubei/v1/player?prettyPrint=false";
@@ -232,102 +223,7 @@ async fn ca_page_and_pem_are_served_through_the_proxy_and_on_the_api() {
     assert_eq!(on_api, pem);
 }
 
-// ---- A scriptable origin for hostile answers ----
-
-/// What the scripted origin answers to a player request and to a page.
-#[derive(Clone)]
-enum Script {
-    /// Declares `declared` bytes, sends `sent`, then breaks the connection.
-    CutPlayer { declared: usize, sent: usize },
-    /// A player response of about this many bytes.
-    BigPlayer(usize),
-}
-
-/// A TLS origin for every fake name, answering by `script` (players) and with `page` (GET).
-async fn scripted_origin(pki: &TestPki, script: Script, page: Arc<String>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config.clone());
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let script = script.clone();
-            let page = page.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let script = script.clone();
-                    let page = page.clone();
-                    async move { Ok::<_, Infallible>(answer(req, &script, &page).await) }
-                });
-                let _ = ServerBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-fn full(b: impl Into<Bytes>) -> OriginBody {
-    Full::new(b.into()).map_err(|e| match e {}).boxed()
-}
-
-async fn answer(req: Request<Incoming>, script: &Script, page: &str) -> Response<OriginBody> {
-    let is_player = req.uri().path() == "/youtubei/v1/player";
-    let _ = req.into_body().collect().await;
-    if !is_player {
-        return Response::builder()
-            .header("content-type", "text/html; charset=utf-8")
-            .body(full(page.to_string()))
-            .unwrap();
-    }
-    match script {
-        Script::CutPlayer { declared, sent } => {
-            let head = Bytes::from(vec![b' '; *sent]);
-            let frames: Vec<Result<Frame<Bytes>, BoxErr>> =
-                vec![Ok(Frame::data(head)), Err("origin died mid-body".into())];
-            Response::builder()
-                .header("content-type", "application/json")
-                .header("content-length", declared.to_string())
-                .body(StreamBody::new(futures::stream::iter(frames)).boxed())
-                .unwrap()
-        }
-        Script::BigPlayer(size) => Response::builder()
-            .header("content-type", "application/json")
-            .body(full(big_player_response(*size)))
-            .unwrap(),
-    }
-}
-
-/// A player response of about `size` bytes, most of it many small objects (the shape that
-/// costs a generic JSON tree the most per byte).
-fn big_player_response(size: usize) -> Vec<u8> {
-    let url = |itag: u32| {
-        format!(
-            "https://rr1---sn-abc.googlevideo.com/videoplayback?expire=4102444800&ei=EIEIEIEI&id=o-IDIDID&itag={itag}&source=youtube"
-        )
-    };
-    let formats: Vec<_> = (0..40)
-        .map(|i| serde_json::json!({"itag": 100 + i, "url": url(100 + i), "mimeType": "video/mp4"}))
-        .collect();
-    let mut out = serde_json::to_vec(&serde_json::json!({
-        "responseContext": {"visitorData": "CgtWSVNJVE9SREFUQQ%3D%3D"},
-        "videoDetails": {"videoId": VIDEO, "title": "t"},
-        "streamingData": {"expiresInSeconds": "21540", "adaptiveFormats": formats},
-    }))
-    .unwrap();
-    out.pop(); // the closing brace: append the bulk, then close
-    out.extend_from_slice(b",\"annotations\":[");
-    let item = br#"{"a":1,"b":"xy","c":[1,2,3],"d":{"e":true}},"#;
-    while out.len() + item.len() + 2 < size {
-        out.extend_from_slice(item);
-    }
-    out.extend_from_slice(br#"{"a":0}]}"#);
-    out
-}
+// ---- Hostile answers from a scripted origin ----
 
 async fn harness_on_scripted(script: Script, page: String, api: bool) -> Harness {
     let pki = TestPki::new();

@@ -13,6 +13,7 @@ pub mod harness;
 pub mod media;
 pub mod origin;
 pub mod pki;
+pub mod scripted;
 pub mod servers;
 pub mod youtube;
 

@@ -91,7 +91,7 @@ pub(super) async fn read_for_learning(
             tracing::warn!(status = %parts.status, error = %crate::errtext::error_chain(&error), "upstream response broke off mid-body");
             Err(text_response(
                 StatusCode::BAD_GATEWAY,
-                format!("potproxy: upstream response broke off mid-body: {error}\n"),
+                "potproxy: upstream response broke off mid-body\n".into(),
             ))
         }
     }

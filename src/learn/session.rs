@@ -380,6 +380,26 @@ mod tests {
     }
 
     #[test]
+    fn typed_facts_read_the_same_keys_as_the_whole_document() {
+        let name = "np2024_web_player_audiotrack_full";
+        let Some(raw) = innertube_fixture(name, "response") else {
+            return;
+        };
+        let whole: Value = serde_json::from_slice(&raw).unwrap();
+        let facts = PlayerFacts::parse(&raw).expect("a player response");
+        assert_eq!(facts.url_keys(), url_keys(&whole));
+        assert!(!facts.url_keys().ei.is_empty());
+        assert_eq!(
+            facts.playback_info(None, Some("WEB"), None, false),
+            playback_info(&whole, None, Some("WEB"), None, false)
+        );
+        assert!(
+            PlayerFacts::parse(b"[1,2]").is_none(),
+            "not a player response"
+        );
+    }
+
+    #[test]
     fn signature_cipher_urls_are_read() {
         let Some(v) = fixture("np2025_tvhtml5_player_relatedmix_signatureCipher") else {
             return;

@@ -98,12 +98,14 @@ impl Exchange {
     pub fn count_request(self: &Arc<Self>, req: Request<Body>) -> Request<Body> {
         let kind = self.marks().kind;
         let total = self.request_bytes.clone();
+        // Looked up once: the per-frame path is an atomic add, no label lookup.
+        let counter = metrics::BYTES.with(&["upstream", kind]);
         req.map(|b| {
             Body::from(BoxBody::new(Counted {
                 inner: b,
                 seen: Box::new(move |n| {
                     total.fetch_add(n, Ordering::Relaxed);
-                    metrics::BYTES.with(&["upstream", kind]).inc_by(n);
+                    counter.inc_by(n);
                 }),
                 end: None,
             }))
@@ -116,6 +118,7 @@ impl Exchange {
         let kind = self.marks().kind;
         let bytes = Arc::new(AtomicU64::new(0));
         let seen_bytes = bytes.clone();
+        let counter = metrics::BYTES.with(&["downstream", kind]);
         res.map(|b| {
             if b.is_end_stream() {
                 self.log(status, 0, "complete");
@@ -125,7 +128,7 @@ impl Exchange {
                 inner: b,
                 seen: Box::new(move |n| {
                     seen_bytes.fetch_add(n, Ordering::Relaxed);
-                    metrics::BYTES.with(&["downstream", kind]).inc_by(n);
+                    counter.inc_by(n);
                 }),
                 end: Some(Box::new(move |how| {
                     self.log(status, bytes.load(Ordering::Relaxed), how)

@@ -401,7 +401,8 @@ fn upstream_toml(pki: &TestPki, origin: SocketAddr) -> String {
     text
 }
 
-fn wait_for(spawned: &Spawned, what: &str, pred: impl Fn(&str) -> bool) {
+/// Waits (without blocking the runtime the scripted origin runs on) for a log line.
+async fn wait_for(spawned: &Spawned, what: &str, pred: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !spawned.lines.lock().unwrap().iter().any(|l| pred(l)) {
         assert!(
@@ -409,7 +410,7 @@ fn wait_for(spawned: &Spawned, what: &str, pred: impl Fn(&str) -> bool) {
             "{what} never logged:\n{}",
             spawned.stderr()
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -433,7 +434,23 @@ async fn json_logs_parse_line_by_line_and_the_access_line_has_no_query() {
     res.bytes().await.unwrap();
     wait_for(&spawned, "the access line", |l| {
         l.contains("potproxy::access")
-    });
+    })
+    .await;
+    // A blind tunnel (a name not intercepted) gets its line when it closes.
+    let tunnel_client = common::client_via(proxy, pki.ca_pem.as_bytes());
+    let page = tunnel_client
+        .get("https://tunnel.example.org/?q=SECRETQUERYVALUE")
+        .header("connection", "close")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    page.bytes().await.unwrap();
+    drop(tunnel_client);
+    wait_for(&spawned, "the tunnel's access line", |l| {
+        l.contains("potproxy::access") && l.contains("\"tunnel\"")
+    })
+    .await;
     let text = spawned.stderr();
     assert!(
         !text.contains("SECRETQUERYVALUE"),
@@ -443,10 +460,18 @@ async fn json_logs_parse_line_by_line_and_the_access_line_has_no_query() {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-        if v["target"] == "potproxy::access" {
+        if v["target"] == "potproxy::access" && v["kind"] == "player" {
             access = Some(v);
         }
     }
+    let tunnel = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["target"] == "potproxy::access" && v["kind"] == "tunnel")
+        .expect("a tunnel access line");
+    assert_eq!(tunnel["method"], "CONNECT", "{tunnel}");
+    assert_eq!(tunnel["host"], "tunnel.example.org:443", "{tunnel}");
+    assert!(tunnel["bytes_out"].as_u64().unwrap() > 0, "{tunnel}");
     let access = access.expect("an access line");
     assert_eq!(access["path"], "/youtubei/v1/player", "{access}");
     assert_eq!(access["method"], "POST", "{access}");
@@ -487,7 +512,8 @@ async fn a_5_mb_player_response_costs_under_50_mb_and_logs_carry_no_ansi() {
     assert!(body.len() >= 5 * 1024 * 1024 - 100);
     wait_for(&spawned, "the player access line", |l| {
         l.contains("potproxy::access") && l.contains("/youtubei/v1/player")
-    });
+    })
+    .await;
     let peak = spawned.memory_kib("VmHWM");
     let grown_mb = (peak.saturating_sub(baseline)) / 1024;
     eprintln!("VmHWM baseline {baseline} KiB, after the 5 MB response {peak} KiB (+{grown_mb} MB)");

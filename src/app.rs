@@ -271,6 +271,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             learn::regimes::Regimes::with_shared,
         ),
         http: services.http.clone(),
+        ca_pem: ca.cert_pem.clone(),
     });
 
     let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
@@ -317,6 +318,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             instance.clone(),
         );
         state.own_proxy = Some(addr);
+        state.intercept = config.intercept.clone();
+        state.ca_pem = Some(ca.cert_pem.clone());
         let state = Arc::new(state);
         tokio::spawn(api::serve_with(
             l,

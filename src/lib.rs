@@ -44,6 +44,7 @@
 
 // Shared vocabulary.
 pub mod errtext;
+pub mod metrics;
 pub mod redact;
 
 pub mod token;
@@ -56,6 +57,9 @@ pub mod intercept;
 pub mod limits;
 
 pub mod ca;
+
+// What the operator sees (access log, byte counts) and what clients fetch (PAC, CA page).
+pub mod observe;
 
 pub mod upstream;
 

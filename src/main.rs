@@ -10,6 +10,29 @@ use potproxy::api::{ApiError, ApiState, GetPot};
 use potproxy::config::Config;
 use potproxy::upstream::Egress;
 
+/// Logs to stderr, filtered by `POTPROXY_LOG` (else `default_filter`): one JSON object per line
+/// with `POTPROXY_LOG_FORMAT=json`, else text, with ANSI colours only when stderr is a terminal.
+fn init_logging(default_filter: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POTPROXY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let format = std::env::var("POTPROXY_LOG_FORMAT").unwrap_or_default();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format.trim().to_ascii_lowercase().as_str() {
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        "" | "text" => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        other => anyhow::bail!("POTPROXY_LOG_FORMAT = {other:?}: expected \"json\" or \"text\""),
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Generated from the CLI itself: no configuration, no logging.
@@ -30,13 +53,7 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Check) => "warn",
             _ => "info",
         };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("POTPROXY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(default_filter)?;
 
     let (config, state) = cli.load()?;
     if let Some(Command::Check) = &cli.command {

@@ -1,13 +1,15 @@
 //! The bgutil-compatible provider API (`[api] listen`, default 127.0.0.1:4416), served from the
 //! same token service as the proxy: `POST /get_pot`, `GET /ping`, `POST /invalidate_caches`,
 //! `POST /invalidate_it`, `GET /minter_cache`, and `GET /session` (a ready visitor data + token
-//! pair). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
+//! pair); for operators and clients `GET /metrics`, `/healthz`, `/readyz`, `/proxy.pac` and
+//! `/ca.pem` (`observe`). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
 //! 400 for requests the caller must fix, 500 for failures on our side ([`ApiError::status`]).
 //!
 //! This module owns its settings ([`ApiConfig`]), state, serving and routing; `get_pot` and
 //! `session` answer their routes, `responses` shapes the answers.
 
 mod get_pot;
+mod observe;
 mod responses;
 mod session;
 
@@ -92,6 +94,10 @@ pub struct ApiState {
     pub instance: String,
     /// This process's proxy listener: a `proxy` naming it means "the configured egress".
     pub own_proxy: Option<SocketAddr>,
+    /// The hosts the proxy intercepts (for `/proxy.pac`).
+    pub intercept: Vec<crate::intercept::HostPattern>,
+    /// The CA certificate in PEM (for `/ca.pem`).
+    pub ca_pem: Option<String>,
 }
 
 impl ApiState {
@@ -102,6 +108,8 @@ impl ApiState {
             compat_version,
             instance,
             own_proxy: None,
+            intercept: Vec::new(),
+            ca_pem: None,
         }
     }
 }
@@ -231,6 +239,11 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
             json_response(StatusCode::OK, &json!(keys))
         }
         (Method::GET, "/session") => session::session(state).await,
+        (Method::GET, "/metrics") => observe::metrics(state),
+        (Method::GET, "/healthz") => observe::healthz(),
+        (Method::GET, "/readyz") => observe::readyz(state).await,
+        (Method::GET, "/proxy.pac") => observe::proxy_pac(state, req.headers()),
+        (Method::GET, "/ca.pem") => observe::ca_pem(state),
         (Method::GET, "/") => Response::builder()
             .status(StatusCode::BAD_REQUEST)
             .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -238,7 +251,8 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
                 b"This server is not meant to be accessed directly. Point the bgutil yt-dlp plugin at it (youtubepot-bgutilhttp:base_url) or use it as a proxy.\n",
             )))
             .expect("static response parts are valid"),
-        (_, "/get_pot" | "/ping" | "/invalidate_caches" | "/invalidate_it" | "/minter_cache" | "/session") => {
+        (_, "/get_pot" | "/ping" | "/invalidate_caches" | "/invalidate_it" | "/minter_cache" | "/session")
+        | (_, "/metrics" | "/healthz" | "/readyz" | "/proxy.pac" | "/ca.pem") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),

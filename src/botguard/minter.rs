@@ -142,6 +142,37 @@ pub struct MintStats {
     pub mint_micros_total: u64,
 }
 
+/// What a [`BotGuard`] is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinterState {
+    /// A fresh minter is there.
+    Ready,
+    /// A warm-up is running.
+    Warming,
+    /// The last warm-up failed and none is running.
+    Failed,
+    /// Never warmed yet (or invalidated).
+    Cold,
+}
+
+impl MinterState {
+    pub const ALL: [MinterState; 4] = [
+        MinterState::Ready,
+        MinterState::Warming,
+        MinterState::Failed,
+        MinterState::Cold,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MinterState::Ready => "ready",
+            MinterState::Warming => "warming",
+            MinterState::Failed => "failed",
+            MinterState::Cold => "cold",
+        }
+    }
+}
+
 /// Keeps a warm minter and renews it.
 pub struct BotGuard {
     waa: Waa,
@@ -187,6 +218,19 @@ impl BotGuard {
             .expect("minter lock")
             .clone()
             .filter(|m| m.is_fresh())
+    }
+
+    /// What this minter is doing, for `/metrics` and `/readyz`.
+    pub fn state(&self) -> MinterState {
+        if self.ready().is_some() {
+            MinterState::Ready
+        } else if self.warming.try_lock().is_err() {
+            MinterState::Warming
+        } else if self.stats().warmup_failures > 0 {
+            MinterState::Failed
+        } else {
+            MinterState::Cold
+        }
     }
 
     /// Drops the current minter; the next mint warms a new one.

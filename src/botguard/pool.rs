@@ -84,6 +84,19 @@ impl MinterPool {
         }
     }
 
+    /// Each minter's state by egress key (`direct` for the configured egress, as
+    /// [`warm_keys`](Self::warm_keys)).
+    pub fn states(&self) -> Vec<(String, super::minter::MinterState)> {
+        let mut out = vec![(
+            self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
+            self.default.state(),
+        )];
+        for (k, bg) in self.by_egress.lock().expect("pool lock").iter() {
+            out.push((k.clone(), bg.state()));
+        }
+        out
+    }
+
     pub fn invalidate_all(&self) {
         self.default.invalidate();
         for bg in self.by_egress.lock().expect("pool lock").values() {

@@ -142,6 +142,9 @@ impl PotHandler {
         note.issued = Some(issued);
         *req.uri_mut() = uri;
         tracing::info!(%host, %client, ?regime, token = %token.redacted(), "media: set pot");
+        if let Some(ex) = self.observed() {
+            ex.rewrote("media");
+        }
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
     }
@@ -154,12 +157,18 @@ impl PotHandler {
     ) -> RequestOrResponse {
         let host = planned.host;
         let client = planned.plan.client.as_str();
+        if let Some(ex) = self.observed() {
+            ex.kind("sabr");
+        }
         let whole = match self.read_request(req, host, "SABR").await {
             Ok(w) => w,
             Err(out) => return out,
         };
         if sabr_choice(&whole.raw, &self.shared.settings) == TokenChoice::KeepClients {
             tracing::debug!(%host, "SABR: client sent its own token");
+            if let Some(ex) = self.observed() {
+                ex.outcome("kept");
+            }
             return RequestOrResponse::Request(whole.unchanged());
         }
         let issued = match self.issued_for(planned.binding.clone()).await {
@@ -176,6 +185,9 @@ impl PotHandler {
         let mut note = planned.note(&token, &req);
         note.issued = Some(issued);
         tracing::info!(%host, %client, token = %token.redacted(), "SABR: set streamer_context.po_token");
+        if let Some(ex) = self.observed() {
+            ex.rewrote("sabr");
+        }
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
     }
@@ -204,6 +216,9 @@ impl PotHandler {
         if let Some(uri) = uri {
             *req.uri_mut() = uri;
             tracing::info!(%host, %client, token = %token.redacted(), "captions: set pot");
+            if let Some(ex) = self.observed() {
+                ex.rewrote("captions");
+            }
         }
         RequestOrResponse::Request(req)
     }

@@ -64,6 +64,8 @@ use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_au
 use crate::learn::regimes::Regimes;
 use crate::learn::session::SessionStore;
 use crate::limits::ClientConn;
+use crate::observe::Exchange;
+use crate::observe::ca_page::{self, is_ca_page_host};
 use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 
@@ -92,6 +94,8 @@ pub struct Shared {
     pub regimes: Regimes,
     /// For requests the proxy makes itself (re-issued media, visitor data).
     pub http: HttpClient,
+    /// The CA certificate (PEM) the CA page at `http://potproxy.invalid/` serves.
+    pub ca_pem: String,
 }
 
 /// Responses read for learning, at most (larger ones pass unread).
@@ -114,11 +118,22 @@ enum Note {
 pub struct PotHandler {
     shared: Arc<Shared>,
     note: Option<Note>,
+    /// This request's record for the access log and counters (fresh per request).
+    exchange: Option<Arc<Exchange>>,
 }
 
 impl PotHandler {
     pub fn new(shared: Arc<Shared>) -> Self {
-        PotHandler { shared, note: None }
+        PotHandler {
+            shared,
+            note: None,
+            exchange: None,
+        }
+    }
+
+    /// Marks what this request is / what was done with it (see [`Exchange`]).
+    fn observed(&self) -> Option<&Exchange> {
+        self.exchange.as_deref()
     }
 }
 
@@ -190,9 +205,12 @@ impl PotHandler {
             return RequestOrResponse::Request(req);
         }
         let (host, port) = split_authority(&authority, 443);
+        let started = std::time::Instant::now();
         let server = match self.shared.resolver.dial(host, port).await {
             Ok(s) => s,
             Err(e) => {
+                crate::metrics::UPSTREAM_ERRORS.with(&["tunnel_dial"]).inc();
+                crate::observe::tunnel_closed(&authority, started, None);
                 tracing::warn!(%authority, error = %e, "tunnel: cannot reach upstream");
                 return RequestOrResponse::Response(text_response(
                     StatusCode::BAD_GATEWAY,
@@ -212,8 +230,14 @@ impl PotHandler {
             match upgrade.await {
                 Ok(upgraded) => {
                     let client = TokioIo::new(upgraded);
-                    if let Err(e) = crate::limits::tunnel(client, server, idle).await {
-                        tracing::debug!(%authority, error = %e, "tunnel closed with error");
+                    match crate::limits::tunnel(client, server, idle).await {
+                        Ok((up, down)) => {
+                            crate::observe::tunnel_closed(&authority, started, Some((up, down)))
+                        }
+                        Err(e) => {
+                            crate::observe::tunnel_closed(&authority, started, None);
+                            tracing::debug!(%authority, error = %e, "tunnel closed with error");
+                        }
                     }
                 }
                 Err(e) => tracing::debug!(%authority, error = %e, "tunnel: client upgrade failed"),
@@ -237,6 +261,9 @@ impl PotHandler {
         let Some(host) = request_host(&req) else {
             return RequestOrResponse::Request(req);
         };
+        if is_ca_page_host(&host) {
+            return RequestOrResponse::Response(self.ca_page(req.uri().path()));
+        }
         if !self.shared.policy.is_intercepted(&host) {
             return RequestOrResponse::Request(req);
         }
@@ -247,6 +274,9 @@ impl PotHandler {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
         let route = classify(req.method(), &host, &pq);
+        if let Some(ex) = self.observed() {
+            ex.kind(route_kind(&route));
+        }
         match route {
             Route::Player => self.on_player_request(req, &host).await,
             Route::Media { .. } | Route::Manifest { .. } => {
@@ -266,6 +296,47 @@ impl PotHandler {
     }
 }
 
+/// The access log's and counters' name for a route.
+fn route_kind(route: &Route) -> &'static str {
+    match route {
+        Route::Player => "player",
+        Route::Media { .. } | Route::Manifest { .. } => "media",
+        Route::Subtitles { .. } => "captions",
+        Route::Page => "page",
+        Route::InnerTube => "innertube",
+        Route::Other => "other",
+    }
+}
+
+impl PotHandler {
+    /// The CA page (`/`) or the PEM (`/ca.pem`) for `http://potproxy.invalid/`.
+    fn ca_page(&self, path: &str) -> Response<Body> {
+        let (status, ctype, body) = match path {
+            "/ca.pem" => (
+                StatusCode::OK,
+                ca_page::PEM_CONTENT_TYPE,
+                self.shared.ca_pem.clone(),
+            ),
+            "/" | "" => (
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                ca_page::ca_page(&self.shared.ca_pem),
+            ),
+            _ => (
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "potproxy: the CA page is at / and the certificate at /ca.pem\n".to_string(),
+            ),
+        };
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, ctype)
+            .header(http::header::CACHE_CONTROL, "no-store")
+            .body(Body::from(body))
+            .expect("static response parts are valid")
+    }
+}
+
 impl HttpHandler for PotHandler {
     async fn handle_request(
         &mut self,
@@ -275,20 +346,32 @@ impl HttpHandler for PotHandler {
         if req.method() == Method::CONNECT {
             return self.on_connect(req).await;
         }
-        self.on_request(req).await
+        let host = request_host(&req).unwrap_or_else(|| "-".into());
+        let exchange = Exchange::open(&req, &host);
+        self.exchange = Some(exchange.clone());
+        match self.on_request(req).await {
+            RequestOrResponse::Request(req) => {
+                RequestOrResponse::Request(exchange.count_request(req))
+            }
+            RequestOrResponse::Response(res) => {
+                self.exchange = None;
+                RequestOrResponse::Response(exchange.finish(res))
+            }
+        }
     }
 
     async fn handle_response(&mut self, _ctx: &HttpContext, res: Response<Body>) -> Response<Body> {
-        match self.note.take() {
-            Some(Note::Player(note)) if res.status().is_success() => {
-                self.on_player_response(res, note).await
+        let res = self.watch_response(res).await;
+        match self.exchange.take() {
+            Some(ex) => {
+                if res.status() == StatusCode::FORBIDDEN
+                    && matches!(ex.current_kind(), "player" | "media" | "sabr" | "captions")
+                {
+                    ex.outcome("refused_upstream");
+                }
+                ex.finish(res)
             }
-            Some(Note::Media(note)) => self.on_media_response(res, *note).await,
-            Some(Note::Page) if res.status().is_success() => self.on_page_response(res).await,
-            Some(Note::InnerTube) if res.status().is_success() => {
-                self.on_innertube_response(res).await
-            }
-            _ => res,
+            None => res,
         }
     }
 
@@ -299,6 +382,10 @@ impl HttpHandler for PotHandler {
     ) -> Response<Body> {
         let chain = crate::errtext::error_chain(&err);
         tracing::warn!(error = %chain, "upstream request failed");
+        crate::metrics::UPSTREAM_ERRORS.with(&["request"]).inc();
+        if let Some(ex) = self.exchange.take() {
+            ex.failed(StatusCode::BAD_GATEWAY.as_u16());
+        }
         text_response(
             StatusCode::BAD_GATEWAY,
             format!("potproxy: upstream request failed: {chain}\n"),
@@ -319,6 +406,23 @@ impl HttpHandler for PotHandler {
         hello
             .server_name()
             .is_some_and(|name| self.shared.policy.is_intercepted(name))
+    }
+}
+
+impl PotHandler {
+    /// The watch stage, by note.
+    async fn watch_response(&mut self, res: Response<Body>) -> Response<Body> {
+        match self.note.take() {
+            Some(Note::Player(note)) if res.status().is_success() => {
+                self.on_player_response(res, note).await
+            }
+            Some(Note::Media(note)) => self.on_media_response(res, *note).await,
+            Some(Note::Page) if res.status().is_success() => self.on_page_response(res).await,
+            Some(Note::InnerTube) if res.status().is_success() => {
+                self.on_innertube_response(res).await
+            }
+            _ => res,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::bindings::{Identity, TokenContext, binding_for};
 use crate::body::Whole;
 use crate::heal::{self, Signal};
 use crate::innertube;
-use crate::learn::session::{playback_info, url_keys};
+use crate::learn::session::PlayerFacts;
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
 use crate::token::Binding;
@@ -84,6 +84,9 @@ impl PotHandler {
         let mut binding_used = None;
         let token = match plan.action {
             PlayerAction::Leave(why) => {
+                if let Some(ex) = self.observed() {
+                    ex.outcome("kept");
+                }
                 tracing::debug!(%host, %client, why, "player: token left as is");
                 None
             }
@@ -140,6 +143,9 @@ impl PotHandler {
                 token = %token.redacted(),
                 "player: set serviceIntegrityDimensions.poToken"
             );
+        }
+        if let Some(ex) = self.observed() {
+            ex.rewrote("player");
         }
         RequestOrResponse::Request(whole.replaced(body))
     }
@@ -208,10 +214,10 @@ impl PotHandler {
             Ok(read) => read,
             Err(unread) => return unread,
         };
-        let Some(mut v) = decoded.and_then(|d| serde_json::from_slice::<Value>(&d).ok()) else {
+        let Some(decoded) = decoded else {
             return whole.unchanged();
         };
-        if heal::is_bot_check(&v) {
+        if note.retry.is_some() && heal::is_bot_check_body(&decoded) {
             if let Some(retry) = note.retry.take() {
                 if let Some((res, retry)) = self.retry_player(*retry).await {
                     note.retry = retry.map(Box::new);
@@ -219,9 +225,22 @@ impl PotHandler {
                 }
             }
         }
-        let keys = url_keys(&v);
-        let Some(info) = playback_info(
-            &v,
+        // Only learning: read the few fields it needs (a whole `Value` of a 5 MB response
+        // costs tens of MB). Rewriting needs the whole document.
+        let (facts, mut v) = if self.shared.settings.player_response {
+            match serde_json::from_slice::<Value>(&decoded) {
+                Ok(v) => (PlayerFacts::of_value(&v), Some(v)),
+                Err(_) => return whole.unchanged(),
+            }
+        } else {
+            match PlayerFacts::parse(&decoded) {
+                Some(facts) => (facts, None),
+                None => return whole.unchanged(),
+            }
+        };
+        drop(decoded);
+        let keys = facts.url_keys();
+        let Some(info) = facts.playback_info(
             note.video.as_deref(),
             Some(&note.client),
             note.visitor.as_deref(),
@@ -231,21 +250,24 @@ impl PotHandler {
         };
         tracing::debug!(video = %info.video_id, client = %note.client, ei = keys.ei.len(), id = keys.id.len(), "learned player response");
         self.shared.sessions.learn(&keys, info.clone());
-        if !self.shared.settings.player_response {
+        let Some(v) = v.as_mut() else {
             return whole.unchanged();
-        }
+        };
         let who = info.identity();
         let regime = self.regime_for(&who, &note.client).await;
         let video = Some(info.video_id.as_str());
         let binding = |ctx| binding_for(ctx, &note.client, video, &who, regime);
         let gvs = self.token_for(binding(TokenContext::Gvs)).await.ok();
         let subs = self.token_for(binding(TokenContext::Subs)).await.ok();
-        let changed = rewrite_player_response(&mut v, gvs.as_ref(), subs.as_ref(), &note.client);
+        let changed = rewrite_player_response(v, gvs.as_ref(), subs.as_ref(), &note.client);
         if changed == 0 {
             return whole.unchanged();
         }
         tracing::info!(client = %note.client, urls = changed, "player response: tokens added to URLs");
-        whole.replaced(serde_json::to_vec(&v).expect("JSON value serialises"))
+        if let Some(ex) = self.observed() {
+            ex.rewrote("player_response");
+        }
+        whole.replaced(serde_json::to_vec(v).expect("JSON value serialises"))
     }
 
     /// The player answered with the bot check to a request carrying the proxy's token: the

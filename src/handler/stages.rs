@@ -21,6 +21,9 @@ impl PotHandler {
         host: &str,
         reason: &str,
     ) -> RequestOrResponse {
+        if let Some(ex) = self.observed() {
+            ex.outcome("gave_up");
+        }
         if self.shared.settings.strict {
             tracing::warn!(%host, path = %req.uri().path(), %reason, "strict: refusing request");
             return RequestOrResponse::Response(text_response(
@@ -93,9 +96,15 @@ pub(super) async fn read_for_learning(
             Ok((whole, decoded))
         }
         Err(NotRead::TooLarge(res)) => Err(res),
+        // Nothing reached the client yet: a 502 says the answer broke, where the original
+        // headers with an empty body would pass for a complete (empty) answer.
         Err(NotRead::Broken { parts, error }) => {
-            tracing::debug!(%error, "response body failed while reading");
-            Err(Response::from_parts(parts, Body::empty()))
+            crate::metrics::UPSTREAM_ERRORS.with(&["body"]).inc();
+            tracing::warn!(status = %parts.status, error = %crate::errtext::error_chain(&error), "upstream response broke off mid-body");
+            Err(text_response(
+                StatusCode::BAD_GATEWAY,
+                "potproxy: upstream response broke off mid-body\n".into(),
+            ))
         }
     }
 }

@@ -90,17 +90,51 @@ pub fn blame(signal: &Signal, regime_confirmed: bool, pending_seen: bool) -> Bla
 /// with a reason or message about confirming you are not a bot).
 pub fn is_bot_check(player: &serde_json::Value) -> bool {
     let ps = &player["playabilityStatus"];
-    if ps["status"].as_str() != Some("LOGIN_REQUIRED") {
-        return false;
+    let messages = ps["messages"].as_array();
+    bot_check_rule(
+        ps["status"].as_str(),
+        ps["reason"].as_str(),
+        messages.into_iter().flatten().filter_map(|m| m.as_str()),
+    )
+}
+
+/// [`is_bot_check`] on a response body, reading only `playabilityStatus` (a whole `Value` of a
+/// multi-megabyte player response costs tens of MB).
+pub fn is_bot_check_body(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Player {
+        #[serde(rename = "playabilityStatus")]
+        playability: Option<Playability>,
     }
-    let mentions_bot = |v: &serde_json::Value| {
-        v.as_str()
-            .is_some_and(|s| s.to_ascii_lowercase().contains("not a bot"))
+    #[derive(serde::Deserialize)]
+    struct Playability {
+        status: Option<String>,
+        reason: Option<String>,
+        #[serde(default)]
+        messages: Vec<serde_json::Value>,
+    }
+    let Ok(Player {
+        playability: Some(p),
+    }) = serde_json::from_slice::<Player>(body)
+    else {
+        return false;
     };
-    mentions_bot(&ps["reason"])
-        || ps["messages"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(mentions_bot))
+    bot_check_rule(
+        p.status.as_deref(),
+        p.reason.as_deref(),
+        p.messages.iter().filter_map(|m| m.as_str()),
+    )
+}
+
+/// `LOGIN_REQUIRED` whose reason or a message says "not a bot".
+fn bot_check_rule<'a>(
+    status: Option<&str>,
+    reason: Option<&str>,
+    mut messages: impl Iterator<Item = &'a str>,
+) -> bool {
+    let mentions_bot = |s: &str| s.to_ascii_lowercase().contains("not a bot");
+    status == Some("LOGIN_REQUIRED")
+        && (reason.is_some_and(mentions_bot) || messages.any(mentions_bot))
 }
 
 /// Where a media response's bytes sit in the file, as far as a continuation needs to know.
@@ -316,6 +350,11 @@ mod tests {
         assert!(!is_bot_check(
             &serde_json::json!({"playabilityStatus": {"status": "OK"}})
         ));
+        // The body reader the response path uses agrees.
+        for (v, expected) in [(&bot, true), (&msgs, true), (&age, false)] {
+            assert_eq!(is_bot_check_body(&serde_json::to_vec(v).unwrap()), expected);
+        }
+        assert!(!is_bot_check_body(b"not json"));
     }
 
     #[test]

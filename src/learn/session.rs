@@ -44,54 +44,148 @@ pub struct UrlKeys {
     pub expire: Option<u64>,
 }
 
-/// Extracts `ei`, `id` and `expire` from every URL in `streamingData` (plain `url`,
-/// `signatureCipher`'s `url=`, `serverAbrStreamingUrl`, manifest URLs).
-pub fn url_keys(response: &Value) -> UrlKeys {
-    let mut keys = UrlKeys::default();
-    let Some(sd) = response.get("streamingData") else {
-        return keys;
-    };
-    let mut urls: Vec<String> = Vec::new();
-    for list in ["formats", "adaptiveFormats"] {
-        for f in sd.get(list).and_then(Value::as_array).into_iter().flatten() {
-            if let Some(u) = f.get("url").and_then(Value::as_str) {
-                urls.push(u.to_string());
+/// The parts of a player response potproxy learns from, read without building the rest of it:
+/// a `serde_json::Value` of a whole 5 MB response (with `preserve_order`) costs tens of
+/// megabytes; these typed fields skip everything else (serde ignores unknown fields).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PlayerFacts {
+    #[serde(rename = "streamingData", default)]
+    streaming_data: Option<StreamingFacts>,
+    #[serde(rename = "videoDetails", default)]
+    video_details: Option<VideoFacts>,
+    /// Small; kept as a value for [`account_of`].
+    #[serde(rename = "responseContext", default)]
+    response_context: Option<Value>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamingFacts {
+    #[serde(default)]
+    formats: Vec<FormatFacts>,
+    #[serde(rename = "adaptiveFormats", default)]
+    adaptive_formats: Vec<FormatFacts>,
+    #[serde(rename = "serverAbrStreamingUrl")]
+    server_abr_streaming_url: Option<String>,
+    #[serde(rename = "hlsManifestUrl")]
+    hls_manifest_url: Option<String>,
+    #[serde(rename = "dashManifestUrl")]
+    dash_manifest_url: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct FormatFacts {
+    url: Option<String>,
+    #[serde(rename = "signatureCipher")]
+    signature_cipher: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct VideoFacts {
+    #[serde(rename = "videoId")]
+    video_id: Option<String>,
+}
+
+impl PlayerFacts {
+    /// The facts of a player response body; `None` when it is not a player response object.
+    pub fn parse(body: &[u8]) -> Option<PlayerFacts> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The facts of an already parsed response (pages carry it inside their HTML).
+    pub fn of_value(response: &Value) -> PlayerFacts {
+        <PlayerFacts as serde::Deserialize>::deserialize(response).unwrap_or_default()
+    }
+
+    /// `ei`, `id` and `expire` from every URL in `streamingData` (plain `url`,
+    /// `signatureCipher`'s `url=`, `serverAbrStreamingUrl`, manifest URLs).
+    pub fn url_keys(&self) -> UrlKeys {
+        let mut keys = UrlKeys::default();
+        let Some(sd) = &self.streaming_data else {
+            return keys;
+        };
+        let mut urls: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+        for f in sd.formats.iter().chain(&sd.adaptive_formats) {
+            if let Some(u) = &f.url {
+                urls.push(u.as_str().into());
             }
-            if let Some(sc) = f.get("signatureCipher").and_then(Value::as_str) {
+            if let Some(sc) = &f.signature_cipher {
                 if let Some(u) = url::form_urlencoded::parse(sc.as_bytes())
                     .find(|(k, _)| k == "url")
                     .map(|(_, v)| v.into_owned())
                 {
-                    urls.push(u);
+                    urls.push(u.into());
                 }
             }
         }
-    }
-    for k in ["serverAbrStreamingUrl", "hlsManifestUrl", "dashManifestUrl"] {
-        if let Some(u) = sd.get(k).and_then(Value::as_str) {
-            urls.push(u.to_string());
+        for u in [
+            &sd.server_abr_streaming_url,
+            &sd.hls_manifest_url,
+            &sd.dash_manifest_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            urls.push(u.as_str().into());
         }
-    }
-    for u in urls {
-        let Ok(parsed) = url::Url::parse(&u) else {
-            continue;
-        };
-        let (ei, id, expire) = media_url_keys(parsed.path(), parsed.query());
-        if let Some(ei) = ei {
-            if !keys.ei.contains(&ei) {
-                keys.ei.push(ei);
+        for u in urls {
+            let Ok(parsed) = url::Url::parse(&u) else {
+                continue;
+            };
+            let (ei, id, expire) = media_url_keys(parsed.path(), parsed.query());
+            if let Some(ei) = ei {
+                if !keys.ei.contains(&ei) {
+                    keys.ei.push(ei);
+                }
+            }
+            if let Some(id) = id {
+                if !keys.id.contains(&id) {
+                    keys.id.push(id);
+                }
+            }
+            if let Some(e) = expire {
+                keys.expire = Some(keys.expire.map_or(e, |x| x.max(e)));
             }
         }
-        if let Some(id) = id {
-            if !keys.id.contains(&id) {
-                keys.id.push(id);
-            }
-        }
-        if let Some(e) = expire {
-            keys.expire = Some(keys.expire.map_or(e, |x| x.max(e)));
-        }
+        keys
     }
-    keys
+
+    /// The playback facts (`videoDetails`, `responseContext`), given what the request said.
+    /// Logged in: the response's `loggedOut: false`, else what the request's credentials said.
+    pub fn playback_info(
+        &self,
+        request_video: Option<&str>,
+        client: Option<&str>,
+        request_visitor: Option<&str>,
+        request_logged_in: bool,
+    ) -> Option<PlaybackInfo> {
+        let video_id = self
+            .video_details
+            .as_ref()
+            .and_then(|d| d.video_id.as_deref())
+            .or(request_video)?
+            .to_string();
+        let rc = self.response_context.as_ref();
+        let visitor_data = rc
+            .and_then(|r| r.get("visitorData"))
+            .and_then(Value::as_str)
+            .or(request_visitor)
+            .map(str::to_string);
+        let (datasync_id, logged_in) = rc.map(account_of).unwrap_or_default();
+        let logged_in = logged_in.unwrap_or(request_logged_in);
+        Some(PlaybackInfo {
+            video_id,
+            client: client.map(str::to_string),
+            visitor_data,
+            datasync_id,
+            logged_in,
+        })
+    }
+}
+
+/// Extracts `ei`, `id` and `expire` from every URL in `streamingData` (see
+/// [`PlayerFacts::url_keys`]).
+pub fn url_keys(response: &Value) -> UrlKeys {
+    PlayerFacts::of_value(response).url_keys()
 }
 
 /// `ei`, `id` and `expire` of a media or manifest URL, in query or path form.
@@ -212,6 +306,9 @@ impl SessionStore {
         for k in names {
             self.map.insert(k, entry.clone());
         }
+        crate::metrics::SESSIONS
+            .with(&[])
+            .set(self.map.entry_count() as i64);
     }
 
     /// The playback a media URL belongs to: by `ei`, then by `id`.
@@ -301,9 +398,7 @@ impl Identities {
     }
 }
 
-/// The playback facts of a player response (`videoDetails`, `responseContext`), given what the
-/// request said. Logged in: the response's `loggedOut: false`, else what the request's
-/// credentials said.
+/// The playback facts of a player response (see [`PlayerFacts::playback_info`]).
 pub fn playback_info(
     response: &Value,
     request_video: Option<&str>,
@@ -311,27 +406,12 @@ pub fn playback_info(
     request_visitor: Option<&str>,
     request_logged_in: bool,
 ) -> Option<PlaybackInfo> {
-    let video_id = response
-        .get("videoDetails")
-        .and_then(|d| d.get("videoId"))
-        .and_then(Value::as_str)
-        .or(request_video)?
-        .to_string();
-    let rc = response.get("responseContext");
-    let visitor_data = rc
-        .and_then(|r| r.get("visitorData"))
-        .and_then(Value::as_str)
-        .or(request_visitor)
-        .map(str::to_string);
-    let (datasync_id, logged_in) = rc.map(account_of).unwrap_or_default();
-    let logged_in = logged_in.unwrap_or(request_logged_in);
-    Some(PlaybackInfo {
-        video_id,
-        client: client.map(str::to_string),
-        visitor_data,
-        datasync_id,
-        logged_in,
-    })
+    PlayerFacts::of_value(response).playback_info(
+        request_video,
+        client,
+        request_visitor,
+        request_logged_in,
+    )
 }
 
 #[cfg(test)]
@@ -358,6 +438,26 @@ mod tests {
             info.visitor_data
                 .as_deref()
                 .is_some_and(|s| s.starts_with("Cg"))
+        );
+    }
+
+    #[test]
+    fn typed_facts_read_the_same_keys_as_the_whole_document() {
+        let name = "np2024_web_player_audiotrack_full";
+        let Some(raw) = innertube_fixture(name, "response") else {
+            return;
+        };
+        let whole: Value = serde_json::from_slice(&raw).unwrap();
+        let facts = PlayerFacts::parse(&raw).expect("a player response");
+        assert_eq!(facts.url_keys(), url_keys(&whole));
+        assert!(!facts.url_keys().ei.is_empty());
+        assert_eq!(
+            facts.playback_info(None, Some("WEB"), None, false),
+            playback_info(&whole, None, Some("WEB"), None, false)
+        );
+        assert!(
+            PlayerFacts::parse(b"[1,2]").is_none(),
+            "not a player response"
         );
     }
 

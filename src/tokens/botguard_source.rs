@@ -41,6 +41,16 @@ impl TokenSource for BotGuardSource {
         NAME
     }
 
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        let state = self.pool.default_minter().state();
+        Box::pin(async move {
+            match state {
+                crate::botguard::minter::MinterState::Ready => Ok(()),
+                other => Err(format!("botguard: minter {}", other.as_str())),
+            }
+        })
+    }
+
     fn get<'a>(
         &'a self,
         req: &'a TokenRequest,

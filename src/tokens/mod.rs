@@ -125,6 +125,15 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The `outcome` label of `potproxy_tokens_total` for this failure.
+    pub fn metric_outcome(&self) -> &'static str {
+        match self {
+            TokenError::Refused { .. } => "refused",
+            TokenError::Unavailable { .. } => "declined",
+            TokenError::TimedOut { .. } | TokenError::Failed { .. } => "failed",
+        }
+    }
+
     pub fn timed_out(
         source_name: &'static str,
         cause: impl std::error::Error + Send + Sync + 'static,
@@ -175,6 +184,13 @@ pub trait TokenSource: Send + Sync {
     /// one (a static token cannot).
     fn refused(&self, _req: &TokenRequest, _minter: Option<u64>) -> bool {
         false
+    }
+
+    /// Whether this source can serve a token now (`/readyz`): `Err` says why not. Sources
+    /// that only fill in behind others (cold start) are never ready on their own.
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        let name = self.name();
+        Box::pin(async move { Err(format!("{name}: does not serve tokens on its own")) })
     }
 }
 
@@ -374,6 +390,7 @@ impl TokenService {
         if !req.bypass_cache {
             if let Some(hit) = self.cache.lookup(&key) {
                 tracing::trace!(binding = %describe(&req.binding), "token cache hit");
+                crate::metrics::TOKENS.with(&["cache", "cached"]).inc();
                 return Ok(hit);
             }
         }
@@ -381,6 +398,7 @@ impl TokenService {
         if !req.bypass_cache {
             // Someone else may have minted while we waited for the flight.
             if let Some(hit) = self.cache.lookup(&key) {
+                crate::metrics::TOKENS.with(&["cache", "cached"]).inc();
                 return Ok(hit);
             }
         }
@@ -467,10 +485,20 @@ impl TokenService {
             match source.get(req).await {
                 Ok(Some(m)) => {
                     tracing::debug!(source = source.name(), binding = %describe(&req.binding), token = %m.token.redacted(), "token");
+                    crate::metrics::TOKENS
+                        .with(&[source.name(), "minted"])
+                        .inc();
                     return Ok((m, source.name()));
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    crate::metrics::TOKENS
+                        .with(&[source.name(), "declined"])
+                        .inc();
+                }
                 Err(e) => {
+                    crate::metrics::TOKENS
+                        .with(&[source.name(), e.metric_outcome()])
+                        .inc();
                     tracing::warn!(source = source.name(), error = %crate::errtext::error_chain(&e), "token source failed; trying the next");
                     last_failure = Some(e);
                 }

@@ -186,6 +186,15 @@ impl TokenSource for ProviderSource {
         NAME
     }
 
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match self.available().await {
+                true => Ok(()),
+                false => Err(format!("provider: {} does not answer /ping", self.base)),
+            }
+        })
+    }
+
     fn get<'a>(
         &'a self,
         req: &'a TokenRequest,

@@ -45,6 +45,14 @@ impl TokenSource for StaticSource {
         });
         Box::pin(async move { Ok(answer) })
     }
+
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        let ready = match self.default {
+            Some(_) => Ok(()),
+            None => Err("static: no default token configured".to_string()),
+        };
+        Box::pin(async move { ready })
+    }
 }
 
 #[cfg(test)]

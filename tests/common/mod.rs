@@ -14,6 +14,7 @@ pub mod media;
 pub mod origin;
 pub mod pki;
 pub mod redis;
+pub mod scripted;
 pub mod servers;
 pub mod stalls;
 pub mod youtube;

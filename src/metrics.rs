@@ -1,0 +1,193 @@
+//! The process's metrics: named counters and gauges any module can bump, and their Prometheus
+//! text exposition (`GET /metrics` on the API). Names are prefixed `potproxy_`.
+//!
+//! Metrics are process-wide statics (as Prometheus scrapes a process), so a module needs no
+//! handle to count: `metrics::TOKENS.with(&["botguard", "minted"]).inc()`. Label values are
+//! short fixed words; never put a token, a visitor id, a URL or a client's text in a label.
+//!
+//! Adding one: declare a `static` below with `counter!` / `gauge!` (name without the prefix
+//! and without `_total`, help, label names), add it to `register_all`, and call
+//! `.with(&[values...])` where it happens. Gauges that describe state (cache sizes, minter
+//! states) are best set where the state changes, or sampled by the `/metrics` handler just
+//! before it encodes.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A counter family with fixed label names.
+pub struct CounterVec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    family: Family<Labels, Counter>,
+}
+
+/// A gauge family with fixed label names.
+pub struct GaugeVec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    family: Family<Labels, Gauge>,
+}
+
+fn label_set(names: &'static [&'static str], values: &[&str]) -> Labels {
+    debug_assert_eq!(names.len(), values.len(), "one value per label name");
+    names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| (*n, (*v).to_string()))
+        .collect()
+}
+
+impl CounterVec {
+    /// The counter for these label values (in the order of the label names).
+    pub fn with(&self, values: &[&str]) -> Counter {
+        self.family
+            .get_or_create_owned(&label_set(self.labels, values))
+    }
+
+    /// The current value (tests, logs).
+    pub fn get(&self, values: &[&str]) -> u64 {
+        self.family
+            .get(&label_set(self.labels, values))
+            .map_or(0, |c| c.get())
+    }
+}
+
+impl GaugeVec {
+    /// The gauge for these label values (in the order of the label names).
+    pub fn with(&self, values: &[&str]) -> Gauge {
+        self.family
+            .get_or_create_owned(&label_set(self.labels, values))
+    }
+
+    /// Forgets every label combination (before re-sampling a state gauge).
+    pub fn clear(&self) {
+        self.family.clear();
+    }
+}
+
+macro_rules! counter {
+    ($name:literal, $help:literal, [$($label:literal),* $(,)?]) => {
+        LazyLock::new(|| CounterVec {
+            name: $name,
+            help: $help,
+            labels: &[$($label),*],
+            family: Family::default(),
+        })
+    };
+}
+
+macro_rules! gauge {
+    ($name:literal, $help:literal, [$($label:literal),* $(,)?]) => {
+        LazyLock::new(|| GaugeVec {
+            name: $name,
+            help: $help,
+            labels: &[$($label),*],
+            family: Family::default(),
+        })
+    };
+}
+
+/// Proxied requests by `kind` (player, media, sabr, captions, page, innertube, other, tunnel)
+/// and `outcome` (rewritten, kept, passed, gave_up, refused_upstream, error).
+pub static REQUESTS: LazyLock<CounterVec> = counter!(
+    "requests",
+    "Proxied requests by kind and outcome",
+    ["kind", "outcome"]
+);
+
+/// Token edits put into traffic, by `what` (player, media, sabr, captions, player_response).
+pub static REWRITES: LazyLock<CounterVec> = counter!(
+    "rewrites",
+    "Tokens put into requests or responses",
+    ["what"]
+);
+
+/// Token answers by `source` (cache, static, botguard, cold_start, provider, ...) and
+/// `outcome` (minted, cached, failed, declined, refused).
+pub static TOKENS: LazyLock<CounterVec> = counter!(
+    "tokens",
+    "Token answers by source and outcome",
+    ["source", "outcome"]
+);
+
+/// Upstream failures by `kind` (request, tunnel_dial, body).
+pub static UPSTREAM_ERRORS: LazyLock<CounterVec> =
+    counter!("upstream_errors", "Failed upstream requests", ["kind"]);
+
+/// Body bytes through the proxy by `direction` (upstream: client to origin; downstream:
+/// origin to client) and `kind` (as in [`REQUESTS`]).
+pub static BYTES: LazyLock<CounterVec> = counter!(
+    "bytes",
+    "Body bytes proxied, by direction and kind",
+    ["direction", "kind"]
+);
+
+/// 1 for each minter's current `state` (ready, warming, failed, cold) by `egress`.
+pub static MINTER_STATE: LazyLock<GaugeVec> = gauge!(
+    "minter_state",
+    "BotGuard minter state per egress (1 = current state)",
+    ["egress", "state"]
+);
+
+/// Entries in the token cache.
+pub static TOKEN_CACHE_ENTRIES: LazyLock<GaugeVec> =
+    gauge!("token_cache_entries", "Tokens in the token cache", []);
+
+/// Playback sessions known to the session store.
+pub static SESSIONS: LazyLock<GaugeVec> =
+    gauge!("sessions", "Playback sessions in the session store", []);
+
+fn register_all(r: &mut Registry) {
+    for c in [&REQUESTS, &REWRITES, &TOKENS, &UPSTREAM_ERRORS, &BYTES] {
+        r.register(c.name, c.help, c.family.clone());
+    }
+    for g in [&MINTER_STATE, &TOKEN_CACHE_ENTRIES, &SESSIONS] {
+        if g.labels.is_empty() {
+            // A family prints nothing until it has a series: show 0 from the start.
+            g.with(&[]);
+        }
+        r.register(g.name, g.help, g.family.clone());
+    }
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut r = Registry::with_prefix("potproxy");
+    register_all(&mut r);
+    r
+});
+
+/// The `Content-Type` of [`encode`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Every metric in the Prometheus text format (0.0.4).
+pub fn encode() -> String {
+    let mut out = String::new();
+    prometheus_text::encode(&mut out, &REGISTRY).expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_prefixed_with_their_labels() {
+        REWRITES.with(&["captions"]).inc();
+        let text = encode();
+        assert!(
+            text.contains("potproxy_rewrites_total{what=\"captions\"}"),
+            "{text}"
+        );
+        assert!(text.contains("potproxy_sessions "), "{text}");
+        assert!(REWRITES.get(&["captions"]) >= 1);
+    }
+}

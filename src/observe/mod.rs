@@ -1,0 +1,311 @@
+//! What the proxy tells its operator about each exchange: the access-log line (target
+//! `potproxy::access`, one per request and per tunnel, at info) and the request/byte counters
+//! of [`crate::metrics`], and what it publishes for clients to set themselves up: the PAC file
+//! ([`pac`]) and the CA page ([`ca_page`]).
+//!
+//! An [`Exchange`] is opened when a request arrives; the handler marks on it what it did (the
+//! route's kind, the outcome, what was rewritten). Bodies are counted as they stream through
+//! ([`Exchange::count_request`], [`Exchange::finish`]): nothing is buffered, and the access line
+//! is written when the response body ends, fails or is dropped, so bytes and time are true.
+
+pub mod ca_page;
+pub mod pac;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use hudsucker::Body;
+
+use crate::metrics;
+
+/// What the handler did with one request, for the access log and the counters.
+#[derive(Debug)]
+pub struct Exchange {
+    method: String,
+    host: String,
+    /// Without the query: query strings carry tokens, `ip=` and visitor data.
+    path: String,
+    started: Instant,
+    request_bytes: Arc<AtomicU64>,
+    marks: Mutex<Marks>,
+}
+
+#[derive(Debug, Clone)]
+struct Marks {
+    kind: &'static str,
+    outcome: &'static str,
+    rewrite: Vec<&'static str>,
+}
+
+impl Exchange {
+    /// Opens the record of a request to `host` (kind `other`, outcome `passed` until marked).
+    pub fn open<B>(req: &Request<B>, host: &str) -> Arc<Exchange> {
+        Arc::new(Exchange {
+            method: req.method().to_string(),
+            host: host.to_string(),
+            path: req.uri().path().to_string(),
+            started: Instant::now(),
+            request_bytes: Arc::new(AtomicU64::new(0)),
+            marks: Mutex::new(Marks {
+                kind: "other",
+                outcome: "passed",
+                rewrite: Vec::new(),
+            }),
+        })
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The route's kind: player, media, sabr, captions, page, innertube, other.
+    pub fn kind(&self, kind: &'static str) {
+        self.marks().kind = kind;
+    }
+
+    /// The kind marked so far.
+    pub fn current_kind(&self) -> &'static str {
+        self.marks().kind
+    }
+
+    /// The outcome: rewritten, kept, passed, gave_up, refused_upstream, error.
+    pub fn outcome(&self, outcome: &'static str) {
+        self.marks().outcome = outcome;
+    }
+
+    /// A token was put into the traffic (`what`: player, media, sabr, captions,
+    /// player_response); the request's outcome becomes `rewritten`.
+    pub fn rewrote(&self, what: &'static str) {
+        metrics::REWRITES.with(&[what]).inc();
+        let mut m = self.marks();
+        if !m.rewrite.contains(&what) {
+            m.rewrite.push(what);
+        }
+        if what != "player_response" {
+            m.outcome = "rewritten";
+        }
+    }
+
+    /// Counts the request body on its way upstream.
+    pub fn count_request(self: &Arc<Self>, req: Request<Body>) -> Request<Body> {
+        let kind = self.marks().kind;
+        let total = self.request_bytes.clone();
+        // Looked up once: the per-frame path is an atomic add, no label lookup.
+        let counter = metrics::BYTES.with(&["upstream", kind]);
+        req.map(|b| {
+            Body::from(BoxBody::new(Counted {
+                inner: b,
+                seen: Box::new(move |n| {
+                    total.fetch_add(n, Ordering::Relaxed);
+                    counter.inc_by(n);
+                }),
+                end: None,
+            }))
+        })
+    }
+
+    /// Hands back `res` with its body counted; the access line is written when the body ends.
+    pub fn finish(self: Arc<Self>, res: Response<Body>) -> Response<Body> {
+        let status = res.status().as_u16();
+        let kind = self.marks().kind;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let seen_bytes = bytes.clone();
+        let counter = metrics::BYTES.with(&["downstream", kind]);
+        res.map(|b| {
+            if b.is_end_stream() {
+                self.log(status, 0, "complete");
+                return b;
+            }
+            Body::from(BoxBody::new(Counted {
+                inner: b,
+                seen: Box::new(move |n| {
+                    seen_bytes.fetch_add(n, Ordering::Relaxed);
+                    counter.inc_by(n);
+                }),
+                end: Some(Box::new(move |how| {
+                    self.log(status, bytes.load(Ordering::Relaxed), how)
+                })),
+            }))
+        })
+    }
+
+    /// The access line for an exchange that got no response from upstream.
+    pub fn failed(self: Arc<Self>, status: u16) {
+        self.outcome("error");
+        self.log(status, 0, "complete");
+    }
+
+    fn log(&self, status: u16, bytes_out: u64, body: &'static str) {
+        let m = self.marks().clone();
+        let outcome = m.outcome;
+        if bytes_out >= LARGE_BUFFERED_BODY && matches!(m.kind, "player" | "page" | "innertube") {
+            // A moment later: the last frame's buffer is still being written when this runs.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    release_memory();
+                });
+            }
+        }
+        metrics::REQUESTS.with(&[m.kind, outcome]).inc();
+        let rewrite = if m.rewrite.is_empty() {
+            "-".to_string()
+        } else {
+            m.rewrite.join("+")
+        };
+        tracing::info!(
+            target: "potproxy::access",
+            method = %self.method,
+            host = %self.host,
+            path = %self.path,
+            status,
+            bytes_in = self.request_bytes.load(Ordering::Relaxed),
+            bytes_out,
+            ms = self.started.elapsed().as_millis() as u64,
+            kind = m.kind,
+            outcome,
+            rewrite = %rewrite,
+            body,
+            "access"
+        );
+    }
+}
+
+/// Buffered bodies (player responses, pages) at least this large are followed by a trim.
+const LARGE_BUFFERED_BODY: u64 = 1024 * 1024;
+
+/// Hands freed heap memory back to the OS after a large buffered body. glibc keeps freed
+/// memory in its arenas (and raises its mmap threshold after the first large free, so later
+/// large buffers land in the arenas too): without a trim, one 5 MB player response leaves
+/// tens of MB resident for good. `malloc_trim` also releases free pages inside the arenas.
+/// At most once a second; elsewhere than glibc a no-op (other allocators return memory on
+/// their own schedule).
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if LAST.swap(now, Ordering::Relaxed) != now {
+            // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+/// The access line and counters of a blind tunnel, once it closed.
+pub fn tunnel_closed(authority: &str, started: Instant, bytes: Option<(u64, u64)>) {
+    let (up, down) = bytes.unwrap_or_default();
+    let outcome = if bytes.is_some() { "passed" } else { "error" };
+    metrics::REQUESTS.with(&["tunnel", outcome]).inc();
+    metrics::BYTES.with(&["upstream", "tunnel"]).inc_by(up);
+    metrics::BYTES.with(&["downstream", "tunnel"]).inc_by(down);
+    tracing::info!(
+        target: "potproxy::access",
+        method = "CONNECT",
+        host = %authority,
+        path = "-",
+        status = 200u16,
+        bytes_in = up,
+        bytes_out = down,
+        ms = started.elapsed().as_millis() as u64,
+        kind = "tunnel",
+        outcome,
+        rewrite = "-",
+        "access"
+    );
+}
+
+type End = Box<dyn FnOnce(&'static str) + Send + Sync>;
+
+/// A body passed through frame by frame, its data bytes reported as they go by; `end` runs
+/// once with how the body ended: `complete`, `error` or `aborted` (dropped before its end).
+struct Counted {
+    inner: Body,
+    seen: Box<dyn Fn(u64) + Send + Sync>,
+    end: Option<End>,
+}
+
+impl Counted {
+    fn end(&mut self, how: &'static str) {
+        if let Some(end) = self.end.take() {
+            end(how);
+        }
+    }
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = hudsucker::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    (self.seen)(data.len() as u64);
+                }
+                if self.inner.is_end_stream() {
+                    self.end("complete");
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.end("error"),
+            Poll::Ready(None) => self.end("complete"),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.end("aborted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn bytes_are_counted_as_they_stream_and_the_body_is_unchanged() {
+        let req = Request::builder()
+            .uri("https://rr1---sn-x.googlevideo.com/videoplayback?pot=secret")
+            .body(Body::empty())
+            .unwrap();
+        let ex = Exchange::open(&req, "rr1---sn-x.googlevideo.com");
+        ex.kind("media");
+        assert_eq!(ex.path, "/videoplayback", "no query in the record");
+        let before = metrics::BYTES.get(&["downstream", "media"]);
+        let res = Response::new(Body::from(http_body_util::Full::new(Bytes::from_static(
+            b"0123456789",
+        ))));
+        let res = ex.finish(res);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"0123456789");
+        assert!(metrics::BYTES.get(&["downstream", "media"]) >= before + 10);
+    }
+}

@@ -141,6 +141,17 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         bg.warm_in_background();
     }
 
+    let gate = Arc::new(crate::access::Gate::new(
+        &config.access,
+        config.listen.ip(),
+        chosen_destinations(&config),
+    ));
+    warn_if_open(&config);
+    let upgrades = {
+        let mut h1 = config.upstream.clone();
+        h1.http2 = false;
+        upstream::connector(&h1)?
+    };
     let shared = Arc::new(Shared {
         policy: InterceptPolicy::new(config.intercept.clone()),
         resolver: Resolver::new(&config.upstream),
@@ -156,6 +167,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         identities: learn::session::Identities::new(10_000),
         regimes: learn::regimes::Regimes::new(config.default_regime, 50_000),
         http: services.http.clone(),
+        gate: gate.clone(),
+        upgrades,
     });
 
     let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
@@ -199,6 +212,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
             instance.clone(),
         );
         state.own_proxy = Some(addr);
+        state.token = config.api.token.clone();
+        state.listen = a;
         let state = Arc::new(state);
         tokio::spawn(api::serve(l, state, async {
             let _ = api_rx.await;
@@ -209,6 +224,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         None
     };
 
+    gate.set_listeners(addr, api_addr);
     let (tx, rx) = oneshot::channel::<()>();
     let proxy = Proxy::builder()
         .with_listener(listener)
@@ -234,4 +250,30 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         shutdown: Some(tx),
         task: Some(task),
     })
+}
+
+/// Destinations the operator chose, allowed whatever `[access]` says: `[upstream] resolve`
+/// targets and the `[upstream] proxy`.
+fn chosen_destinations(config: &Config) -> Vec<SocketAddr> {
+    let mut chosen: Vec<SocketAddr> = config.upstream.resolve.iter().map(|(_, a)| *a).collect();
+    if let Some(proxy) = config.upstream.proxy.address() {
+        chosen.push(proxy);
+    }
+    chosen
+}
+
+/// A listener off loopback is reachable by others: say so loudly.
+fn warn_if_open(config: &Config) {
+    if !config.listen.ip().is_loopback() && config.access.users.is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            "proxy listens off loopback without [auth]: only loopback and private-network clients are served; set [auth] users to serve others"
+        );
+    }
+    if config.api.enabled && !config.api.listen.ip().is_loopback() && config.api.token.is_none() {
+        tracing::warn!(
+            listen = %config.api.listen,
+            "provider API listens off loopback without [api] token: /invalidate_* and /session are refused; set [api] token to allow them"
+        );
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::access::{AccessConfig, Users};
 use crate::botguard::minter::BotGuardSettings;
 use crate::botguard::waa::{ChallengeSource, WaaEndpoint};
 use crate::intercept::HostPattern;
@@ -87,6 +88,20 @@ pub struct RawConfig {
     pub upstream: Option<RawUpstream>,
     pub tokens: Option<RawTokens>,
     pub rewrite: Option<RawRewrite>,
+    pub auth: Option<RawAuth>,
+    pub access: Option<RawAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub users: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub loopback_destinations: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +172,7 @@ pub struct RawApi {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub compat_version: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +249,8 @@ pub struct Config {
     pub rewrite_player_response: bool,
     pub default_regime: crate::bindings::Regime,
     pub api: ApiConfig,
+    /// `[auth]` and `[access]`.
+    pub access: AccessConfig,
 }
 
 impl Default for Config {
@@ -338,10 +356,13 @@ impl Config {
             enabled: raw_api.enabled.unwrap_or(true),
             listen: api_listen,
             compat_version,
+            token: resolve_api_token(raw_api.token)?,
         };
+        let access = resolve_access(raw.auth.unwrap_or_default(), raw.access.unwrap_or_default())?;
         Ok(Config {
             listen,
             api,
+            access,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
             default_regime,
             strict: raw.strict.unwrap_or(false),
@@ -422,6 +443,36 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         connect_timeout: Duration::from_secs(secs),
         http2: raw.http2.unwrap_or(false),
         proxy,
+    })
+}
+
+fn resolve_api_token(token: Option<String>) -> Result<Option<String>, ConfigError> {
+    match token {
+        None => Ok(None),
+        Some(t) if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ConfigError::invalid(
+                "api.token",
+                crate::redact::redact(&t),
+                "must be at least 16 printable characters without spaces",
+            ))
+        }
+        Some(t) => Ok(Some(t)),
+    }
+}
+
+fn resolve_access(auth: RawAuth, access: RawAccess) -> Result<AccessConfig, ConfigError> {
+    let entries = auth.users.unwrap_or_default();
+    let users = Users::parse(&entries).map_err(|(i, e)| {
+        let name = entries[i].split(':').next().unwrap_or_default();
+        ConfigError::invalid(
+            format!("auth.users[{i}]"),
+            format!("{name}:***"),
+            e.to_string(),
+        )
+    })?;
+    Ok(AccessConfig {
+        users,
+        loopback_destinations: access.loopback_destinations.unwrap_or(false),
     })
 }
 

@@ -45,6 +45,8 @@ pub mod wire;
 // The way in (CONNECT filter, our CA) and the way out.
 pub mod intercept;
 
+pub mod access;
+
 pub mod ca;
 
 pub mod upstream;

@@ -690,6 +690,45 @@ mod tests {
         )
     }
 
+    #[test]
+    fn access_keys_are_validated_and_name_key_without_the_password() {
+        let c = parse("[auth]\nusers = [\"me:pw\"]\n[access]\nloopback_destinations = true\n[api]\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert!(!c.access.users.is_empty());
+        assert!(c.access.loopback_destinations);
+        assert_eq!(c.api.token.as_deref(), Some("0123456789abcdef"));
+        let d = parse("").unwrap();
+        assert!(
+            d.access.users.is_empty() && !d.access.loopback_destinations && d.api.token.is_none()
+        );
+        let e = parse("[auth]\nusers = [\"ok:pw\", \"bob\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auth.users[1]") && e.contains("name:password"),
+            "{e}"
+        );
+        let e = parse("[auth]\nusers = [\"bob:\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.users[0]") && e.contains("bob:***"), "{e}");
+        let e = parse("[api]\ntoken = \"short-secret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.token") && !e.contains("short-secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_https_proxy_url_is_refused_naming_the_key() {
+        let e = parse("[upstream]\nproxy = \"https://u:secret@proxy.example:443\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream.proxy") && e.contains("https"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+    }
+
     const TOKEN: &str = "MlsBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
     #[test]

@@ -68,10 +68,10 @@ fn main() -> anyhow::Result<()> {
             _ => "info",
         };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("POTPROXY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
+        .with_env_filter(potproxy::redact::log_filter(
+            std::env::var("POTPROXY_LOG").ok().as_deref(),
+            default_filter,
+        ))
         .with_writer(std::io::stderr)
         .init();
 

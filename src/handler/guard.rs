@@ -128,8 +128,8 @@ impl PotHandler {
     }
 
     /// A CONNECT to an IP literal. hudsucker would read the ClientHello and, for an SNI it does
-    /// not intercept (or non-TLS bytes), dial the IP itself with no egress proxy. Here the first
-    /// bytes are read first: an intercepted SNI is handed back to this proxy as a CONNECT by
+    /// not intercept (or non-TLS bytes), dial the IP itself with no egress proxy. Here, on port
+    /// 443, the first bytes are read first (other ports are plain tunnels): an intercepted SNI is handed back to this proxy as a CONNECT by
     /// name (so the IP itself is never dialled), anything else is tunnelled through the
     /// resolver and egress like a named tunnel. A refused IP gets a 403, except on port 443
     /// where a TLS client may name an intercepted host; the IP is then never dialled.
@@ -143,6 +143,11 @@ impl PotHandler {
         let refused = self.check_destination(&host, port).err();
         if let Some(r) = refused.filter(|_| port != 443) {
             return RequestOrResponse::Response(refusal_response(r));
+        }
+        if port != 443 {
+            // Nothing potproxy intercepts is reached by IP on another port: a plain tunnel,
+            // dialled first so servers that speak first (SSH) work.
+            return self.tunnel_now(req, &host, port, authority).await;
         }
         let upgrade = hyper::upgrade::on(&mut req);
         let this = self.clone();
@@ -188,6 +193,47 @@ impl PotHandler {
             };
             if let Err(e) = result {
                 tracing::debug!(%authority, error = %e, "tunnel closed with error");
+            }
+        });
+        RequestOrResponse::Response(
+            Response::builder()
+                .status(StatusCode::OK)
+                .body(Body::empty())
+                .expect("static response parts are valid"),
+        )
+    }
+
+    /// A blind tunnel to `host:port` through the resolver and egress, dialled before the 200.
+    async fn tunnel_now(
+        &self,
+        mut req: Request<Body>,
+        host: &str,
+        port: u16,
+        authority: String,
+    ) -> RequestOrResponse {
+        let mut server = match self.shared.resolver.dial(host, port).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%authority, error = %e, "tunnel: cannot reach upstream");
+                return RequestOrResponse::Response(text_response(
+                    StatusCode::BAD_GATEWAY,
+                    format!("potproxy: cannot connect to {authority}\n"),
+                ));
+            }
+        };
+        if let Err(r) = self.check_dialled(host, &server) {
+            return RequestOrResponse::Response(refusal_response(r));
+        }
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let mut client = TokioIo::new(upgraded);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                        tracing::debug!(%authority, error = %e, "tunnel closed with error");
+                    }
+                }
+                Err(e) => tracing::debug!(%authority, error = %e, "tunnel: client upgrade failed"),
             }
         });
         RequestOrResponse::Response(

@@ -5,7 +5,7 @@
 //! here is a pure decision on addresses and header values; the handler and the API call it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
@@ -309,7 +309,7 @@ pub struct Gate {
     pub users: Users,
     /// The proxy's configured listen address (decides the `block_global` rule).
     pub listen: IpAddr,
-    pub destinations: Destinations,
+    pub destinations: Arc<Destinations>,
     /// Marks potproxy's own CONNECTs to itself (IP-literal CONNECTs re-entered by name).
     reentry: String,
     /// The bound proxy address, for re-entry.
@@ -336,7 +336,7 @@ impl Gate {
         Gate {
             users: cfg.users.clone(),
             listen,
-            destinations: Destinations::new(cfg.loopback_destinations, chosen),
+            destinations: Arc::new(Destinations::new(cfg.loopback_destinations, chosen)),
             reentry: b.iter().map(|x| format!("{x:02x}")).collect(),
             proxy_addr: OnceLock::new(),
         }

@@ -130,7 +130,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         tracing::warn!(%host, "intercepted host outside the CA's name constraints: clients will reject its certificates");
     }
     let authority = ca.authority()?;
-    let connector = upstream::connector(&config.upstream)?;
     let instance = instance_id();
     let services = build_services_for(&config, &instance)?;
     if let Some(bg) = services
@@ -147,6 +146,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         chosen_destinations(&config),
     ));
     warn_if_open(&config);
+    let connector = upstream::connector_checked(&config.upstream, gate.destinations.clone())?;
     let upgrades = {
         let mut h1 = config.upstream.clone();
         h1.http2 = false;

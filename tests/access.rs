@@ -427,6 +427,35 @@ async fn every_connection_leaves_through_the_upstream_proxy() {
     s.write_all(&client_hello("example.org")).await.unwrap();
     wait_for(&seen, "198.51.100.7:443").await;
 
+    // An IP-literal CONNECT whose ClientHello names an intercepted host: decrypted, and the
+    // request inside leaves by name through the egress proxy, not to the IP.
+    let (s, head) = send_raw(
+        h.proxy.addr,
+        "CONNECT 192.0.2.9:443 HTTP/1.1\r\nHost: 192.0.2.9:443\r\n\r\n",
+    )
+    .await;
+    assert!(head.contains(" 200"), "{head}");
+    let tls = tokio_rustls::TlsConnector::from(h.proxy_tls(&[b"http/1.1"]));
+    let mut tls = tls
+        .connect("www.youtube.com".try_into().unwrap(), s)
+        .await
+        .expect("intercepted with a leaf from potproxy's CA");
+    tls.write_all(
+        b"GET /robots.txt HTTP/1.1\r\nHost: www.youtube.com\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    wait_for(&seen, "www.youtube.com:443").await;
+    assert!(
+        !seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d.starts_with("192.0.2.9")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
     // A plain-HTTP WebSocket upgrade.
     let (mut s, head) = send_raw(
         h.proxy.addr,

@@ -473,6 +473,32 @@ async fn every_connection_leaves_through_the_upstream_proxy() {
     assert_eq!(&echo, b"frame");
 }
 
+/// A CONNECT to an intercepted name that then sends neither TLS nor HTTP is not dialled by
+/// hudsucker on its own (system DNS, no egress proxy): the tunnel just closes.
+#[tokio::test]
+async fn an_intercepted_name_with_foreign_bytes_is_not_dialled_directly() {
+    let banner = start_banner_server().await;
+    let h = Harness::builder()
+        .toml("[intercept]\nhosts = [\"localhost\"]\n[access]\nloopback_destinations = true\n")
+        .start()
+        .await;
+    let target = format!("localhost:{}", banner.port());
+    let (mut s, head) = send_raw(
+        h.proxy.addr,
+        &format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"),
+    )
+    .await;
+    assert!(head.contains(" 200"), "{head}");
+    s.write_all(b"SSH-2.0-client\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+    assert!(
+        !String::from_utf8_lossy(&got).contains("SSH-2.0-fake"),
+        "hudsucker dialled {target} itself: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
 /// Every log line written in this test binary, as the proxy's subscriber would format it.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();

@@ -23,6 +23,12 @@ const PEEK_TIMEOUT: Duration = Duration::from_secs(30);
 /// A ClientHello larger than this is not one (post-quantum key shares stay well below).
 const PEEK_CAP: usize = 64 * 1024;
 
+/// The authority a CONNECT handed to hudsucker carries instead of its own. hudsucker dials the
+/// CONNECT's authority itself, with system DNS and no egress proxy, when the first bytes are
+/// neither TLS nor HTTP; port 0 cannot be connected to, so that fallback fails at once. The
+/// requests hudsucker reads inside the tunnel get the real authority back in `guard`.
+const SEALED: &str = "0.0.0.0:0";
+
 /// What the first bytes of an IP-literal tunnel said.
 #[derive(Debug, PartialEq, Eq)]
 enum Peeked {
@@ -49,6 +55,7 @@ impl PotHandler {
         if req.method() == Method::CONNECT && gate.is_reentry(peer.ip(), req.headers()) {
             req.headers_mut().remove(REENTRY_HEADER);
             self.checked_tunnel = true;
+            self.connect_authority = req.uri().authority().map(|a| a.to_string());
             return None;
         }
         if !self.checked_tunnel {
@@ -81,6 +88,9 @@ impl PotHandler {
             self.connect_authority = req.uri().authority().map(|a| a.to_string());
             return None;
         }
+        if req.uri().authority().is_some_and(|a| a.as_str() == SEALED) {
+            self.unseal(req);
+        }
         let upgrading = is_upgrade(req.headers());
         strip_hop_by_hop(req.headers_mut(), upgrading);
         // Inside a checked tunnel, HTTP/1 requests carry the CONNECT's own authority (checked
@@ -98,6 +108,33 @@ impl PotHandler {
             }
         }
         None
+    }
+
+    /// A CONNECT for hudsucker to intercept, its authority replaced by [`SEALED`] (the real one
+    /// is in `connect_authority`, kept by `guard`).
+    pub(super) fn sealed(mut req: Request<Body>) -> Request<Body> {
+        let mut parts = req.uri().clone().into_parts();
+        parts.authority = Some(http::uri::Authority::from_static(SEALED));
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        req
+    }
+
+    /// Puts the CONNECT's own authority back into a request read inside a sealed tunnel.
+    fn unseal(&self, req: &mut Request<Body>) {
+        let Some(real) = self
+            .connect_authority
+            .as_deref()
+            .and_then(|a| a.parse::<http::uri::Authority>().ok())
+        else {
+            return;
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.authority = Some(real);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
     }
 
     /// The destination rule for `host:port` as the client wrote it; names with an

@@ -198,7 +198,7 @@ impl PotHandler {
         match self.shared.policy.decide_connect(&authority) {
             ConnectDecision::Tunnel => {}
             ConnectDecision::DecideBySni => return self.on_ip_connect(req, authority).await,
-            ConnectDecision::Intercept => return RequestOrResponse::Request(req),
+            ConnectDecision::Intercept => return RequestOrResponse::Request(Self::sealed(req)),
         }
         let (host, port) = split_authority(&authority, 443);
         if let Err(r) = self.check_destination(host, port) {

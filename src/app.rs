@@ -225,7 +225,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         tracing::warn!(%host, "intercepted host outside the CA's name constraints: clients will reject its certificates");
     }
     let authority = ca.authority()?;
-    let connector = upstream::connector(&config.upstream)?;
     let instance = instance_id();
     let mut services = build_services_for(&config, &instance)?;
     let cluster = match &config.cluster {
@@ -244,6 +243,18 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     }
     prewarm_browser(&services, &config);
 
+    let gate = Arc::new(crate::access::Gate::new(
+        &config.access,
+        config.listen.ip(),
+        chosen_destinations(&config),
+    ));
+    warn_if_open(&config);
+    let connector = upstream::connector_checked(&config.upstream, gate.destinations.clone())?;
+    let upgrades = {
+        let mut h1 = config.upstream.clone();
+        h1.http2 = false;
+        upstream::connector(&h1)?
+    };
     let shared = Arc::new(Shared {
         policy: InterceptPolicy::new(config.intercept.clone()),
         resolver: Resolver::new(&config.upstream),
@@ -272,6 +283,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         ),
         http: services.http.clone(),
         ca_pem: ca.cert_pem.clone(),
+        gate: gate.clone(),
+        upgrades,
     });
 
     let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
@@ -320,6 +333,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         state.own_proxy = Some(addr);
         state.intercept = config.intercept.clone();
         state.ca_pem = Some(ca.cert_pem.clone());
+        state.token = config.api.token.clone();
+        state.listen = a;
         let state = Arc::new(state);
         tokio::spawn(api::serve_with(
             l,
@@ -335,6 +350,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         None
     };
 
+    gate.set_listeners(addr, api_addr);
     let drain = Drain::new();
     let proxy = Arc::new(ProxyServer {
         ca: Arc::new(authority),
@@ -379,5 +395,31 @@ fn api_server_settings(t: &limits::Timeouts) -> api::ServerSettings {
     api::ServerSettings {
         idle: t.client_idle,
         header_read: t.client_idle,
+    }
+}
+
+/// Destinations the operator chose, allowed whatever `[access]` says: `[upstream] resolve`
+/// targets and the `[upstream] proxy`.
+fn chosen_destinations(config: &Config) -> Vec<SocketAddr> {
+    let mut chosen: Vec<SocketAddr> = config.upstream.resolve.iter().map(|(_, a)| *a).collect();
+    if let Some(proxy) = config.upstream.proxy.address() {
+        chosen.push(proxy);
+    }
+    chosen
+}
+
+/// A listener off loopback is reachable by others: say so loudly.
+fn warn_if_open(config: &Config) {
+    if !config.listen.ip().is_loopback() && config.access.users.is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            "proxy listens off loopback without [auth]: only loopback and private-network clients are served; set [auth] users to serve others"
+        );
+    }
+    if config.api.enabled && !config.api.listen.ip().is_loopback() && config.api.token.is_none() {
+        tracing::warn!(
+            listen = %config.api.listen,
+            "provider API listens off loopback without [api] token: /invalidate_* and /session are refused; set [api] token to allow them"
+        );
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::access::{AccessConfig, Users};
 use crate::botguard::minter::BotGuardSettings;
 use crate::botguard::waa::{ChallengeSource, WaaEndpoint};
 use crate::browser::BrowserSettings;
@@ -92,6 +93,8 @@ pub struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub cluster: Option<RawCluster>,
+    pub auth: Option<RawAuth>,
+    pub access: Option<RawAccess>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,8 +109,20 @@ pub struct RawTimeouts {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub users: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub loopback_destinations: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +206,7 @@ pub struct RawApi {
     pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub compat_version: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,6 +316,8 @@ pub struct Config {
     pub limits: crate::limits::Limits,
     /// `[cluster]`: the fleet's Redis; `None` runs this node alone.
     pub cluster: Option<ClusterConfig>,
+    /// `[auth]` and `[access]`.
+    pub access: AccessConfig,
 }
 
 impl Default for Config {
@@ -410,7 +428,9 @@ impl Config {
             enabled: raw_api.enabled.unwrap_or(true),
             listen: api_listen,
             compat_version,
+            token: resolve_api_token(raw_api.token)?,
         };
+        let access = resolve_access(raw.auth.unwrap_or_default(), raw.access.unwrap_or_default())?;
         let timeouts = resolve_timeouts(raw.timeouts.unwrap_or_default())?;
         let limits = resolve_limits(raw.limits.unwrap_or_default())?;
         let mut config = Config {
@@ -419,6 +439,7 @@ impl Config {
             timeouts,
             limits,
             cluster,
+            access,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
             default_regime,
             strict: raw.strict.unwrap_or(false),
@@ -598,6 +619,36 @@ fn resolve_cluster(
         prefix,
         timeout: Duration::from_millis(timeout_ms),
         extra_ca_certs: upstream.extra_ca_certs.clone(),
+    })
+}
+
+fn resolve_api_token(token: Option<String>) -> Result<Option<String>, ConfigError> {
+    match token {
+        None => Ok(None),
+        Some(t) if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ConfigError::invalid(
+                "api.token",
+                crate::redact::redact(&t),
+                "must be at least 16 printable characters without spaces",
+            ))
+        }
+        Some(t) => Ok(Some(t)),
+    }
+}
+
+fn resolve_access(auth: RawAuth, access: RawAccess) -> Result<AccessConfig, ConfigError> {
+    let entries = auth.users.unwrap_or_default();
+    let users = Users::parse(&entries).map_err(|(i, e)| {
+        let name = entries[i].split(':').next().unwrap_or_default();
+        ConfigError::invalid(
+            format!("auth.users[{i}]"),
+            format!("{name}:***"),
+            e.to_string(),
+        )
+    })?;
+    Ok(AccessConfig {
+        users,
+        loopback_destinations: access.loopback_destinations.unwrap_or(false),
     })
 }
 
@@ -904,6 +955,45 @@ mod tests {
             RawConfig::parse(text, Path::new("t.toml"))?,
             Overrides::default(),
         )
+    }
+
+    #[test]
+    fn access_keys_are_validated_and_name_key_without_the_password() {
+        let c = parse("[auth]\nusers = [\"me:pw\"]\n[access]\nloopback_destinations = true\n[api]\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert!(!c.access.users.is_empty());
+        assert!(c.access.loopback_destinations);
+        assert_eq!(c.api.token.as_deref(), Some("0123456789abcdef"));
+        let d = parse("").unwrap();
+        assert!(
+            d.access.users.is_empty() && !d.access.loopback_destinations && d.api.token.is_none()
+        );
+        let e = parse("[auth]\nusers = [\"ok:pw\", \"bob\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auth.users[1]") && e.contains("name:password"),
+            "{e}"
+        );
+        let e = parse("[auth]\nusers = [\"bob:\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.users[0]") && e.contains("bob:***"), "{e}");
+        let e = parse("[api]\ntoken = \"short-secret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.token") && !e.contains("short-secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_https_proxy_url_is_refused_naming_the_key() {
+        let e = parse("[upstream]\nproxy = \"https://u:secret@proxy.example:443\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream.proxy") && e.contains("https"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
     }
 
     const TOKEN: &str = "MlsBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";

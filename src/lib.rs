@@ -56,6 +56,9 @@ pub mod intercept;
 // Timeouts, the connection cap and the idle clocks every connection runs under.
 pub mod limits;
 
+// Who may use the proxy and the API, and where it may connect.
+pub mod access;
+
 pub mod ca;
 
 // What the operator sees (access log, byte counts) and what clients fetch (PAC, CA page).

@@ -14,8 +14,11 @@ use potproxy::upstream::Egress;
 /// with `POTPROXY_LOG_FORMAT=json`, else text, with ANSI colours only when stderr is a terminal.
 fn init_logging(default_filter: &str) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("POTPROXY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // hudsucker's spans carry whole URIs (tokens, `ip=`): log_filter keeps them quiet.
+    let filter = potproxy::redact::log_filter(
+        std::env::var("POTPROXY_LOG").ok().as_deref(),
+        default_filter,
+    );
     let format = std::env::var("POTPROXY_LOG_FORMAT").unwrap_or_default();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

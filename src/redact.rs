@@ -18,6 +18,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The log filter: `spec` (`POTPROXY_LOG`) when it parses, else `default`, with hudsucker's
+/// spans always below the threshold. hudsucker opens a span per request carrying its whole URI
+/// (a googlevideo `ip=`, a client's own `pot=`), and a span's fields are printed on every line
+/// logged inside it, whatever module logs that line.
+pub fn log_filter(spec: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    let filter = spec
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    filter.add_directive("hudsucker=warn".parse().expect("static directive"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,7 +227,7 @@ where
         let io = TokioIo::new(IdleIo::new(tcp, activity));
         let this = self.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            this.clone().proxy(req, client_addr, conn.clone())
+            this.clone().proxy(req, client_addr, conn.clone(), None)
         });
         let served = self.server.serve_connection_with_upgrades(io, service);
         let mut served = std::pin::pin!(served);
@@ -243,17 +243,21 @@ where
         }
     }
 
+    /// `tunnel`: for a request read inside a CONNECT, the handler clone that saw the CONNECT
+    /// (as in hudsucker, it carries what the handler learned there, e.g. that the tunnel
+    /// passed the entry checks); each request gets a fresh clone of it.
     async fn proxy(
         self: Arc<Self>,
         req: Request<Incoming>,
         client_addr: SocketAddr,
         conn: ClientConn,
+        tunnel: Option<H>,
     ) -> Result<Response<Body>, Infallible> {
         // The client is not idle while it waits for this response; the upstream clocks (and a
         // client that stops reading) still bound it.
         let busy = conn.activity.begin_request();
         let idle = self.timeouts.upstream_idle;
-        let res = self.exchange(req, client_addr, conn).await;
+        let res = self.exchange(req, client_addr, conn, tunnel).await;
         // Bodies the handler made from other upstream streams get the same clock.
         Ok(res.map(|b| Body::from(IdleBody::new(b, idle).holding(busy).boxed())))
     }
@@ -265,11 +269,12 @@ where
         req: Request<Incoming>,
         client_addr: SocketAddr,
         conn: ClientConn,
+        tunnel: Option<H>,
     ) -> Response<Body> {
         let ctx = HttpContext { client_addr };
         let mut req = req.map(Body::from);
         req.extensions_mut().insert(conn.clone());
-        let mut handler = self.handler.clone();
+        let mut handler = tunnel.unwrap_or_else(|| self.handler.clone());
         let req = match handler.handle_request(&ctx, req).await {
             RequestOrResponse::Request(req) => req,
             RequestOrResponse::Response(res) => return res,
@@ -386,7 +391,14 @@ where
             if handler.should_intercept_connect(&ctx, &req).await {
                 if buffer == *b"GET " {
                     if let Err(e) = this
-                        .serve_stream(TokioIo::new(upgraded), Scheme::HTTP, authority, ctx, conn)
+                        .serve_stream(
+                            TokioIo::new(upgraded),
+                            Scheme::HTTP,
+                            authority,
+                            ctx,
+                            conn,
+                            handler.clone(),
+                        )
                         .await
                     {
                         tracing::debug!(error = %e, "plain connection inside CONNECT ended with an error");
@@ -436,7 +448,7 @@ where
                         }
                     };
                     if let Err(e) = this
-                        .serve_stream(stream, Scheme::HTTPS, authority, ctx, conn)
+                        .serve_stream(stream, Scheme::HTTPS, authority, ctx, conn, handler.clone())
                         .await
                     {
                         tracing::debug!(error = %crate::errtext::error_chain(e.as_ref()), "TLS connection inside CONNECT ended with an error");
@@ -481,6 +493,7 @@ where
         authority: Authority,
         ctx: HttpContext,
         conn: ClientConn,
+        handler: H,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -497,7 +510,8 @@ where
                 parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
                 req = Request::from_parts(parts, body);
             }
-            this.clone().proxy(req, client_addr, conn.clone())
+            this.clone()
+                .proxy(req, client_addr, conn.clone(), Some(handler.clone()))
         });
         let served = self.server.serve_connection_with_upgrades(stream, service);
         let mut served = std::pin::pin!(served);

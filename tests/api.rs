@@ -168,8 +168,10 @@ async fn bad_requests_get_400_naming_the_problem() {
     }
 }
 
+/// A caller's `proxy` that fails reads the same whatever the cause (closed port, a port that
+/// answers something else), so `/get_pot` cannot be used to scan ports.
 #[tokio::test]
-async fn an_unreachable_proxy_is_a_500_with_the_reason() {
+async fn an_unreachable_proxy_is_a_500_that_does_not_tell_ports_apart() {
     let h = api_harness().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -181,7 +183,20 @@ async fn an_unreachable_proxy_is_a_500_with_the_reason() {
     )
     .await;
     assert_eq!(status, 500, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("botguard"), "{v}");
+    assert_eq!(
+        v["error"].as_str().unwrap(),
+        "token generation through the given proxy failed",
+        "{v}"
+    );
+    // A port that is open but speaks something else (a banner server) answers alike.
+    let banner = common::start_banner_server().await;
+    let (status, open) = get_pot(
+        &h,
+        json!({"content_binding": V, "proxy": format!("http://{banner}")}),
+    )
+    .await;
+    assert_eq!(status, 500, "{open}");
+    assert_eq!(open["error"], v["error"]);
     let (status, v) = get_pot(&h, json!({"content_binding": V, "proxy": "ftp://nope"})).await;
     assert_eq!(status, 500, "{v}");
     assert!(v["error"].as_str().unwrap().contains("ftp"), "{v}");

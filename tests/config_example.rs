@@ -46,6 +46,12 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(ex.upstream.proxy, def.upstream.proxy);
     assert_eq!(ex.timeouts, def.timeouts);
     assert_eq!(ex.limits, def.limits);
+    assert_eq!(ex.api.token, def.api.token);
+    assert_eq!(ex.access.users.is_empty(), def.access.users.is_empty());
+    assert_eq!(
+        ex.access.loopback_destinations,
+        def.access.loopback_destinations
+    );
 }
 
 #[test]
@@ -60,6 +66,8 @@ fn every_documented_section_is_a_real_key() {
         "[intercept]",
         "[upstream]",
         "[upstream.resolve]",
+        "[auth]",
+        "[access]",
         "[tokens]",
         "[tokens.botguard]",
         "[tokens.browser]",

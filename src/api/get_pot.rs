@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::responses::{ApiResponse, failure, json_response};
+use super::responses::{ApiResponse, error, failure, json_response};
 use super::{ApiError, ApiState, iso8601};
 use crate::botguard::challenge::{Challenge, ChallengeError};
 use crate::services::Services;
@@ -105,11 +105,9 @@ pub fn parse_get_pot(body: &[u8]) -> Result<GetPot, ApiError> {
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => {
             let v: Value = serde_json::from_str(s).map_err(RequestError::ChallengeNotJson)?;
-            Some(Challenge::from_bg_challenge(&v).map_err(RequestError::Challenge)?)
+            Some(caller_challenge(&v)?)
         }
-        Some(v @ Value::Object(_)) => {
-            Some(Challenge::from_bg_challenge(v).map_err(RequestError::Challenge)?)
-        }
+        Some(v @ Value::Object(_)) => Some(caller_challenge(v)?),
         Some(other) => {
             return Err(wrong("challenge", "an object, a JSON string or null", other).into());
         }
@@ -141,6 +139,25 @@ pub fn parse_get_pot(body: &[u8]) -> Result<GetPot, ApiError> {
     })
 }
 
+/// A challenge from the caller. Its inline `interpreterJavascript` is the caller's code (the
+/// hash next to it proves nothing: the caller wrote both), so it is dropped: the interpreter is
+/// fetched from Google's `interpreterUrl` (only google.com / youtube.com hosts, see
+/// [`Challenge::from_bg_challenge`]) and checked against the hash.
+fn caller_challenge(v: &Value) -> Result<Challenge, RequestError> {
+    let mut c = Challenge::from_bg_challenge(v).map_err(RequestError::Challenge)?;
+    if c.interpreter_js.take().is_some() {
+        tracing::debug!(
+            "api: ignoring the challenge's inline interpreter; fetching it from its URL"
+        );
+    }
+    if c.interpreter_url.is_none() {
+        return Err(RequestError::Challenge(ChallengeError::Missing(
+            "interpreterUrl",
+        )));
+    }
+    Ok(c)
+}
+
 /// A content binding as given: an 11-character id is a video, anything else a session.
 pub fn binding_of(text: &str) -> Binding {
     let is_video = text.len() == 11
@@ -165,9 +182,18 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// What a caller is told when minting through its own `proxy` failed. One text for every
+/// cause, so unreachable, refused and closed ports read the same (no port-scan oracle); the
+/// cause goes to the log.
+pub const PROXY_FAILURE: &str = "token generation through the given proxy failed";
+
 pub(super) async fn get_pot(body: &[u8], state: &ApiState) -> ApiResponse {
+    let mut via_caller_proxy = false;
     let answer = match parse_get_pot(body) {
-        Ok(parsed) => mint_for(state, parsed).await,
+        Ok(parsed) => {
+            via_caller_proxy = parsed.proxy.is_some();
+            mint_for(state, parsed).await
+        }
         Err(e) => Err(e),
     };
     match answer {
@@ -175,6 +201,9 @@ pub(super) async fn get_pot(body: &[u8], state: &ApiState) -> ApiResponse {
         Err(e) => {
             if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::warn!(error = %crate::errtext::error_chain(&e), "api: /get_pot failed");
+                if via_caller_proxy {
+                    return error(e.status(), PROXY_FAILURE);
+                }
             }
             failure(&e)
         }

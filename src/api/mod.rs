@@ -51,6 +51,8 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// The bgutil protocol version reported by `/ping`.
     pub compat_version: String,
+    /// `[api] token`: when set, every route needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
 }
 
 /// Why an API call failed. The kind decides the status: a request the caller must fix is a
@@ -98,6 +100,10 @@ pub struct ApiState {
     pub intercept: Vec<crate::intercept::HostPattern>,
     /// The CA certificate in PEM (for `/ca.pem`).
     pub ca_pem: Option<String>,
+    /// `[api] token`: required on every route when set.
+    pub token: Option<String>,
+    /// Where the API listens (Host header check; off loopback, mutating routes need a token).
+    pub listen: SocketAddr,
 }
 
 impl ApiState {
@@ -110,6 +116,8 @@ impl ApiState {
             own_proxy: None,
             intercept: Vec::new(),
             ca_pem: None,
+            token: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4416)),
         }
     }
 }
@@ -193,6 +201,9 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     tracing::debug!(%method, %path, %peer, "api request");
+    if let Some(refused) = refuse(&req, state) {
+        return refused;
+    }
     if req
         .headers()
         .get(HOP_HEADER)
@@ -269,6 +280,50 @@ fn set_aside_entry(a: &crate::tokens::SetAside) -> String {
         a.remaining.as_secs(),
         a.reason
     )
+}
+
+/// Routes that change state or hand out a whole session.
+fn is_mutating(path: &str) -> bool {
+    matches!(path, "/invalidate_caches" | "/invalidate_it" | "/session")
+}
+
+/// The API's own access checks: no browser (an `Origin` header means a web page is calling:
+/// CSRF), no foreign Host (DNS rebinding), the bearer token when one is set, and a token for
+/// mutating routes whenever the API listens off loopback.
+fn refuse<B>(req: &Request<B>, state: &ApiState) -> Option<ApiResponse> {
+    use crate::access::{api_host_allowed, bearer_matches, from_browser};
+    if from_browser(req.headers()) {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "requests from web pages (with an Origin header) are refused",
+        ));
+    }
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !api_host_allowed(host, state.listen) {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "Host must name this API (a loopback name or address, or its listen address)",
+        ));
+    }
+    match &state.token {
+        Some(t) if !bearer_matches(req.headers(), t) => {
+            let mut res = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            res.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"potproxy\""),
+            );
+            Some(res)
+        }
+        None if is_mutating(req.uri().path()) && !state.listen.ip().is_loopback() => Some(error(
+            StatusCode::FORBIDDEN,
+            "this route needs [api] token when the API listens off loopback",
+        )),
+        _ => None,
+    }
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {

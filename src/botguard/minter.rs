@@ -253,6 +253,21 @@ impl BotGuard {
         false
     }
 
+    /// Drops `minter` if it is still the current one: a VM that ran out of time or memory may
+    /// be left mid-script, and its heap (up to the memory limit) is returned only when its
+    /// thread ends, which happens once the last handle is gone.
+    fn retire(&self, minter: &Arc<Minter>) {
+        let mut current = self.current.lock().expect("minter lock");
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, minter)) {
+            tracing::warn!(
+                "BotGuard VM hit its limits; dropping it, the next mint warms a new one"
+            );
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *current = None;
+        }
+    }
+
     /// A fresh minter: the current one, or a new one (one warm-up at a time; callers that
     /// arrive meanwhile wait for it), within `warmup_wait`.
     pub async fn minter(self: &Arc<Self>) -> Result<Arc<Minter>, BotGuardError> {
@@ -294,7 +309,15 @@ impl BotGuard {
     ) -> Result<(Token, SystemTime, u64), BotGuardError> {
         let minter = self.minter().await?;
         let t = Instant::now();
-        let token = minter.mint(binding).await?;
+        let token = match minter.mint(binding).await {
+            Ok(t) => t,
+            Err(e) => {
+                if matches!(&e, BotGuardError::Vm(v) if v.hit_limits()) {
+                    self.retire(&minter);
+                }
+                return Err(e);
+            }
+        };
         let micros = t.elapsed().as_micros() as u64;
         {
             let mut s = self.stats.lock().expect("stats lock");

@@ -41,6 +41,18 @@ pub enum VmError {
     Gone,
 }
 
+impl VmError {
+    /// True when the VM ran into its time or memory limit: it may be left mid-script and is
+    /// not to be used again.
+    pub fn hit_limits(&self) -> bool {
+        match self {
+            VmError::Timeout { .. } => true,
+            VmError::Threw(text) => text.contains("out of memory") || text.contains("interrupted"),
+            _ => false,
+        }
+    }
+}
+
 /// Limits for one VM.
 #[derive(Debug, Clone, Copy)]
 pub struct VmLimits {
@@ -568,6 +580,24 @@ mod tests {
         );
         // The VM thread survives and answers again.
         assert_eq!(vm.eval("1 + 1").await.unwrap(), "2");
+    }
+
+    #[tokio::test]
+    async fn running_out_of_time_or_memory_marks_the_vm_as_spent() {
+        let vm = VmHandle::spawn(VmLimits {
+            op_timeout: Duration::from_millis(300),
+            memory_limit: 32 * 1024 * 1024,
+        })
+        .unwrap();
+        let e = vm
+            .eval("(() => { const a = []; for (;;) a.push(new Array(100000).fill(1)); })()")
+            .await
+            .unwrap_err();
+        assert!(e.hit_limits(), "{e}");
+        let e = vm.eval("(() => { for (;;) {} })()").await.unwrap_err();
+        assert!(e.hit_limits(), "{e}");
+        let e = vm.eval("throw new Error('plain')").await.unwrap_err();
+        assert!(!e.hit_limits(), "{e}");
     }
 
     #[tokio::test]

@@ -44,6 +44,7 @@
 //! (googlevideo URLs, SABR bodies, captions, recovery from rejected tokens) and `pages` (ytcfg
 //! in HTML pages).
 
+mod guard;
 mod media;
 mod pages;
 mod plan;
@@ -96,6 +97,10 @@ pub struct Shared {
     pub http: HttpClient,
     /// The CA certificate (PEM) the CA page at `http://potproxy.invalid/` serves.
     pub ca_pem: String,
+    /// Entry checks: proxy auth, client addresses, destinations (`crate::access`).
+    pub gate: Arc<crate::access::Gate>,
+    /// HTTP/1-only connector (overrides, egress, verified TLS) for relayed upgrades.
+    pub upgrades: crate::upstream::UpstreamConnector,
 }
 
 /// Responses read for learning, at most (larger ones pass unread).
@@ -120,6 +125,11 @@ pub struct PotHandler {
     note: Option<Note>,
     /// This request's record for the access log and counters (fresh per request).
     exchange: Option<Arc<Exchange>>,
+    /// This connection's CONNECT passed the entry check (hudsucker hands the requests it reads
+    /// inside the tunnel to clones of this handler).
+    checked_tunnel: bool,
+    /// That CONNECT's authority.
+    connect_authority: Option<String>,
 }
 
 impl PotHandler {
@@ -128,6 +138,8 @@ impl PotHandler {
             shared,
             note: None,
             exchange: None,
+            checked_tunnel: false,
+            connect_authority: None,
         }
     }
 
@@ -201,10 +213,18 @@ impl PotHandler {
                 "potproxy: CONNECT needs host:port\n".into(),
             ));
         };
-        if self.shared.policy.decide_connect(&authority) != ConnectDecision::Tunnel {
-            return RequestOrResponse::Request(req);
+        match self.shared.policy.decide_connect(&authority) {
+            ConnectDecision::Tunnel => {}
+            ConnectDecision::DecideBySni => return self.on_ip_connect(req, authority).await,
+            ConnectDecision::Intercept => return RequestOrResponse::Request(Self::sealed(req)),
         }
         let (host, port) = split_authority(&authority, 443);
+        if let Err(r) = self.check_destination(host, port) {
+            return RequestOrResponse::Response(text_response(
+                StatusCode::FORBIDDEN,
+                r.text().to_string(),
+            ));
+        }
         let started = std::time::Instant::now();
         let server = match self.shared.resolver.dial(host, port).await {
             Ok(s) => s,
@@ -218,6 +238,12 @@ impl PotHandler {
                 ));
             }
         };
+        if let Err(r) = self.check_dialled(host, &server) {
+            return RequestOrResponse::Response(text_response(
+                StatusCode::FORBIDDEN,
+                r.text().to_string(),
+            ));
+        }
         let upgrade = hyper::upgrade::on(&mut req);
         // The tunnel keeps its own idle clock over both sides (`[timeouts] tunnel_idle_secs`);
         // the client socket's shorter one stops here.
@@ -340,9 +366,15 @@ impl PotHandler {
 impl HttpHandler for PotHandler {
     async fn handle_request(
         &mut self,
-        _ctx: &HttpContext,
-        req: Request<Body>,
+        ctx: &HttpContext,
+        mut req: Request<Body>,
     ) -> RequestOrResponse {
+        if let Some(refused) = self.guard(ctx.client_addr, &mut req) {
+            return RequestOrResponse::Response(refused);
+        }
+        if Self::wants_upgrade(&req) {
+            return self.on_upgrade(req).await;
+        }
         if req.method() == Method::CONNECT {
             return self.on_connect(req).await;
         }
@@ -397,15 +429,15 @@ impl HttpHandler for PotHandler {
         true
     }
 
-    /// The SNI decides: a listed name is decrypted, anything else (or no SNI) is tunnelled.
+    /// Only CONNECTs to listed names reach here (IP literals are decided in `guard`), so the
+    /// answer is always yes: hudsucker would dial a "no" itself, past the resolver and the
+    /// egress proxy. A ClientHello for another name gets a leaf the client will not accept.
     async fn should_intercept_tls(
         &mut self,
         _ctx: &HttpContext,
-        hello: rustls::server::ClientHello<'_>,
+        _hello: rustls::server::ClientHello<'_>,
     ) -> bool {
-        hello
-            .server_name()
-            .is_some_and(|name| self.shared.policy.is_intercepted(name))
+        true
     }
 }
 

@@ -144,6 +144,8 @@ impl Resolver {
 #[derive(Clone)]
 pub struct OverrideConnector {
     resolver: Resolver,
+    /// The destination rule for names dialled directly (see [`connector_checked`]).
+    check: Option<Arc<crate::access::Destinations>>,
 }
 
 impl tower_service::Service<Uri> for OverrideConnector {
@@ -157,16 +159,32 @@ impl tower_service::Service<Uri> for OverrideConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let resolver = self.resolver.clone();
+        let check = self.check.clone();
         Box::pin(async move {
             let host = uri.host().ok_or("URI has no host")?.to_string();
             let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
                 Some("http") => 80,
                 _ => 443,
             });
-            let target = resolver.target(host.trim_matches(|c| c == '[' || c == ']'), port);
-            tokio::time::timeout(resolver.connect_timeout, resolver.connect_uri(target))
+            let bare = host.trim_matches(|c| c == '[' || c == ']');
+            let target = resolver.target(bare, port);
+            let io = tokio::time::timeout(resolver.connect_timeout, resolver.connect_uri(target))
                 .await
-                .map_err(|_| -> BoxError { format!("connect to {host}:{port} timed out").into() })?
+                .map_err(|_| -> BoxError {
+                    format!("connect to {host}:{port} timed out").into()
+                })??;
+            // A name the system resolved to a refused address (127.0.0.1, our own API) is
+            // refused like the address itself; overrides and egress proxies are the operator's.
+            if let Some(check) = check.filter(|_| {
+                matches!(resolver.egress, Egress::Direct) && resolver.lookup(bare).is_none()
+            }) {
+                if let Ok(peer) = io.inner().peer_addr() {
+                    check
+                        .check_addr(peer)
+                        .map_err(|r| -> BoxError { r.text().trim_end().into() })?;
+                }
+            }
+            Ok(io)
         })
     }
 }
@@ -221,9 +239,33 @@ pub fn connector_via(
     cfg: &UpstreamConfig,
     egress: Egress,
 ) -> Result<UpstreamConnector, UpstreamError> {
-    let inner = OverrideConnector {
-        resolver: Resolver::new(cfg).with_egress(egress),
-    };
+    with_inner(
+        cfg,
+        OverrideConnector {
+            resolver: Resolver::new(cfg).with_egress(egress),
+            check: None,
+        },
+    )
+}
+
+/// The MITM client's connector, refusing names that resolve to a destination `check` refuses.
+pub fn connector_checked(
+    cfg: &UpstreamConfig,
+    check: Arc<crate::access::Destinations>,
+) -> Result<UpstreamConnector, UpstreamError> {
+    with_inner(
+        cfg,
+        OverrideConnector {
+            resolver: Resolver::new(cfg),
+            check: Some(check),
+        },
+    )
+}
+
+fn with_inner(
+    cfg: &UpstreamConfig,
+    inner: OverrideConnector,
+) -> Result<UpstreamConnector, UpstreamError> {
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(client_tls_config(cfg)?)
         .https_or_http()

@@ -11,7 +11,9 @@ pub enum EgressError {
     NotAUrl(#[source] url::ParseError),
     #[error("proxy URL has no host")]
     NoHost,
-    #[error("unsupported proxy scheme `{0}` (http, socks5, socks5h)")]
+    #[error(
+        "unsupported proxy scheme `{0}` (http, socks5, socks5h; https:// proxies are not supported)"
+    )]
     UnsupportedScheme(String),
     #[error("bad proxy address: {0}")]
     BadAddress(#[source] http::uri::InvalidUri),
@@ -64,7 +66,6 @@ impl Egress {
         let host = u.host_str().ok_or(EgressError::NoHost)?;
         let default_port = match u.scheme() {
             "http" => 80,
-            "https" => 443,
             "socks5" | "socks5h" => 1080,
             other => return Err(EgressError::UnsupportedScheme(other.to_string())),
         };
@@ -87,7 +88,7 @@ impl Egress {
         });
         let url = t.to_string();
         Ok(match u.scheme() {
-            "http" | "https" => Egress::Http {
+            "http" => Egress::Http {
                 proxy,
                 auth: (!user.is_empty()).then(|| {
                     use base64::Engine;
@@ -123,6 +124,19 @@ impl Egress {
         }
     }
 
+    /// The proxy's socket address when it is an IP literal (names are resolved when dialled).
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        let proxy = match self {
+            Egress::Direct => return None,
+            Egress::Http { proxy, .. } | Egress::Socks5 { proxy, .. } => proxy,
+        };
+        let host = proxy.host()?.trim_matches(|c| c == '[' || c == ']');
+        Some(std::net::SocketAddr::new(
+            host.parse().ok()?,
+            proxy.port_u16()?,
+        ))
+    }
+
     /// The proxy URL as written, credentials included: what another bgutil-compatible provider
     /// is handed so it leaves through the same proxy. `None` when direct.
     pub fn url(&self) -> Option<&str> {
@@ -156,6 +170,13 @@ mod tests {
         }
         let s = Egress::parse("socks5h://a:b@127.0.0.1").unwrap();
         assert_eq!(s.key().as_deref(), Some("socks5h://127.0.0.1:1080"));
+        // Spoken in plaintext, an https:// proxy would expose its credentials: refused.
+        assert!(
+            Egress::parse("https://u:p@proxy.example")
+                .unwrap_err()
+                .to_string()
+                .contains("https")
+        );
         assert!(
             Egress::parse("ftp://x")
                 .unwrap_err()

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 pub use client::{FetchError, FetchedResponse, HttpClient};
 pub use dial::{
-    OverrideConnector, Resolver, UpstreamConnector, client_tls_config, connector, connector_via,
-    root_store,
+    OverrideConnector, Resolver, UpstreamConnector, client_tls_config, connector,
+    connector_checked, connector_via, root_store,
 };
 pub use egress::{Egress, EgressError};
 

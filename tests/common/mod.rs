@@ -9,6 +9,7 @@
 
 pub mod botguard;
 pub mod chain;
+pub mod egress;
 pub mod harness;
 pub mod media;
 pub mod origin;

@@ -535,7 +535,8 @@ fn refuse(tcp: TcpStream, limit: usize) {
     let _ = tcp.try_write(head.as_bytes());
 }
 
-fn text_response(status: StatusCode, text: String) -> Response<Body> {
+/// A short plain-text answer of the proxy's own.
+pub(crate) fn text_response(status: StatusCode, text: String) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")

@@ -85,6 +85,30 @@ impl Planned<'_> {
 }
 
 impl PotHandler {
+    /// Sends the request of `note` again, its token replaced by `token` (`what` names the
+    /// attempt in the log); `None` when the URL cannot be rebuilt or the request not sent.
+    async fn reissue(
+        &self,
+        note: &MediaNote,
+        token: &Token,
+        what: &str,
+    ) -> Option<http::Response<hyper::body::Incoming>> {
+        let new_pq = apply_url(&note.original_pq, note.plan.place, token, &note.plan.client)?;
+        let uri = with_path_and_query(&note.uri, &new_pq)?;
+        match self
+            .shared
+            .http
+            .stream(note.method.clone(), uri, note.headers.clone())
+            .await
+        {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} could not be sent");
+                None
+            }
+        }
+    }
+
     /// The playback a media or caption URL belongs to, as learned from its player response.
     async fn playback_of(&self, pq: &str) -> Option<PlaybackInfo> {
         let (path, query) = split_path_query(pq);
@@ -331,25 +355,9 @@ impl PotHandler {
                 tracing::warn!(client = %note.plan.client, "no other token to try for a refused media request");
                 return None;
             }
-            let new_pq = apply_url(
-                &note.original_pq,
-                note.plan.place,
-                &issued.token,
-                &note.plan.client,
-            )?;
-            let uri = with_path_and_query(&note.uri, &new_pq)?;
-            let res = match self
-                .shared
-                .http
-                .stream(note.method.clone(), uri, note.headers.clone())
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "re-issued media request could not be sent");
-                    return None;
-                }
-            };
+            let res = self
+                .reissue(note, &issued.token, "re-issued media request")
+                .await?;
             tracing::info!(client = %note.plan.client, attempt, status = %res.status(), source = ?issued.provenance.as_ref().map(|p| p.source), "re-issued a refused media request with a fresh token");
             if res.status() != http::StatusCode::FORBIDDEN {
                 return Some(self.resuming(res.map(Body::from), note, Some(issued)));
@@ -418,25 +426,9 @@ impl PotHandler {
             return None;
         }
         let token = self.token_for(binding).await.ok()?;
-        let new_pq = apply_url(
-            &note.original_pq,
-            note.plan.place,
-            &token,
-            &note.plan.client,
-        )?;
-        let uri = with_path_and_query(&note.uri, &new_pq)?;
-        let res = match self
-            .shared
-            .http
-            .stream(note.method.clone(), uri, note.headers.clone())
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "retry with the other regime could not be sent");
-                return None;
-            }
-        };
+        let res = self
+            .reissue(note, &token, "retry with the other regime")
+            .await?;
         let ok = res.status().is_success();
         tracing::info!(client = %note.plan.client, from = ?note.regime, to = ?other, status = %res.status(), "retried a rejected media request with the other regime's token");
         if ok {

@@ -67,6 +67,7 @@ use crate::learn::session::SessionStore;
 use crate::limits::ClientConn;
 use crate::observe::Exchange;
 use crate::observe::ca_page::{self, is_ca_page_host};
+use crate::serve::text_response;
 use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 
@@ -147,14 +148,6 @@ impl PotHandler {
     fn observed(&self) -> Option<&Exchange> {
         self.exchange.as_deref()
     }
-}
-
-fn text_response(status: StatusCode, text: String) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from(text))
-        .expect("static response parts are valid")
 }
 
 /// The host a request is for: the Host header when present (HTTP/1), else the URI (HTTP/2

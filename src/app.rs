@@ -341,6 +341,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         state.ca_pem = Some(ca.cert_pem.clone());
         state.token = config.api.token.clone();
         state.listen = a;
+        state.cluster = cluster.clone();
         let state = Arc::new(state);
         tokio::spawn(api::serve_with(
             l,

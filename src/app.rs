@@ -233,6 +233,12 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     };
     if let Some(c) = &cluster {
         services.tokens = services.tokens.clone().with_shared(Arc::new(c.clone()));
+        let verdicts = crate::cluster::FleetRefusals::new(
+            crate::tokens::Refusals::new(config.tokens.set_aside),
+            c.clone(),
+            services.tokens.source_names(),
+        );
+        services.tokens = services.tokens.clone().with_refusals(Arc::new(verdicts));
     }
     if let Some(bg) = services
         .botguard
@@ -335,6 +341,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         state.ca_pem = Some(ca.cert_pem.clone());
         state.token = config.api.token.clone();
         state.listen = a;
+        state.cluster = cluster.clone();
         let state = Arc::new(state);
         tokio::spawn(api::serve_with(
             l,

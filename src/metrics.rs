@@ -146,6 +146,34 @@ pub static TOKEN_CACHE_ENTRIES: LazyLock<GaugeVec> =
 pub static SESSIONS: LazyLock<GaugeVec> =
     gauge!("sessions", "Playback sessions in the session store", []);
 
+/// Failed or timed-out calls to the fleet's Redis (`[cluster]` only).
+pub static CLUSTER_REDIS_CALLS_FAILED: LazyLock<GaugeVec> = gauge!(
+    "cluster_redis_calls_failed",
+    "Failed or timed-out calls to the cluster's Redis since start",
+    []
+);
+
+/// 1 while the fleet's Redis answers, 0 while it is taken as down (`[cluster]` only).
+pub static CLUSTER_REDIS_UP: LazyLock<GaugeVec> = gauge!(
+    "cluster_redis_up",
+    "Whether the cluster's Redis answers (1) or not (0)",
+    []
+);
+
+/// Times the fleet's Redis went down since start (`[cluster]` only).
+pub static CLUSTER_OUTAGES: LazyLock<GaugeVec> = gauge!(
+    "cluster_outages",
+    "Times the cluster's Redis was found down since start",
+    []
+);
+
+/// Resident memory of every browser's process tree (`browser` source only).
+pub static BROWSER_RSS_BYTES: LazyLock<GaugeVec> = gauge!(
+    "browser_rss_bytes",
+    "Resident memory of the browsers' process trees, bytes",
+    []
+);
+
 fn register_all(r: &mut Registry) {
     for c in [&REQUESTS, &REWRITES, &TOKENS, &UPSTREAM_ERRORS, &BYTES] {
         r.register(c.name, c.help, c.family.clone());
@@ -155,6 +183,16 @@ fn register_all(r: &mut Registry) {
             // A family prints nothing until it has a series: show 0 from the start.
             g.with(&[]);
         }
+        r.register(g.name, g.help, g.family.clone());
+    }
+    // Shown only where they mean something (a cluster, a browser source): no series until
+    // sampled, so a node without Redis does not report it down.
+    for g in [
+        &CLUSTER_REDIS_CALLS_FAILED,
+        &CLUSTER_REDIS_UP,
+        &CLUSTER_OUTAGES,
+        &BROWSER_RSS_BYTES,
+    ] {
         r.register(g.name, g.help, g.family.clone());
     }
 }

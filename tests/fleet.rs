@@ -340,3 +340,131 @@ async fn a_source_set_aside_on_one_node_is_set_aside_for_the_fleet_until_it_expi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+const V2: &str = "9bZkp7q19f0";
+
+/// Bytes of a format the fake googlevideo cuts after 1 MiB when its token is low trust.
+const GRADED_LEN: u64 = 3 * 1024 * 1024 + 17;
+
+/// GETs `url` through `client`; the status and the whole body (panics when it breaks).
+async fn get_all(client: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
+    let res = client.get(url).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.bytes().await.unwrap().to_vec())
+}
+
+fn graded_audio_url(p: &Value) -> String {
+    p["streamingData"]["adaptiveFormats"][0]["url"]
+        .as_str()
+        .unwrap()
+        .replace(
+            &format!("clen={DEFAULT_MEDIA_LEN}"),
+            &format!("clen={GRADED_LEN}"),
+        )
+}
+
+#[tokio::test]
+async fn a_source_set_aside_on_one_node_is_not_used_by_another() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fakes = Fakes::start().await;
+    let ca_dir = tempfile::tempdir().unwrap();
+    let toml = {
+        let bg = &fakes.origin.state.bg;
+        format!(
+            "[cluster]\nredis = {:?}\nprefix = \"verdicts:\"\ntimeout_ms = 200\n\n\
+             [tokens.static.bindings]\n\"{V1}\" = \"{}\"\n\"{V2}\" = \"{}\"\n",
+            redis.url(),
+            bg.signed_token(V1, common::botguard::Trust::High),
+            bg.signed_token(V2, common::botguard::Trust::High)
+        )
+    };
+    {
+        let mut b = fakes.origin.behaviour();
+        b.grade_trust = true;
+        b.low_trust = LowTrust::Cut;
+        b.enforce_media = true;
+    }
+    let builder = Harness::builder()
+        .api(true)
+        .sources(&[SourceKind::BotGuard, SourceKind::Static])
+        .toml(&toml);
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let cfg = builder.config(&fakes, ca_dir.path());
+        nodes.push(potproxy::start(cfg).await.expect("node starts"));
+    }
+    let pem = std::fs::read(ca_dir.path().join("ca.pem")).unwrap();
+    let (a, b) = (
+        client_via(nodes[0].addr, &pem),
+        client_via(nodes[1].addr, &pem),
+    );
+
+    // Node A: BotGuard's (QuickJS, low-trust) tokens are cut off, renewed once, set aside.
+    let url = graded_audio_url(&player(&a, V1).await);
+    let (status, body) = get_all(&a, &url).await;
+    assert_eq!(status, 200);
+    assert!(
+        body == media_bytes(0, GRADED_LEN),
+        "node A's body byte-exact"
+    );
+    assert!(
+        fakes.origin.counts().low_trust_cuts >= 1,
+        "the fake did cut"
+    );
+    let aside = nodes[0].services.tokens.set_aside();
+    assert!(
+        aside.iter().any(|s| s.source == "botguard"),
+        "botguard set aside on A: {aside:?}"
+    );
+
+    // Node B learns the verdict from the fleet (it refreshes every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !nodes[1]
+        .services
+        .tokens
+        .set_aside()
+        .iter()
+        .any(|s| s.source == "botguard" && s.egress == "direct")
+    {
+        assert!(Instant::now() < deadline, "node B never saw the verdict");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Node B: the next video goes straight to the static source; nothing is refused.
+    let c = fakes.origin.counts();
+    let refusals_before = c.low_trust_cuts + c.low_trust_403s + c.low_trust_ump + c.bot_checks;
+    let b_mints = nodes[1].services.botguard.as_ref().unwrap().stats().mints;
+    fakes.origin.take();
+    let url = graded_audio_url(&player(&b, V2).await);
+    let (status, body) = get_all(&b, &url).await;
+    assert_eq!(status, 200);
+    assert!(
+        body == media_bytes(0, GRADED_LEN),
+        "node B's body byte-exact"
+    );
+    let c = fakes.origin.counts();
+    assert_eq!(
+        c.low_trust_cuts + c.low_trust_403s + c.low_trust_ump + c.bot_checks,
+        refusals_before,
+        "no refusal on node B"
+    );
+    assert_eq!(
+        nodes[1].services.botguard.as_ref().unwrap().stats().mints,
+        b_mints,
+        "node B did not mint with botguard"
+    );
+    for s in fakes
+        .origin
+        .take()
+        .into_iter()
+        .filter(|s| s.path_and_query.starts_with("/videoplayback"))
+    {
+        let pot = &s.query_values("pot")[0];
+        assert_eq!(
+            fakes.origin.state.bg.trust(pot, V2),
+            Some(common::botguard::Trust::High)
+        );
+    }
+}

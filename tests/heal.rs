@@ -7,10 +7,10 @@
 //! must see no refusal at all. Also: transparent resume of media broken by the origin itself,
 //! and the player's bot check.
 //!
-//! For the lead, once the `browser` source merges: copy `graded_harness` with
-//! `.sources(&[SourceKind::BotGuard, SourceKind::Browser])` and no static bindings (skip like
-//! the browser tests when Chromium is missing, fail under `CI`); the browser's canvas passes
-//! the probe, so the same assertions hold with `"browser"` as the source that takes over.
+//! The same with headless Chromium as the source that takes over (`["botguard", "browser"]`,
+//! no static tokens: the browser's canvas passes the probe), and browser-first (the default
+//! order with Chromium installed) never refused at all; these skip where no browser is
+//! installed and fail instead under `CI`.
 
 mod common;
 
@@ -412,4 +412,62 @@ async fn the_fake_botguard_grades_quickjs_low_and_a_real_browser_high() {
         dom.contains("SNAP:fake-botguard:PROG:high"),
         "Chromium renders text: {dom}"
     );
+}
+
+/// Whether a browser is installed; without one the test skips, or fails under `CI`.
+fn have_browser() -> bool {
+    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    assert!(
+        !ci,
+        "no chromium on PATH and CI is set: browser tests must not skip in CI (.ci/run installs it)"
+    );
+    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
+    false
+}
+
+/// `sources` (BotGuard and the browser, in some order), grading on, no static bindings: the
+/// browser's canvas passes the fake's probe, so its tokens are high trust.
+async fn browser_harness(sources: &[SourceKind]) -> Harness {
+    let fakes = Fakes::start().await;
+    {
+        let mut b = fakes.origin.behaviour();
+        b.grade_trust = true;
+        b.low_trust = LowTrust::Cut;
+        b.enforce_media = true;
+    }
+    Harness::builder()
+        .sources(sources)
+        .api(true)
+        .start_on(fakes)
+        .await
+}
+
+#[tokio::test]
+async fn quickjs_tokens_graded_low_are_replaced_by_the_browsers_and_botguard_is_set_aside() {
+    if !have_browser() {
+        return;
+    }
+    let h = browser_harness(&[SourceKind::BotGuard, SourceKind::Browser]).await;
+    let url = audio_url(&player(&h, V1).await, BIG);
+    download_every_way(&h, &url).await;
+    assert!(h.origin.counts().low_trust_cuts >= 1, "the fake did cut");
+    botguard_is_set_aside(&h).await;
+    second_video_has_no_refusal(&h).await;
+}
+
+#[tokio::test]
+async fn with_the_browser_first_and_grading_on_nothing_is_ever_refused() {
+    if !have_browser() {
+        return;
+    }
+    let h = browser_harness(&[SourceKind::Browser, SourceKind::BotGuard]).await;
+    for video in [V1, V2] {
+        let url = audio_url(&player(&h, video).await, BIG);
+        download_every_way(&h, &url).await;
+        assert_eq!(refusals(&h), 0, "refusal during {video}");
+    }
+    assert!(h.proxy.services.tokens.set_aside().is_empty());
 }

@@ -536,3 +536,33 @@ async fn a_5_mb_player_response_costs_under_50_mb_and_logs_carry_no_ansi() {
         "ANSI codes in a log that is not a terminal:\n{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_show_the_cluster_redis_health_after_traffic() {
+    let Some(redis) = common::redis::RedisServer::start() else {
+        return;
+    };
+    let toml = format!(
+        "[cluster]\nredis = {:?}\nprefix = \"observe:\"\ntimeout_ms = 200\n",
+        redis.url()
+    );
+    let h = Harness::builder()
+        .static_token()
+        .api(true)
+        .toml(&toml)
+        .start()
+        .await;
+    let res = post_player(&h.client(), PLAYER_URL).await;
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap();
+    let api = h.proxy.api_addr.unwrap();
+    let (status, text) = get_text(format!("http://{api}/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&text, "potproxy_cluster_redis_up "), 1, "{text}");
+    for s in [
+        "potproxy_cluster_redis_calls_failed ",
+        "potproxy_cluster_outages ",
+    ] {
+        assert!(text.contains(s), "{s} missing:\n{text}");
+    }
+}

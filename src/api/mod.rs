@@ -104,6 +104,8 @@ pub struct ApiState {
     pub token: Option<String>,
     /// Where the API listens (Host header check; off loopback, mutating routes need a token).
     pub listen: SocketAddr,
+    /// The fleet's Redis (`[cluster]`), for its health gauges on `/metrics`.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl ApiState {
@@ -118,6 +120,7 @@ impl ApiState {
             ca_pem: None,
             token: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 4416)),
+            cluster: None,
         }
     }
 }

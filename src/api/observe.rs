@@ -36,6 +36,17 @@ pub(super) fn metrics(state: &ApiState) -> ApiResponse {
             }
         }
     }
+    if let Some(cluster) = &state.cluster {
+        let gauge = |g: &metrics::GaugeVec, v: u64| g.with(&[]).set(v as i64);
+        gauge(&metrics::CLUSTER_REDIS_CALLS_FAILED, cluster.failures());
+        gauge(&metrics::CLUSTER_REDIS_UP, u64::from(cluster.available()));
+        gauge(&metrics::CLUSTER_OUTAGES, cluster.outages());
+    }
+    if let Some(browsers) = &services.browsers {
+        metrics::BROWSER_RSS_BYTES
+            .with(&[])
+            .set(browsers.rss_bytes() as i64);
+    }
     text(StatusCode::OK, metrics::CONTENT_TYPE, metrics::encode())
 }
 

@@ -12,6 +12,7 @@
 //! Without `[cluster]` none of this exists and a node runs alone.
 
 mod tier;
+mod verdicts;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use tier::SetAside;
+pub use verdicts::FleetRefusals;
 
 /// The key namespace when `[cluster] prefix` is not set.
 pub const DEFAULT_PREFIX: &str = "potproxy:";

@@ -62,6 +62,18 @@ impl TokenSource for BrowserSource {
         })
     }
 
+    /// Ready while the configured egress's browser holds a warm minter (`/readyz`).
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        let warm = self.pool.default_minter().is_warm();
+        Box::pin(async move {
+            if warm {
+                Ok(())
+            } else {
+                Err(format!("{NAME}: no warm minter"))
+            }
+        })
+    }
+
     /// Drops the page minter that made a refused token; the next mint warms a fresh one.
     fn refused(&self, req: &TokenRequest, minter: Option<u64>) -> bool {
         if let (Some(id), Ok(m)) = (minter, self.pool.for_egress(req.egress.as_ref())) {

@@ -246,7 +246,13 @@ pub struct TokenService {
     shared: Option<Arc<dyn SharedTokens>>,
     /// Refused tokens and the sources set aside for them, per egress.
     refusals: Arc<dyn RefusalStore>,
+    /// The last tokens refused here: the fleet's copy of one may outlive our delete of it (the
+    /// delete is not awaited), and it must not come back from there.
+    recently_refused: Arc<std::sync::Mutex<std::collections::VecDeque<Token>>>,
 }
+
+/// How many refused tokens [`TokenService`] remembers to keep them from coming back.
+const RECENTLY_REFUSED: usize = 64;
 
 /// What the fleet's tier said before minting.
 enum FromFleet {
@@ -283,6 +289,7 @@ impl TokenService {
             ttl,
             shared: None,
             refusals: Arc::new(Refusals::new(DEFAULT_SET_ASIDE)),
+            recently_refused: Arc::default(),
         }
     }
 
@@ -323,6 +330,11 @@ impl TokenService {
         self.cache.forget_token(req, &issued.token);
         if let (Some(shared), Some(key)) = (&self.shared, shared_key(req)) {
             shared.forget(&key);
+            let mut refused = self.recently_refused.lock().expect("refused tokens lock");
+            if refused.len() >= RECENTLY_REFUSED {
+                refused.pop_front();
+            }
+            refused.push_back(issued.token.clone());
         }
         let Some(p) = &issued.provenance else {
             // Loaded from the cache file: nothing to attribute; the next token is minted.
@@ -407,6 +419,9 @@ impl TokenService {
         if let (Some(shared), Some(fk)) = (&self.shared, &fleet_key) {
             if !req.bypass_cache {
                 match from_fleet(shared.as_ref(), fk).await {
+                    FromFleet::Token(issued) if self.was_refused(&issued.token) => {
+                        tracing::debug!(binding = %describe(&req.binding), "the fleet's token was refused here; minting");
+                    }
                     FromFleet::Token(issued) => {
                         tracing::trace!(binding = %describe(&req.binding), "token from the fleet");
                         self.cache
@@ -446,6 +461,18 @@ impl TokenService {
         }
         release();
         Ok(issued)
+    }
+
+    /// The names of the sources, in their order.
+    pub fn source_names(&self) -> Vec<&'static str> {
+        self.sources.iter().map(|s| s.name()).collect()
+    }
+
+    fn was_refused(&self, token: &Token) -> bool {
+        self.recently_refused
+            .lock()
+            .expect("refused tokens lock")
+            .contains(token)
     }
 
     /// Shorthand for [`issue`](Self::issue) when only the token matters.

@@ -212,6 +212,85 @@ impl http_body::Body for Prefixed {
     }
 }
 
+/// What a [`Tee`] calls with the whole copy of a body that ended within its cap.
+pub type OnWhole = Box<dyn FnOnce(Bytes) + Send + Sync>;
+
+/// A response body passed on frame by frame while a copy (up to `cap` bytes) is kept, for
+/// learning from answers the client gets unchanged: nothing is held back, so a large page costs
+/// the client no extra wait. When the body is complete within the cap, `on_whole` gets the copy
+/// before the last frame is handed on (a client that acts on the last byte finds the lesson
+/// learned); a body over the cap or broken teaches nothing.
+pub struct Tee {
+    inner: Body,
+    copy: BytesMut,
+    cap: usize,
+    on_whole: Option<OnWhole>,
+}
+
+impl Tee {
+    pub fn new(inner: Body, cap: usize, on_whole: OnWhole) -> Self {
+        Tee {
+            inner,
+            copy: BytesMut::new(),
+            cap,
+            on_whole: Some(on_whole),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(f) = self.on_whole.take() {
+            f(std::mem::take(&mut self.copy).freeze());
+        }
+    }
+}
+
+impl http_body::Body for Tee {
+    type Data = Bytes;
+    type Error = hudsucker::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.on_whole.is_some() {
+                        if this.copy.len() + data.len() > this.cap {
+                            this.on_whole = None;
+                            this.copy = BytesMut::new();
+                        } else {
+                            this.copy.extend_from_slice(data);
+                        }
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.on_whole = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Undoes a `Content-Encoding` header value (codings applied in order, so undone in reverse).
 /// Output is limited to `limit` bytes so a small compressed body cannot expand without bound.
 pub fn decode(content_encoding: &str, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
@@ -385,6 +464,34 @@ mod tests {
         assert!(res.headers().get(CONTENT_ENCODING).is_none());
         assert!(res.headers().get(TRANSFER_ENCODING).is_none());
         assert_eq!(res.headers()[CONTENT_LENGTH], "2");
+    }
+
+    #[tokio::test]
+    async fn a_teed_body_passes_unchanged_and_teaches_before_its_last_frame() {
+        use std::sync::{Arc, Mutex};
+        let learned: Arc<Mutex<Option<Bytes>>> = Arc::default();
+        let l = learned.clone();
+        let body = Body::from(http_body_util::Full::new(Bytes::from_static(TEXT)));
+        let mut tee = Tee::new(body, 1024, Box::new(move |b| *l.lock().unwrap() = Some(b)));
+        let frame = tee.frame().await.unwrap().unwrap();
+        // The copy is handed over as the last frame passes, before the client sees the end.
+        assert_eq!(learned.lock().unwrap().as_deref(), Some(TEXT));
+        assert_eq!(frame.into_data().unwrap(), TEXT);
+        assert!(tee.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_teed_body_over_its_cap_passes_whole_and_teaches_nothing() {
+        use std::sync::{Arc, Mutex};
+        let learned: Arc<Mutex<Option<Bytes>>> = Arc::default();
+        let l = learned.clone();
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            (0..10u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let tee = Tee::new(body, 2500, Box::new(move |b| *l.lock().unwrap() = Some(b)));
+        let all = tee.collect().await.unwrap().to_bytes();
+        assert_eq!(all.len(), 10_000);
+        assert!(learned.lock().unwrap().is_none());
     }
 
     #[tokio::test]

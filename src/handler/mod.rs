@@ -72,7 +72,6 @@ use crate::tokens::TokenService;
 use crate::upstream::{HttpClient, Resolver};
 
 pub use media::MediaNote;
-use stages::read_response;
 
 /// Settings the handler reads on every request.
 #[derive(Debug, Clone)]

@@ -3,14 +3,16 @@
 //! account the session has and whether the experiment that binds media tokens to the video id is
 //! on; a watch page's `ytInitialPlayerResponse` carries media URLs like a player response does;
 //! InnerTube's `responseContext` names the account (DataSync ID) behind a visitor. Reading the
-//! page is [`crate::learn::page`]'s; the client receives the same bytes.
+//! page is [`crate::learn::page`]'s; the client receives the same bytes as they arrive
+//! (learning happens as the last one passes, never holding the answer back).
 
 use http::Response;
 use http::header::CONTENT_TYPE;
 use hudsucker::Body;
 use serde_json::Value;
 
-use super::{PotHandler, read_response};
+use super::PotHandler;
+use super::stages::learn_as_it_streams;
 use crate::learn::page::{Page, initial_player_response};
 use crate::learn::session::{playback_info, url_keys};
 
@@ -24,14 +26,10 @@ impl PotHandler {
         if !is_html {
             return res;
         }
-        let (parts, bytes, decoded) = match read_response(res).await {
-            Ok(read) => read,
-            Err(unread) => return unread,
-        };
-        if let Some(html) = decoded.as_deref().map(String::from_utf8_lossy) {
-            self.learn_page(&html);
-        }
-        Response::from_parts(parts, Body::from(bytes))
+        let this = self.clone();
+        learn_as_it_streams(res, move |html| {
+            this.learn_page(&String::from_utf8_lossy(html));
+        })
     }
 
     /// Any InnerTube JSON response: remember the account behind its visitor data.
@@ -44,14 +42,12 @@ impl PotHandler {
         if !is_json {
             return res;
         }
-        let (parts, bytes, decoded) = match read_response(res).await {
-            Ok(read) => read,
-            Err(unread) => return unread,
-        };
-        if let Some(v) = decoded.and_then(|d| serde_json::from_slice::<Value>(&d).ok()) {
-            self.shared.identities.learn(&v);
-        }
-        Response::from_parts(parts, Body::from(bytes))
+        let this = self.clone();
+        learn_as_it_streams(res, move |body| {
+            if let Ok(v) = serde_json::from_slice::<Value>(body) {
+                this.shared.identities.learn(&v);
+            }
+        })
     }
 
     /// Learns what the page says; a malformed inline challenge (the minter's business) does

@@ -109,10 +109,30 @@ pub(super) async fn read_for_learning(
     }
 }
 
-/// [`read_for_learning`] as parts, the bytes as they came, and the decoded bytes.
-pub(super) async fn read_response(
+/// The watch stage for answers the proxy only learns from (pages, other InnerTube calls): the
+/// response goes on at once, frame by frame, and `learn` gets its decoded body (up to
+/// [`RESPONSE_CAP`]) as the last frame passes. A body that cannot be decoded teaches nothing.
+pub(super) fn learn_as_it_streams(
     res: Response<Body>,
-) -> Result<(http::response::Parts, Bytes, Option<Bytes>), Response<Body>> {
-    let (whole, decoded) = read_for_learning(res).await?;
-    Ok((whole.parts, whole.raw, decoded))
+    learn: impl FnOnce(&[u8]) + Send + Sync + 'static,
+) -> Response<Body> {
+    let encoding = res
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (parts, body) = res.into_parts();
+    let on_whole = move |raw: Bytes| match &encoding {
+        None => learn(&raw),
+        Some(enc) => {
+            if let Ok(decoded) = crate::body::decode(enc, &raw, RESPONSE_CAP) {
+                learn(&decoded);
+            }
+        }
+    };
+    let tee = crate::body::Tee::new(body, RESPONSE_CAP, Box::new(on_whole));
+    Response::from_parts(
+        parts,
+        Body::from(http_body_util::combinators::BoxBody::new(tee)),
+    )
 }

@@ -307,6 +307,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
+        .http1_max_buf_size(limits::UPSTREAM_H1_BUFFER)
         .http1_preserve_header_case(true);
 
     let timeouts = config.timeouts.clone();
@@ -315,7 +316,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.client_idle)
+        .max_buf_size(limits::CLIENT_H1_BUFFER)
         .preserve_header_case(true);
+    server
+        .http2()
+        .max_send_buf_size(limits::CLIENT_H2_STREAM_BUFFER);
     let fd_limit = raise_fd_limit();
     let max_connections = limits::connection_cap(config.limits.max_connections, fd_limit);
 
@@ -370,6 +375,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         resolver: Resolver::new(&config.upstream),
     });
     let task = tokio::spawn(proxy.run(listener));
+    tokio::spawn(release_memory_after_loads(drain.clone()));
     tracing::info!(%addr, ca = %ca.cert_path.display(), max_connections, fd_limit, "potproxy listening");
     Ok(RunningProxy {
         addr,
@@ -383,6 +389,24 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         drain_time: timeouts.drain,
         task: Some(task),
     })
+}
+
+/// Watches the open connections and streams; when a load has gone (see
+/// [`limits::should_release_memory`]) hands the freed heap back to the system, so the resident
+/// set returns near its baseline instead of staying at the load's peak.
+async fn release_memory_after_loads(drain: Drain) {
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !drain.is_stopped() {
+        tick.tick().await;
+        let open = drain.in_flight();
+        peak = peak.max(open);
+        if limits::should_release_memory(peak, open) {
+            crate::observe::release_memory();
+            peak = open;
+        }
+    }
 }
 
 /// Raises the descriptor limit as far as allowed and returns it (logged when it cannot be

@@ -229,9 +229,11 @@ pub struct Tee {
 
 impl Tee {
     pub fn new(inner: Body, cap: usize, on_whole: OnWhole) -> Self {
+        // A declared length within the cap is room taken once, not grown by doubling copies.
+        let declared = http_body::Body::size_hint(&inner).exact().unwrap_or(0) as usize;
         Tee {
             inner,
-            copy: BytesMut::new(),
+            copy: BytesMut::with_capacity(if declared <= cap { declared } else { 0 }),
             cap,
             on_whole: Some(on_whole),
         }

@@ -53,6 +53,25 @@ pub struct Limits {
     pub max_connections: Option<usize>,
 }
 
+/// Most response bytes an HTTP/1.1 client connection queues in the proxy while its socket is
+/// full (hyper's default is 400 KiB). Past this the upstream read pauses, so a slow client
+/// holds at most this much here; 64 KiB is four TLS records, enough to keep a fast socket fed.
+pub const CLIENT_H1_BUFFER: usize = 64 * 1024;
+
+/// The same bound per HTTP/2 stream (hyper's default is 400 KiB per stream: a thousand streams
+/// on one client connection could hold 400 MB).
+pub const CLIENT_H2_STREAM_BUFFER: usize = 128 * 1024;
+
+/// Largest read buffer of an upstream HTTP/1.1 connection (hyper's default is 400 KiB).
+pub const UPSTREAM_H1_BUFFER: usize = 64 * 1024;
+
+/// Whether to hand freed heap memory back to the system: when the open connections fell to
+/// half of the most seen since the last hand-back, and that peak was a real load (a burst of
+/// streams leaves glibc's arenas holding their buffers after the connections are gone).
+pub fn should_release_memory(peak_since: usize, open_now: usize) -> bool {
+    peak_since >= 64 && open_now <= peak_since / 2
+}
+
 /// Default connection cap when `[limits] max_connections` is not set.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
@@ -366,7 +385,21 @@ where
     let activity = Activity::new(idle);
     let mut a = IdleIo::new(client, activity.clone());
     let mut b = IdleIo::new(server, activity);
-    tokio::io::copy_bidirectional(&mut a, &mut b).await
+    relay(&mut a, &mut b).await
+}
+
+/// Buffer per direction of a byte relay. tokio's default of 8 KiB costs a bulk transfer four
+/// times the syscalls; 32 KiB keeps an idle tunnel at 64 KiB (`cargo bench --bench proxies`,
+/// blind-tunnel column).
+pub const RELAY_BUFFER: usize = 32 * 1024;
+
+/// Copies bytes both ways until both sides close; the bytes moved (a to b, b to a).
+pub async fn relay<A, B>(a: &mut A, b: &mut B) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    tokio::io::copy_bidirectional_with_sizes(a, b, RELAY_BUFFER, RELAY_BUFFER).await
 }
 
 /// A response body that fails once the upstream has sent nothing for `idle` while the client
@@ -380,6 +413,8 @@ pub struct IdleBody<B> {
     sleep: Option<Pin<Box<Sleep>>>,
     /// The request this body answers, in flight until the body is dropped.
     _busy: Option<Busy>,
+    /// Counts this response among the server's work in flight (drain, memory hand-back).
+    _tracked: Option<tokio_util::task::task_tracker::TaskTrackerToken>,
 }
 
 impl<B> IdleBody<B> {
@@ -389,12 +424,19 @@ impl<B> IdleBody<B> {
             idle,
             sleep: None,
             _busy: None,
+            _tracked: None,
         }
     }
 
     /// Keeps `busy` (the request in flight) until this body is finished with.
     pub fn holding(mut self, busy: Busy) -> Self {
         self._busy = Some(busy);
+        self
+    }
+
+    /// Keeps `token` (this response, counted in a task tracker) until the body is finished.
+    pub fn tracked(mut self, token: tokio_util::task::task_tracker::TaskTrackerToken) -> Self {
+        self._tracked = Some(token);
         self
     }
 }
@@ -445,6 +487,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_goes_back_after_a_load_has_halved() {
+        assert!(!should_release_memory(10, 0), "no real load");
+        assert!(!should_release_memory(1000, 700), "still busy");
+        assert!(should_release_memory(1000, 500));
+        assert!(should_release_memory(64, 0));
+    }
 
     #[test]
     fn cap_follows_the_descriptor_limit_unless_configured() {

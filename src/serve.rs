@@ -256,10 +256,20 @@ where
         // The client is not idle while it waits for this response; the upstream clocks (and a
         // client that stops reading) still bound it.
         let busy = conn.activity.begin_request();
+        // Each response counts as work in flight until its body is done: a drain waits for
+        // it, and the memory hand-back sees HTTP/2 streams, not only connections.
+        let tracked = self.drain.tracker.token();
         let idle = self.timeouts.upstream_idle;
         let res = self.exchange(req, client_addr, conn, tunnel).await;
         // Bodies the handler made from other upstream streams get the same clock.
-        Ok(res.map(|b| Body::from(IdleBody::new(b, idle).holding(busy).boxed())))
+        Ok(res.map(|b| {
+            Body::from(
+                IdleBody::new(b, idle)
+                    .holding(busy)
+                    .tracked(tracked)
+                    .boxed(),
+            )
+        }))
     }
 
     /// One request: the handler, then upstream (or the handler's own answer), then the handler

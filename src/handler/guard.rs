@@ -219,7 +219,7 @@ impl PotHandler {
                             return;
                         }
                         match server.write_all(&first).await {
-                            Ok(()) => tokio::io::copy_bidirectional(&mut client, &mut server)
+                            Ok(()) => crate::limits::relay(&mut client, &mut server)
                                 .await
                                 .map(|_| ()),
                             Err(e) => Err(e),
@@ -266,7 +266,7 @@ impl PotHandler {
             match upgrade.await {
                 Ok(upgraded) => {
                     let mut client = TokioIo::new(upgraded);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                    if let Err(e) = crate::limits::relay(&mut client, &mut server).await {
                         tracing::debug!(%authority, error = %e, "tunnel closed with error");
                     }
                 }
@@ -313,9 +313,7 @@ impl PotHandler {
             return Err(std::io::Error::other("own proxy refused the re-entry"));
         }
         own.write_all(first).await?;
-        tokio::io::copy_bidirectional(client, &mut own)
-            .await
-            .map(|_| ())
+        crate::limits::relay(client, &mut own).await.map(|_| ())
     }
 
     /// A protocol upgrade (WebSocket): relayed here through the upstream connector (overrides,
@@ -370,9 +368,7 @@ impl PotHandler {
             let server_upgrade = hyper::upgrade::on(&mut res);
             tokio::spawn(async move {
                 if let (Ok(c), Ok(s)) = (client_upgrade.await, server_upgrade.await) {
-                    let _ =
-                        tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(s))
-                            .await;
+                    let _ = crate::limits::relay(&mut TokioIo::new(c), &mut TokioIo::new(s)).await;
                 }
             });
         }

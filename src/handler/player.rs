@@ -128,7 +128,8 @@ impl PotHandler {
             note.retry = Some(Box::new(PlayerRetry {
                 uri: whole.parts.uri.clone(),
                 headers: whole.headers().clone(),
-                player: player.clone(),
+                // The body is already serialised: the parsed request moves to the retry note.
+                player,
                 fetched: fetched.clone(),
                 binding,
                 issued,

@@ -59,16 +59,26 @@ fn wait_port(addr: SocketAddr) {
     panic!("nothing listening on {addr}");
 }
 
-fn peak_rss_mb(pid: u32) -> Option<f64> {
+/// A memory figure of a process in MB: `field` of `/proc/<pid>/status` (`VmHWM:` the peak
+/// resident set, `VmRSS:` the current one).
+fn status_mb(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmHWM:")
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmRSS:")
 }
 
 /// User + system CPU seconds a process has used so far.
@@ -555,18 +565,6 @@ struct Streams {
 }
 
 const STREAMS_IDLE: Duration = Duration::from_secs(10);
-
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
 
 async fn streams(
     name: String,

@@ -38,7 +38,7 @@ pub struct Exchange {
     marks: Mutex<Marks>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Marks {
     kind: &'static str,
     outcome: &'static str,
@@ -144,7 +144,8 @@ impl Exchange {
     }
 
     fn log(&self, status: u16, bytes_out: u64, body: &'static str) {
-        let m = self.marks().clone();
+        // Read under the lock instead of copied out: nothing marks an exchange once it is logged.
+        let m = self.marks();
         let outcome = m.outcome;
         if bytes_out >= LARGE_BUFFERED_BODY && matches!(m.kind, "player" | "page" | "innertube") {
             // A moment later: the last frame's buffer is still being written when this runs.
@@ -156,10 +157,11 @@ impl Exchange {
             }
         }
         metrics::REQUESTS.with(&[m.kind, outcome]).inc();
-        let rewrite = if m.rewrite.is_empty() {
-            "-".to_string()
-        } else {
-            m.rewrite.join("+")
+        // Most requests rewrite nothing or one thing: only a combination allocates.
+        let rewrite: std::borrow::Cow<'static, str> = match m.rewrite.as_slice() {
+            [] => "-".into(),
+            [one] => (*one).into(),
+            many => many.join("+").into(),
         };
         tracing::info!(
             target: "potproxy::access",

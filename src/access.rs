@@ -310,14 +310,7 @@ pub struct Gate {
     /// The proxy's configured listen address (decides the `block_global` rule).
     pub listen: IpAddr,
     pub destinations: Arc<Destinations>,
-    /// Marks potproxy's own CONNECTs to itself (IP-literal CONNECTs re-entered by name).
-    reentry: String,
-    /// The bound proxy address, for re-entry.
-    proxy_addr: OnceLock<SocketAddr>,
 }
-
-/// Header carrying [`Gate::reentry_secret`].
-pub const REENTRY_HEADER: &str = "x-potproxy-reentry";
 
 /// What the entry check decided for one request from a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,47 +324,17 @@ pub enum Entry {
 
 impl Gate {
     pub fn new(cfg: &AccessConfig, listen: IpAddr, chosen: Vec<SocketAddr>) -> Self {
-        let mut b = [0u8; 16];
-        let _ = getrandom::fill(&mut b);
         Gate {
             users: cfg.users.clone(),
             listen,
             destinations: Arc::new(Destinations::new(cfg.loopback_destinations, chosen)),
-            reentry: b.iter().map(|x| format!("{x:02x}")).collect(),
-            proxy_addr: OnceLock::new(),
         }
     }
 
     /// Records the bound proxy and API listeners.
     pub fn set_listeners(&self, proxy: SocketAddr, api: Option<SocketAddr>) {
-        let _ = self.proxy_addr.set(proxy);
         self.destinations
             .set_own_listeners(std::iter::once(proxy).chain(api).collect());
-    }
-
-    /// Where potproxy reaches its own proxy listener (loopback for a wildcard bind).
-    pub fn proxy_addr(&self) -> Option<SocketAddr> {
-        self.proxy_addr.get().map(|a| match a.ip() {
-            IpAddr::V4(v4) if v4.is_unspecified() => {
-                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), a.port())
-            }
-            IpAddr::V6(v6) if v6.is_unspecified() => {
-                SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), a.port())
-            }
-            _ => *a,
-        })
-    }
-
-    pub fn reentry_secret(&self) -> &str {
-        &self.reentry
-    }
-
-    /// True for a CONNECT potproxy sent to itself (loopback peer, the secret header).
-    pub fn is_reentry(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
-        is_local(peer)
-            && headers
-                .get(REENTRY_HEADER)
-                .is_some_and(|v| constant_time_eq(v.as_bytes(), self.reentry.as_bytes()))
     }
 
     /// The entry check for a request arriving on a client connection.

@@ -12,13 +12,16 @@ use hyper_util::server::conn::auto::Builder as ServerBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use hudsucker::certificate_authority::RcgenAuthority;
+
+use crate::access::Gate;
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
-use crate::handler::{PotHandler, RewriteSettings, Shared};
+use crate::handler::{PotHook, RewriteSettings, Shared};
 use crate::intercept::InterceptPolicy;
-use crate::serve::{Drain, ProxyServer};
-use crate::services::{Services, instance_id};
-use crate::upstream::{Resolver, UpstreamError};
+use crate::serve::{DoorRules, Drain, ProxyServer, Tunnels};
+use crate::services::{FleetTokens, Services, instance_id};
+use crate::upstream::{Resolver, UpstreamConnector, UpstreamError};
 use crate::{api, learn, limits, upstream};
 
 /// Why the proxy could not start.
@@ -64,6 +67,8 @@ pub struct RunningProxy {
     drain: Drain,
     /// `[timeouts] drain_secs`: how long [`RunningProxy::drain`] waits.
     drain_time: Duration,
+    /// `[timeouts] shutdown_secs`: how long [`RunningProxy::shutdown`] waits.
+    shutdown_time: Duration,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -89,11 +94,11 @@ impl RunningProxy {
         }
     }
 
-    /// Stops accepting connections, lets open ones finish (up to 5 s), then closes the
-    /// browsers.
+    /// Stops accepting connections, lets open ones finish (up to `[timeouts] shutdown_secs`),
+    /// then closes the browsers.
     pub async fn shutdown(mut self) {
         self.signal_stop();
-        self.drain.wait(Duration::from_secs(5)).await;
+        self.drain.wait(self.shutdown_time).await;
         self.close_browsers().await;
     }
 
@@ -195,14 +200,240 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Builds the token services for `config` (see [`Services::build`]).
+/// Builds the token services for `config` (see [`Services::build`]), without a fleet.
 pub fn build_services(config: &Config) -> Result<Services, UpstreamError> {
     build_services_for(config, &instance_id())
 }
 
 /// [`build_services`] for a given instance id.
 pub fn build_services_for(config: &Config, instance: &str) -> Result<Services, UpstreamError> {
-    Services::build(&config.upstream, &config.tokens, instance)
+    Services::build(&config.upstream, &config.tokens, instance, None)
+}
+
+/// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
+pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
+    install_crypto_provider();
+    let ca = load_ca(&config)?;
+    let instance = instance_id();
+    let cluster = match &config.cluster {
+        Some(c) => Some(crate::cluster::Cluster::connect(c).await?),
+        None => None,
+    };
+    let services = Services::build(
+        &config.upstream,
+        &config.tokens,
+        &instance,
+        cluster.as_ref().map(fleet_tokens),
+    )?;
+    prewarm(&services, &config);
+    let gate = Arc::new(Gate::new(
+        &config.access,
+        config.listen.ip(),
+        chosen_destinations(&config),
+    ));
+    warn_if_open(&config);
+    let (listener, addr) = bind_proxy(config.listen)?;
+    let (api_stop, api_stopped) = oneshot::channel::<()>();
+    let api_addr = match config.api.enabled {
+        true => Some(
+            start_api(
+                &config,
+                &services,
+                &ca,
+                &cluster,
+                &instance,
+                addr,
+                api_stopped,
+            )
+            .await?,
+        ),
+        false => None,
+    };
+    gate.set_listeners(addr, api_addr);
+    let drain = Drain::new();
+    let proxy = proxy_server(&config, &ca, &services, &cluster, gate, drain.clone())?;
+    let task = tokio::spawn(Arc::new(proxy).run(listener));
+    tokio::spawn(release_memory_after_loads(drain.clone()));
+    tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
+    Ok(RunningProxy {
+        addr,
+        ca_cert_pem: ca.cert_pem.clone(),
+        ca_cert_path: ca.cert_path.clone(),
+        services,
+        api_addr,
+        cluster,
+        api_shutdown: Some(api_stop),
+        drain,
+        drain_time: config.timeouts.drain,
+        shutdown_time: config.timeouts.shutdown,
+        task: Some(task),
+    })
+}
+
+/// Our CA, loaded or made on first start; intercepted names it cannot sign for are logged.
+fn load_ca(config: &Config) -> Result<CertificateAuthority, StartError> {
+    let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
+    for host in ca.hosts_outside_constraints(&config.intercept) {
+        tracing::warn!(%host, "intercepted host outside the CA's name constraints: clients will reject its certificates");
+    }
+    Ok(ca)
+}
+
+/// What the fleet lends the token service: its tier of tokens and its refusal verdicts.
+fn fleet_tokens(cluster: &crate::cluster::Cluster) -> FleetTokens {
+    let c = cluster.clone();
+    FleetTokens {
+        shared: Arc::new(cluster.clone()),
+        verdicts: Box::new(move |local, sources| {
+            Arc::new(crate::cluster::FleetRefusals::new(local, c, sources))
+        }),
+    }
+}
+
+/// Minters and browsers warmed in the background, as configured.
+fn prewarm(services: &Services, config: &Config) {
+    if let Some(bg) = services
+        .botguard
+        .as_ref()
+        .filter(|_| config.tokens.botguard.prewarm)
+    {
+        bg.warm_in_background();
+    }
+    prewarm_browser(services, config);
+}
+
+/// The proxy listener, bound (see [`bind_nodelay`]).
+fn bind_proxy(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Listen {
+        addr: listen,
+        source,
+    };
+    let listener = bind_nodelay(listen).map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
+    Ok((listener, addr))
+}
+
+/// The provider API on its own listener, until `stopped` fires; its bound address.
+async fn start_api(
+    config: &Config,
+    services: &Services,
+    ca: &CertificateAuthority,
+    cluster: &Option<crate::cluster::Cluster>,
+    instance: &str,
+    proxy_addr: SocketAddr,
+    stopped: oneshot::Receiver<()>,
+) -> Result<SocketAddr, StartError> {
+    let err = |source| StartError::ApiListen {
+        addr: config.api.listen,
+        source,
+    };
+    let listener = TcpListener::bind(config.api.listen).await.map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
+    let mut state = api::ApiState::new(
+        services.clone(),
+        config.api.compat_version.clone(),
+        instance.to_string(),
+    );
+    state.own_proxy = Some(proxy_addr);
+    state.intercept = config.intercept.clone();
+    state.ca_pem = Some(ca.cert_pem.clone());
+    state.token = config.api.token.clone();
+    state.listen = addr;
+    state.cluster = cluster.clone();
+    tokio::spawn(api::serve_with(
+        listener,
+        Arc::new(state),
+        async {
+            let _ = stopped.await;
+        },
+        api_server_settings(&config.timeouts),
+    ));
+    tracing::info!(%addr, "provider API listening (bgutil-compatible)");
+    Ok(addr)
+}
+
+/// The front door, the request hook and what they forward with.
+fn proxy_server(
+    config: &Config,
+    ca: &CertificateAuthority,
+    services: &Services,
+    cluster: &Option<crate::cluster::Cluster>,
+    gate: Arc<Gate>,
+    drain: Drain,
+) -> Result<ProxyServer<UpstreamConnector, RcgenAuthority, PotHook>, StartError> {
+    let policy = InterceptPolicy::new(config.intercept.clone());
+    let resolver = Resolver::new(&config.upstream);
+    let mut h1 = config.upstream.clone();
+    h1.http2 = false;
+    let fd_limit = raise_fd_limit();
+    let max_connections = limits::connection_cap(config.limits.max_connections, fd_limit);
+    tracing::info!(max_connections, fd_limit, "client connection cap");
+    Ok(ProxyServer {
+        ca: Arc::new(ca.authority()?),
+        client: upstream_client().build(upstream::connector_checked(
+            &config.upstream,
+            gate.destinations.clone(),
+        )?),
+        server: client_server(&config.timeouts),
+        hook: PotHook::new(Arc::new(hook_state(
+            config,
+            services,
+            cluster,
+            policy.clone(),
+        ))),
+        tunnels: Tunnels {
+            resolver: resolver.clone(),
+            destinations: gate.destinations.clone(),
+        },
+        upgrades: upstream::connector_checked(&h1, gate.destinations.clone())?,
+        door: DoorRules {
+            policy,
+            gate,
+            resolver,
+            ca_pem: ca.cert_pem.clone(),
+        },
+        timeouts: config.timeouts.clone(),
+        max_connections,
+        drain,
+    })
+}
+
+/// What the request hook shares across requests: the token service, what was learned (with
+/// the fleet's tier when there is one), the rewrite settings.
+fn hook_state(
+    config: &Config,
+    services: &Services,
+    cluster: &Option<crate::cluster::Cluster>,
+    policy: InterceptPolicy,
+) -> Shared {
+    let limits = &config.limits;
+    Shared {
+        policy,
+        tokens: services.tokens.clone(),
+        settings: RewriteSettings {
+            strict: config.strict,
+            max_body_bytes: config.max_body_bytes,
+            sentinels: config.tokens.sentinels.clone(),
+            always_replace: config.tokens.always_replace,
+            player_response: config.rewrite_player_response,
+        },
+        sessions: with_fleet(
+            learn::session::SessionStore::new(limits.sessions),
+            cluster,
+            learn::session::SessionStore::with_shared,
+        ),
+        identities: with_fleet(
+            learn::session::Identities::new(limits.identities),
+            cluster,
+            learn::session::Identities::with_shared,
+        ),
+        regimes: with_fleet(
+            learn::regimes::Regimes::new(config.default_regime, limits.sessions),
+            cluster,
+            learn::regimes::Regimes::with_shared,
+        ),
+        http: services.http.clone(),
+    }
 }
 
 /// `store` backed by the fleet's tier when there is a cluster.
@@ -217,91 +448,8 @@ fn with_fleet<S>(
     }
 }
 
-/// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
-pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
-    install_crypto_provider();
-    let ca = CertificateAuthority::load_or_create(&config.ca_dir)?;
-    for host in ca.hosts_outside_constraints(&config.intercept) {
-        tracing::warn!(%host, "intercepted host outside the CA's name constraints: clients will reject its certificates");
-    }
-    let authority = ca.authority()?;
-    let instance = instance_id();
-    let mut services = build_services_for(&config, &instance)?;
-    let cluster = match &config.cluster {
-        Some(c) => Some(crate::cluster::Cluster::connect(c).await?),
-        None => None,
-    };
-    if let Some(c) = &cluster {
-        services.tokens = services.tokens.clone().with_shared(Arc::new(c.clone()));
-        let verdicts = crate::cluster::FleetRefusals::new(
-            crate::tokens::Refusals::new(config.tokens.set_aside),
-            c.clone(),
-            services.tokens.source_names(),
-        );
-        services.tokens = services.tokens.clone().with_refusals(Arc::new(verdicts));
-    }
-    if let Some(bg) = services
-        .botguard
-        .as_ref()
-        .filter(|_| config.tokens.botguard.prewarm)
-    {
-        bg.warm_in_background();
-    }
-    prewarm_browser(&services, &config);
-
-    let gate = Arc::new(crate::access::Gate::new(
-        &config.access,
-        config.listen.ip(),
-        chosen_destinations(&config),
-    ));
-    warn_if_open(&config);
-    let connector = upstream::connector_checked(&config.upstream, gate.destinations.clone())?;
-    let upgrades = {
-        let mut h1 = config.upstream.clone();
-        h1.http2 = false;
-        upstream::connector(&h1)?
-    };
-    let shared = Arc::new(Shared {
-        policy: InterceptPolicy::new(config.intercept.clone()),
-        resolver: Resolver::new(&config.upstream),
-        tokens: services.tokens.clone(),
-        settings: RewriteSettings {
-            strict: config.strict,
-            max_body_bytes: config.max_body_bytes,
-            sentinels: config.tokens.sentinels.clone(),
-            always_replace: config.tokens.always_replace,
-            player_response: config.rewrite_player_response,
-        },
-        sessions: with_fleet(
-            learn::session::SessionStore::new(50_000),
-            &cluster,
-            learn::session::SessionStore::with_shared,
-        ),
-        identities: with_fleet(
-            learn::session::Identities::new(10_000),
-            &cluster,
-            learn::session::Identities::with_shared,
-        ),
-        regimes: with_fleet(
-            learn::regimes::Regimes::new(config.default_regime, 50_000),
-            &cluster,
-            learn::regimes::Regimes::with_shared,
-        ),
-        http: services.http.clone(),
-        ca_pem: ca.cert_pem.clone(),
-        gate: gate.clone(),
-        upgrades,
-    });
-
-    let listener = bind_nodelay(config.listen).map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-
+/// The client that forwards user traffic: pooled, with bounded read buffers.
+fn upstream_client() -> hyper_util::client::legacy::Builder {
     let mut client = Client::builder(TokioExecutor::new());
     client
         .pool_timer(TokioTimer::new())
@@ -309,8 +457,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         .pool_max_idle_per_host(64)
         .http1_max_buf_size(limits::UPSTREAM_H1_BUFFER)
         .http1_preserve_header_case(true);
+    client
+}
 
-    let timeouts = config.timeouts.clone();
+/// The server side of client connections: idle clocks and bounded send buffers.
+fn client_server(timeouts: &limits::Timeouts) -> ServerBuilder<TokioExecutor> {
     let mut server = ServerBuilder::new(TokioExecutor::new());
     server
         .http1()
@@ -321,74 +472,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     server
         .http2()
         .max_send_buf_size(limits::CLIENT_H2_STREAM_BUFFER);
-    let fd_limit = raise_fd_limit();
-    let max_connections = limits::connection_cap(config.limits.max_connections, fd_limit);
-
-    let (api_tx, api_rx) = oneshot::channel::<()>();
-    let api_addr = if config.api.enabled {
-        let l = TcpListener::bind(config.api.listen)
-            .await
-            .map_err(|source| StartError::ApiListen {
-                addr: config.api.listen,
-                source,
-            })?;
-        let a = l.local_addr().map_err(|source| StartError::ApiListen {
-            addr: config.api.listen,
-            source,
-        })?;
-        let mut state = api::ApiState::new(
-            services.clone(),
-            config.api.compat_version.clone(),
-            instance.clone(),
-        );
-        state.own_proxy = Some(addr);
-        state.intercept = config.intercept.clone();
-        state.ca_pem = Some(ca.cert_pem.clone());
-        state.token = config.api.token.clone();
-        state.listen = a;
-        state.cluster = cluster.clone();
-        let state = Arc::new(state);
-        tokio::spawn(api::serve_with(
-            l,
-            state,
-            async {
-                let _ = api_rx.await;
-            },
-            api_server_settings(&timeouts),
-        ));
-        tracing::info!(addr = %a, "provider API listening (bgutil-compatible)");
-        Some(a)
-    } else {
-        None
-    };
-
-    gate.set_listeners(addr, api_addr);
-    let drain = Drain::new();
-    let proxy = Arc::new(ProxyServer {
-        ca: Arc::new(authority),
-        client: client.build(connector),
-        server,
-        handler: PotHandler::new(shared),
-        timeouts: timeouts.clone(),
-        max_connections,
-        drain: drain.clone(),
-        resolver: Resolver::new(&config.upstream),
-    });
-    let task = tokio::spawn(proxy.run(listener));
-    tokio::spawn(release_memory_after_loads(drain.clone()));
-    tracing::info!(%addr, ca = %ca.cert_path.display(), max_connections, fd_limit, "potproxy listening");
-    Ok(RunningProxy {
-        addr,
-        ca_cert_pem: ca.cert_pem.clone(),
-        ca_cert_path: ca.cert_path.clone(),
-        services,
-        api_addr,
-        cluster,
-        api_shutdown: Some(api_tx),
-        drain,
-        drain_time: timeouts.drain,
-        task: Some(task),
-    })
+    server
 }
 
 /// Watches the open connections and streams; when a load has gone (see

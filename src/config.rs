@@ -105,6 +105,7 @@ pub struct RawTimeouts {
     pub upstream_headers_secs: Option<u64>,
     pub upstream_idle_secs: Option<u64>,
     pub drain_secs: Option<u64>,
+    pub shutdown_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +118,8 @@ pub struct RawAuth {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_connections: Option<usize>,
+    pub sessions: Option<usize>,
+    pub identities: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -508,20 +511,26 @@ fn resolve_timeouts(raw: RawTimeouts) -> Result<crate::limits::Timeouts, ConfigE
             d.upstream_idle,
         )?,
         drain: secs("drain_secs", raw.drain_secs, d.drain)?,
+        shutdown: secs("shutdown_secs", raw.shutdown_secs, d.shutdown)?,
     })
 }
 
-/// `[limits]`: `max_connections` at least 1; unset derives it from the descriptor limit.
+/// `[limits]`: each at least 1; an unset `max_connections` derives it from the descriptor
+/// limit.
 fn resolve_limits(raw: RawLimits) -> Result<crate::limits::Limits, ConfigError> {
-    if let Some(n) = raw.max_connections.filter(|n| !(1..=1_000_000).contains(n)) {
-        return Err(ConfigError::invalid(
-            "limits.max_connections",
+    let d = crate::limits::Limits::default();
+    let count = |key: &str, v: Option<usize>, max: usize| match v {
+        Some(n) if !(1..=max).contains(&n) => Err(ConfigError::invalid(
+            format!("limits.{key}"),
             n.to_string(),
-            "must be between 1 and 1000000",
-        ));
-    }
+            format!("must be between 1 and {max}"),
+        )),
+        v => Ok(v),
+    };
     Ok(crate::limits::Limits {
-        max_connections: raw.max_connections,
+        max_connections: count("max_connections", raw.max_connections, 1_000_000)?,
+        sessions: count("sessions", raw.sessions, 10_000_000)?.unwrap_or(d.sessions),
+        identities: count("identities", raw.identities, 10_000_000)?.unwrap_or(d.identities),
     })
 }
 

@@ -1,5 +1,5 @@
 //! Which hosts the proxy decrypts. Owns host-name patterns (`www.youtube.com`, `*.googlevideo.com`)
-//! and the decision "MITM or blind tunnel", as pure functions of a host name.
+//! and whether a host name is decrypted; what a connection becomes is `serve::door`'s decision.
 
 use std::net::IpAddr;
 
@@ -71,18 +71,6 @@ impl std::fmt::Display for HostPattern {
     }
 }
 
-/// What to do with a CONNECT, decided from its authority alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectDecision {
-    /// A listed host: terminate TLS and rewrite.
-    Intercept,
-    /// A named host that is not listed: splice bytes, starting at once so servers that speak
-    /// first (SSH, SMTP) work.
-    Tunnel,
-    /// An IP literal: the name is only known from the TLS SNI, so look at the ClientHello first.
-    DecideBySni,
-}
-
 /// Splits `host:port` (or `[v6]:port`, or a bare host) into host and port.
 pub fn split_authority(authority: &str, default_port: u16) -> (&str, u16) {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -118,17 +106,6 @@ impl InterceptPolicy {
     pub fn is_intercepted(&self, host: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(host))
     }
-
-    pub fn decide_connect(&self, authority: &str) -> ConnectDecision {
-        let (host, _) = split_authority(authority, 443);
-        if is_ip_literal(host) {
-            ConnectDecision::DecideBySni
-        } else if self.is_intercepted(host) {
-            ConnectDecision::Intercept
-        } else {
-            ConnectDecision::Tunnel
-        }
-    }
 }
 
 #[cfg(test)]
@@ -145,45 +122,27 @@ mod tests {
     }
 
     #[test]
-    fn youtube_hosts_are_intercepted_others_tunnelled() {
+    fn youtube_hosts_are_intercepted_others_are_not() {
         let p = policy();
-        assert_eq!(
-            p.decide_connect("www.youtube.com:443"),
-            ConnectDecision::Intercept
-        );
-        assert_eq!(
-            p.decide_connect("WWW.YouTube.com:443"),
-            ConnectDecision::Intercept
-        );
-        assert_eq!(
-            p.decide_connect("rr4---sn-u125g5-5p.googlevideo.com:443"),
-            ConnectDecision::Intercept
-        );
-        assert_eq!(
-            p.decide_connect("youtubei.googleapis.com"),
-            ConnectDecision::Intercept
-        );
-        for other in [
-            "jnn-pa.googleapis.com:443",
-            "www.google.com:443",
-            "accounts.google.com:443",
-            "i.ytimg.com:443",
-            "youtube.com:443",
-            "googlevideo.com:443",
-            "evilgooglevideo.com:443",
+        for host in [
+            "www.youtube.com",
+            "WWW.YouTube.com",
+            "rr4---sn-u125g5-5p.googlevideo.com",
+            "youtubei.googleapis.com",
         ] {
-            assert_eq!(p.decide_connect(other), ConnectDecision::Tunnel, "{other}");
+            assert!(p.is_intercepted(host), "{host}");
         }
-    }
-
-    #[test]
-    fn ip_authorities_are_decided_by_sni() {
-        let p = policy();
-        assert_eq!(
-            p.decide_connect("127.0.0.1:443"),
-            ConnectDecision::DecideBySni
-        );
-        assert_eq!(p.decide_connect("[::1]:443"), ConnectDecision::DecideBySni);
+        for other in [
+            "jnn-pa.googleapis.com",
+            "www.google.com",
+            "accounts.google.com",
+            "i.ytimg.com",
+            "youtube.com",
+            "googlevideo.com",
+            "evilgooglevideo.com",
+        ] {
+            assert!(!p.is_intercepted(other), "{other}");
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! # Data flow
 //!
 //! ```text
-//! client ──CONNECT──▶ CONNECT filter (handler, intercept)
-//!                       ├─ not a YouTube host ─▶ blind byte tunnel (upstream::Resolver::dial)
-//!                       └─ YouTube host / IP ──▶ TLS with a leaf from our CA (ca, serve)
-//!                                                  │
+//! client ──▶ front door (serve::door::decide: access, intercept)
+//!               ├─ refused / CA page ───────────▶ answered by the proxy
+//!               ├─ not a YouTube host, upgrades ─▶ one blind tunnel routine (serve::tunnel)
+//!               └─ YouTube host (by name or SNI) ▶ TLS with a leaf from our CA (ca, serve)
+//!                                                  │ request hook (handler)
 //!            classify  (classify: pure Route)
 //!            read      (body: bounded)
 //!            plan      (handler::plan: pure; where the token goes, or pass)
@@ -96,16 +97,17 @@ pub mod services;
 // The fleet: what nodes share through Redis (`[cluster]`).
 pub mod cluster;
 
-// Assembly: the proxy's handler, the provider API, the configuration, the running app.
+// The front door: the proxy listener's server decides what each arrival is (refused, answered
+// here, tunnelled, decrypted, handed to the hook), with the one tunnel routine, and drains.
+pub mod serve;
+
+// Assembly: the request hook, the provider API, the configuration, the running app.
 pub mod handler;
 
 pub mod api;
 
 // Where state lives (CA, token cache), chosen once per start.
 pub mod state;
-
-// The proxy listener: accept loop, client connections, CONNECT, drain (hudsucker's server, ours).
-pub mod serve;
 
 pub mod config;
 

@@ -32,6 +32,9 @@ pub struct Timeouts {
     pub upstream_idle: Duration,
     /// On SIGTERM/SIGINT, in-flight requests and streams get this long to finish.
     pub drain: Duration,
+    /// A programmatic shutdown (an embedding application, the tests) waits this long for
+    /// in-flight work before closing the browsers.
+    pub shutdown: Duration,
 }
 
 impl Default for Timeouts {
@@ -42,15 +45,32 @@ impl Default for Timeouts {
             upstream_headers: Duration::from_secs(30),
             upstream_idle: Duration::from_secs(60),
             drain: Duration::from_secs(30),
+            shutdown: Duration::from_secs(5),
         }
     }
 }
 
-/// `[limits]`: how many client connections are served at once. `None` derives the cap from the
-/// descriptor limit at start ([`connection_cap`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `[limits]`: how much the proxy holds at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// Client connections served at once; `None` derives the cap from the descriptor limit at
+    /// start ([`connection_cap`]).
     pub max_connections: Option<usize>,
+    /// Media URLs remembered with the playback they belong to, and sessions' binding regimes
+    /// (least recently used dropped first).
+    pub sessions: usize,
+    /// Visitor data remembered with the account behind it.
+    pub identities: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: None,
+            sessions: 50_000,
+            identities: 10_000,
+        }
+    }
 }
 
 /// Most response bytes an HTTP/1.1 client connection queues in the proxy while its socket is

@@ -1,6 +1,8 @@
-//! Everything that produces tokens, built from the configuration: the token sources in their
-//! configured order, the cache, the minters, and the upstream client they share with user
-//! traffic. The proxy and the provider API both serve from one [`Services`].
+//! Everything that produces tokens, built once from the configuration: the token sources in
+//! their configured order, the cache, the minters, the fleet's tier and verdicts when there is
+//! one, and potproxy's own upstream client (a connection pool of its own, apart from the one
+//! that forwards user traffic). The proxy and the provider API both serve from one
+//! [`Services`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,8 @@ use crate::botguard::minter::BotGuard;
 use crate::botguard::pool::MinterPool;
 use crate::browser::BrowserPool;
 use crate::tokens::{
-    BotGuardSource, BrowserSource, ColdStartSource, ProviderSource, SourceKind, StaticSource,
-    TokenCache, TokenService, TokenSource, TokensConfig,
+    BotGuardSource, BrowserSource, ColdStartSource, ProviderSource, RefusalStore, Refusals,
+    SharedTokens, SourceKind, StaticSource, TokenCache, TokenService, TokenSource, TokensConfig,
 };
 use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
 
@@ -27,13 +29,25 @@ pub struct Services {
     pub upstream: UpstreamConfig,
 }
 
+/// Makes the fleet's refusal verdict store from this node's own and its sources' names.
+pub type MakeVerdicts = Box<dyn FnOnce(Refusals, Vec<&'static str>) -> Arc<dyn RefusalStore>>;
+
+/// What a fleet (`[cluster]`) lends the token service: its shared tier of tokens, and its
+/// store of refusal verdicts.
+pub struct FleetTokens {
+    pub shared: Arc<dyn SharedTokens>,
+    pub verdicts: MakeVerdicts,
+}
+
 impl Services {
-    /// Builds the token sources in their configured order, the cache, and the upstream client
-    /// they share with user traffic. `instance` is this process's id (see [`instance_id`]).
+    /// Builds the token sources in their configured order, the cache, the fleet's part when
+    /// `fleet` is given, and potproxy's own upstream client. `instance` is this process's id
+    /// (see [`instance_id`]).
     pub fn build(
         upstream: &UpstreamConfig,
         tokens: &TokensConfig,
         instance: &str,
+        fleet: Option<FleetTokens>,
     ) -> Result<Services, UpstreamError> {
         let http = HttpClient::new(upstream, Duration::from_secs(30))?;
         let kinds = &tokens.sources;
@@ -87,8 +101,15 @@ impl Services {
             Some(path) => TokenCache::persistent(path),
             None => TokenCache::in_memory(),
         };
+        let mut service =
+            TokenService::new(sources, cache, tokens.ttl).with_set_aside(tokens.set_aside);
+        if let Some(fleet) = fleet {
+            let verdicts =
+                (fleet.verdicts)(Refusals::new(tokens.set_aside), service.source_names());
+            service = service.with_shared(fleet.shared).with_refusals(verdicts);
+        }
         Ok(Services {
-            tokens: TokenService::new(sources, cache, tokens.ttl).with_set_aside(tokens.set_aside),
+            tokens: service,
             botguard: minters.as_ref().map(|p| p.default_minter()),
             minters,
             browsers,

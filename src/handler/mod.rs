@@ -1,10 +1,11 @@
-//! The hudsucker hook: every intercepted request goes through the same named stages, and its
-//! response comes back through the stage that watches it.
+//! The request hook ([`PotHook`], a [`crate::serve::Hook`]): every request the front door
+//! forwards goes through the same named stages, and its response comes back through the stage
+//! that watches it.
 //!
-//! hudsucker calls [`HttpHandler::handle_request`] for every request it reads from a client,
-//! CONNECT included, on a fresh clone of the handler; `handle_response` runs on the same clone
-//! for that request's response. So the clone is the per-request context: `note` carries what
-//! `handle_request` did over to `handle_response`.
+//! The server calls [`Hook::request`] and then [`Hook::response`] (or [`Hook::failed`]) with
+//! the same per-request context, a [`PotHandler`] made fresh for each request: `note` carries
+//! what the request stages did over to the watch stage. CONNECTs, upgrades, refusals and the CA
+//! page never reach the hook (see [`crate::serve::door`]).
 //!
 //! ```text
 //!  client request
@@ -44,7 +45,6 @@
 //! (googlevideo URLs, SABR bodies, captions, recovery from rejected tokens) and `pages` (ytcfg
 //! in HTML pages).
 
-mod guard;
 mod media;
 mod pages;
 mod plan;
@@ -54,22 +54,17 @@ mod stages;
 use std::sync::Arc;
 
 use http::header::HOST;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use hudsucker::{Body, RequestOrResponse};
-// The server's own handler trait (hudsucker's, served by `crate::serve`).
-use crate::serve::{HttpContext, HttpHandler};
-use hyper_util::rt::TokioIo;
 
 use crate::classify::{Route, classify};
-use crate::intercept::{ConnectDecision, InterceptPolicy, is_ip_literal, split_authority};
+use crate::intercept::{InterceptPolicy, is_ip_literal, split_authority};
 use crate::learn::regimes::Regimes;
 use crate::learn::session::SessionStore;
-use crate::limits::ClientConn;
 use crate::observe::Exchange;
-use crate::observe::ca_page::{self, is_ca_page_host};
-use crate::serve::text_response;
+use crate::serve::{Hook, text_response};
 use crate::tokens::TokenService;
-use crate::upstream::{HttpClient, Resolver};
+use crate::upstream::HttpClient;
 
 pub use media::MediaNote;
 
@@ -87,7 +82,6 @@ pub struct RewriteSettings {
 /// State shared by every request.
 pub struct Shared {
     pub policy: InterceptPolicy,
-    pub resolver: Resolver,
     pub tokens: TokenService,
     pub settings: RewriteSettings,
     pub sessions: SessionStore,
@@ -95,12 +89,6 @@ pub struct Shared {
     pub regimes: Regimes,
     /// For requests the proxy makes itself (re-issued media, visitor data).
     pub http: HttpClient,
-    /// The CA certificate (PEM) the CA page at `http://potproxy.invalid/` serves.
-    pub ca_pem: String,
-    /// Entry checks: proxy auth, client addresses, destinations (`crate::access`).
-    pub gate: Arc<crate::access::Gate>,
-    /// HTTP/1-only connector (overrides, egress, verified TLS) for relayed upgrades.
-    pub upgrades: crate::upstream::UpstreamConnector,
 }
 
 /// Responses read for learning, at most (larger ones pass unread).
@@ -119,27 +107,32 @@ enum Note {
     InnerTube,
 }
 
-#[derive(Clone)]
+/// The request hook the server calls ([`crate::serve::Hook`]); one per proxy.
+pub struct PotHook {
+    shared: Arc<Shared>,
+}
+
+impl PotHook {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        PotHook { shared }
+    }
+}
+
+/// One request's context: what its stages learned on the way out, for the stage that watches
+/// its response. Made fresh for each request by [`PotHook`].
 pub struct PotHandler {
     shared: Arc<Shared>,
     note: Option<Note>,
-    /// This request's record for the access log and counters (fresh per request).
+    /// This request's record for the access log and counters.
     exchange: Option<Arc<Exchange>>,
-    /// This connection's CONNECT passed the entry check (hudsucker hands the requests it reads
-    /// inside the tunnel to clones of this handler).
-    checked_tunnel: bool,
-    /// That CONNECT's authority.
-    connect_authority: Option<String>,
 }
 
 impl PotHandler {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>) -> Self {
         PotHandler {
             shared,
             note: None,
             exchange: None,
-            checked_tunnel: false,
-            connect_authority: None,
         }
     }
 
@@ -166,8 +159,8 @@ fn request_host(req: &Request<Body>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// After a CONNECT to an IP literal, hudsucker puts that IP into the URI; the real name is in
-/// the Host header. Point the URI at the name so upstream TLS uses the right SNI.
+/// A request whose URI names an IP while its Host header names an intercepted host: point the
+/// URI at the name, so upstream TLS uses the right SNI and the IP itself is never dialled.
 fn use_host_header_authority(req: &mut Request<Body>, host: &str) {
     let Some(uri_host) = req.uri().host() else {
         return;
@@ -196,92 +189,10 @@ fn with_path_and_query(uri: &Uri, pq: &str) -> Option<Uri> {
 }
 
 impl PotHandler {
-    /// CONNECT: named hosts that are not intercepted are tunnelled right here, so the server can
-    /// speak first; the rest go on to hudsucker's TLS interception.
-    async fn on_connect(&self, mut req: Request<Body>) -> RequestOrResponse {
-        let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
-            return RequestOrResponse::Response(text_response(
-                StatusCode::BAD_REQUEST,
-                "potproxy: CONNECT needs host:port\n".into(),
-            ));
-        };
-        match self.shared.policy.decide_connect(&authority) {
-            ConnectDecision::Tunnel => {}
-            ConnectDecision::DecideBySni => return self.on_ip_connect(req, authority).await,
-            ConnectDecision::Intercept => return RequestOrResponse::Request(Self::sealed(req)),
-        }
-        let (host, port) = split_authority(&authority, 443);
-        if let Err(r) = self.check_destination(host, port) {
-            return RequestOrResponse::Response(text_response(
-                StatusCode::FORBIDDEN,
-                r.text().to_string(),
-            ));
-        }
-        let started = std::time::Instant::now();
-        let server = match self.shared.resolver.dial(host, port).await {
-            Ok(s) => s,
-            Err(e) => {
-                crate::metrics::UPSTREAM_ERRORS.with(&["tunnel_dial"]).inc();
-                crate::observe::tunnel_closed(&authority, started, None);
-                tracing::warn!(%authority, error = %e, "tunnel: cannot reach upstream");
-                return RequestOrResponse::Response(text_response(
-                    StatusCode::BAD_GATEWAY,
-                    format!("potproxy: cannot connect to {authority}: {e}\n"),
-                ));
-            }
-        };
-        if let Err(r) = self.check_dialled(host, &server) {
-            return RequestOrResponse::Response(text_response(
-                StatusCode::FORBIDDEN,
-                r.text().to_string(),
-            ));
-        }
-        let upgrade = hyper::upgrade::on(&mut req);
-        // The tunnel keeps its own idle clock over both sides (`[timeouts] tunnel_idle_secs`);
-        // the client socket's shorter one stops here.
-        let conn = req.extensions().get::<ClientConn>().cloned();
-        let idle = conn
-            .as_ref()
-            .map(ClientConn::into_tunnel)
-            .unwrap_or(crate::limits::Timeouts::default().tunnel_idle);
-        let work = async move {
-            match upgrade.await {
-                Ok(upgraded) => {
-                    let client = TokioIo::new(upgraded);
-                    match crate::limits::tunnel(client, server, idle).await {
-                        Ok((up, down)) => {
-                            crate::observe::tunnel_closed(&authority, started, Some((up, down)))
-                        }
-                        Err(e) => {
-                            crate::observe::tunnel_closed(&authority, started, None);
-                            tracing::debug!(%authority, error = %e, "tunnel closed with error");
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(%authority, error = %e, "tunnel: client upgrade failed"),
-            }
-        };
-        match conn {
-            Some(conn) => conn.spawn(work),
-            None => {
-                tokio::spawn(work);
-            }
-        }
-        RequestOrResponse::Response(
-            Response::builder()
-                .status(StatusCode::OK)
-                .body(Body::empty())
-                .expect("static response parts are valid"),
-        )
-    }
-
     async fn on_request(&mut self, mut req: Request<Body>) -> RequestOrResponse {
         let Some(host) = request_host(&req) else {
             return RequestOrResponse::Request(req);
         };
-        if is_ca_page_host(&host) {
-            return RequestOrResponse::Response(self.ca_page(req.uri().path()));
-        }
         if !self.shared.policy.is_intercepted(&host) {
             return RequestOrResponse::Request(req);
         }
@@ -326,67 +237,31 @@ fn route_kind(route: &Route) -> &'static str {
     }
 }
 
-impl PotHandler {
-    /// The CA page (`/`) or the PEM (`/ca.pem`) for `http://potproxy.invalid/`.
-    fn ca_page(&self, path: &str) -> Response<Body> {
-        let (status, ctype, body) = match path {
-            "/ca.pem" => (
-                StatusCode::OK,
-                ca_page::PEM_CONTENT_TYPE,
-                self.shared.ca_pem.clone(),
-            ),
-            "/" | "" => (
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                ca_page::ca_page(&self.shared.ca_pem),
-            ),
-            _ => (
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                "potproxy: the CA page is at / and the certificate at /ca.pem\n".to_string(),
-            ),
-        };
-        Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, ctype)
-            .header(http::header::CACHE_CONTROL, "no-store")
-            .body(Body::from(body))
-            .expect("static response parts are valid")
-    }
-}
+impl Hook for PotHook {
+    type Ctx = PotHandler;
 
-impl HttpHandler for PotHandler {
-    async fn handle_request(
-        &mut self,
-        ctx: &HttpContext,
-        mut req: Request<Body>,
-    ) -> RequestOrResponse {
-        if let Some(refused) = self.guard(ctx.client_addr, &mut req) {
-            return RequestOrResponse::Response(refused);
-        }
-        if Self::wants_upgrade(&req) {
-            return self.on_upgrade(req).await;
-        }
-        if req.method() == Method::CONNECT {
-            return self.on_connect(req).await;
-        }
+    fn new_ctx(&self, _client: std::net::SocketAddr) -> PotHandler {
+        PotHandler::new(self.shared.clone())
+    }
+
+    async fn request(&self, cx: &mut PotHandler, req: Request<Body>) -> RequestOrResponse {
         let host = request_host(&req).unwrap_or_else(|| "-".into());
         let exchange = Exchange::open(&req, &host);
-        self.exchange = Some(exchange.clone());
-        match self.on_request(req).await {
+        cx.exchange = Some(exchange.clone());
+        match cx.on_request(req).await {
             RequestOrResponse::Request(req) => {
                 RequestOrResponse::Request(exchange.count_request(req))
             }
             RequestOrResponse::Response(res) => {
-                self.exchange = None;
+                cx.exchange = None;
                 RequestOrResponse::Response(exchange.finish(res))
             }
         }
     }
 
-    async fn handle_response(&mut self, _ctx: &HttpContext, res: Response<Body>) -> Response<Body> {
-        let res = self.watch_response(res).await;
-        match self.exchange.take() {
+    async fn response(&self, cx: &mut PotHandler, res: Response<Body>) -> Response<Body> {
+        let res = cx.watch_response(res).await;
+        match cx.exchange.take() {
             Some(ex) => {
                 if res.status() == StatusCode::FORBIDDEN
                     && matches!(ex.current_kind(), "player" | "media" | "sabr" | "captions")
@@ -399,37 +274,10 @@ impl HttpHandler for PotHandler {
         }
     }
 
-    async fn handle_error(
-        &mut self,
-        _ctx: &HttpContext,
-        err: hyper_util::client::legacy::Error,
-    ) -> Response<Body> {
-        let chain = crate::errtext::error_chain(&err);
-        tracing::warn!(error = %chain, "upstream request failed");
-        crate::metrics::UPSTREAM_ERRORS.with(&["request"]).inc();
-        if let Some(ex) = self.exchange.take() {
-            ex.failed(StatusCode::BAD_GATEWAY.as_u16());
+    fn failed(&self, cx: &mut PotHandler, status: StatusCode) {
+        if let Some(ex) = cx.exchange.take() {
+            ex.failed(status.as_u16());
         }
-        text_response(
-            StatusCode::BAD_GATEWAY,
-            format!("potproxy: upstream request failed: {chain}\n"),
-        )
-    }
-
-    /// Reached only for CONNECTs `on_connect` passed on: listed hosts and IP literals.
-    async fn should_intercept_connect(&mut self, _ctx: &HttpContext, _req: &Request<Body>) -> bool {
-        true
-    }
-
-    /// Only CONNECTs to listed names reach here (IP literals are decided in `guard`), so the
-    /// answer is always yes: hudsucker would dial a "no" itself, past the resolver and the
-    /// egress proxy. A ClientHello for another name gets a leaf the client will not accept.
-    async fn should_intercept_tls(
-        &mut self,
-        _ctx: &HttpContext,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> bool {
-        true
     }
 }
 

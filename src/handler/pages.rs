@@ -11,8 +11,8 @@ use http::header::CONTENT_TYPE;
 use hudsucker::Body;
 use serde_json::Value;
 
-use super::PotHandler;
 use super::stages::learn_as_it_streams;
+use super::{PotHandler, Shared};
 use crate::learn::page::{Page, initial_player_response};
 use crate::learn::session::{playback_info, url_keys};
 
@@ -26,9 +26,9 @@ impl PotHandler {
         if !is_html {
             return res;
         }
-        let this = self.clone();
+        let shared = self.shared.clone();
         learn_as_it_streams(res, move |html| {
-            this.learn_page(&String::from_utf8_lossy(html));
+            learn_page(&shared, &String::from_utf8_lossy(html));
         })
     }
 
@@ -42,33 +42,33 @@ impl PotHandler {
         if !is_json {
             return res;
         }
-        let this = self.clone();
+        let shared = self.shared.clone();
         learn_as_it_streams(res, move |body| {
             if let Ok(v) = serde_json::from_slice::<Value>(body) {
-                this.shared.identities.learn(&v);
+                shared.identities.learn(&v);
             }
         })
     }
+}
 
-    /// Learns what the page says; a malformed inline challenge (the minter's business) does
-    /// not stop the rest from being learned.
-    fn learn_page(&self, html: &str) {
-        let facts = Page::parse(html).facts();
-        if let (Some(session), Some(regime)) = (facts.identity.session_binding(), facts.regime) {
-            tracing::debug!(session = %crate::redact::redact(session), ?regime, "page: experiment flag");
-            self.shared.regimes.flag(session, regime);
-        }
-        if let Some(pr) = initial_player_response(html) {
-            let keys = url_keys(&pr);
-            if let Some(info) = playback_info(
-                &pr,
-                None,
-                facts.client.as_deref(),
-                facts.identity.visitor_data.as_deref(),
-                facts.identity.logged_in,
-            ) {
-                self.shared.sessions.learn(&keys, info);
-            }
+/// Learns what the page says; a malformed inline challenge (the minter's business) does
+/// not stop the rest from being learned.
+fn learn_page(shared: &Shared, html: &str) {
+    let facts = Page::parse(html).facts();
+    if let (Some(session), Some(regime)) = (facts.identity.session_binding(), facts.regime) {
+        tracing::debug!(session = %crate::redact::redact(session), ?regime, "page: experiment flag");
+        shared.regimes.flag(session, regime);
+    }
+    if let Some(pr) = initial_player_response(html) {
+        let keys = url_keys(&pr);
+        if let Some(info) = playback_info(
+            &pr,
+            None,
+            facts.client.as_deref(),
+            facts.identity.visitor_data.as_deref(),
+            facts.identity.logged_in,
+        ) {
+            shared.sessions.learn(&keys, info);
         }
     }
 }

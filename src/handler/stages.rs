@@ -36,7 +36,7 @@ impl PotHandler {
     }
 
     /// The read stage for a request body (`what` names it in messages): the whole body, or
-    /// what to hand hudsucker at once. Over the cap is a give-up; a body that breaks while
+    /// what to hand the server at once. Over the cap is a give-up; a body that breaks while
     /// being read cannot be forwarded any more, so the client gets a 400.
     pub(super) async fn read_request(
         &self,

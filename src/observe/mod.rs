@@ -206,23 +206,65 @@ pub fn release_memory() {
     }
 }
 
+/// How a tunnel ended, for its access line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelEnd {
+    /// Both sides closed.
+    Closed,
+    /// Neither side moved a byte for `[timeouts] tunnel_idle_secs`.
+    Idle,
+    /// A socket error ended it.
+    Error,
+    /// The server side was never opened (refused or unreachable).
+    NotOpened,
+}
+
+impl TunnelEnd {
+    fn outcome(self) -> &'static str {
+        match self {
+            TunnelEnd::Closed => "passed",
+            TunnelEnd::Idle => "idle_timeout",
+            TunnelEnd::Error => "error",
+            TunnelEnd::NotOpened => "not_opened",
+        }
+    }
+}
+
+/// One blind tunnel (a `CONNECT` or an upgraded connection), once it closed.
+#[derive(Debug)]
+pub struct TunnelRecord<'a> {
+    /// `tunnel` or `upgrade`.
+    pub kind: &'static str,
+    pub authority: &'a str,
+    /// What the client was answered: 200 (CONNECT), 101 (upgrade), or the refusal.
+    pub status: u16,
+    pub started: Instant,
+    /// Bytes from the client to the server, and back.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub end: TunnelEnd,
+}
+
 /// The access line and counters of a blind tunnel, once it closed.
-pub fn tunnel_closed(authority: &str, started: Instant, bytes: Option<(u64, u64)>) {
-    let (up, down) = bytes.unwrap_or_default();
-    let outcome = if bytes.is_some() { "passed" } else { "error" };
-    metrics::REQUESTS.with(&["tunnel", outcome]).inc();
-    metrics::BYTES.with(&["upstream", "tunnel"]).inc_by(up);
-    metrics::BYTES.with(&["downstream", "tunnel"]).inc_by(down);
+pub fn tunnel_closed(r: &TunnelRecord<'_>) {
+    let outcome = r.end.outcome();
+    metrics::REQUESTS.with(&[r.kind, outcome]).inc();
+    metrics::BYTES
+        .with(&["upstream", r.kind])
+        .inc_by(r.bytes_in);
+    metrics::BYTES
+        .with(&["downstream", r.kind])
+        .inc_by(r.bytes_out);
     tracing::info!(
         target: "potproxy::access",
-        method = "CONNECT",
-        host = %authority,
+        method = if r.kind == "upgrade" { "GET" } else { "CONNECT" },
+        host = %r.authority,
         path = "-",
-        status = 200u16,
-        bytes_in = up,
-        bytes_out = down,
-        ms = started.elapsed().as_millis() as u64,
-        kind = "tunnel",
+        status = r.status,
+        bytes_in = r.bytes_in,
+        bytes_out = r.bytes_out,
+        ms = r.started.elapsed().as_millis() as u64,
+        kind = r.kind,
         outcome,
         rewrite = "-",
         "access"

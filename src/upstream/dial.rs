@@ -137,6 +137,91 @@ impl Resolver {
     }
 }
 
+/// Why [`Resolver::dial_checked`] made no connection.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// Every address the name stands for is refused by the destination rule; nothing was
+    /// dialled.
+    #[error("{}", .0.text().trim_end())]
+    Refused(crate::access::Refusal),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Resolver {
+    /// Whether `host` is dialled by potproxy itself (no override, no egress proxy), so its
+    /// address is potproxy's to check. Overrides and egress proxies are the operator's choice.
+    fn dials_directly(&self, host: &str) -> bool {
+        matches!(self.egress, Egress::Direct) && self.lookup(host).is_none()
+    }
+
+    /// The addresses `host:port` stands for that `rule` allows: an IP literal as it is, a name
+    /// resolved first (within the connect timeout). Refused when none is allowed.
+    async fn checked_addrs(
+        &self,
+        host: &str,
+        port: u16,
+        rule: &crate::access::Destinations,
+    ) -> Result<Vec<SocketAddr>, DialError> {
+        rule.check(host, port).map_err(DialError::Refused)?;
+        let resolved: Vec<SocketAddr> =
+            tokio::time::timeout(self.connect_timeout, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("resolving {host} timed out"),
+                    )
+                })??
+                .collect();
+        let mut refusal = None;
+        let allowed: Vec<SocketAddr> = resolved
+            .into_iter()
+            .filter(|a| match rule.check_addr(*a) {
+                Ok(()) => true,
+                Err(r) => {
+                    refusal = Some(r);
+                    false
+                }
+            })
+            .collect();
+        match (allowed.is_empty(), refusal) {
+            (true, Some(r)) => Err(DialError::Refused(r)),
+            (true, None) => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} has no address"),
+            )
+            .into()),
+            _ => Ok(allowed),
+        }
+    }
+
+    /// [`Resolver::dial`] under the destination rule: a name potproxy dials itself is resolved,
+    /// checked, and only an allowed address is connected to, so a refused destination never
+    /// sees a connection attempt.
+    pub async fn dial_checked(
+        &self,
+        host: &str,
+        port: u16,
+        rule: &crate::access::Destinations,
+    ) -> Result<TcpStream, DialError> {
+        let host = host.trim_matches(|c| c == '[' || c == ']');
+        if !self.dials_directly(host) {
+            return Ok(self.dial(host, port).await?);
+        }
+        let mut last = None;
+        for addr in self.checked_addrs(host, port, rule).await? {
+            match self.dial(&addr.ip().to_string(), addr.port()).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| std::io::Error::other(format!("cannot connect to {host}:{port}")))
+            .into())
+    }
+}
+
 /// A `Service<Uri>` that dials the override address for a host when one is configured and the
 /// URI's own host otherwise, through the egress proxy when there is one. TLS (SNI,
 /// certificate name) is layered on top by hyper-rustls from the *original* URI, so fakes must
@@ -167,24 +252,19 @@ impl tower_service::Service<Uri> for OverrideConnector {
                 _ => 443,
             });
             let bare = host.trim_matches(|c| c == '[' || c == ']');
-            let target = resolver.target(bare, port);
-            let io = tokio::time::timeout(resolver.connect_timeout, resolver.connect_uri(target))
-                .await
-                .map_err(|_| -> BoxError {
-                    format!("connect to {host}:{port} timed out").into()
-                })??;
-            // A name the system resolved to a refused address (127.0.0.1, our own API) is
-            // refused like the address itself; overrides and egress proxies are the operator's.
-            if let Some(check) = check.filter(|_| {
-                matches!(resolver.egress, Egress::Direct) && resolver.lookup(bare).is_none()
-            }) {
-                if let Ok(peer) = io.inner().peer_addr() {
-                    check
-                        .check_addr(peer)
-                        .map_err(|r| -> BoxError { r.text().trim_end().into() })?;
-                }
+            // A name the system resolves to a refused address (127.0.0.1, our own API) is
+            // refused like the address itself, before anything is dialled.
+            if let Some(check) = check.filter(|_| resolver.dials_directly(bare)) {
+                let stream = resolver
+                    .dial_checked(bare, port, &check)
+                    .await
+                    .map_err(|e| -> BoxError { e.to_string().into() })?;
+                return Ok(TokioIo::new(stream));
             }
-            Ok(io)
+            let target = resolver.target(bare, port);
+            tokio::time::timeout(resolver.connect_timeout, resolver.connect_uri(target))
+                .await
+                .map_err(|_| -> BoxError { format!("connect to {host}:{port} timed out").into() })?
         })
     }
 }
@@ -228,13 +308,8 @@ pub fn client_tls_config(cfg: &UpstreamConfig) -> Result<rustls::ClientConfig, U
     .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// The connector for the MITM client: overrides and egress, then TLS (h1, plus h2 when
-/// configured).
-pub fn connector(cfg: &UpstreamConfig) -> Result<UpstreamConnector, UpstreamError> {
-    connector_via(cfg, cfg.proxy.clone())
-}
-
-/// The same connector leaving through `egress`.
+/// The connector of potproxy's own requests ([`crate::upstream::HttpClient`]: re-issued media,
+/// minting) leaving through `egress`: overrides, then TLS (h1, plus h2 when configured).
 pub fn connector_via(
     cfg: &UpstreamConfig,
     egress: Egress,
@@ -248,7 +323,9 @@ pub fn connector_via(
     )
 }
 
-/// The MITM client's connector, refusing names that resolve to a destination `check` refuses.
+/// The connector of the traffic potproxy forwards for its clients (the MITM client, relayed
+/// upgrades): overrides and egress, then TLS, refusing names that resolve to a destination
+/// `check` refuses before dialling them.
 pub fn connector_checked(
     cfg: &UpstreamConfig,
     check: Arc<crate::access::Destinations>,

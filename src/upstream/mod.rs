@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use client::{FetchError, FetchedResponse, HttpClient};
 pub use dial::{
-    OverrideConnector, Resolver, UpstreamConnector, client_tls_config, connector,
+    DialError, OverrideConnector, Resolver, UpstreamConnector, client_tls_config,
     connector_checked, connector_via, root_store,
 };
 pub use egress::{Egress, EgressError};

@@ -7,6 +7,7 @@
 // Each test binary uses a different part of this support code.
 #![allow(dead_code, unused_imports)]
 
+pub mod binary;
 pub mod botguard;
 pub mod chain;
 pub mod egress;

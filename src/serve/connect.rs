@@ -1,0 +1,254 @@
+//! A `CONNECT` the front door let in: a blind tunnel dialled before the `200`
+//! ([`Door::TunnelNow`]), or a `200` and then the client's first bytes, which decide between
+//! decrypting TLS with a leaf from the CA, serving the plain HTTP inside, and a blind tunnel
+//! that replays them ([`Door::ReadFirstBytes`]). Everything that outlives the `CONNECT`
+//! request runs on the drain's tracker.
+
+use std::sync::Arc;
+
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode};
+use hudsucker::Body;
+use hudsucker::certificate_authority::CertificateAuthority;
+use hyper_util::client::legacy::connect::Connect;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::door::{self, Arrival, Door, First};
+use super::io::{Rewind, Sniffed, sniff};
+use super::tunnel::{OpenError, Opened, Via};
+use super::{Arrived, Hook, Inside, ProxyServer, text_response};
+
+/// The arrival of a `CONNECT`, kept for the decision after its first bytes.
+#[derive(Clone)]
+struct Pending {
+    host: String,
+    port: u16,
+    ip_literal: bool,
+    intercepted: bool,
+    refused: Option<crate::access::Refusal>,
+}
+
+impl Pending {
+    fn arrival(&self, first: First) -> Arrival<'_> {
+        Arrival {
+            kind: door::Kind::Connect,
+            entry: crate::access::Entry::Allowed,
+            host: &self.host,
+            ip_literal: self.ip_literal,
+            port: self.port,
+            intercepted: self.intercepted,
+            refused: self.refused,
+            ca_page: false,
+            first: Some(first),
+        }
+    }
+
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn ok() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(Body::empty())
+        .expect("static response parts are valid")
+}
+
+impl<C, CA, H> ProxyServer<C, CA, H>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+    CA: CertificateAuthority,
+    H: Hook,
+{
+    /// `decision` is [`Door::TunnelNow`] or [`Door::ReadFirstBytes`] for `arrival`.
+    pub(super) async fn connect(
+        self: Arc<Self>,
+        mut req: Request<Body>,
+        arrival: &Arrival<'_>,
+        decision: Door,
+        arrived: &Arrived,
+    ) -> Response<Body> {
+        let pending = Pending {
+            host: arrival.host.to_string(),
+            port: arrival.port,
+            ip_literal: arrival.ip_literal,
+            intercepted: arrival.intercepted,
+            refused: arrival.refused,
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        let conn = arrived.conn.clone();
+        if decision == Door::TunnelNow {
+            // Dialled first: servers that speak first (SSH, SMTP) see a client at once, and a
+            // destination that cannot be reached is a 502, not a 200 that closes.
+            let opened = Opened::new(Via::Connect, pending.authority());
+            let server = match self.tunnels.open(&pending.host, pending.port).await {
+                Ok(s) => s,
+                Err(e) => return self.not_opened(&opened, &e),
+            };
+            let tunnels = self.tunnels.clone();
+            self.drain.spawn(async move {
+                match upgrade.await {
+                    Ok(u) => {
+                        tunnels
+                            .relay(opened, TokioIo::new(u), server, &[], &conn)
+                            .await
+                    }
+                    Err(e) => tracing::debug!(error = %e, "CONNECT: client upgrade failed"),
+                }
+            });
+            return ok();
+        }
+        let this = self.clone();
+        let arrived = arrived.clone();
+        self.drain.spawn(async move {
+            let mut client = match upgrade.await {
+                Ok(u) => TokioIo::new(u),
+                Err(e) => {
+                    tracing::debug!(error = %e, "CONNECT: client upgrade failed");
+                    return;
+                }
+            };
+            // The client socket's idle clock bounds this wait for the first bytes.
+            let (sniffed, first) = match sniff(&mut client).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(authority = %pending.authority(), error = %e, "CONNECT: no first bytes from the client");
+                    return;
+                }
+            };
+            this.after_first_bytes(pending, sniffed, first, client, arrived)
+                .await;
+        });
+        ok()
+    }
+
+    /// The door's second decision, once the first bytes are in.
+    async fn after_first_bytes<I>(
+        self: Arc<Self>,
+        pending: Pending,
+        sniffed: Sniffed,
+        first: Vec<u8>,
+        client: I,
+        arrived: Arrived,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let seen = match sniffed {
+            Sniffed::Tls(sni) => First::Tls {
+                intercepted: sni.as_deref().is_some_and(|n| {
+                    !crate::intercept::is_ip_literal(n) && self.door.policy.is_intercepted(n)
+                }),
+                sni,
+            },
+            Sniffed::Http => First::Http,
+            Sniffed::Other => First::Other,
+        };
+        let by_sni = matches!(
+            &seen,
+            First::Tls {
+                intercepted: true,
+                ..
+            }
+        ) && pending.ip_literal;
+        match door::decide(&pending.arrival(seen)) {
+            Door::Decrypt { name } => {
+                // Requests inside an IP-literal CONNECT are for the name its ClientHello gave,
+                // so the IP itself is never dialled.
+                let inside = if by_sni {
+                    format!("{name}:{}", pending.port)
+                } else {
+                    pending.authority()
+                };
+                self.decrypt(&name, &inside, Rewind::new(first, client), arrived)
+                    .await
+            }
+            Door::ServeHttp => {
+                let Ok(inside) = pending.authority().parse::<Authority>() else {
+                    return;
+                };
+                let arrived = Arrived {
+                    inside: Some(Inside {
+                        scheme: Scheme::HTTP,
+                        authority: inside,
+                    }),
+                    ..arrived
+                };
+                let io = TokioIo::new(Rewind::new(first, client));
+                if let Err(e) = self.serve_http(io, arrived).await {
+                    tracing::debug!(error = %crate::errtext::error_chain(e.as_ref()), "plain connection inside CONNECT ended with an error");
+                }
+            }
+            Door::TunnelAfterFirstBytes => {
+                let opened = Opened::new(Via::Connect, pending.authority());
+                match self.tunnels.open(&pending.host, pending.port).await {
+                    Ok(server) => {
+                        self.tunnels
+                            .relay(opened, client, server, &first, &arrived.conn)
+                            .await
+                    }
+                    Err(e) => {
+                        opened.failed(&e);
+                        tracing::info!(authority = %pending.authority(), error = %e, "tunnel not opened");
+                    }
+                }
+            }
+            Door::Close(r) => {
+                let opened = Opened::new(Via::Connect, pending.authority());
+                opened.failed(&OpenError::Refused(r));
+                tracing::info!(authority = %pending.authority(), refusal = ?r, "tunnel refused after its first bytes");
+            }
+            Door::CloseForeign => {
+                tracing::info!(authority = %pending.authority(), "CONNECT to an intercepted name carried neither TLS nor HTTP; closed");
+            }
+            other => tracing::debug!(decision = ?other, "CONNECT: no action after the first bytes"),
+        }
+    }
+
+    /// TLS with a leaf for `name`, then the requests inside, for `inside`.
+    async fn decrypt<I>(self: Arc<Self>, name: &str, inside: &str, client: I, arrived: Arrived)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (Ok(leaf_for), Ok(inside)) = (Authority::try_from(name), inside.parse::<Authority>())
+        else {
+            tracing::debug!(%name, "CONNECT: the name is no authority");
+            return;
+        };
+        let config = self.ca.gen_server_config(&leaf_for).await;
+        let tls = match tokio_rustls::TlsAcceptor::from(config).accept(client).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%name, error = %e, "CONNECT: TLS handshake with the client failed");
+                return;
+            }
+        };
+        let arrived = Arrived {
+            inside: Some(Inside {
+                scheme: Scheme::HTTPS,
+                authority: inside,
+            }),
+            ..arrived
+        };
+        if let Err(e) = self.serve_http(TokioIo::new(tls), arrived).await {
+            tracing::debug!(error = %crate::errtext::error_chain(e.as_ref()), "TLS connection inside CONNECT ended with an error");
+        }
+    }
+
+    /// The client's answer for a tunnel whose server side did not open.
+    fn not_opened(&self, opened: &Opened, why: &OpenError) -> Response<Body> {
+        opened.failed(why);
+        match why {
+            OpenError::Refused(r) => text_response(StatusCode::FORBIDDEN, r.text().to_string()),
+            OpenError::Unreachable { .. } => {
+                tracing::warn!(authority = %opened.authority, error = %why, "tunnel: cannot reach upstream");
+                text_response(StatusCode::BAD_GATEWAY, format!("potproxy: {why}\n"))
+            }
+        }
+    }
+}

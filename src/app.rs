@@ -19,7 +19,7 @@ use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
 use crate::handler::{PotHook, RewriteSettings, Shared};
 use crate::intercept::InterceptPolicy;
-use crate::serve::{DoorRules, Drain, ProxyServer, Tunnels};
+use crate::serve::{DoorRules, Drain, ProxyServer, Tunnels, WayIn};
 use crate::services::{FleetTokens, Services, instance_id};
 use crate::upstream::{Resolver, UpstreamConnector, UpstreamError};
 use crate::{api, learn, limits, upstream};
@@ -60,6 +60,8 @@ pub struct RunningProxy {
     pub services: Services,
     /// Where the provider API listens, when enabled.
     pub api_addr: Option<SocketAddr>,
+    /// Where the SOCKS5 listener is, when `[socks] listen` is set.
+    pub socks_addr: Option<SocketAddr>,
     /// The fleet's Redis (`[cluster]`), when configured: its failed-call counter is for
     /// `/metrics`, its set-aside API for source verdicts.
     pub cluster: Option<crate::cluster::Cluster>,
@@ -249,10 +251,29 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         ),
         false => None,
     };
-    gate.set_listeners(addr, api_addr);
+    let socks = config.socks.map(bind_proxy).transpose()?;
+    let socks_addr = socks.as_ref().map(|(_, a)| *a);
+    // potproxy's own listeners are never a destination through it.
+    gate.destinations.set_own_listeners(
+        [Some(addr), api_addr, socks_addr]
+            .into_iter()
+            .flatten()
+            .collect(),
+    );
     let drain = Drain::new();
-    let proxy = proxy_server(&config, &ca, &services, &cluster, gate, drain.clone())?;
-    let task = tokio::spawn(Arc::new(proxy).run(listener));
+    let proxy = Arc::new(proxy_server(
+        &config,
+        &ca,
+        &services,
+        &cluster,
+        gate,
+        drain.clone(),
+    )?);
+    if let Some((l, socks_addr)) = socks {
+        tokio::spawn(proxy.clone().run(l, WayIn::Socks5));
+        tracing::info!(addr = %socks_addr, "SOCKS5 listening");
+    }
+    let task = tokio::spawn(proxy.run(listener, WayIn::Http));
     tokio::spawn(release_memory_after_loads(drain.clone()));
     tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
     Ok(RunningProxy {
@@ -261,6 +282,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         ca_cert_path: ca.cert_path.clone(),
         services,
         api_addr,
+        socks_addr,
         cluster,
         api_shutdown: Some(api_stop),
         drain,

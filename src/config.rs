@@ -95,6 +95,13 @@ pub struct RawConfig {
     pub cluster: Option<RawCluster>,
     pub auth: Option<RawAuth>,
     pub access: Option<RawAccess>,
+    pub socks: Option<RawSocks>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocks {
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -321,6 +328,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[auth]` and `[access]`.
     pub access: AccessConfig,
+    /// `[socks] listen`: the SOCKS5 listener; `None` (the default) runs none.
+    pub socks: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -436,8 +445,19 @@ impl Config {
         let access = resolve_access(raw.auth.unwrap_or_default(), raw.access.unwrap_or_default())?;
         let timeouts = resolve_timeouts(raw.timeouts.unwrap_or_default())?;
         let limits = resolve_limits(raw.limits.unwrap_or_default())?;
+        let socks = match raw.socks.and_then(|s| s.listen) {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::invalid(
+                    "socks.listen",
+                    &text,
+                    "expected ip:port, e.g. 127.0.0.1:1080",
+                )
+            })?),
+        };
         let mut config = Config {
             listen,
+            socks,
             api,
             timeouts,
             limits,

@@ -233,7 +233,7 @@ impl TunnelEnd {
 /// One blind tunnel (a `CONNECT` or an upgraded connection), once it closed.
 #[derive(Debug)]
 pub struct TunnelRecord<'a> {
-    /// `tunnel` or `upgrade`.
+    /// `tunnel`, `upgrade` or `socks5`.
     pub kind: &'static str,
     pub authority: &'a str,
     /// What the client was answered: 200 (CONNECT), 101 (upgrade), or the refusal.
@@ -257,7 +257,11 @@ pub fn tunnel_closed(r: &TunnelRecord<'_>) {
         .inc_by(r.bytes_out);
     tracing::info!(
         target: "potproxy::access",
-        method = if r.kind == "upgrade" { "GET" } else { "CONNECT" },
+        method = match r.kind {
+            "upgrade" => "GET",
+            "socks5" => "SOCKS5",
+            _ => "CONNECT",
+        },
         host = %r.authority,
         path = "-",
         status = r.status,

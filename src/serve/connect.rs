@@ -19,9 +19,10 @@ use super::io::{Rewind, Sniffed, sniff};
 use super::tunnel::{OpenError, Opened, Via};
 use super::{Arrived, Hook, Inside, ProxyServer, text_response};
 
-/// The arrival of a `CONNECT`, kept for the decision after its first bytes.
+/// The arrival of a `CONNECT` (or a SOCKS5 `CONNECT`), kept for the decision after its
+/// first bytes.
 #[derive(Clone)]
-struct Pending {
+pub(super) struct Pending {
     host: String,
     port: u16,
     ip_literal: bool,
@@ -30,6 +31,16 @@ struct Pending {
 }
 
 impl Pending {
+    pub(super) fn new(arrival: &Arrival<'_>) -> Self {
+        Pending {
+            host: arrival.host.to_string(),
+            port: arrival.port,
+            ip_literal: arrival.ip_literal,
+            intercepted: arrival.intercepted,
+            refused: arrival.refused,
+        }
+    }
+
     fn arrival(&self, first: First) -> Arrival<'_> {
         Arrival {
             kind: door::Kind::Connect,
@@ -44,7 +55,7 @@ impl Pending {
         }
     }
 
-    fn authority(&self) -> String {
+    pub(super) fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -74,13 +85,7 @@ where
         decision: Door,
         arrived: &Arrived,
     ) -> Response<Body> {
-        let pending = Pending {
-            host: arrival.host.to_string(),
-            port: arrival.port,
-            ip_literal: arrival.ip_literal,
-            intercepted: arrival.intercepted,
-            refused: arrival.refused,
-        };
+        let pending = Pending::new(arrival);
         let upgrade = hyper::upgrade::on(&mut req);
         let conn = arrived.conn.clone();
         if decision == Door::TunnelNow {
@@ -107,25 +112,36 @@ where
         let this = self.clone();
         let arrived = arrived.clone();
         self.drain.spawn(async move {
-            let mut client = match upgrade.await {
-                Ok(u) => TokioIo::new(u),
-                Err(e) => {
-                    tracing::debug!(error = %e, "CONNECT: client upgrade failed");
-                    return;
+            match upgrade.await {
+                Ok(u) => {
+                    this.sniff_then_decide(pending, TokioIo::new(u), arrived)
+                        .await
                 }
-            };
-            // The client socket's idle clock bounds this wait for the first bytes.
-            let (sniffed, first) = match sniff(&mut client).await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(authority = %pending.authority(), error = %e, "CONNECT: no first bytes from the client");
-                    return;
-                }
-            };
-            this.after_first_bytes(pending, sniffed, first, client, arrived)
-                .await;
+                Err(e) => tracing::debug!(error = %e, "CONNECT: client upgrade failed"),
+            }
         });
         ok()
+    }
+
+    /// [`Door::ReadFirstBytes`] once the client was told to go ahead: read the first bytes
+    /// (the client socket's idle clock bounds the wait), then act on the second decision.
+    pub(super) async fn sniff_then_decide<I>(
+        self: Arc<Self>,
+        pending: Pending,
+        mut client: I,
+        arrived: Arrived,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sniffed, first) = match sniff(&mut client).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(authority = %pending.authority(), error = %e, "CONNECT: no first bytes from the client");
+                return;
+            }
+        };
+        self.after_first_bytes(pending, sniffed, first, client, arrived)
+            .await;
     }
 
     /// The door's second decision, once the first bytes are in.
@@ -241,7 +257,7 @@ where
     }
 
     /// The client's answer for a tunnel whose server side did not open.
-    fn not_opened(&self, opened: &Opened, why: &OpenError) -> Response<Body> {
+    pub(super) fn not_opened(&self, opened: &Opened, why: &OpenError) -> Response<Body> {
         opened.failed(why);
         match why {
             OpenError::Refused(r) => text_response(StatusCode::FORBIDDEN, r.text().to_string()),

@@ -29,6 +29,7 @@
 mod connect;
 pub mod door;
 mod io;
+mod socks;
 mod tunnel;
 mod upgrade;
 
@@ -182,6 +183,15 @@ pub struct ProxyServer<C, CA, H> {
     pub drain: Drain,
 }
 
+/// Which protocol a listener's clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WayIn {
+    /// An HTTP proxy (absolute-form requests, `CONNECT`, upgrades).
+    Http,
+    /// SOCKS5 (`[socks] listen`).
+    Socks5,
+}
+
 /// Where a request arrived: its client connection, and the `CONNECT` it came inside, if any.
 #[derive(Clone)]
 struct Arrived {
@@ -212,8 +222,8 @@ where
     CA: CertificateAuthority,
     H: Hook,
 {
-    /// Accepts and serves connections until [`Drain::stop`].
-    pub async fn run(self: Arc<Self>, listener: TcpListener) {
+    /// Accepts and serves connections speaking `way` until [`Drain::stop`].
+    pub async fn run(self: Arc<Self>, listener: TcpListener, way: WayIn) {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut failures = 0u32;
         let mut accept_log = LogThrottle::new(LOG_EVERY);
@@ -252,14 +262,14 @@ where
             };
             let this = self.clone();
             self.drain.spawn(async move {
-                this.serve_client(tcp, client_addr).await;
+                this.serve_client(tcp, client_addr, way).await;
                 drop(slot);
             });
         }
-        tracing::info!("proxy listener closed");
+        tracing::info!(?way, "listener closed");
     }
 
-    async fn serve_client(self: Arc<Self>, tcp: TcpStream, client_addr: SocketAddr) {
+    async fn serve_client(self: Arc<Self>, tcp: TcpStream, client_addr: SocketAddr, way: WayIn) {
         let activity = Activity::new(self.timeouts.client_idle);
         let arrived = Arrived {
             client_addr,
@@ -270,9 +280,14 @@ where
             },
             inside: None,
         };
-        let io = TokioIo::new(IdleIo::new(tcp, activity));
-        if let Err(e) = self.serve_http(io, arrived).await {
-            tracing::debug!(%client_addr, error = %crate::errtext::error_chain(e.as_ref()), "client connection ended with an error");
+        let io = IdleIo::new(tcp, activity);
+        match way {
+            WayIn::Http => {
+                if let Err(e) = self.serve_http(TokioIo::new(io), arrived).await {
+                    tracing::debug!(%client_addr, error = %crate::errtext::error_chain(e.as_ref()), "client connection ended with an error");
+                }
+            }
+            WayIn::Socks5 => self.serve_socks(io, arrived).await,
         }
     }
 

@@ -48,6 +48,8 @@ pub enum Via {
     Connect,
     /// A protocol upgrade after its `101`.
     Upgrade,
+    /// A SOCKS5 `CONNECT`.
+    Socks5,
 }
 
 impl Via {
@@ -55,12 +57,13 @@ impl Via {
         match self {
             Via::Connect => "tunnel",
             Via::Upgrade => "upgrade",
+            Via::Socks5 => "socks5",
         }
     }
 
     fn status(self) -> u16 {
         match self {
-            Via::Connect => 200,
+            Via::Connect | Via::Socks5 => 200,
             Via::Upgrade => 101,
         }
     }

@@ -236,7 +236,7 @@ impl CertificateAuthority {
                 path: key_path.to_path_buf(),
                 source,
             })
-            .and_then(|()| publish(dir, cert_path, cert_pem.as_bytes()));
+            .and_then(|()| publish(cert_path, cert_pem.as_bytes()));
         if let Err(e) = written {
             // Our own half pair would only make every node report it as incomplete.
             let _ = std::fs::remove_file(key_path);
@@ -339,11 +339,7 @@ fn dns_name_within(host: &str, domains: &[String]) -> bool {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CaError> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).map_err(|source| CaError::CreateDir {
+    crate::fsutil::create_private_dir(dir).map_err(|source| CaError::CreateDir {
         path: dir.to_path_buf(),
         source,
     })
@@ -373,13 +369,10 @@ fn write_synced(f: &mut std::fs::File, data: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Writes `cert_path` whole or not at all: to a temporary file beside it, then renamed, so a
-/// process that sees both files can read both completely.
-fn publish(dir: &Path, cert_path: &Path, data: &[u8]) -> Result<(), CaError> {
-    let write_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CaError::Write { path, source }
-    };
+/// Writes `cert_path` whole or not at all ([`crate::fsutil::write_atomic`]: temp file, fsync,
+/// rename, fsync of the directory), so a process that sees both files can read both completely.
+/// The certificate is public (0644); the key beside it was created 0600.
+fn publish(cert_path: &Path, data: &[u8]) -> Result<(), CaError> {
     // Only the process holding the fresh ca.key gets here, so a certificate already in place was
     // put there by someone else; it is never overwritten.
     if cert_path.exists() {
@@ -388,29 +381,10 @@ fn publish(dir: &Path, cert_path: &Path, data: &[u8]) -> Result<(), CaError> {
             source: std::io::ErrorKind::AlreadyExists.into(),
         });
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".ca.pem.{}.{nanos}.tmp", std::process::id()));
-    let Some(mut f) = create_exclusive(&tmp, 0o644)? else {
-        return Err(CaError::Write {
-            path: tmp,
-            source: std::io::ErrorKind::AlreadyExists.into(),
-        });
-    };
-    let result = write_synced(&mut f, data)
-        .map_err(write_err(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, cert_path).map_err(write_err(cert_path)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    // Make the new names durable, not only the contents.
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::fsutil::write_atomic(cert_path, data, 0o644).map_err(|source| CaError::Write {
+        path: cert_path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@
 
 // Shared vocabulary.
 pub mod errtext;
+// Atomic, private file writes (the CA, the token cache file).
+pub mod fsutil;
 pub mod metrics;
 pub mod redact;
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::botguard::Verdict;
-use common::chain::{start_http_connect_proxy, start_socks5_proxy};
+use common::chain::{
+    start_http_connect_proxy, start_http_connect_proxy_with_auth, start_socks5_proxy,
+};
 use common::youtube::VISITOR_DATA;
 use common::*;
 use http_body_util::Full;
@@ -589,4 +591,76 @@ async fn the_mint_command_prints_json_last_and_fails_cleanly() {
         Some("{}")
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("integrity token"));
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// Rotating-proxy services pick the exit address by user name: two callers naming one proxy
+/// with different credentials must not share a connection, a minter or a cached token.
+#[tokio::test]
+async fn two_callers_naming_one_proxy_with_different_credentials_each_mint_with_their_own() {
+    let h = api_harness().await;
+    let (chain, seen) = start_http_connect_proxy_with_auth(h.origin.addr).await;
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+    let alice = format!("http://alice:pw-alice-1@{chain}");
+    let bob = format!("http://bob:pw-bob-2@{chain}");
+
+    let (status, a) = get_pot(&h, json!({"content_binding": V, "proxy": alice})).await;
+    assert_eq!(status, 200, "{a}");
+    let tunnels = take();
+    assert!(!tunnels.is_empty(), "alice's mint went through the proxy");
+    let want = format!("|{}", basic("alice", "pw-alice-1"));
+    assert!(tunnels.iter().all(|t| t.ends_with(&want)), "{tunnels:?}");
+
+    let (status, b) = get_pot(&h, json!({"content_binding": V, "proxy": bob})).await;
+    assert_eq!(status, 200, "{b}");
+    let tunnels = take();
+    assert!(
+        tunnels
+            .iter()
+            .any(|t| t.starts_with("www.youtube.com:443|")),
+        "bob's mint went out through the proxy, not from alice's cache entry: {tunnels:?}"
+    );
+    let want = format!("|{}", basic("bob", "pw-bob-2"));
+    assert!(
+        tunnels.iter().all(|t| t.ends_with(&want)),
+        "bob's mint carries bob's credentials: {tunnels:?}"
+    );
+    assert_ne!(a["poToken"], b["poToken"], "separate cache entries");
+    for t in [&a, &b] {
+        assert_eq!(
+            h.origin.state.bg.verify(t["poToken"].as_str().unwrap(), V),
+            Verdict::Valid
+        );
+    }
+    // Each caller keeps getting its own token.
+    let (_, again) = get_pot(&h, json!({"content_binding": V, "proxy": alice})).await;
+    assert_eq!(again["poToken"], a["poToken"]);
+    let (_, again) = get_pot(&h, json!({"content_binding": V, "proxy": bob})).await;
+    assert_eq!(again["poToken"], b["poToken"]);
+
+    // Two cache entries and two minters, named without the credentials.
+    let keys: Vec<String> = h
+        .proxy
+        .services
+        .tokens
+        .cache()
+        .keys()
+        .iter()
+        .filter(|k| k.binding() == V)
+        .map(|k| serde_json::to_string(k).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let minters = get_json(&h, "/minter_cache").await.to_string();
+    for text in keys.iter().chain([&minters]) {
+        for secret in ["pw-alice-1", "pw-bob-2", "alice", "bob"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
 }

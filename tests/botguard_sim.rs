@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::botguard::{CreateMode, LOOPING_JS, Verdict};
 use common::*;
-use potproxy::botguard::minter::{BotGuard, BotGuardError};
+use potproxy::botguard::error::{BotGuardError, Step};
+use potproxy::botguard::minter::BotGuard;
 use potproxy::config::SourceKind;
 use potproxy::token::Binding;
 use potproxy::tokens::{TokenRequest, decode_cold_start};
@@ -116,7 +117,7 @@ async fn an_interpreter_whose_hash_does_not_match_is_refused() {
     .await;
     let e = s.bg().mint(VIDEO).await.unwrap_err();
     assert!(
-        matches!(&e, BotGuardError::Interpreter(m) if m.contains("hash mismatch")),
+        matches!(&e, BotGuardError::Parse { step: Step::Interpreter, what } if what.contains("hash mismatch")),
         "{e}"
     );
 }

@@ -1,14 +1,16 @@
 //! A fleet of three nodes in one process, each with its own proxy and API port, sharing one
 //! real `redis-server` (`[cluster] redis`) and one CA dir, against one fake origin: what one node
 //! learns or mints, the others use; one binding asked of every node at once is minted once; and
-//! Redis hanging, dying and coming back never costs a client request. Skips (with a message)
-//! only when redis-server is not installed and `CI` is unset.
+//! Redis hanging, dying and coming back never costs a client request; and what a node reads back
+//! from Redis or its cache file is validated (absurd expiries, wrong types, huge values, claims
+//! without TTL, bad cache entries). Skips (with a message) only when redis-server is not
+//! installed and `CI` is unset.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::botguard::Verdict;
+use common::botguard::{Trust, Verdict};
 use common::redis::RedisServer;
 use common::*;
 use potproxy::RunningProxy;
@@ -465,6 +467,272 @@ async fn a_source_set_aside_on_one_node_is_not_used_by_another() {
         assert_eq!(
             fakes.origin.state.bg.trust(pot, V2),
             Some(common::botguard::Trust::High)
+        );
+    }
+}
+
+// What is read back is validated: a store (or cache file) holding values potproxy did not write.
+
+/// One node on `redis` under the prefix `poison:`, the API on, minting with the simulated
+/// BotGuard, its token cache in `cache`. A generous Redis timeout, so a large value would be
+/// read in full if the node asked for it.
+async fn poisoned_node(redis: &RedisServer, cache: &std::path::Path) -> Harness {
+    Harness::builder()
+        .api(true)
+        .sources(&[SourceKind::BotGuard])
+        .cache_file(cache)
+        .toml(&format!(
+            "[cluster]\nredis = {:?}\nprefix = \"poison:\"\ntimeout_ms = 2000\n",
+            redis.url()
+        ))
+        .start()
+        .await
+}
+
+/// Runs one command against `redis` from the test (the attacker's side).
+fn plant(redis: &RedisServer, cmd: &mut ::redis::Cmd) -> ::redis::Value {
+    let mut conn = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    cmd.query(&mut conn).unwrap()
+}
+
+/// `/get_pot` for `binding`: the whole answer (panics unless 200).
+async fn get_pot_answer(h: &Harness, binding: &str) -> Value {
+    let url = format!("http://{}/get_pot", h.proxy.api_addr.unwrap());
+    let res = plain()
+        .post(url)
+        .body(serde_json::to_vec(&json!({"content_binding": binding})).unwrap())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get_pot {binding}: no answer: {e}"));
+    assert_eq!(res.status(), 200, "get_pot {binding}");
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
+fn unix_ms_from_now(d: Duration) -> u64 {
+    (std::time::SystemTime::now() + d)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The default `[tokens] ttl` plus a minute of slack.
+const TTL_CAP: Duration = Duration::from_secs(6 * 3600 + 60);
+
+#[tokio::test]
+async fn a_token_with_an_absurd_expiry_in_redis_is_served_no_longer_than_the_ttl() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token-cache.json");
+    let h = poisoned_node(&redis, &cache).await;
+    let cap = potproxy::api::iso8601(std::time::SystemTime::now() + TTL_CAP);
+    // Year 5138, and past year 9999 (where formatting the expiry used to panic).
+    for (binding, ms) in [
+        ("farfuture01", "100000000000000".to_string()),
+        ("farfuture02", u64::MAX.to_string()),
+    ] {
+        let planted = h.origin.state.bg.signed_token(binding, Trust::High);
+        plant(
+            &redis,
+            ::redis::cmd("SET")
+                .arg(format!("poison:tok:video:-:{binding}"))
+                .arg(format!("{ms}|{planted}")),
+        );
+        let v = get_pot_answer(&h, binding).await;
+        let expires = v["expiresAt"].as_str().unwrap();
+        assert!(expires <= cap.as_str(), "{binding}: expires {expires}");
+    }
+    // Nor does the cache file keep the store's expiry (it would survive a flush and a restart).
+    h.proxy.services.tokens.cache().flush();
+    let file: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let cap_secs = unix_ms_from_now(TTL_CAP) / 1000;
+    for e in file["entries"].as_array().unwrap() {
+        assert!(e["expires_at"].as_u64().unwrap() <= cap_secs, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn values_of_the_wrong_type_or_shape_in_redis_are_ignored() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h = poisoned_node(&redis, &dir.path().join("c.json")).await;
+    plant(
+        &redis,
+        ::redis::cmd("RPUSH")
+            .arg("poison:tok:video:-:wrongtype01")
+            .arg("x"),
+    );
+    plant(
+        &redis,
+        ::redis::cmd("SET")
+            .arg("poison:tok:video:-:wrongshape1")
+            .arg("no expiry, no token"),
+    );
+    // A set-aside that would last 584 million years.
+    plant(
+        &redis,
+        ::redis::cmd("HSET").arg("poison:asides").arg("botguard|-").arg(
+            json!({"source": "botguard", "egress": null, "reason": "planted", "until_ms": u64::MAX})
+                .to_string(),
+        ),
+    );
+    for binding in ["wrongtype01", "wrongshape1"] {
+        let v = get_pot_answer(&h, binding).await;
+        assert_eq!(
+            h.origin
+                .state
+                .bg
+                .verify(v["poToken"].as_str().unwrap(), binding),
+            Verdict::Valid,
+            "{binding}: a token minted here"
+        );
+    }
+    let cluster = h.proxy.cluster.as_ref().unwrap();
+    assert_eq!(
+        cluster.set_asides().await,
+        Some(vec![]),
+        "the absurd set-aside is not honoured"
+    );
+    assert!(
+        cluster.ignored() >= 3,
+        "{} values ignored",
+        cluster.ignored()
+    );
+    // The wrong-typed key was replaced by this node's token.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while plant(
+        &redis,
+        ::redis::cmd("TYPE").arg("poison:tok:video:-:wrongtype01"),
+    ) != ::redis::Value::SimpleString("string".into())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the wrong-typed key was repaired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_huge_value_in_redis_is_neither_read_whole_nor_served() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h = poisoned_node(&redis, &dir.path().join("c.json")).await;
+    // 8 MiB of valid base64 behind a valid expiry: a "token" if read whole.
+    let huge = format!(
+        "{}|{}",
+        unix_ms_from_now(Duration::from_secs(3600)),
+        "A".repeat(8 << 20)
+    );
+    plant(
+        &redis,
+        ::redis::cmd("SET")
+            .arg("poison:tok:video:-:hugevalue01")
+            .arg(huge),
+    );
+    let v = get_pot_answer(&h, "hugevalue01").await;
+    let token = v["poToken"].as_str().unwrap();
+    assert!(token.len() < 4096, "a {} byte token served", token.len());
+    assert_eq!(
+        h.origin.state.bg.verify(token, "hugevalue01"),
+        Verdict::Valid
+    );
+    assert!(h.proxy.cluster.as_ref().unwrap().ignored() >= 1);
+}
+
+#[tokio::test]
+async fn a_claim_without_ttl_in_redis_does_not_hold_up_minting() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h = poisoned_node(&redis, &dir.path().join("c.json")).await;
+    let lock = "poison:lock:video:-:stuckclaim1";
+    plant(
+        &redis,
+        ::redis::cmd("SET").arg(lock).arg("a node long gone"),
+    );
+    let cluster = h.proxy.cluster.as_ref().unwrap();
+    let before = cluster.calls();
+    let v = get_pot_answer(&h, "stuckclaim1").await;
+    let calls = cluster.calls() - before;
+    assert_eq!(
+        h.origin
+            .state
+            .bg
+            .verify(v["poToken"].as_str().unwrap(), "stuckclaim1"),
+        Verdict::Valid
+    );
+    // Waiting out a claim that never expires costs two calls every 20 ms for 5 s.
+    assert!(calls < 30, "{calls} redis calls for one request");
+    let ttl = plant(&redis, ::redis::cmd("PTTL").arg(lock));
+    assert_ne!(
+        ttl,
+        ::redis::Value::Int(-1),
+        "the claim without TTL was repaired"
+    );
+}
+
+#[tokio::test]
+async fn a_cache_file_with_bad_entries_starts_and_skips_them() {
+    let fakes = Fakes::start().await;
+    let good = fakes.origin.state.bg.signed_token(V1, Trust::High);
+    let in_an_hour = unix_ms_from_now(Duration::from_secs(3600)) / 1000;
+    let entry = |binding: &str, expires_at: Value| json!({"kind": "video", "binding": binding, "egress": null, "token": good, "expires_at": expires_at});
+    // Each file beside one good entry: an expiry out of range (a panic at start, exit 101,
+    // before), then junk (the whole file dropped, before).
+    let bad: [Vec<Value>; 2] = [
+        vec![entry("outofrange1", json!(u64::MAX))],
+        vec![
+            entry("notanumber1", json!("soon")),
+            json!("garbage"),
+            json!({"kind": "video"}),
+        ],
+    ];
+    let mut fakes = Some(fakes);
+    for (i, bad) in bad.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("token-cache.json");
+        let mut entries = vec![entry(V1, json!(in_an_hour))];
+        entries.extend(bad);
+        let file = json!({"version": 2, "entries": entries});
+        std::fs::write(&cache, file.to_string()).unwrap();
+        let builder = Harness::builder()
+            .api(true)
+            .sources(&[SourceKind::BotGuard])
+            .cache_file(&cache);
+        let h = match fakes.take() {
+            Some(f) => builder.start_on(f).await,
+            None => builder.start().await,
+        };
+        let bindings: Vec<String> = h
+            .proxy
+            .services
+            .tokens
+            .cache()
+            .keys()
+            .iter()
+            .map(|k| k.binding().to_string())
+            .collect();
+        assert_eq!(
+            bindings,
+            [V1],
+            "file {i}: the good entry loaded, the bad skipped"
+        );
+        let v = get_pot_answer(&h, V1).await;
+        let good = potproxy::token::Token::parse(&good).unwrap();
+        assert_eq!(
+            v["poToken"].as_str().unwrap(),
+            good.as_str(),
+            "file {i}: served from the file"
         );
     }
 }

@@ -67,7 +67,7 @@ pub(super) async fn readyz(state: &ApiState) -> ApiResponse {
                     format!("ready: {}\n", source.name()),
                 );
             }
-            Err(reason) => why.push(reason),
+            Err(reason) => why.push(reason.to_string()),
         }
     }
     if why.is_empty() {

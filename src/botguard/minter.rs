@@ -8,72 +8,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use super::error::BotGuardError;
+pub use super::settings::{BotGuardSettings, DEFAULT_USER_AGENT};
+
 use super::challenge::Challenge;
-use super::vm::{LoadRequest, VmError, VmHandle, VmLimits};
-use super::waa::{ChallengeSource, Obtained, Waa, WaaEndpoint};
+use super::settings::ChallengeSource;
+use super::vm::{LoadRequest, VmHandle};
+use super::waa::{Obtained, Waa};
 use crate::learn::page::Page;
 use crate::token::Token;
-use crate::upstream::{FetchError, HttpClient};
+use crate::upstream::HttpClient;
 
-/// BotGuard requires a WebKit user agent; the same one is used for HTTP and inside the VM. A
-/// Chrome one: the VM's environment has V8's traits (error stacks, client hints, `window.chrome`;
-/// docs/PROBES.md compares it with Chromium), so a Chrome identity is the consistent one.
-pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
 /// Renew this long before the integrity token's stated end (at most).
 const RENEW_MARGIN: Duration = Duration::from_secs(600);
-
-/// Settings of the built-in minter.
-#[derive(Debug, Clone)]
-pub struct BotGuardSettings {
-    pub challenge_order: Vec<ChallengeSource>,
-    pub endpoint: WaaEndpoint,
-    pub user_agent: String,
-    pub vm: VmLimits,
-    /// How long a request waits for the first minter.
-    pub warmup_wait: Duration,
-}
-
-impl Default for BotGuardSettings {
-    fn default() -> Self {
-        BotGuardSettings {
-            challenge_order: vec![
-                ChallengeSource::Page,
-                ChallengeSource::AttGet,
-                ChallengeSource::Create,
-            ],
-            endpoint: WaaEndpoint::YouTube,
-            user_agent: DEFAULT_USER_AGENT.into(),
-            vm: VmLimits::default(),
-            warmup_wait: Duration::from_secs(20),
-        }
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum BotGuardError {
-    #[error("could not get a BotGuard challenge: {0}")]
-    NoChallenge(String),
-    #[error("interpreter: {0}")]
-    Interpreter(String),
-    #[error("BotGuard VM: {0}")]
-    Vm(#[from] VmError),
-    #[error("the VM produced no minter (webPoSignalOutput[0] missing); snapshot began {0:?}")]
-    NoMinterFactory(String),
-    #[error("GenerateIT: {0}")]
-    GenerateIt(String),
-    #[error("GenerateIT returned no integrity token (fallback token: {0})")]
-    EmptyIntegrityToken(String),
-    #[error("minted token is malformed: {0}")]
-    BadToken(String),
-    #[error("no minter ready within {0:?}")]
-    NotReady(Duration),
-}
-
-impl From<FetchError> for BotGuardError {
-    fn from(e: FetchError) -> Self {
-        BotGuardError::NoChallenge(e.to_string())
-    }
-}
 
 /// How long each step of the last warm-up took.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

@@ -1,12 +1,15 @@
 //! The built-in BotGuard minter: Google's challenge VM run inside an embedded QuickJS.
 //!
 //! `vm` owns the JavaScript runtime thread; `challenge` parses challenges and checks
-//! interpreters; `waa` makes the network calls (page, att/get, Create, interpreter,
-//! GenerateIT); `minter` drives the whole flow (challenge, VM, GenerateIT, minter), renews it and
-//! mints per binding; `pool` keeps one minter per egress.
+//! interpreters; `settings` and `error` hold the vocabulary the others share (settings, error
+//! kinds); `waa` makes the network calls (page, att/get, Create, interpreter, GenerateIT);
+//! `minter` drives the whole flow (challenge, VM, GenerateIT, minter), renews it and mints per
+//! binding; `pool` keeps one minter per egress.
 
 pub mod challenge;
+pub mod error;
 pub mod minter;
 pub mod pool;
+pub mod settings;
 pub mod vm;
 pub mod waa;

@@ -1,4 +1,5 @@
-//! One minter per egress. Tokens are treated as bound to the address they were minted from, so
+//! One minter per egress identity ([`Egress::key`]: the proxy and a fingerprint of its
+//! credentials). Tokens are treated as bound to the address they were minted from, so
 //! a request that names its own upstream proxy (the provider API's `proxy`) gets a minter whose
 //! challenge, GenerateIT and interpreter fetch all leave through that proxy.
 

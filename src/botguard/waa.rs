@@ -10,10 +10,13 @@ use std::sync::Mutex;
 use http::Method;
 use serde_json::{Value, json};
 
+pub use super::settings::{ChallengeSource, WaaEndpoint};
+
 use super::challenge::{Challenge, ChallengeError};
-use super::minter::{BotGuardError, BotGuardSettings};
+use super::error::{BotGuardError, Step};
+use super::settings::BotGuardSettings;
 use crate::learn::page::Page;
-use crate::upstream::HttpClient;
+use crate::upstream::{FetchError, HttpClient};
 
 /// The request key the web client sends as the first element of every WAA body.
 pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
@@ -21,51 +24,8 @@ pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
 pub const WAA_API_KEY: &str = "AIzaSyDyT5W0Jh49F30Pqqtyfdf7pDLFKLJoAnw";
 /// How long an integrity token lives when GenerateIT does not say.
 const DEFAULT_IT_TTL: u64 = 43_200;
-
-/// Where a challenge came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChallengeSource {
-    /// The YouTube home page (`ytcfg` + inline `ytAtN`), the web client's own source.
-    Page,
-    /// InnerTube `POST /youtubei/v1/att/get`.
-    AttGet,
-    /// WAA `Create`.
-    Create,
-    /// Supplied by the caller (the provider API's `challenge` field).
-    Supplied,
-}
-
-impl ChallengeSource {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "page" => Some(ChallengeSource::Page),
-            "att_get" => Some(ChallengeSource::AttGet),
-            "create" => Some(ChallengeSource::Create),
-            _ => None,
-        }
-    }
-}
-
-/// Which WAA host serves `Create` and `GenerateIT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaaEndpoint {
-    /// `https://www.youtube.com/api/jnn/v1/<method>` (what the web player uses).
-    YouTube,
-    /// `https://jnn-pa.googleapis.com/$rpc/google.internal.waa.v1.Waa/<method>`.
-    Googleapis,
-}
-
-impl WaaEndpoint {
-    pub fn url(self, method: &str) -> String {
-        match self {
-            WaaEndpoint::YouTube => format!("https://www.youtube.com/api/jnn/v1/{method}"),
-            WaaEndpoint::Googleapis => {
-                format!("https://jnn-pa.googleapis.com/$rpc/google.internal.waa.v1.Waa/{method}")
-            }
-        }
-    }
-}
+/// The longest lifetime taken from GenerateIT, seconds.
+const MAX_IT_TTL: u64 = 7 * 24 * 3600;
 
 /// A challenge plus the page it came with.
 pub struct Obtained {
@@ -112,8 +72,12 @@ impl Waa {
             let r = match source {
                 ChallengeSource::Page => match self.fetch_page().await {
                     Ok(p) => {
-                        let c = super::challenge::inline_challenge(&p)
-                            .map_err(|e| BotGuardError::NoChallenge(e.to_string()));
+                        let c = super::challenge::inline_challenge(&p).map_err(|e| {
+                            BotGuardError::Parse {
+                                step: Step::Page,
+                                what: e.to_string(),
+                            }
+                        });
                         page = Some(p);
                         c
                     }
@@ -131,14 +95,17 @@ impl Waa {
                         page,
                     });
                 }
-                Ok(None) => errors.push(format!("{source:?}: page has no inline challenge")),
+                Ok(None) => errors.push(BotGuardError::Parse {
+                    step: Step::Page,
+                    what: "page has no inline challenge".into(),
+                }),
                 Err(e) => {
                     tracing::debug!(?source, error = %e, "challenge source failed");
-                    errors.push(format!("{source:?}: {e}"));
+                    errors.push(e);
                 }
             }
         }
-        Err(BotGuardError::NoChallenge(errors.join("; ")))
+        Err(BotGuardError::NoChallenge(errors))
     }
 
     async fn fetch_page(&self) -> Result<Page, BotGuardError> {
@@ -147,18 +114,15 @@ impl Waa {
         let res = self
             .http
             .send(Method::GET, "https://www.youtube.com/", &headers, None)
-            .await?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::NoChallenge(format!(
-                "home page: HTTP {}",
-                res.status
-            )));
-        }
+            .await
+            .map_err(transport(Step::Page))?;
+        check_status(Step::Page, res.status)?;
         let page = Page::parse(&String::from_utf8_lossy(&res.body));
         if page.ytcfg.is_empty() {
-            return Err(BotGuardError::NoChallenge(
-                ChallengeError::NotInPage("ytcfg.set({...})").to_string(),
-            ));
+            return Err(BotGuardError::Parse {
+                step: Step::Page,
+                what: ChallengeError::NotInPage("ytcfg.set({...})").to_string(),
+            });
         }
         Ok(page)
     }
@@ -185,14 +149,13 @@ impl Waa {
                 &headers,
                 Some(serde_json::to_vec(&body).expect("json")),
             )
-            .await?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::NoChallenge(format!(
-                "att/get: HTTP {}",
-                res.status
-            )));
-        }
-        Challenge::from_att_get(&res.body).map_err(|e| BotGuardError::NoChallenge(e.to_string()))
+            .await
+            .map_err(transport(Step::AttGet))?;
+        check_status(Step::AttGet, res.status)?;
+        Challenge::from_att_get(&res.body).map_err(|e| BotGuardError::Parse {
+            step: Step::AttGet,
+            what: e.to_string(),
+        })
     }
 
     async fn fetch_create(&self) -> Result<Challenge, BotGuardError> {
@@ -204,14 +167,13 @@ impl Waa {
                 &self.waa_headers(),
                 Some(serde_json::to_vec(&json!([REQUEST_KEY])).expect("json")),
             )
-            .await?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::NoChallenge(format!(
-                "Create: HTTP {}",
-                res.status
-            )));
-        }
-        Challenge::from_create(&res.body).map_err(|e| BotGuardError::NoChallenge(e.to_string()))
+            .await
+            .map_err(transport(Step::Create))?;
+        check_status(Step::Create, res.status)?;
+        Challenge::from_create(&res.body).map_err(|e| BotGuardError::Parse {
+            step: Step::Create,
+            what: e.to_string(),
+        })
     }
 
     fn waa_headers(&self) -> Vec<(&str, &str)> {
@@ -228,7 +190,7 @@ impl Waa {
     pub async fn interpreter(&self, c: &Challenge) -> Result<String, BotGuardError> {
         if let Some(js) = &c.interpreter_js {
             c.verify_interpreter(js.as_bytes())
-                .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
+                .map_err(interpreter_mismatch)?;
             return Ok(js.clone());
         }
         if let Some(js) = self
@@ -239,24 +201,25 @@ impl Waa {
         {
             return Ok(js.clone());
         }
-        let url = c.interpreter_url.as_deref().ok_or_else(|| {
-            BotGuardError::Interpreter("challenge has neither script nor URL".into())
-        })?;
+        let url = c
+            .interpreter_url
+            .as_deref()
+            .ok_or_else(|| BotGuardError::Parse {
+                step: Step::Interpreter,
+                what: "challenge has neither script nor URL".into(),
+            })?;
         let res = self
             .http
             .send(Method::GET, url, &self.ua_headers(), None)
             .await
-            .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::Interpreter(format!(
-                "{url}: HTTP {}",
-                res.status
-            )));
-        }
+            .map_err(transport(Step::Interpreter))?;
+        check_status(Step::Interpreter, res.status)?;
         c.verify_interpreter(&res.body)
-            .map_err(|e| BotGuardError::Interpreter(e.to_string()))?;
-        let js = String::from_utf8(res.body.to_vec())
-            .map_err(|_| BotGuardError::Interpreter("interpreter is not UTF-8".into()))?;
+            .map_err(interpreter_mismatch)?;
+        let js = String::from_utf8(res.body.to_vec()).map_err(|_| BotGuardError::Parse {
+            step: Step::Interpreter,
+            what: "interpreter is not UTF-8".into(),
+        })?;
         self.interpreters
             .lock()
             .expect("interpreters lock")
@@ -278,23 +241,50 @@ impl Waa {
                 Some(serde_json::to_vec(&json!([REQUEST_KEY, botguard_response])).expect("json")),
             )
             .await
-            .map_err(|e| BotGuardError::GenerateIt(e.to_string()))?;
-        if !res.status.is_success() {
-            return Err(BotGuardError::GenerateIt(format!("HTTP {}", res.status)));
-        }
+            .map_err(transport(Step::GenerateIt))?;
+        check_status(Step::GenerateIt, res.status)?;
         parse_generate_it(&res.body)
+    }
+}
+
+/// Wraps a failed request of `step`.
+fn transport(step: Step) -> impl FnOnce(FetchError) -> BotGuardError {
+    move |cause| BotGuardError::Transport { step, cause }
+}
+
+/// An error status is the upstream's answer, kept as a number.
+fn check_status(step: Step, status: http::StatusCode) -> Result<(), BotGuardError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(BotGuardError::Status {
+        step,
+        status: status.as_u16(),
+    })
+}
+
+fn interpreter_mismatch(e: ChallengeError) -> BotGuardError {
+    BotGuardError::Parse {
+        step: Step::Interpreter,
+        what: e.to_string(),
     }
 }
 
 /// `[integrityToken, estimatedTtlSecs, mintRefreshThreshold, websafeFallbackToken]`; real
 /// answers may stop after the third element. A null token is a failure that carries a fallback.
 pub fn parse_generate_it(body: &[u8]) -> Result<(String, u64), BotGuardError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| BotGuardError::GenerateIt(format!("not JSON: {e}")))?;
-    let a = v
-        .as_array()
-        .ok_or_else(|| BotGuardError::GenerateIt("not an array".into()))?;
-    let ttl = a.get(1).and_then(Value::as_u64).unwrap_or(DEFAULT_IT_TTL);
+    let parse = |what: String| BotGuardError::Parse {
+        step: Step::GenerateIt,
+        what,
+    };
+    let v: Value = serde_json::from_slice(body).map_err(|e| parse(format!("not JSON: {e}")))?;
+    let a = v.as_array().ok_or_else(|| parse("not an array".into()))?;
+    // Capped: the lifetime sets deadlines, and no integrity token lives for days.
+    let ttl = a
+        .get(1)
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_IT_TTL)
+        .min(MAX_IT_TTL);
     match a.first() {
         Some(Value::String(t)) if !t.is_empty() => Ok((t.clone(), ttl)),
         _ => {
@@ -332,6 +322,19 @@ mod tests {
         );
         assert!(parse_generate_it(b"{}").is_err());
         assert!(parse_generate_it(b"<html>").is_err());
+    }
+
+    #[test]
+    fn an_absurd_lifetime_is_capped_and_an_error_status_is_kept_as_a_number() {
+        let body = format!(r#"["abc",{}]"#, u64::MAX);
+        let (_, ttl) = parse_generate_it(body.as_bytes()).unwrap();
+        assert_eq!(ttl, MAX_IT_TTL);
+        let e = check_status(Step::GenerateIt, http::StatusCode::SERVICE_UNAVAILABLE).unwrap_err();
+        assert_eq!(e.upstream_status(), Some(503));
+        assert!(e.is_refusal());
+        assert_eq!(e.to_string(), "GenerateIT: HTTP 503");
+        assert!(check_status(Step::GenerateIt, http::StatusCode::OK).is_ok());
+        assert!(!parse_generate_it(b"<html>").unwrap_err().is_refusal());
     }
 
     #[test]

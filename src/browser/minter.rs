@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 
 use super::process::BrowserProcess;
 use super::{BrowserError, BrowserSettings, headful_brands, headful_user_agent};
-use crate::botguard::minter::{BotGuardError, BotGuardSettings};
+use crate::botguard::error::BotGuardError;
+use crate::botguard::settings::BotGuardSettings;
 use crate::botguard::waa::Waa;
 use crate::token::Token;
 use crate::upstream::HttpClient;

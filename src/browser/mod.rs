@@ -75,7 +75,7 @@ pub enum BrowserError {
     Script(String),
     /// The BotGuard flow's network side (challenge, interpreter, GenerateIT).
     #[error(transparent)]
-    Flow(#[from] crate::botguard::minter::BotGuardError),
+    Flow(#[from] crate::botguard::error::BotGuardError),
 }
 
 impl BrowserError {

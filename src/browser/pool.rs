@@ -1,4 +1,5 @@
-//! One browser minter per egress: a token is minted from the address its download leaves
+//! One browser minter per egress identity ([`Egress::key`]: the proxy and a fingerprint of its
+//! credentials): a token is minted from the address its download leaves
 //! through, so a request naming its own upstream proxy (the provider API's `proxy`) gets a
 //! browser whose every request is fulfilled through that proxy.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use super::BrowserSettings;
 use super::minter::BrowserMinter;
-use crate::botguard::minter::BotGuardSettings;
+use crate::botguard::settings::BotGuardSettings;
 use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
 
 /// Most browsers kept for per-request proxies; beyond it the others are closed.

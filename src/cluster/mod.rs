@@ -6,6 +6,11 @@
 //! logged once ("cluster: redis unavailable" / "cluster: redis back"), and while Redis is down
 //! only one probe call every [`PROBE_EVERY`] goes out, so a dead Redis costs requests nothing.
 //!
+//! Nothing read from Redis is trusted: values are read with a size cap (never a whole large
+//! value), every shape is checked, and whatever is not ours (a wrong type, junk, an absurd
+//! expiry, a claim without TTL) is ignored or repaired, with one warning per kind
+//! ([`Cluster::ignored`] counts them). See `docs/fleet.md` for what a hostile store can still do.
+//!
 //! What is shared ([`tier`]): minted tokens per (binding, egress) with their expiry, single-flight
 //! claims, media-URL keys -> playback, observed regimes, visitor -> account, and verdicts about
 //! token sources. Integrity tokens and minters stay per node: they live inside a VM or a browser.
@@ -14,6 +19,7 @@
 mod tier;
 mod verdicts;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -128,6 +134,18 @@ struct Inner {
     failures: AtomicU64,
     calls: AtomicU64,
     outages: AtomicU64,
+    /// Values read from Redis and ignored (or repaired) because they were not ours.
+    ignored: AtomicU64,
+    /// The kinds of ignored value already warned about (one warning each).
+    warned: Mutex<HashSet<&'static str>>,
+}
+
+/// A call's outcome where a live server's "no" (a wrong type, a script error, a reply that
+/// does not convert) must be told apart from an absent server.
+enum Reply<T> {
+    Value(T),
+    Refused,
+    Unreachable,
 }
 
 /// The node's handle on the fleet's Redis. Cheap to clone.
@@ -190,6 +208,8 @@ impl Cluster {
                 failures: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
                 outages: AtomicU64::new(0),
+                ignored: AtomicU64::new(0),
+                warned: Mutex::new(HashSet::new()),
             }),
         };
         let first = cluster.clone();
@@ -219,6 +239,33 @@ impl Cluster {
     /// Redis calls attempted since start.
     pub fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// Values read from Redis that were ignored or repaired (a wrong type, junk, oversized, an
+    /// absurd expiry, a claim without TTL) since start.
+    pub fn ignored(&self) -> u64 {
+        self.inner.ignored.load(Ordering::Relaxed)
+    }
+
+    /// Counts a value of kind `what` that is not ours; warns the first time per kind (the
+    /// key is not logged: keys hold visitor data).
+    fn ignore(&self, what: &'static str, why: &str) {
+        self.inner.ignored.fetch_add(1, Ordering::Relaxed);
+        let first = self
+            .inner
+            .warned
+            .lock()
+            .expect("cluster warned lock")
+            .insert(what);
+        if first {
+            tracing::warn!(redis = %self.inner.url, kind = what, reason = why, "cluster: ignoring a value in redis that potproxy did not write (further ones of this kind are logged at debug)");
+        } else {
+            tracing::debug!(
+                kind = what,
+                reason = why,
+                "cluster: ignoring a value in redis"
+            );
+        }
     }
 
     /// Whether the last call reached Redis.
@@ -304,11 +351,11 @@ impl Cluster {
     }
 
     fn now_ms(&self) -> u64 {
-        self.inner.epoch.elapsed().as_millis() as u64
+        u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn schedule_probe(&self) {
-        let at = self.now_ms() + PROBE_EVERY.as_millis() as u64;
+        let at = self.now_ms().saturating_add(PROBE_EVERY.as_millis() as u64);
         self.inner.next_probe.store(at, Ordering::SeqCst);
     }
 
@@ -326,7 +373,7 @@ impl Cluster {
                 .next_probe
                 .compare_exchange(
                     due,
-                    now + PROBE_EVERY.as_millis() as u64,
+                    now.saturating_add(PROBE_EVERY.as_millis() as u64),
                     Ordering::SeqCst,
                     Ordering::SeqCst,
                 )
@@ -335,9 +382,29 @@ impl Cluster {
 
     /// Runs one command within the timeout: `None` when Redis is down, slow or refused it.
     async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Option<T> {
-        let mut conn = self.ready()?;
+        self.call(what, cmd).await.value()
+    }
+
+    /// [`run`](Self::run), telling a refusal from a live server apart from an absent server.
+    async fn call<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Reply<T> {
+        let Some(mut conn) = self.ready() else {
+            return Reply::Unreachable;
+        };
         let res = tokio::time::timeout(self.inner.timeout, cmd.query_async::<T>(&mut conn)).await;
-        self.settle(what, res)
+        self.settle_reply(what, res)
+    }
+
+    /// [`call`](Self::call) for a pipeline.
+    async fn call_pipe<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Reply<T> {
+        let Some(mut conn) = self.ready() else {
+            return Reply::Unreachable;
+        };
+        let res = tokio::time::timeout(self.inner.timeout, pipe.query_async::<T>(&mut conn)).await;
+        self.settle_reply(what, res)
     }
 
     /// Runs a script within the timeout (see [`run`](Self::run)).
@@ -346,10 +413,21 @@ impl Cluster {
         what: &str,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Option<T> {
-        let mut conn = self.ready()?;
+        self.call_script(what, invocation).await.value()
+    }
+
+    /// [`run_script`](Self::run_script), telling a refusal apart from an absent server.
+    async fn call_script<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Reply<T> {
+        let Some(mut conn) = self.ready() else {
+            return Reply::Unreachable;
+        };
         let res =
             tokio::time::timeout(self.inner.timeout, invocation.invoke_async::<T>(&mut conn)).await;
-        self.settle(what, res)
+        self.settle_reply(what, res)
     }
 
     fn ready(&self) -> Option<ConnectionManager> {
@@ -369,10 +447,18 @@ impl Cluster {
         what: &str,
         res: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Option<T> {
+        self.settle_reply(what, res).value()
+    }
+
+    fn settle_reply<T>(
+        &self,
+        what: &str,
+        res: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Reply<T> {
         match res {
             Ok(Ok(v)) => {
                 self.mark_up();
-                Some(v)
+                Reply::Value(v)
             }
             Ok(Err(e)) => {
                 self.inner.failures.fetch_add(1, Ordering::Relaxed);
@@ -384,8 +470,9 @@ impl Cluster {
                     || e.is_connection_refusal()
                 {
                     self.mark_down(&e.to_string());
+                    return Reply::Unreachable;
                 }
-                None
+                Reply::Refused
             }
             Err(_) => {
                 self.inner.failures.fetch_add(1, Ordering::Relaxed);
@@ -393,7 +480,7 @@ impl Cluster {
                     "{what}: no answer within {:?}",
                     self.inner.timeout
                 ));
-                None
+                Reply::Unreachable
             }
         }
     }
@@ -407,6 +494,15 @@ impl Cluster {
         tokio::spawn(async move {
             let _: Option<redis::Value> = me.run(what, cmd).await;
         });
+    }
+}
+
+impl<T> Reply<T> {
+    fn value(self) -> Option<T> {
+        match self {
+            Reply::Value(v) => Some(v),
+            Reply::Refused | Reply::Unreachable => None,
+        }
     }
 }
 

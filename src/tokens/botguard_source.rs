@@ -6,19 +6,22 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{Minted, TokenError, TokenRequest, TokenSource};
-use crate::botguard::minter::BotGuardError;
+use super::{Minted, TokenError, TokenRequest, TokenSource, Unready};
+use crate::botguard::error::BotGuardError;
 use crate::botguard::pool::MinterPool;
 
 const NAME: &str = "botguard";
 
-/// The kind of a minter failure: a warm-up that did not finish in time may finish later; an
-/// empty integrity token is YouTube saying no.
+/// The kind of a minter failure: a missed deadline may work later; an error status from
+/// YouTube or WAA (or GenerateIT without an integrity token) is the upstream saying no; the
+/// rest broke.
 fn token_error(e: BotGuardError) -> TokenError {
-    match e {
-        BotGuardError::NotReady(_) => TokenError::timed_out(NAME, e),
-        BotGuardError::EmptyIntegrityToken(_) => TokenError::refused(NAME, e),
-        e => TokenError::failed(NAME, e),
+    if e.is_timeout() {
+        TokenError::timed_out(NAME, e)
+    } else if e.is_refusal() {
+        TokenError::refused(NAME, e)
+    } else {
+        TokenError::failed(NAME, e)
     }
 }
 
@@ -41,12 +44,15 @@ impl TokenSource for BotGuardSource {
         NAME
     }
 
-    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn readiness(&self) -> BoxFuture<'_, Result<(), Unready>> {
         let state = self.pool.default_minter().state();
         Box::pin(async move {
             match state {
                 crate::botguard::minter::MinterState::Ready => Ok(()),
-                other => Err(format!("botguard: minter {}", other.as_str())),
+                other => Err(Unready::Minter {
+                    source_name: NAME,
+                    state: other.as_str(),
+                }),
             }
         })
     }
@@ -106,15 +112,74 @@ mod tests {
 
     #[test]
     fn minter_failures_keep_their_kind_and_message() {
-        let e = token_error(BotGuardError::NotReady(Duration::from_secs(20)));
-        assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
-        let e = token_error(BotGuardError::EmptyIntegrityToken("x".into()));
-        assert!(matches!(e, TokenError::Refused { .. }), "{e:?}");
+        use crate::botguard::error::Step;
+        use crate::upstream::FetchError;
+        let status = |step, status| BotGuardError::Status { step, status };
+        let kind = |e: &TokenError| match e {
+            TokenError::TimedOut { .. } => "timed out",
+            TokenError::Refused { .. } => "refused",
+            TokenError::Failed { .. } => "failed",
+            TokenError::Unavailable { .. } => "unavailable",
+        };
+        let cases = [
+            (
+                BotGuardError::NotReady(Duration::from_secs(20)),
+                "timed out",
+            ),
+            (
+                BotGuardError::Transport {
+                    step: Step::GenerateIt,
+                    cause: FetchError::Timeout {
+                        method: http::Method::POST,
+                        url: "u".into(),
+                        after: Duration::from_secs(30),
+                    },
+                },
+                "timed out",
+            ),
+            (BotGuardError::EmptyIntegrityToken("x".into()), "refused"),
+            // GenerateIT answering 503 is WAA saying no, as its doc promises.
+            (status(Step::GenerateIt, 503), "refused"),
+            (status(Step::Create, 429), "refused"),
+            (
+                BotGuardError::NoChallenge(vec![
+                    status(Step::Page, 503),
+                    status(Step::AttGet, 403),
+                ]),
+                "refused",
+            ),
+            (
+                BotGuardError::Transport {
+                    step: Step::Page,
+                    cause: FetchError::Failed {
+                        method: http::Method::GET,
+                        url: "u".into(),
+                        reason: "connection refused".into(),
+                    },
+                },
+                "failed",
+            ),
+            (
+                BotGuardError::Parse {
+                    step: Step::GenerateIt,
+                    what: "not JSON".into(),
+                },
+                "failed",
+            ),
+            (BotGuardError::BadToken("x".into()), "failed"),
+        ];
+        for (e, want) in cases {
+            let text = e.to_string();
+            let got = token_error(e);
+            assert_eq!(kind(&got), want, "{text}");
+            assert_eq!(
+                got.to_string(),
+                format!("token source `botguard` failed: {text}")
+            );
+        }
         assert_eq!(
-            e.to_string(),
+            token_error(BotGuardError::EmptyIntegrityToken("x".into())).to_string(),
             "token source `botguard` failed: GenerateIT returned no integrity token (fallback token: x)"
         );
-        let e = token_error(BotGuardError::GenerateIt("503".into()));
-        assert!(matches!(e, TokenError::Failed { .. }), "{e:?}");
     }
 }

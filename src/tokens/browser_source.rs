@@ -6,20 +6,19 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{Minted, TokenError, TokenRequest, TokenSource};
+use super::{Minted, TokenError, TokenRequest, TokenSource, Unready};
 use crate::browser::{BrowserError, BrowserPool};
 
 const NAME: &str = "browser";
 
-/// The kind of a browser failure: a missed deadline may work next time; GenerateIT without an
-/// integrity token is YouTube saying no.
+/// The kind of a browser failure: a missed deadline may work next time; an error status from
+/// YouTube or WAA (or GenerateIT without an integrity token) is the upstream saying no.
 fn token_error(e: BrowserError) -> TokenError {
-    match e {
+    match &e {
         BrowserError::Timeout { .. } => TokenError::timed_out(NAME, e),
-        BrowserError::Flow(crate::botguard::minter::BotGuardError::EmptyIntegrityToken(_)) => {
-            TokenError::refused(NAME, e)
-        }
-        e => TokenError::failed(NAME, e),
+        BrowserError::Flow(f) if f.is_timeout() => TokenError::timed_out(NAME, e),
+        BrowserError::Flow(f) if f.is_refusal() => TokenError::refused(NAME, e),
+        _ => TokenError::failed(NAME, e),
     }
 }
 
@@ -63,13 +62,16 @@ impl TokenSource for BrowserSource {
     }
 
     /// Ready while the configured egress's browser holds a warm minter (`/readyz`).
-    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn readiness(&self) -> BoxFuture<'_, Result<(), Unready>> {
         let warm = self.pool.default_minter().is_warm();
         Box::pin(async move {
             if warm {
                 Ok(())
             } else {
-                Err(format!("{NAME}: no warm minter"))
+                Err(Unready::Minter {
+                    source_name: NAME,
+                    state: "not warm",
+                })
             }
         })
     }
@@ -112,6 +114,13 @@ mod tests {
             after: Duration::from_secs(1),
         });
         assert!(matches!(e, TokenError::TimedOut { .. }), "{e:?}");
+        let e = token_error(BrowserError::Flow(
+            crate::botguard::error::BotGuardError::Status {
+                step: crate::botguard::error::Step::GenerateIt,
+                status: 503,
+            },
+        ));
+        assert!(matches!(e, TokenError::Refused { .. }), "{e:?}");
         let e = token_error(BrowserError::NotFound);
         assert!(matches!(e, TokenError::Failed { .. }), "{e:?}");
         assert!(

@@ -5,9 +5,14 @@
 //! cannot grow it without end. The file is written by one background writer per cache, at most
 //! once per debounce interval (and on [`TokenCache::flush`] and drop), never per store. Each write
 //! takes an advisory lock beside the file (`<file>.lock`), reads what is there, merges by key
-//! keeping the later expiry, and replaces the file atomically through a temp file created
-//! exclusively (0600, a name of its own): so `potproxy mint` and a running proxy sharing the file
-//! neither clobber each other nor follow a planted temp file.
+//! keeping the later expiry, and replaces the file atomically ([`crate::fsutil::write_private`]:
+//! a temp file created exclusively, 0600, synced, renamed, the directory synced): so `potproxy
+//! mint` and a running proxy sharing the file neither clobber each other nor follow a planted
+//! temp file.
+//!
+//! Nothing in the file is trusted: entries are read one by one, a bad one (junk, an expiry out
+//! of range) is skipped with one warning, never a failed start, and no expiry is kept past the
+//! token service's TTL ([`TokenCache::cap_lifetime`]; [`MAX_LIFETIME`] until it is set).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -19,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{Issued, Provenance, TokenRequest};
+use crate::fsutil::{create_private_dir, write_private};
 use crate::token::{Binding, Token};
 use crate::upstream::Egress;
 
@@ -42,7 +48,7 @@ impl Key {
             Binding::Session(s) => ("session", s),
             Binding::Unknown => return None,
         };
-        // Credentials and spelling of the proxy URL do not make a different egress.
+        // Spelling of the proxy URL does not make a different egress; credentials do.
         let egress = req.egress.as_ref().and_then(Egress::key);
         Some(Key {
             kind: kind.into(),
@@ -70,6 +76,22 @@ struct Entry {
 struct FileFormat {
     version: u32,
     entries: Vec<Entry>,
+}
+
+/// The file as read: entries are judged one by one.
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    version: u32,
+    entries: Vec<serde_json::Value>,
+}
+
+/// The longest a cached token lives until the service sets its TTL: the longest `[tokens] ttl`
+/// allows.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `exp`, but no later than `now + lifetime`.
+fn capped(exp: SystemTime, now: SystemTime, lifetime: Duration) -> SystemTime {
+    exp.min(now.checked_add(lifetime).unwrap_or(now))
 }
 
 /// Counters for logs and `/minter_cache`.
@@ -105,16 +127,26 @@ impl Default for CacheLimits {
 /// A cached token, its expiry, and (for tokens minted by this process) where it came from.
 type Cached = (Token, SystemTime, Option<Provenance>);
 type Entries = HashMap<Key, Cached>;
+/// One entry as read from the file.
+type LoadedEntry = (Key, (Token, SystemTime));
 /// Entries as read from the file.
-type Loaded = Vec<(Key, (Token, SystemTime))>;
+type Loaded = Vec<LoadedEntry>;
 
 struct Inner {
     entries: Mutex<Entries>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     file: Option<Arc<Persist>>,
     limits: CacheLimits,
+    /// The longest an entry lives, milliseconds ([`TokenCache::cap_lifetime`]).
+    lifetime_ms: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+impl Inner {
+    fn lifetime(&self) -> Duration {
+        Duration::from_millis(self.lifetime_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// The file side of a persistent cache, shared with its writer thread.
@@ -168,7 +200,7 @@ impl Drop for Inner {
         if let Some(p) = &self.file {
             let dirty = p.pending.lock().map(|s| s.dirty).unwrap_or(false);
             if dirty {
-                write_now(p, &self.entries, &self.limits);
+                write_now(p, &self.entries, &self.limits, self.lifetime());
             }
             if let Ok(mut s) = p.pending.lock() {
                 s.stop = true;
@@ -227,6 +259,7 @@ impl TokenCache {
                 flights: Mutex::new(HashMap::new()),
                 file,
                 limits,
+                lifetime_ms: AtomicU64::new(MAX_LIFETIME.as_millis() as u64),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
             }),
@@ -255,8 +288,10 @@ impl TokenCache {
         let cache = Self::build(Some(persist.clone()), limits);
         match read_entries(path) {
             Ok(Some(entries)) => {
+                let now = SystemTime::now();
                 let mut map = cache.inner.entries.lock().expect("entries lock");
                 for (k, (t, exp)) in entries.into_iter().filter(|(k, _)| k.fits(&limits)) {
+                    let exp = capped(exp, now, MAX_LIFETIME);
                     insert_bounded(&mut map, &limits, k, (t, exp, None));
                 }
                 tracing::info!(path = %path.display(), entries = map.len(), "token cache loaded");
@@ -274,6 +309,23 @@ impl TokenCache {
             tracing::warn!(error = %e, "cannot start the token cache writer; the file is written on flush only");
         }
         cache
+    }
+
+    /// No entry lives longer than `lifetime` from now: those held are cut back, later ones are
+    /// stored cut back (the token service sets its TTL here).
+    pub fn cap_lifetime(&self, lifetime: Duration) {
+        let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        self.inner.lifetime_ms.store(ms, Ordering::Relaxed);
+        let now = SystemTime::now();
+        for (_, exp, _) in self
+            .inner
+            .entries
+            .lock()
+            .expect("entries lock")
+            .values_mut()
+        {
+            *exp = capped(*exp, now, lifetime);
+        }
     }
 
     pub fn lookup(&self, key: &Key) -> Option<Issued> {
@@ -334,6 +386,7 @@ impl TokenCache {
             );
             return;
         }
+        let expires_at = capped(expires_at, SystemTime::now(), self.inner.lifetime());
         {
             let mut map = self.inner.entries.lock().expect("entries lock");
             insert_bounded(
@@ -426,7 +479,12 @@ impl TokenCache {
     /// and shutdown call this before exiting).
     pub fn flush(&self) {
         if let Some(p) = &self.inner.file {
-            write_now(p, &self.inner.entries, &self.inner.limits);
+            write_now(
+                p,
+                &self.inner.entries,
+                &self.inner.limits,
+                self.inner.lifetime(),
+            );
         }
     }
 
@@ -464,7 +522,7 @@ fn writer_loop(p: Arc<Persist>, cache: Weak<Inner>) {
         }
         let Some(inner) = cache.upgrade() else { return };
         if p.pending.lock().is_ok_and(|s| s.dirty) {
-            write_now(&p, &inner.entries, &inner.limits);
+            write_now(&p, &inner.entries, &inner.limits, inner.lifetime());
         }
     }
 }
@@ -472,7 +530,7 @@ fn writer_loop(p: Arc<Persist>, cache: Weak<Inner>) {
 /// One write: under the file lock, merge the file's entries with ours (later expiry wins;
 /// keys we forgot or cleared stay gone), take the others' entries into memory, replace the
 /// file.
-fn write_now(p: &Persist, entries: &Mutex<Entries>, limits: &CacheLimits) {
+fn write_now(p: &Persist, entries: &Mutex<Entries>, limits: &CacheLimits, lifetime: Duration) {
     let _serial = p.write_lock.lock().expect("write lock");
     let (removed, cleared) = {
         let mut pending = p.pending.lock().expect("pending lock");
@@ -507,6 +565,7 @@ fn write_now(p: &Persist, entries: &Mutex<Entries>, limits: &CacheLimits) {
             if removed.contains(&k) || !k.fits(limits) {
                 continue;
             }
+            let exp = capped(exp, now, lifetime);
             let newer = map.get(&k).is_none_or(|(_, mine, _)| exp > *mine);
             if newer {
                 insert_bounded(&mut map, limits, k, (t, exp, None));
@@ -545,22 +604,36 @@ fn read_entries(path: &Path) -> Result<Option<Loaded>, CacheFileError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CacheFileError::Read(e)),
     };
-    let f: FileFormat = serde_json::from_slice(&bytes).map_err(CacheFileError::Parse)?;
+    let f: RawFile = serde_json::from_slice(&bytes).map_err(CacheFileError::Parse)?;
     if f.version != FILE_VERSION {
         tracing::info!(path = %path.display(), version = f.version, "token cache file of another version; not loaded");
         return Ok(Some(Vec::new()));
     }
-    let now = unix(SystemTime::now());
-    Ok(Some(
-        f.entries
-            .into_iter()
-            .filter(|e| e.expires_at > now)
-            .filter_map(|e| {
-                let t = Token::parse(&e.token).ok()?;
-                Some((e.key, (t, UNIX_EPOCH + Duration::from_secs(e.expires_at))))
-            })
-            .collect(),
-    ))
+    let now = SystemTime::now();
+    let mut skipped = 0usize;
+    let mut loaded = Vec::new();
+    for raw in f.entries {
+        match judge_entry(raw, now) {
+            Ok(Some(entry)) => loaded.push(entry),
+            Ok(None) => {}
+            Err(()) => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(path = %path.display(), skipped, "token cache file: skipped entries that are not valid tokens with an expiry in range");
+    }
+    Ok(Some(loaded))
+}
+
+/// One entry of the file: `Ok(None)` when expired, `Err` when it is not an entry we write (a
+/// wrong shape, a token that does not parse, an expiry out of range).
+fn judge_entry(raw: serde_json::Value, now: SystemTime) -> Result<Option<LoadedEntry>, ()> {
+    let e: Entry = serde_json::from_value(raw).map_err(|_| ())?;
+    let expires_at = UNIX_EPOCH
+        .checked_add(Duration::from_secs(e.expires_at))
+        .ok_or(())?;
+    let token = Token::parse(&e.token).map_err(|_| ())?;
+    Ok((expires_at > now).then_some((e.key, (token, expires_at))))
 }
 
 /// Why the cache file could not be read.
@@ -588,56 +661,6 @@ fn lock_beside(path: &Path) -> std::io::Result<File> {
     #[cfg(unix)]
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
     Ok(f)
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
-}
-
-/// The name of the `attempt`th temp file for `path`: hidden, beside it, and this process's own.
-fn temp_name(path: &Path, attempt: u32) -> PathBuf {
-    let base = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{base}.{}.{attempt}.tmp", std::process::id()))
-}
-
-/// Creates a new temp file for `path` (0600), never opening one that already exists: a name
-/// taken (a crashed writer's leftover, or something planted) is skipped, not reused.
-fn create_temp(path: &Path) -> std::io::Result<(PathBuf, File)> {
-    let mut last = None;
-    for attempt in 0..64 {
-        let tmp = temp_name(path, attempt);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        match opts.open(&tmp) {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no free temp file name")))
-}
-
-/// Writes `data` to `path` atomically (exclusive temp file + rename), readable by the owner only.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        create_private_dir(dir)?;
-    }
-    let (tmp, mut f) = create_temp(path)?;
-    let written = f
-        .write_all(data)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
@@ -686,7 +709,7 @@ mod tests {
     }
 
     #[test]
-    fn the_egress_key_ignores_credentials_and_spelling_and_is_stored_as_text() {
+    fn the_egress_key_counts_credentials_but_not_spelling_and_never_holds_the_password() {
         let via = |text: &str| {
             Key::of(&TokenRequest {
                 egress: Some(Egress::parse(text).unwrap()),
@@ -695,10 +718,15 @@ mod tests {
             .unwrap()
         };
         let k = via("http://user:secret@proxy.example:3128");
-        assert_eq!(k, via("proxy.example:3128"));
+        assert_eq!(k, via("user:secret@proxy.example:3128"));
+        assert_ne!(k, via("http://user:other@proxy.example:3128"));
+        assert_ne!(k, via("proxy.example:3128"));
         assert_ne!(k, key("aaaaaaaaaaa"));
-        let json = serde_json::to_value(&k).unwrap();
-        assert_eq!(json["egress"], "http://proxy.example:3128");
+        let json = serde_json::to_string(&k).unwrap();
+        assert!(
+            json.contains("http://proxy.example:3128#cred=") && !json.contains("secret"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -791,12 +819,12 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "precious").unwrap();
         let mut planted = vec![path.with_extension("tmp")];
-        planted.extend((0..3).map(|i| temp_name(&path, i)));
+        planted.extend((0..3).map(|i| crate::fsutil::temp_name(&path, i)));
         for p in &planted {
             std::fs::write(p, "planted").unwrap();
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
         }
-        std::os::unix::fs::symlink(&victim, temp_name(&path, 3)).unwrap();
+        std::os::unix::fs::symlink(&victim, crate::fsutil::temp_name(&path, 3)).unwrap();
         let c = TokenCache::persistent(&path);
         c.store(
             key("aaaaaaaaaaa"),
@@ -911,5 +939,80 @@ mod tests {
         assert_eq!(TokenCache::persistent(&path).stats().entries, 0);
         std::fs::write(&path, file(FILE_VERSION)).unwrap();
         assert_eq!(TokenCache::persistent(&path).stats().entries, 1);
+    }
+
+    /// A cache file entry that is out of range or not an entry at all is skipped: the good ones
+    /// load and the start goes on (an out-of-range expiry used to panic, junk dropped the file).
+    #[test]
+    fn bad_entries_in_the_cache_file_are_skipped_and_the_good_ones_load() {
+        let tok = Token::from_bytes(&[0x32, 1]);
+        let entry = |binding: &str, expires_at: &str| {
+            format!(
+                r#"{{"kind":"video","binding":"{binding}","egress":null,"token":"{}","expires_at":{expires_at}}}"#,
+                tok.as_str()
+            )
+        };
+        let good = entry("aaaaaaaaaaa", &unix(later(3600)).to_string());
+        let files: [Vec<String>; 4] = [
+            vec![entry("bbbbbbbbbbb", &u64::MAX.to_string())],
+            vec![
+                entry("ccccccccccc", "1e300"),
+                entry("ddddddddddd", "\"soon\""),
+            ],
+            vec![r#""garbage""#.into(), r#"{"kind":"video"}"#.into()],
+            vec![entry("fffffffffff", &unix(later(3600)).to_string()).replace(tok.as_str(), "!!")],
+        ];
+        for (i, bad) in files.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.json");
+            let mut entries = vec![good.clone()];
+            entries.extend(bad.iter().cloned());
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"version":{FILE_VERSION},"entries":[{}]}}"#,
+                    entries.join(",")
+                ),
+            )
+            .unwrap();
+            let c = TokenCache::persistent(&path);
+            let bindings: Vec<String> = c.keys().iter().map(|k| k.binding.clone()).collect();
+            assert_eq!(bindings, ["aaaaaaaaaaa"], "file {i}");
+        }
+    }
+
+    /// An expiry far out but in range (year 5138) is cut back: to the longest TTL on load, to
+    /// the service's TTL once it is set, and so in the file.
+    #[test]
+    fn no_entry_outlives_the_lifetime_cap_in_memory_or_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"version":{FILE_VERSION},"entries":[{{"kind":"video","binding":"eeeeeeeeeee","egress":null,"token":"{}","expires_at":100000000000}}]}}"#,
+                Token::from_bytes(&[0x32, 1]).as_str()
+            ),
+        )
+        .unwrap();
+        let c = TokenCache::persistent(&path);
+        let cap = later(MAX_LIFETIME.as_secs() + 60);
+        assert!(c.lookup(&key("eeeeeeeeeee")).unwrap().expires_at <= cap);
+        c.cap_lifetime(Duration::from_secs(3600));
+        assert!(c.lookup(&key("eeeeeeeeeee")).unwrap().expires_at <= later(3660));
+        c.store(
+            key("zzzzzzzzzzz"),
+            Token::from_bytes(&[0x32, 2]),
+            later(1_000_000),
+        );
+        assert!(c.lookup(&key("zzzzzzzzzzz")).unwrap().expires_at <= later(3660));
+        c.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let f: FileFormat = serde_json::from_str(&text).unwrap();
+        assert_eq!(f.entries.len(), 2);
+        assert!(
+            f.entries.iter().all(|e| e.expires_at <= unix(later(3660))),
+            "{text}"
+        );
     }
 }

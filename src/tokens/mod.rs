@@ -188,10 +188,33 @@ pub trait TokenSource: Send + Sync {
 
     /// Whether this source can serve a token now (`/readyz`): `Err` says why not. Sources
     /// that only fill in behind others (cold start) are never ready on their own.
-    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
-        let name = self.name();
-        Box::pin(async move { Err(format!("{name}: does not serve tokens on its own")) })
+    fn readiness(&self) -> BoxFuture<'_, Result<(), Unready>> {
+        let source_name = self.name();
+        Box::pin(async move { Err(Unready::NotOnItsOwn { source_name }) })
     }
+}
+
+/// Why a source cannot serve a token now (`/readyz` lists these).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unready {
+    /// It only fills in behind other sources (cold start).
+    #[error("{source_name}: does not serve tokens on its own")]
+    NotOnItsOwn { source_name: &'static str },
+    /// Nothing it could serve is configured (a static source without a default token).
+    #[error("{source_name}: no default token configured")]
+    NotConfigured { source_name: &'static str },
+    /// Its minter is not warm (yet, or its last warm-up failed): `state` says which.
+    #[error("{source_name}: minter {state}")]
+    Minter {
+        source_name: &'static str,
+        state: &'static str,
+    },
+    /// The service it asks does not answer.
+    #[error("{source_name}: {target} does not answer /ping")]
+    Unreachable {
+        source_name: &'static str,
+        target: String,
+    },
 }
 
 /// Another node's token for `key`, or the go-ahead to mint: when the binding is claimed
@@ -283,6 +306,8 @@ fn describe(binding: &Binding) -> String {
 
 impl TokenService {
     pub fn new(sources: Vec<Arc<dyn TokenSource>>, cache: TokenCache, ttl: Duration) -> Self {
+        // Whatever the cache file held, nothing outlives the TTL.
+        cache.cap_lifetime(ttl);
         TokenService {
             sources: Arc::new(sources),
             cache,
@@ -422,8 +447,10 @@ impl TokenService {
                     FromFleet::Token(issued) if self.was_refused(&issued.token) => {
                         tracing::debug!(binding = %describe(&req.binding), "the fleet's token was refused here; minting");
                     }
-                    FromFleet::Token(issued) => {
+                    FromFleet::Token(mut issued) => {
                         tracing::trace!(binding = %describe(&req.binding), "token from the fleet");
+                        // The store's expiry is not trusted past our own TTL.
+                        issued.expires_at = issued.expires_at.min(self.ttl_end());
                         self.cache
                             .store(key, issued.token.clone(), issued.expires_at);
                         return Ok(issued);
@@ -480,9 +507,15 @@ impl TokenService {
         self.issue(req).await.map(|i| i.token)
     }
 
+    /// Now plus the TTL (now, should that be out of range).
+    fn ttl_end(&self) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_add(self.ttl).unwrap_or(now)
+    }
+
     /// A freshly minted answer, its expiry capped by the TTL.
     fn finish(&self, m: Minted, source: &'static str) -> Issued {
-        let ttl_end = SystemTime::now() + self.ttl;
+        let ttl_end = self.ttl_end();
         let expires_at = m.expires_at.map_or(ttl_end, |e| e.min(ttl_end));
         Issued {
             token: m.token,
@@ -673,6 +706,43 @@ mod tests {
 
     fn req() -> TokenRequest {
         TokenRequest::new(Binding::Video("abcdefghijk".into()))
+    }
+
+    #[tokio::test]
+    async fn readiness_reasons_are_typed_and_read_as_before() {
+        let e = Fixed("coldstart", None).readiness().await.unwrap_err();
+        assert_eq!(
+            e,
+            Unready::NotOnItsOwn {
+                source_name: "coldstart"
+            }
+        );
+        assert_eq!(e.to_string(), "coldstart: does not serve tokens on its own");
+        let cases = [
+            (
+                Unready::NotConfigured {
+                    source_name: "static",
+                },
+                "static: no default token configured",
+            ),
+            (
+                Unready::Minter {
+                    source_name: "botguard",
+                    state: "warming",
+                },
+                "botguard: minter warming",
+            ),
+            (
+                Unready::Unreachable {
+                    source_name: "provider",
+                    target: "http://127.0.0.1:4416".into(),
+                },
+                "provider: http://127.0.0.1:4416 does not answer /ping",
+            ),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+        }
     }
 
     #[tokio::test]

@@ -186,11 +186,14 @@ impl TokenSource for ProviderSource {
         NAME
     }
 
-    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn readiness(&self) -> BoxFuture<'_, Result<(), super::Unready>> {
         Box::pin(async move {
             match self.available().await {
                 true => Ok(()),
-                false => Err(format!("provider: {} does not answer /ping", self.base)),
+                false => Err(super::Unready::Unreachable {
+                    source_name: NAME,
+                    target: self.base.clone(),
+                }),
             }
         })
     }

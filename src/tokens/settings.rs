@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::botguard::minter::BotGuardSettings;
+use crate::botguard::settings::BotGuardSettings;
 use crate::browser::BrowserSettings;
 use crate::token::Token;
 

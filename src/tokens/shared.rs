@@ -52,7 +52,8 @@ pub trait SharedTokens: Send + Sync {
 }
 
 /// The fleet-wide name of a request's (binding, egress), `None` for unbound requests. Same
-/// identity as the local cache key: credentials and spelling of the proxy URL do not count.
+/// identity as the local cache key: the spelling of the proxy URL does not count, its
+/// credentials do (as a fingerprint, never in clear).
 pub fn shared_key(req: &TokenRequest) -> Option<String> {
     let (kind, binding) = match &req.binding {
         Binding::Video(v) => ("video", v),
@@ -71,13 +72,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shared_key_names_kind_egress_and_binding_without_credentials() {
+    fn the_shared_key_names_kind_egress_and_binding_without_credentials_in_clear() {
         let mut req = TokenRequest::new(Binding::Video("aaaaaaaaaaa".into()));
         assert_eq!(shared_key(&req).unwrap(), "video:-:aaaaaaaaaaa");
+        req.egress = Some(Egress::parse("http://proxy.example:3128").unwrap());
+        assert_eq!(
+            shared_key(&req).unwrap(),
+            "video:http://proxy.example:3128:aaaaaaaaaaa"
+        );
         req.egress = Some(Egress::parse("http://user:secret@proxy.example:3128").unwrap());
         let k = shared_key(&req).unwrap();
-        assert_eq!(k, "video:http://proxy.example:3128:aaaaaaaaaaa");
-        assert!(!k.contains("secret"));
+        assert!(
+            k.starts_with("video:http://proxy.example:3128#cred="),
+            "{k}"
+        );
+        assert!(!k.contains("secret") && !k.contains("user"), "{k}");
         assert!(shared_key(&TokenRequest::new(Binding::Unknown)).is_none());
     }
 }
@@ -227,6 +236,25 @@ mod service_tests {
         b.get(&other).await.unwrap();
         assert_eq!(b_src.mints.load(Ordering::SeqCst), 1);
         assert!(started.elapsed() >= CLAIM_WAIT);
+    }
+
+    #[tokio::test]
+    async fn a_fleet_token_with_an_absurd_expiry_never_outlives_this_nodes_ttl() {
+        let fleet = Arc::new(MemoryFleet::default());
+        let key = shared_key(&req()).unwrap();
+        // Year 5138, as a rewritten Redis entry may say.
+        let far = std::time::UNIX_EPOCH + Duration::from_secs(105_000_000_000);
+        fleet.publish(&key, &Token::from_bytes(&[0x32, 5]), far);
+        let (b, b_src) = node(&fleet);
+        let cap = SystemTime::now() + Duration::from_secs(6 * 3600 + 60);
+        let issued = b.issue(&req()).await.unwrap();
+        assert!(issued.expires_at <= cap, "{:?}", issued.expires_at);
+        let again = b.issue(&req()).await.unwrap();
+        assert!(
+            again.cached && again.expires_at <= cap,
+            "the local copy too"
+        );
+        assert_eq!(b_src.mints.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

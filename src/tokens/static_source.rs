@@ -46,10 +46,12 @@ impl TokenSource for StaticSource {
         Box::pin(async move { Ok(answer) })
     }
 
-    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn readiness(&self) -> BoxFuture<'_, Result<(), super::Unready>> {
         let ready = match self.default {
             Some(_) => Ok(()),
-            None => Err("static: no default token configured".to_string()),
+            None => Err(super::Unready::NotConfigured {
+                source_name: self.name(),
+            }),
         };
         Box::pin(async move { ready })
     }

@@ -109,19 +109,40 @@ impl Egress {
         })
     }
 
-    /// The cache key part for tokens minted through this egress (credentials left out).
+    /// The identity of this egress: what connections, minters, browsers and cached tokens are
+    /// kept per. The proxy's address, plus a fingerprint of its credentials when it has any:
+    /// rotating-proxy services pick the exit address by user name, so two callers naming one
+    /// proxy with different credentials leave from different places and must share nothing.
+    /// The credentials themselves never appear in it (it goes into logs, Redis keys and the
+    /// cache file), only [`credential_fingerprint`]. `None` when direct.
     pub fn key(&self) -> Option<String> {
-        match self {
-            Egress::Direct => None,
-            Egress::Http { proxy, .. } => Some(format!("http://{}", proxy.authority()?)),
+        let (address, fingerprint) = match self {
+            Egress::Direct => return None,
+            Egress::Http { proxy, auth, .. } => (
+                format!("http://{}", proxy.authority()?),
+                auth.as_deref()
+                    .map(|a| credential_fingerprint(&[b"http", a.as_bytes()])),
+            ),
             Egress::Socks5 {
-                proxy, remote_dns, ..
-            } => Some(format!(
-                "{}://{}",
-                if *remote_dns { "socks5h" } else { "socks5" },
-                proxy.authority()?
-            )),
-        }
+                proxy,
+                auth,
+                remote_dns,
+                ..
+            } => (
+                format!(
+                    "{}://{}",
+                    if *remote_dns { "socks5h" } else { "socks5" },
+                    proxy.authority()?
+                ),
+                auth.as_ref().map(|(user, pass)| {
+                    credential_fingerprint(&[b"socks5", user.as_bytes(), pass.as_bytes()])
+                }),
+            ),
+        };
+        Some(match fingerprint {
+            Some(f) => format!("{address}#cred={f}"),
+            None => address,
+        })
     }
 
     /// The proxy's socket address when it is an IP literal (names are resolved when dialled).
@@ -147,6 +168,25 @@ impl Egress {
     }
 }
 
+/// A short, stable fingerprint of proxy credentials: the first 64 bits of a domain-separated
+/// SHA-256 over length-prefixed parts, in hex. Stable across restarts and nodes (the cache file
+/// and the fleet's Redis keys use it); it is a fingerprint, not a password hash, so a weak proxy
+/// password could be guessed offline by whoever reads those keys -- one more reason Redis and
+/// the state dir stay private.
+fn credential_fingerprint(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"potproxy egress credentials v1");
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +208,7 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
-        let s = Egress::parse("socks5h://a:b@127.0.0.1").unwrap();
+        let s = Egress::parse("socks5h://127.0.0.1").unwrap();
         assert_eq!(s.key().as_deref(), Some("socks5h://127.0.0.1:1080"));
         // Spoken in plaintext, an https:// proxy would expose its credentials: refused.
         assert!(
@@ -191,5 +231,43 @@ mod tests {
         assert_eq!(e.url(), Some("socks5://user:secret@127.0.0.1:1080"));
         assert!(!format!("{e:?}").contains("secret"), "{e:?}");
         assert_eq!(Egress::Direct.url(), None);
+    }
+
+    #[test]
+    fn credentials_make_a_different_identity_without_showing_in_it() {
+        let key = |u: &str| Egress::parse(u).unwrap().key().unwrap();
+        let cases = [
+            "http://alice:pw1@proxy.example:3128",
+            "http://bob:pw1@proxy.example:3128",
+            "http://alice:pw2@proxy.example:3128",
+            "http://proxy.example:3128",
+            "socks5://alice:pw1@proxy.example:3128",
+            "socks5://bob:pw1@proxy.example:3128",
+            "socks5://proxy.example:3128",
+        ];
+        let keys: Vec<String> = cases.iter().map(|u| key(u)).collect();
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b, "{cases:?}");
+            }
+            for secret in ["alice", "bob", "pw1", "pw2"] {
+                assert!(!a.contains(secret), "{a}");
+            }
+        }
+        // The same credentials, spelled differently, are the same identity.
+        assert_eq!(
+            key("http://alice:pw1@proxy.example:3128"),
+            key("alice:pw1@proxy.example:3128")
+        );
+        assert_eq!(
+            key("socks5h://a:b@127.0.0.1"),
+            key("socks5h://a:b@127.0.0.1:1080")
+        );
+        assert!(
+            key("http://alice:pw1@proxy.example:3128")
+                .starts_with("http://proxy.example:3128#cred=")
+        );
+        let e = Egress::parse("http://alice:pw1@proxy.example:3128").unwrap();
+        assert!(!format!("{e:?}").contains("pw1"), "{e:?}");
     }
 }

@@ -68,6 +68,36 @@ async fn http_connect_handshake(mut s: TcpStream) -> Option<(TcpStream, String)>
     Some((s, dest))
 }
 
+/// [`http_connect_handshake`], recording `host:port|Proxy-Authorization` (empty when none).
+async fn http_connect_handshake_with_auth(s: TcpStream) -> Option<(TcpStream, String)> {
+    let mut s = s;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let dest = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("CONNECT "))
+        .and_then(|l| l.split(' ').next())?
+        .to_string();
+    let auth = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("proxy-authorization"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .ok()?;
+    Some((s, format!("{dest}|{auth}")))
+}
+
 async fn socks5_handshake(mut s: TcpStream) -> Option<(TcpStream, String)> {
     let mut hello = [0u8; 2];
     s.read_exact(&mut hello).await.ok()?;
@@ -109,4 +139,9 @@ pub async fn start_http_connect_proxy(target: SocketAddr) -> (SocketAddr, Seen) 
 
 pub async fn start_socks5_proxy(target: SocketAddr) -> (SocketAddr, Seen) {
     start_proxy(target, socks5_handshake).await
+}
+
+/// An HTTP CONNECT proxy recording each tunnel as `host:port|Proxy-Authorization`.
+pub async fn start_http_connect_proxy_with_auth(target: SocketAddr) -> (SocketAddr, Seen) {
+    start_proxy(target, http_connect_handshake_with_auth).await
 }

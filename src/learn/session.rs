@@ -239,13 +239,17 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 3600);
 
 /// How long an entry for URLs expiring at `expire` (unix seconds) should live from `now`: ten
 /// minutes past the URL's end, or the default when it is unknown or already past (clocks
-/// differ).
+/// differ). Never longer than a day: `expire=` comes from a response, and a huge value must
+/// neither overflow the clock nor pin an entry for ever.
 fn lifetime(expire: Option<u64>, now: SystemTime) -> Duration {
+    const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
     expire
-        .map(|e| UNIX_EPOCH + Duration::from_secs(e) + Duration::from_secs(600))
+        .and_then(|e| {
+            UNIX_EPOCH.checked_add(Duration::from_secs(e).saturating_add(Duration::from_secs(600)))
+        })
         .and_then(|t| t.duration_since(now).ok())
         .filter(|d| !d.is_zero())
-        .unwrap_or(DEFAULT_LIFETIME)
+        .map_or(DEFAULT_LIFETIME, |d| d.min(MAX_LIFETIME))
 }
 
 impl SessionStore {
@@ -549,6 +553,12 @@ mod tests {
         );
         assert_eq!(lifetime(Some(1_000_000), now), DEFAULT_LIFETIME);
         assert_eq!(lifetime(None, now), DEFAULT_LIFETIME);
+        // A hostile `expire=` neither panics nor pins an entry for ever.
+        assert_eq!(lifetime(Some(u64::MAX), now), DEFAULT_LIFETIME);
+        assert_eq!(
+            lifetime(Some(200_000_000_000), now),
+            Duration::from_secs(24 * 3600)
+        );
     }
 
     #[test]

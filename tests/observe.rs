@@ -102,7 +102,7 @@ fn node() -> Option<&'static str> {
     if ok {
         return Some("node");
     }
-    if std::env::var_os("CI").is_some() {
+    if common::testutil::ci() {
         panic!("node is required under CI (.ci/run installs nodejs)");
     }
     eprintln!("skipping: node is not installed");

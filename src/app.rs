@@ -345,6 +345,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         state.intercept = config.intercept.clone();
         state.ca_pem = Some(ca.cert_pem.clone());
         state.token = config.api.token.clone();
+        state.public = config.api.public;
         state.listen = a;
         state.cluster = cluster.clone();
         let state = Arc::new(state);

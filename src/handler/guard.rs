@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::header::{HOST, PROXY_AUTHENTICATE};
+use http::header::{HOST, PROXY_AUTHENTICATE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hudsucker::{Body, RequestOrResponse};
 use hyper_util::rt::TokioIo;
@@ -78,6 +78,18 @@ impl PotHandler {
                         PROXY_AUTHENTICATE,
                         HeaderValue::from_str(&format!("Basic realm=\"{REALM}\""))
                             .expect("static header value"),
+                    );
+                    return Some(res);
+                }
+                Entry::BackedOff { retry_after } => {
+                    let mut res = text_response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "potproxy: too many failed proxy logins from this address; retry later\n"
+                            .into(),
+                    );
+                    res.headers_mut().insert(
+                        RETRY_AFTER,
+                        HeaderValue::from(retry_after.as_secs_f64().ceil().max(1.0) as u64),
                     );
                     return Some(res);
                 }

@@ -445,8 +445,11 @@ impl AuthFailures {
     fn new(settings: AuthBackoff) -> Self {
         AuthFailures {
             settings,
+            // LRU, not moka's default frequency-based admission: a new address failing now
+            // must be remembered even when the table is full of others.
             table: moka::sync::Cache::builder()
                 .max_capacity(FAILURE_TABLE_CAP)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(settings.keep())
                 .build(),
             failed_log: Mutex::new(LogThrottle::new(AUTH_LOG_EVERY)),
@@ -467,9 +470,14 @@ impl AuthFailures {
             AuthOutcome::BackedOff => {}
             AuthOutcome::Wrong => {
                 let key = client_key(peer);
-                let after = self.settings.fail(self.table.get(&key), now);
-                self.table.insert(key, after.record);
-                if after.backed_off {
+                // One atomic update per client: concurrent failures are all counted.
+                let mut backed_off = false;
+                self.table.entry(key).and_upsert_with(|old| {
+                    let after = self.settings.fail(old.map(|e| e.into_value()), now);
+                    backed_off = after.backed_off;
+                    after.record
+                });
+                if backed_off {
                     if let Some(held) = allow(&self.backoff_log, now) {
                         tracing::warn!(
                             client = %key,
@@ -945,6 +953,21 @@ mod tests {
             assert!(!after.backed_off);
             record = Some(after.record);
         }
+    }
+
+    #[test]
+    fn the_failure_table_stays_bounded_under_a_flood_of_addresses() {
+        let f = AuthFailures::new(AuthBackoff::default());
+        let now = Instant::now();
+        let addr = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        let n = FAILURE_TABLE_CAP as u32 + 5_000;
+        for i in 0..n {
+            f.refused(addr(i), AuthOutcome::Wrong, now);
+        }
+        f.table.run_pending_tasks();
+        assert!(f.table.entry_count() <= FAILURE_TABLE_CAP);
+        // The address failing now is remembered even though the table is full.
+        assert!(f.table.contains_key(&addr(n - 1)));
     }
 
     #[test]

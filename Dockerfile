@@ -42,10 +42,13 @@ COPY --from=builder /potproxy.1 /usr/share/man/man1/potproxy.1
 COPY LICENSE-MIT LICENSE-APACHE /usr/share/doc/potproxy/
 
 # Inside the container the listeners face the container network; publish them on loopback
-# (-p 127.0.0.1:8080:8080) unless [auth] is configured (see SECURITY.md).
+# (-p 127.0.0.1:8080:8080) unless [auth] is configured (see SECURITY.md). The API off loopback
+# needs [api] token or [api] public: the image chooses public (the published port is the
+# boundary); set [api] token (or POTPROXY_API_PUBLIC=false) before publishing it wider.
 ENV POTPROXY_STATE_DIR=/var/lib/potproxy \
     POTPROXY_LISTEN=0.0.0.0:8080 \
     POTPROXY_API_LISTEN=0.0.0.0:4416 \
+    POTPROXY_API_PUBLIC=true \
     NO_COLOR=1
 VOLUME ["/var/lib/potproxy"]
 EXPOSE 8080 4416

@@ -1,14 +1,21 @@
 //! Who may use the proxy and where it may go: proxy Basic auth (`[auth]`), the client-address
 //! rule for open listeners without auth (mitmproxy's `block_global`), the destination rule
 //! (`[access] loopback_destinations`, squid's `deny to_localhost`, plus potproxy's own
-//! listeners), hop-by-hop header stripping, and bearer-token checks for the API. Everything
-//! here is a pure decision on addresses and header values; the handler and the API call it.
+//! listeners), hop-by-hop header stripping, the back-off after repeated failed proxy logins
+//! (`[auth] max_failures`), and the API's token rule. The decisions are pure functions on
+//! addresses, header values and instants; [`Gate`] keeps the one piece of state they need (a
+//! bounded per-client table of failed logins), counts and logs refusals, and the handler and
+//! the API call it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
+
+use crate::limits::LogThrottle;
+use crate::metrics;
 
 /// The realm clients are asked to authenticate for.
 pub const REALM: &str = "potproxy";
@@ -20,6 +27,8 @@ pub struct AccessConfig {
     pub users: Users,
     /// Allow CONNECT and absolute-form requests to loopback and link-local addresses.
     pub loopback_destinations: bool,
+    /// The back-off after repeated wrong proxy logins.
+    pub auth_backoff: AuthBackoff,
 }
 
 /// Proxy users, kept as the exact `Proxy-Authorization` values that admit them.
@@ -303,6 +312,217 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// `[auth]`'s back-off after failed proxy logins: `max_failures` wrong credentials from one
+/// client within `window` refuse that client for `backoff`, credentials unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthBackoff {
+    /// Wrong credentials tolerated within `window`; 0 turns the back-off off.
+    pub max_failures: u32,
+    pub window: Duration,
+    pub backoff: Duration,
+}
+
+impl Default for AuthBackoff {
+    fn default() -> Self {
+        AuthBackoff {
+            max_failures: 10,
+            window: Duration::from_secs(60),
+            backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One client's recent failed logins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    /// When the current window opened (the first failure counted in it).
+    since: Instant,
+    count: u32,
+    /// Refused without a credential check until then.
+    until: Option<Instant>,
+}
+
+/// What one wrong login did to its client's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterFailure {
+    pub record: Failures,
+    /// This failure started a back-off.
+    pub backed_off: bool,
+}
+
+impl AuthBackoff {
+    /// How long `record`'s client is still refused at `now`; `None`: check its credentials.
+    pub fn remaining(&self, record: Option<&Failures>, now: Instant) -> Option<Duration> {
+        record?
+            .until
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Counts one wrong login at `now`. A window that has passed starts over; the failure that
+    /// reaches `max_failures` starts the back-off and clears the count (once the back-off is
+    /// over, the client gets `max_failures` tries again).
+    pub fn fail(&self, record: Option<Failures>, now: Instant) -> AfterFailure {
+        if let Some(r) = record.filter(|r| r.until.is_some_and(|u| u > now)) {
+            // Already backed off: the back-off runs its course unchanged.
+            return AfterFailure {
+                record: r,
+                backed_off: false,
+            };
+        }
+        let fresh = Failures {
+            since: now,
+            count: 0,
+            until: None,
+        };
+        let mut r = match record {
+            Some(r)
+                if r.until.is_none() && now.saturating_duration_since(r.since) < self.window =>
+            {
+                r
+            }
+            _ => fresh,
+        };
+        r.count = r.count.saturating_add(1);
+        let backed_off = self.max_failures > 0 && r.count >= self.max_failures;
+        if backed_off {
+            r = Failures {
+                since: now,
+                count: 0,
+                until: Some(now + self.backoff),
+            };
+        }
+        AfterFailure {
+            record: r,
+            backed_off,
+        }
+    }
+
+    /// How long a client's record must be kept: its window, or its back-off.
+    fn keep(&self) -> Duration {
+        self.window.max(self.backoff)
+    }
+}
+
+/// The key one client's failures are counted under: its IPv4 address, or its IPv6 /64 (one
+/// host is usually handed a whole /64 and can change addresses within it at will).
+pub fn client_key(peer: IpAddr) -> IpAddr {
+    match canonical_ip(peer) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// Clients whose failed logins are remembered at most; past this the least recently seen are
+/// forgotten first (memory stays bounded under a flood of addresses).
+const FAILURE_TABLE_CAP: u64 = 16_384;
+
+/// How often a line about failed logins may be logged; the lines held back are counted in the
+/// next one.
+const AUTH_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The per-client failure table and its log throttles.
+struct AuthFailures {
+    settings: AuthBackoff,
+    table: moka::sync::Cache<IpAddr, Failures>,
+    failed_log: Mutex<LogThrottle>,
+    backoff_log: Mutex<LogThrottle>,
+}
+
+impl std::fmt::Debug for AuthFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFailures")
+            .field("settings", &self.settings)
+            .field("clients", &self.table.entry_count())
+            .finish()
+    }
+}
+
+impl AuthFailures {
+    fn new(settings: AuthBackoff) -> Self {
+        AuthFailures {
+            settings,
+            // LRU, not moka's default frequency-based admission: a new address failing now
+            // must be remembered even when the table is full of others.
+            table: moka::sync::Cache::builder()
+                .max_capacity(FAILURE_TABLE_CAP)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .time_to_live(settings.keep())
+                .build(),
+            failed_log: Mutex::new(LogThrottle::new(AUTH_LOG_EVERY)),
+            backoff_log: Mutex::new(LogThrottle::new(AUTH_LOG_EVERY)),
+        }
+    }
+
+    fn remaining(&self, peer: IpAddr, now: Instant) -> Option<Duration> {
+        let record = self.table.get(&client_key(peer));
+        self.settings.remaining(record.as_ref(), now)
+    }
+
+    /// Counts, remembers and (at a bounded rate) logs one refused login.
+    fn refused(&self, peer: IpAddr, outcome: AuthOutcome, now: Instant) {
+        metrics::AUTH_FAILURES.with(&[outcome.label()]).inc();
+        match outcome {
+            AuthOutcome::Missing => {}
+            AuthOutcome::BackedOff => {}
+            AuthOutcome::Wrong => {
+                let key = client_key(peer);
+                // One atomic update per client: concurrent failures are all counted.
+                let mut backed_off = false;
+                self.table.entry(key).and_upsert_with(|old| {
+                    let after = self.settings.fail(old.map(|e| e.into_value()), now);
+                    backed_off = after.backed_off;
+                    after.record
+                });
+                if backed_off {
+                    if let Some(held) = allow(&self.backoff_log, now) {
+                        tracing::warn!(
+                            client = %key,
+                            failures = self.settings.max_failures,
+                            backoff_secs = self.settings.backoff.as_secs(),
+                            repeated = held,
+                            "proxy auth: too many wrong logins; refusing this client (429) without checking credentials"
+                        );
+                    }
+                } else if let Some(held) = allow(&self.failed_log, now) {
+                    tracing::warn!(%peer, repeated = held, "proxy auth: wrong credentials (407)");
+                }
+            }
+        }
+    }
+}
+
+fn allow(throttle: &Mutex<LogThrottle>, now: Instant) -> Option<u64> {
+    throttle
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .allow(now)
+}
+
+/// Why a login was refused, as counted in `potproxy_auth_failures_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthOutcome {
+    /// No `Proxy-Authorization`: the usual first step of a client's challenge (not held against it).
+    Missing,
+    /// Credentials that name no user.
+    Wrong,
+    /// Refused during a back-off, credentials unchecked.
+    BackedOff,
+}
+
+impl AuthOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            AuthOutcome::Missing => "missing",
+            AuthOutcome::Wrong => "wrong",
+            AuthOutcome::BackedOff => "backed_off",
+        }
+    }
+}
+
 /// Everything the proxy's entry checks need, built once at start.
 #[derive(Debug)]
 pub struct Gate {
@@ -310,6 +530,8 @@ pub struct Gate {
     /// The proxy's configured listen address (decides the `block_global` rule).
     pub listen: IpAddr,
     pub destinations: Arc<Destinations>,
+    /// Failed logins per client (`[auth]` only).
+    failures: AuthFailures,
 }
 
 /// What the entry check decided for one request from a client.
@@ -320,6 +542,11 @@ pub enum Entry {
     ForeignClient,
     /// `[auth]` is on and the request carries no valid `Proxy-Authorization`.
     NeedsAuth,
+    /// This client sent too many wrong credentials lately: refused for `retry_after` more,
+    /// whatever it sends.
+    BackedOff {
+        retry_after: Duration,
+    },
 }
 
 impl Gate {
@@ -328,25 +555,36 @@ impl Gate {
             users: cfg.users.clone(),
             listen,
             destinations: Arc::new(Destinations::new(cfg.loopback_destinations, chosen)),
+            failures: AuthFailures::new(cfg.auth_backoff),
         }
     }
 
-    /// Records the bound proxy and API listeners.
-    pub fn set_listeners(&self, proxy: SocketAddr, api: Option<SocketAddr>) {
-        self.destinations
-            .set_own_listeners(std::iter::once(proxy).chain(api).collect());
-    }
-
-    /// The entry check for a request arriving on a client connection.
+    /// The entry check for a request arriving on a client connection. With `[auth]`, a client
+    /// in its back-off is refused before its credentials are looked at; every refusal is
+    /// counted (`potproxy_auth_failures_total`) and wrong credentials are remembered.
     pub fn entry(&self, peer: IpAddr, headers: &HeaderMap) -> Entry {
         let auth = !self.users.is_empty();
         if !client_allowed(peer, self.listen, auth) {
             return Entry::ForeignClient;
         }
-        if auth && !self.users.admits(headers.get(header::PROXY_AUTHORIZATION)) {
-            return Entry::NeedsAuth;
+        if !auth {
+            return Entry::Allowed;
         }
-        Entry::Allowed
+        let now = Instant::now();
+        if let Some(retry_after) = self.failures.remaining(peer, now) {
+            self.failures.refused(peer, AuthOutcome::BackedOff, now);
+            return Entry::BackedOff { retry_after };
+        }
+        let given = headers.get(header::PROXY_AUTHORIZATION);
+        if self.users.admits(given) {
+            return Entry::Allowed;
+        }
+        let outcome = match given {
+            None => AuthOutcome::Missing,
+            Some(_) => AuthOutcome::Wrong,
+        };
+        self.failures.refused(peer, outcome, now);
+        Entry::NeedsAuth
     }
 }
 
@@ -373,6 +611,75 @@ pub fn api_host_allowed(host: Option<&str>, listen: SocketAddr) -> bool {
             ip.is_loopback() || ip == canonical_ip(listen.ip()) || listen.ip().is_unspecified()
         }
         Err(_) => false,
+    }
+}
+
+/// What an API route may do, for the token rule: reading (tokens, metrics, health, the CA) or
+/// changing state and handing out a whole session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiRule {
+    Read,
+    Mutating,
+}
+
+/// The bearer token of one API request, against `[api] token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer {
+    /// No `[api] token` is configured.
+    Unset,
+    /// The request names the configured token.
+    Right,
+    /// A token is configured and the request carries another one, or none.
+    Wrong,
+}
+
+/// Why an API request is refused by the token rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiDenied {
+    /// 401: the configured token is missing or wrong.
+    Token,
+    /// 403: off loopback with neither `[api] token` nor `[api] public = true`.
+    NotPublic,
+    /// 403: a mutating route off loopback without `[api] token` (even when public).
+    MutatingNeedsToken,
+}
+
+impl ApiDenied {
+    pub fn text(self) -> &'static str {
+        match self {
+            ApiDenied::Token => "missing or wrong bearer token",
+            ApiDenied::NotPublic => {
+                "the API listens off loopback: set [api] token (or [api] public = true to serve anyone who can reach it)"
+            }
+            ApiDenied::MutatingNeedsToken => {
+                "this route needs [api] token when the API listens off loopback"
+            }
+        }
+    }
+}
+
+/// True when an API listening on `listen` would serve anyone who can reach it without the
+/// operator having said so: off loopback, no `[api] token`, no `[api] public = true`. The
+/// configuration refuses to start such an API; [`api_access`] refuses its every route.
+pub fn api_needs_token_or_public(listen: IpAddr, token: bool, public: bool) -> bool {
+    !canonical_ip(listen).is_loopback() && !token && !public
+}
+
+/// The API's token rule for one request. The bind address decides, not the caller's address:
+/// an API bound to `0.0.0.0` is reachable from the network even when this caller is local.
+pub fn api_access(
+    rule: ApiRule,
+    listen: IpAddr,
+    bearer: Bearer,
+    public: bool,
+) -> Result<(), ApiDenied> {
+    match bearer {
+        Bearer::Right => Ok(()),
+        Bearer::Wrong => Err(ApiDenied::Token),
+        Bearer::Unset if canonical_ip(listen).is_loopback() => Ok(()),
+        Bearer::Unset if !public => Err(ApiDenied::NotPublic),
+        Bearer::Unset if rule == ApiRule::Mutating => Err(ApiDenied::MutatingNeedsToken),
+        Bearer::Unset => Ok(()),
     }
 }
 
@@ -525,6 +832,195 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:4416".parse().unwrap();
         assert!(api_host_allowed(Some("10.0.0.7:4416"), any));
         assert!(!api_host_allowed(Some("rebind.example:4416"), any));
+    }
+
+    #[test]
+    fn repeated_wrong_logins_back_a_client_off_and_the_count_starts_over_after() {
+        let b = AuthBackoff {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            backoff: Duration::from_secs(300),
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // (seconds after t0 of each wrong login, started a back-off?, remaining back-off right
+        // after it)
+        type Step = (u64, bool, Option<u64>);
+        let cases: &[(&str, &[Step])] = &[
+            (
+                "three within the window back off for 300 s",
+                &[(0, false, None), (10, false, None), (20, true, Some(300))],
+            ),
+            (
+                "a window that passed starts the count over",
+                &[
+                    (0, false, None),
+                    (10, false, None),
+                    (70, false, None),
+                    (80, false, None),
+                ],
+            ),
+            (
+                "after the back-off the client gets max_failures tries again",
+                &[
+                    (0, false, None),
+                    (1, false, None),
+                    (2, true, Some(300)),
+                    (302, false, None),
+                    (303, false, None),
+                    (304, true, Some(300)),
+                ],
+            ),
+        ];
+        for (name, steps) in cases {
+            let mut record = None;
+            for &(s, backs_off, remaining) in *steps {
+                let after = b.fail(record, at(s));
+                assert_eq!(after.backed_off, backs_off, "{name}: at {s} s");
+                assert_eq!(
+                    b.remaining(Some(&after.record), at(s)),
+                    remaining.map(Duration::from_secs),
+                    "{name}: at {s} s"
+                );
+                record = Some(after.record);
+            }
+        }
+        // The back-off runs out on time, and nothing is remembered for an unknown client.
+        let blocked = b.fail(
+            b.fail(b.fail(None, at(0)).record.into(), at(1))
+                .record
+                .into(),
+            at(2),
+        );
+        assert!(blocked.backed_off);
+        assert_eq!(
+            b.remaining(Some(&blocked.record), at(2 + 299)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(b.remaining(Some(&blocked.record), at(2 + 300)), None);
+        assert_eq!(b.remaining(None, at(0)), None);
+        // max_failures = 0: never backed off.
+        let off = AuthBackoff {
+            max_failures: 0,
+            ..b
+        };
+        let mut record = None;
+        for s in 0..100 {
+            let after = off.fail(record, at(s));
+            assert!(!after.backed_off);
+            record = Some(after.record);
+        }
+    }
+
+    #[test]
+    fn the_failure_table_stays_bounded_under_a_flood_of_addresses() {
+        let f = AuthFailures::new(AuthBackoff::default());
+        let now = Instant::now();
+        let addr = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        let n = FAILURE_TABLE_CAP as u32 + 5_000;
+        for i in 0..n {
+            f.refused(addr(i), AuthOutcome::Wrong, now);
+        }
+        f.table.run_pending_tasks();
+        assert!(f.table.entry_count() <= FAILURE_TABLE_CAP);
+        // The address failing now is remembered even though the table is full.
+        assert!(f.table.contains_key(&addr(n - 1)));
+    }
+
+    #[test]
+    fn failures_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), key("2001:db8:1:2:aaaa::1"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+    }
+
+    #[test]
+    fn a_backed_off_client_is_refused_even_with_the_right_password_and_others_are_not() {
+        let cfg = AccessConfig {
+            users: Users::parse(&["me:s3cret"]).unwrap(),
+            loopback_destinations: false,
+            auth_backoff: AuthBackoff {
+                max_failures: 3,
+                window: Duration::from_secs(60),
+                backoff: Duration::from_secs(300),
+            },
+        };
+        let gate = Gate::new(&cfg, "0.0.0.0".parse().unwrap(), vec![]);
+        let with = |v: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = v {
+                h.insert(header::PROXY_AUTHORIZATION, hv(v));
+            }
+            h
+        };
+        let (good, bad) = (
+            with(Some("Basic bWU6czNjcmV0")),
+            with(Some("Basic bWU6d3Jvbmc=")),
+        );
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        let other: IpAddr = "198.51.100.4".parse().unwrap();
+        let wrong_before = metrics::AUTH_FAILURES.get(&["wrong"]);
+        // Asking without credentials first is how clients learn the realm: never held against them.
+        for _ in 0..10 {
+            assert_eq!(gate.entry(attacker, &with(None)), Entry::NeedsAuth);
+        }
+        assert_eq!(gate.entry(attacker, &good), Entry::Allowed);
+        for _ in 0..3 {
+            assert_eq!(gate.entry(attacker, &bad), Entry::NeedsAuth);
+        }
+        assert!(metrics::AUTH_FAILURES.get(&["wrong"]) >= wrong_before + 3);
+        assert!(matches!(
+            gate.entry(attacker, &good),
+            Entry::BackedOff { retry_after } if retry_after > Duration::from_secs(290)
+        ));
+        assert!(metrics::AUTH_FAILURES.get(&["backed_off"]) >= 1);
+        assert_eq!(gate.entry(other, &good), Entry::Allowed);
+        assert_eq!(gate.entry(other, &bad), Entry::NeedsAuth);
+    }
+
+    #[test]
+    fn api_routes_off_loopback_need_a_token_or_an_explicit_public() {
+        use ApiDenied::*;
+        use ApiRule::*;
+        use Bearer::*;
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: IpAddr = "::1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let lan: IpAddr = "192.168.1.5".parse().unwrap();
+        // (rule, listen, bearer, public) -> decision
+        let cases = [
+            (Read, lo, Unset, false, Ok(())),
+            (Mutating, lo6, Unset, false, Ok(())),
+            (Read, lo, Wrong, false, Err(Token)),
+            (Read, any, Unset, false, Err(NotPublic)),
+            (Mutating, any, Unset, false, Err(NotPublic)),
+            (Read, lan, Unset, false, Err(NotPublic)),
+            (Read, any, Unset, true, Ok(())),
+            (Mutating, any, Unset, true, Err(MutatingNeedsToken)),
+            (Read, any, Right, false, Ok(())),
+            (Mutating, lan, Right, false, Ok(())),
+            (Read, any, Wrong, true, Err(Token)),
+        ];
+        for (rule, listen, bearer, public, want) in cases {
+            assert_eq!(
+                api_access(rule, listen, bearer, public),
+                want,
+                "{rule:?} {listen} {bearer:?} public={public}"
+            );
+        }
+        assert!(api_needs_token_or_public(any, false, false));
+        assert!(api_needs_token_or_public(lan, false, false));
+        assert!(!api_needs_token_or_public(any, true, false));
+        assert!(!api_needs_token_or_public(any, false, true));
+        assert!(!api_needs_token_or_public(lo, false, false));
+        assert!(!api_needs_token_or_public(
+            "::ffff:127.0.0.1".parse().unwrap(),
+            false,
+            false
+        ));
     }
 
     #[test]

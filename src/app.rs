@@ -360,6 +360,7 @@ async fn start_api(
     state.intercept = config.intercept.clone();
     state.ca_pem = Some(ca.cert_pem.clone());
     state.token = config.api.token.clone();
+    state.public = config.api.public;
     state.listen = addr;
     state.cluster = cluster.clone();
     tokio::spawn(api::serve_with(

@@ -31,6 +31,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "POTPROXY_API_LISTEN")]
     pub api_listen: Option<String>,
 
+    /// Serve the provider API to anyone who can reach it when it listens off loopback without
+    /// `[api] token` (overrides `[api] public`; true/false, yes/no, 1/0).
+    #[arg(
+        long,
+        global = true,
+        env = "POTPROXY_API_PUBLIC",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub api_public: Option<bool>,
+
     /// Directory for state (the CA in certs/, token-cache.json). Default: systemd's
     /// STATE_DIRECTORY, else $XDG_STATE_HOME/potproxy, else ~/.local/state/potproxy.
     #[arg(long, global = true, env = "POTPROXY_STATE_DIR")]
@@ -89,6 +102,7 @@ impl Cli {
         let overrides = Overrides {
             listen: self.listen.clone(),
             api_listen: self.api_listen.clone(),
+            api_public: self.api_public,
             state_dir: Some(state.path.clone()),
             ..Overrides::default()
         };

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::access::{AccessConfig, Users};
+use crate::access::{AccessConfig, AuthBackoff, Users};
 use crate::botguard::minter::BotGuardSettings;
 use crate::botguard::waa::{ChallengeSource, WaaEndpoint};
 use crate::browser::BrowserSettings;
@@ -119,6 +119,9 @@ pub struct RawTimeouts {
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     pub users: Option<Vec<String>>,
+    pub max_failures: Option<u32>,
+    pub failure_window_secs: Option<u64>,
+    pub backoff_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +220,7 @@ pub struct RawApi {
     pub listen: Option<String>,
     pub compat_version: Option<String>,
     pub token: Option<String>,
+    pub public: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +289,8 @@ pub struct Overrides {
     pub token_ttl_hours: Option<String>,
     /// `--api-listen` / `POTPROXY_API_LISTEN`: wins over `[api] listen`.
     pub api_listen: Option<String>,
+    /// `--api-public` / `POTPROXY_API_PUBLIC`: wins over `[api] public`.
+    pub api_public: Option<bool>,
     /// The state directory (see [`crate::state`]): relative `[ca] dir` and `[tokens]
     /// cache_file` are resolved inside it. `None` leaves them as written.
     pub state_dir: Option<PathBuf>,
@@ -441,7 +447,23 @@ impl Config {
             listen: api_listen,
             compat_version,
             token: resolve_api_token(raw_api.token)?,
+            public: overrides.api_public.or(raw_api.public).unwrap_or(false),
         };
+        if api.enabled
+            && crate::access::api_needs_token_or_public(
+                api.listen.ip(),
+                api.token.is_some(),
+                api.public,
+            )
+        {
+            return Err(ConfigError::invalid(
+                "api.listen",
+                api.listen.to_string(),
+                "the provider API listens off loopback: set [api] token (clients send it as a \
+                 bearer token), or [api] public = true (POTPROXY_API_PUBLIC=true) to serve it to \
+                 anyone who can reach it, or listen on 127.0.0.1",
+            ));
+        }
         let access = resolve_access(raw.auth.unwrap_or_default(), raw.access.unwrap_or_default())?;
         let timeouts = resolve_timeouts(raw.timeouts.unwrap_or_default())?;
         let limits = resolve_limits(raw.limits.unwrap_or_default())?;
@@ -675,9 +697,28 @@ fn resolve_access(auth: RawAuth, access: RawAccess) -> Result<AccessConfig, Conf
             e.to_string(),
         )
     })?;
+    let defaults = AuthBackoff::default();
+    let secs = |key: &str, v: Option<u64>, default: Duration| match v {
+        None => Ok(default),
+        Some(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
+        Some(s) => Err(ConfigError::invalid(
+            key,
+            s.to_string(),
+            "expected seconds, 1-86400",
+        )),
+    };
     Ok(AccessConfig {
         users,
         loopback_destinations: access.loopback_destinations.unwrap_or(false),
+        auth_backoff: AuthBackoff {
+            max_failures: auth.max_failures.unwrap_or(defaults.max_failures),
+            window: secs(
+                "auth.failure_window_secs",
+                auth.failure_window_secs,
+                defaults.window,
+            )?,
+            backoff: secs("auth.backoff_secs", auth.backoff_secs, defaults.backoff)?,
+        },
     })
 }
 
@@ -1014,6 +1055,62 @@ mod tests {
             e.contains("api.token") && !e.contains("short-secret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn auth_backoff_keys_default_and_are_validated() {
+        let d = parse("").unwrap().access.auth_backoff;
+        assert_eq!(d, AuthBackoff::default());
+        let c = parse("[auth]\nmax_failures = 3\nfailure_window_secs = 5\nbackoff_secs = 2\n")
+            .unwrap()
+            .access
+            .auth_backoff;
+        assert_eq!(c.max_failures, 3);
+        assert_eq!(c.window, Duration::from_secs(5));
+        assert_eq!(c.backoff, Duration::from_secs(2));
+        let e = parse("[auth]\nbackoff_secs = 0\n").unwrap_err().to_string();
+        assert!(e.contains("auth.backoff_secs"), "{e}");
+        let e = parse("[auth]\nfailure_window_secs = 100000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.failure_window_secs"), "{e}");
+    }
+
+    #[test]
+    fn an_api_off_loopback_needs_a_token_or_public_to_start() {
+        for listen in ["0.0.0.0:4416", "192.168.1.5:4416", "[::]:4416"] {
+            let e = parse(&format!("[api]\nlisten = \"{listen}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("api.listen") && e.contains("[api] token") && e.contains("[api] public"),
+                "{e}"
+            );
+            let with_token = parse(&format!(
+                "[api]\nlisten = \"{listen}\"\ntoken = \"0123456789abcdef\"\n"
+            ))
+            .unwrap();
+            assert!(!with_token.api.public);
+            let public = parse(&format!("[api]\nlisten = \"{listen}\"\npublic = true\n")).unwrap();
+            assert!(public.api.public && public.api.token.is_none());
+            parse(&format!("[api]\nlisten = \"{listen}\"\nenabled = false\n")).unwrap();
+        }
+        assert!(!parse("").unwrap().api.public);
+        let raw = RawConfig::parse("", Path::new("t")).unwrap();
+        let over = Overrides {
+            api_listen: Some("0.0.0.0:4416".into()),
+            api_public: Some(true),
+            ..Overrides::default()
+        };
+        assert!(Config::resolve(raw, over).unwrap().api.public);
+        let raw = RawConfig::parse("[api]\npublic = true\n", Path::new("t")).unwrap();
+        let over = Overrides {
+            api_listen: Some("0.0.0.0:4416".into()),
+            api_public: Some(false),
+            ..Overrides::default()
+        };
+        let e = Config::resolve(raw, over).unwrap_err().to_string();
+        assert!(e.contains("api.listen"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,9 @@ use potproxy::upstream::Egress;
 
 /// Logs to stderr, filtered by `POTPROXY_LOG` (else `default_filter`): one JSON object per line
 /// with `POTPROXY_LOG_FORMAT=json`, else text, with ANSI colours only when stderr is a terminal.
+/// Either way, control and bidi characters from clients (hosts, paths, headers) are escaped.
 fn init_logging(default_filter: &str) -> anyhow::Result<()> {
+    use potproxy::redact::{EscapedFields, JsonEscaping};
     use std::io::IsTerminal;
     // hudsucker's spans carry whole URIs (tokens, `ip=`): log_filter keeps them quiet.
     let filter = potproxy::redact::log_filter(
@@ -20,17 +22,20 @@ fn init_logging(default_filter: &str) -> anyhow::Result<()> {
         default_filter,
     );
     let format = std::env::var("POTPROXY_LOG_FORMAT").unwrap_or_default();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format.trim().to_ascii_lowercase().as_str() {
         "json" => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .with_writer(|| JsonEscaping(std::io::stderr()))
             .init(),
-        "" | "text" => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        "" | "text" => builder
+            .fmt_fields(EscapedFields::default())
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
         other => anyhow::bail!("POTPROXY_LOG_FORMAT = {other:?}: expected \"json\" or \"text\""),
     }
     Ok(())

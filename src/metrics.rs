@@ -131,6 +131,14 @@ pub static BYTES: LazyLock<CounterVec> = counter!(
     ["direction", "kind"]
 );
 
+/// Proxy logins refused, by `outcome`: missing (no credentials; a client's usual first try),
+/// wrong (credentials naming no user), backed_off (refused unchecked after too many wrong ones).
+pub static AUTH_FAILURES: LazyLock<CounterVec> = counter!(
+    "auth_failures",
+    "Proxy logins refused (407 or 429), by outcome",
+    ["outcome"]
+);
+
 /// 1 for each minter's current `state` (ready, warming, failed, cold) by `egress`.
 pub static MINTER_STATE: LazyLock<GaugeVec> = gauge!(
     "minter_state",
@@ -175,7 +183,14 @@ pub static BROWSER_RSS_BYTES: LazyLock<GaugeVec> = gauge!(
 );
 
 fn register_all(r: &mut Registry) {
-    for c in [&REQUESTS, &REWRITES, &TOKENS, &UPSTREAM_ERRORS, &BYTES] {
+    for c in [
+        &REQUESTS,
+        &REWRITES,
+        &TOKENS,
+        &UPSTREAM_ERRORS,
+        &BYTES,
+        &AUTH_FAILURES,
+    ] {
         r.register(c.name, c.help, c.family.clone());
     }
     for g in [&MINTER_STATE, &TOKEN_CACHE_ENTRIES, &SESSIONS] {

@@ -20,7 +20,7 @@ fn have_browser() -> bool {
     if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    let ci = common::testutil::ci();
     assert!(
         !ci,
         "no chromium on PATH and CI is set: browser tests must not skip in CI (.ci/run installs it)"

@@ -47,6 +47,8 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(ex.timeouts, def.timeouts);
     assert_eq!(ex.limits, def.limits);
     assert_eq!(ex.api.token, def.api.token);
+    assert_eq!(ex.api.public, def.api.public);
+    assert_eq!(ex.access.auth_backoff, def.access.auth_backoff);
     assert_eq!(ex.access.users.is_empty(), def.access.users.is_empty());
     assert_eq!(
         ex.access.loopback_destinations,

@@ -367,7 +367,7 @@ fn chromium() -> Option<std::path::PathBuf> {
     let p = std::path::PathBuf::from("/usr/bin/chromium");
     if !p.exists() {
         assert!(
-            std::env::var_os("CI").is_none(),
+            !common::testutil::ci(),
             "/usr/bin/chromium missing under CI"
         );
         eprintln!("skipping the Chromium half: /usr/bin/chromium not installed");
@@ -419,7 +419,7 @@ fn have_browser() -> bool {
     if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    let ci = common::testutil::ci();
     assert!(
         !ci,
         "no chromium on PATH and CI is set: browser tests must not skip in CI (.ci/run installs it)"

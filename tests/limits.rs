@@ -323,7 +323,7 @@ fn have_prlimit() -> bool {
     let found = Path::new("/usr/bin/prlimit").exists() || Path::new("/bin/prlimit").exists();
     if !found {
         assert!(
-            std::env::var_os("CI").is_none(),
+            !common::testutil::ci(),
             "prlimit (util-linux) is required in CI"
         );
         eprintln!("skipping: prlimit (util-linux) not installed");

@@ -102,7 +102,7 @@ fn node() -> Option<&'static str> {
     if ok {
         return Some("node");
     }
-    if std::env::var_os("CI").is_some() {
+    if common::testutil::ci() {
         panic!("node is required under CI (.ci/run installs nodejs)");
     }
     eprintln!("skipping: node is not installed");
@@ -564,5 +564,57 @@ async fn metrics_show_the_cluster_redis_health_after_traffic() {
         "potproxy_cluster_outages ",
     ] {
         assert!(text.contains(s), "{s} missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn bidi_and_control_characters_from_a_client_reach_the_log_escaped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = TestPki::new();
+    let origin = scripted_origin(&pki, Script::BigPlayer(1000), Arc::new(String::new())).await;
+    // A path that would show as "...exe.jpg" to a reader and carries a C1 control. (ESC and
+    // other C0 controls cannot reach a log through a request line or header: the HTTP parser
+    // refuses them; the escaper's unit tests cover them.)
+    let path = "/evil\u{202e}gpj.exe\u{200f}\u{85}end";
+    let raw = ['\u{202e}', '\u{200f}', '\u{85}'];
+    for format in ["text", "json"] {
+        let (spawned, proxy, _api) =
+            Spawned::start(&pki, origin, &[("POTPROXY_LOG_FORMAT", format)]);
+        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        s.write_all(
+            format!(
+                "GET http://www.youtube.com{path} HTTP/1.1\r\nHost: www.youtube.com\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut reply)).await;
+        wait_for(&spawned, "the access line", |l| {
+            l.contains("potproxy::access") && l.contains("evil")
+        })
+        .await;
+        let text = spawned.stderr();
+        assert!(
+            !text.contains(raw),
+            "{format}: a raw control character was logged:\n{text}"
+        );
+        let access = text
+            .lines()
+            .find(|l| l.contains("potproxy::access") && l.contains("evil"))
+            .unwrap();
+        if format == "text" {
+            assert!(
+                access.contains(r"/evil\u{202e}gpj.exe\u{200f}\u{85}end"),
+                "{access}"
+            );
+        } else {
+            let v: serde_json::Value = serde_json::from_str(access).unwrap();
+            assert_eq!(
+                v["path"], path,
+                "the JSON value is the path itself: {access}"
+            );
+        }
     }
 }

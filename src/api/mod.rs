@@ -32,6 +32,7 @@ pub use get_pot::{GetPot, RequestError, binding_of, mint_for, names_own_proxy, p
 pub use responses::iso8601;
 pub use session::session_json;
 
+use crate::access::{ApiDenied, ApiRule, Bearer, api_access};
 use crate::botguard::minter::BotGuardError;
 use crate::services::Services;
 use crate::tokens::TokenError;
@@ -53,6 +54,9 @@ pub struct ApiConfig {
     pub compat_version: String,
     /// `[api] token`: when set, every route needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// `[api] public`: off loopback without a token, serve the reading routes to anyone who
+    /// can reach the API (the operator said so); without it such an API does not start.
+    pub public: bool,
 }
 
 /// Why an API call failed. The kind decides the status: a request the caller must fix is a
@@ -102,7 +106,10 @@ pub struct ApiState {
     pub ca_pem: Option<String>,
     /// `[api] token`: required on every route when set.
     pub token: Option<String>,
-    /// Where the API listens (Host header check; off loopback, mutating routes need a token).
+    /// `[api] public`: off loopback without a token, the reading routes are served to anyone.
+    pub public: bool,
+    /// Where the API listens (Host header check; off loopback, routes need a token or
+    /// `public`, and mutating routes a token).
     pub listen: SocketAddr,
     /// The fleet's Redis (`[cluster]`), for its health gauges on `/metrics`.
     pub cluster: Option<crate::cluster::Cluster>,
@@ -119,6 +126,7 @@ impl ApiState {
             intercept: Vec::new(),
             ca_pem: None,
             token: None,
+            public: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 4416)),
             cluster: None,
         }
@@ -200,11 +208,104 @@ pub async fn serve_with(
     }
 }
 
+/// What answers a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    GetPot,
+    Ping,
+    InvalidateCaches,
+    InvalidateIt,
+    MinterCache,
+    Session,
+    Metrics,
+    Healthz,
+    Readyz,
+    ProxyPac,
+    CaPem,
+    Root,
+}
+
+/// One route: its path, method, what answers it and what the token rule treats it as.
+#[derive(Debug, PartialEq, Eq)]
+struct Route {
+    path: &'static str,
+    method: Method,
+    handler: Handler,
+    rule: ApiRule,
+}
+
+const fn r(path: &'static str, method: Method, handler: Handler, rule: ApiRule) -> Route {
+    Route {
+        path,
+        method,
+        handler,
+        rule,
+    }
+}
+
+/// Every route of the API: dispatch, the 405 for a known path with another method, and the
+/// token rule all read this one table.
+static ROUTES: &[Route] = &[
+    r("/get_pot", Method::POST, Handler::GetPot, ApiRule::Read),
+    r("/ping", Method::GET, Handler::Ping, ApiRule::Read),
+    r(
+        "/invalidate_caches",
+        Method::POST,
+        Handler::InvalidateCaches,
+        ApiRule::Mutating,
+    ),
+    r(
+        "/invalidate_it",
+        Method::POST,
+        Handler::InvalidateIt,
+        ApiRule::Mutating,
+    ),
+    r(
+        "/minter_cache",
+        Method::GET,
+        Handler::MinterCache,
+        ApiRule::Read,
+    ),
+    r("/session", Method::GET, Handler::Session, ApiRule::Mutating),
+    r("/metrics", Method::GET, Handler::Metrics, ApiRule::Read),
+    r("/healthz", Method::GET, Handler::Healthz, ApiRule::Read),
+    r("/readyz", Method::GET, Handler::Readyz, ApiRule::Read),
+    r("/proxy.pac", Method::GET, Handler::ProxyPac, ApiRule::Read),
+    r("/ca.pem", Method::GET, Handler::CaPem, ApiRule::Read),
+    r("/", Method::GET, Handler::Root, ApiRule::Read),
+];
+
+/// Where a request lands in [`ROUTES`].
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    Found(&'static Route),
+    /// The path is a route, the method is not one of its methods: 405.
+    WrongMethod(ApiRule),
+    NotFound,
+}
+
+fn lookup(method: &Method, path: &str) -> Lookup {
+    let mut known = None;
+    for route in ROUTES.iter().filter(|r| r.path == path) {
+        if route.method == method {
+            return Lookup::Found(route);
+        }
+        known = Some(route.rule);
+    }
+    known.map_or(Lookup::NotFound, Lookup::WrongMethod)
+}
+
 async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> ApiResponse {
     let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    tracing::debug!(%method, %path, %peer, "api request");
-    if let Some(refused) = refuse(&req, state) {
+    tracing::debug!(method = %req.method(), %path, %peer, "api request");
+    let found = lookup(req.method(), &path);
+    // An unknown path meets the reading rule: a refused caller learns nothing from a 404.
+    let rule = match &found {
+        Lookup::Found(r) => r.rule,
+        Lookup::WrongMethod(rule) => *rule,
+        Lookup::NotFound => ApiRule::Read,
+    };
+    if let Some(refused) = refuse(&req, state, rule) {
         return refused;
     }
     if req
@@ -218,12 +319,19 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
             "this potproxy is its own provider: [tokens.provider] url points at its own API",
         );
     }
-    match (method, path.as_str()) {
-        (Method::POST, "/get_pot") => match read_body(req).await {
+    let handler = match found {
+        Lookup::Found(r) => r.handler,
+        Lookup::WrongMethod(_) => {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        Lookup::NotFound => return error(StatusCode::NOT_FOUND, format!("no route {path}")),
+    };
+    match handler {
+        Handler::GetPot => match read_body(req).await {
             Ok(body) => get_pot::get_pot(&body, state).await,
             Err(e) => failure(&e),
         },
-        (Method::GET, "/ping") => json_response(
+        Handler::Ping => json_response(
             StatusCode::OK,
             &json!({
                 "server_uptime": state.started.elapsed().as_secs_f64(),
@@ -232,16 +340,16 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
                 "potproxy_instance": state.instance,
             }),
         ),
-        (Method::POST, "/invalidate_caches") => {
+        Handler::InvalidateCaches => {
             state.services.tokens.invalidate_caches();
             state.services.tokens.invalidate_integrity();
             no_content()
         }
-        (Method::POST, "/invalidate_it") => {
+        Handler::InvalidateIt => {
             state.services.tokens.invalidate_integrity();
             no_content()
         }
-        (Method::GET, "/minter_cache") => {
+        Handler::MinterCache => {
             let mut keys = state
                 .services
                 .minters
@@ -252,24 +360,19 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
             keys.extend(state.services.tokens.set_aside().iter().map(set_aside_entry));
             json_response(StatusCode::OK, &json!(keys))
         }
-        (Method::GET, "/session") => session::session(state).await,
-        (Method::GET, "/metrics") => observe::metrics(state),
-        (Method::GET, "/healthz") => observe::healthz(),
-        (Method::GET, "/readyz") => observe::readyz(state).await,
-        (Method::GET, "/proxy.pac") => observe::proxy_pac(state, req.headers()),
-        (Method::GET, "/ca.pem") => observe::ca_pem(state),
-        (Method::GET, "/") => Response::builder()
+        Handler::Session => session::session(state).await,
+        Handler::Metrics => observe::metrics(state),
+        Handler::Healthz => observe::healthz(),
+        Handler::Readyz => observe::readyz(state).await,
+        Handler::ProxyPac => observe::proxy_pac(state, req.headers()),
+        Handler::CaPem => observe::ca_pem(state),
+        Handler::Root => Response::builder()
             .status(StatusCode::BAD_REQUEST)
             .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(Full::new(Bytes::from_static(
                 b"This server is not meant to be accessed directly. Point the bgutil yt-dlp plugin at it (youtubepot-bgutilhttp:base_url) or use it as a proxy.\n",
             )))
             .expect("static response parts are valid"),
-        (_, "/get_pot" | "/ping" | "/invalidate_caches" | "/invalidate_it" | "/minter_cache" | "/session")
-        | (_, "/metrics" | "/healthz" | "/readyz" | "/proxy.pac" | "/ca.pem") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
-        _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
     }
 }
 
@@ -285,15 +388,11 @@ fn set_aside_entry(a: &crate::tokens::SetAside) -> String {
     )
 }
 
-/// Routes that change state or hand out a whole session.
-fn is_mutating(path: &str) -> bool {
-    matches!(path, "/invalidate_caches" | "/invalidate_it" | "/session")
-}
-
 /// The API's own access checks: no browser (an `Origin` header means a web page is calling:
-/// CSRF), no foreign Host (DNS rebinding), the bearer token when one is set, and a token for
-/// mutating routes whenever the API listens off loopback.
-fn refuse<B>(req: &Request<B>, state: &ApiState) -> Option<ApiResponse> {
+/// CSRF), no foreign Host (DNS rebinding), then the token rule ([`api_access`]): the bearer
+/// token when one is set; off loopback without one, nothing unless `[api] public = true`, and
+/// never a mutating route.
+fn refuse<B>(req: &Request<B>, state: &ApiState, rule: ApiRule) -> Option<ApiResponse> {
     use crate::access::{api_host_allowed, bearer_matches, from_browser};
     if from_browser(req.headers()) {
         return Some(error(
@@ -312,20 +411,22 @@ fn refuse<B>(req: &Request<B>, state: &ApiState) -> Option<ApiResponse> {
             "Host must name this API (a loopback name or address, or its listen address)",
         ));
     }
-    match &state.token {
-        Some(t) if !bearer_matches(req.headers(), t) => {
-            let mut res = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    let bearer = match &state.token {
+        None => Bearer::Unset,
+        Some(t) if bearer_matches(req.headers(), t) => Bearer::Right,
+        Some(_) => Bearer::Wrong,
+    };
+    match api_access(rule, state.listen.ip(), bearer, state.public) {
+        Ok(()) => None,
+        Err(ApiDenied::Token) => {
+            let mut res = error(StatusCode::UNAUTHORIZED, ApiDenied::Token.text());
             res.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
                 http::HeaderValue::from_static("Bearer realm=\"potproxy\""),
             );
             Some(res)
         }
-        None if is_mutating(req.uri().path()) && !state.listen.ip().is_loopback() => Some(error(
-            StatusCode::FORBIDDEN,
-            "this route needs [api] token when the API listens off loopback",
-        )),
-        _ => None,
+        Err(denied) => Some(error(StatusCode::FORBIDDEN, denied.text())),
     }
 }
 
@@ -340,6 +441,38 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_dispatches_and_other_methods_on_it_are_405() {
+        for route in ROUTES {
+            assert_eq!(
+                lookup(&route.method, route.path),
+                Lookup::Found(route),
+                "{route:?}"
+            );
+            let other = if route.method == Method::GET {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            assert_eq!(
+                lookup(&other, route.path),
+                Lookup::WrongMethod(route.rule),
+                "{route:?}"
+            );
+        }
+        assert_eq!(lookup(&Method::GET, "/nope"), Lookup::NotFound);
+        assert_eq!(lookup(&Method::GET, "/get_pot/"), Lookup::NotFound);
+        let mutating: Vec<_> = ROUTES
+            .iter()
+            .filter(|r| r.rule == ApiRule::Mutating)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(
+            mutating,
+            ["/invalidate_caches", "/invalidate_it", "/session"]
+        );
+    }
 
     #[test]
     fn failures_on_our_side_are_500s_that_carry_their_cause() {

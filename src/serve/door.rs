@@ -59,7 +59,8 @@ pub struct Arrival<'a> {
 /// What to do with an arrival.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Door {
-    /// The client may not use the proxy: 407 (`NeedsAuth`) or 403 (`ForeignClient`).
+    /// The client may not use the proxy: 407 (`NeedsAuth`), 429 (`BackedOff`) or 403
+    /// (`ForeignClient`).
     RefuseClient(Entry),
     /// The destination is refused (potproxy's own listeners, loopback): 403.
     RefuseDestination(Refusal),
@@ -182,6 +183,18 @@ mod tests {
                     ..connect("example.com", 443)
                 },
                 RefuseClient(Entry::NeedsAuth),
+            ),
+            (
+                "a client backed off after wrong passwords",
+                Arrival {
+                    entry: Entry::BackedOff {
+                        retry_after: std::time::Duration::from_secs(5),
+                    },
+                    ..connect("www.youtube.com", 443)
+                },
+                RefuseClient(Entry::BackedOff {
+                    retry_after: std::time::Duration::from_secs(5),
+                }),
             ),
             (
                 "a client outside private ranges without [auth]",

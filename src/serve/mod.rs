@@ -539,7 +539,8 @@ fn point_at(req: &mut Request<Body>, inside: &Inside) {
     }
 }
 
-/// The answer to a client the entry check refused.
+/// The answer to a client the entry check refused: 407 to ask for credentials, 429 with
+/// `Retry-After` during a login back-off, 403 for a client outside the allowed ranges.
 fn refuse_client(entry: Entry, peer: SocketAddr) -> Response<Body> {
     match entry {
         Entry::NeedsAuth => {
@@ -551,6 +552,17 @@ fn refuse_client(entry: Entry, peer: SocketAddr) -> Response<Body> {
                 PROXY_AUTHENTICATE,
                 HeaderValue::from_str(&format!("Basic realm=\"{REALM}\""))
                     .expect("static header value"),
+            );
+            res
+        }
+        Entry::BackedOff { retry_after } => {
+            let mut res = text_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "potproxy: too many failed proxy logins from this address; retry later\n".into(),
+            );
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs_f64().ceil().max(1.0) as u64),
             );
             res
         }

@@ -21,6 +21,10 @@ pub mod servers;
 pub mod stalls;
 pub mod youtube;
 
+// `ci()` and the fixture rule, shared with the unit tests.
+#[path = "../../src/testutil.rs"]
+pub mod testutil;
+
 pub use harness::{Fakes, Harness, HarnessBuilder, client_via, raw_connect};
 pub use media::{
     DEFAULT_MEDIA_LEN, FakePlayback, GvsRegime, LowTrust, media_byte, media_bytes, ump_body,

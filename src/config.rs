@@ -96,6 +96,30 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub access: Option<RawAccess>,
     pub socks: Option<RawSocks>,
+    pub transparent: Option<RawTransparent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransparent {
+    pub listen: Option<String>,
+    pub mark: Option<i64>,
+    pub tproxy: Option<bool>,
+}
+
+/// `SO_MARK` potproxy's own connections carry in transparent mode unless `[transparent] mark`
+/// says otherwise ("PP").
+pub const DEFAULT_MARK: u32 = 0x5050;
+
+/// `[transparent]`: a listener for connections redirected by the firewall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransparentConfig {
+    pub listen: SocketAddr,
+    /// `SO_MARK` of potproxy's own connections (`None`: not marked).
+    pub mark: Option<u32>,
+    /// The listener is a TPROXY target (`IP_TRANSPARENT`): the original destination is the
+    /// socket's local address instead of `SO_ORIGINAL_DST`.
+    pub tproxy: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -336,6 +360,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// `[socks] listen`: the SOCKS5 listener; `None` (the default) runs none.
     pub socks: Option<SocketAddr>,
+    /// `[transparent]`: the listener for redirected connections; `None` runs none.
+    pub transparent: Option<TransparentConfig>,
 }
 
 impl Default for Config {
@@ -477,9 +503,14 @@ impl Config {
                 )
             })?),
         };
+        let transparent = resolve_transparent(raw.transparent.unwrap_or_default())?;
+        // Marked connections are the ones redirect rules let pass: every upstream socket.
+        let mut upstream = upstream;
+        upstream.mark = transparent.as_ref().and_then(|t| t.mark);
         let mut config = Config {
             listen,
             socks,
+            transparent,
             api,
             timeouts,
             limits,
@@ -628,7 +659,39 @@ fn resolve_upstream(raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
         connect_timeout: Duration::from_secs(secs),
         http2: raw.http2.unwrap_or(false),
         proxy,
+        mark: None,
     })
+}
+
+/// `[transparent]`: off unless `listen` is set; then potproxy's own connections carry
+/// `mark` (default [`DEFAULT_MARK`]; 0 turns marking off, for setups that exempt by owner).
+fn resolve_transparent(raw: RawTransparent) -> Result<Option<TransparentConfig>, ConfigError> {
+    let Some(text) = raw.listen else {
+        return Ok(None);
+    };
+    let listen = text.parse::<SocketAddr>().map_err(|_| {
+        ConfigError::invalid(
+            "transparent.listen",
+            &text,
+            "expected ip:port, e.g. 0.0.0.0:8443",
+        )
+    })?;
+    let mark = match raw.mark.unwrap_or(DEFAULT_MARK as i64) {
+        0 => None,
+        m if (1..=u32::MAX as i64).contains(&m) => Some(m as u32),
+        m => {
+            return Err(ConfigError::invalid(
+                "transparent.mark",
+                m.to_string(),
+                "must be between 0 and 4294967295",
+            ));
+        }
+    };
+    Ok(Some(TransparentConfig {
+        listen,
+        mark,
+        tproxy: raw.tproxy.unwrap_or(false),
+    }))
 }
 
 fn resolve_cluster(

@@ -41,6 +41,22 @@ impl Pending {
         }
     }
 
+    /// A connection to an address with no name yet (a transparent one): its first bytes will
+    /// say what it is.
+    pub(super) fn address(
+        host: String,
+        port: u16,
+        refused: Option<crate::access::Refusal>,
+    ) -> Self {
+        Pending {
+            host,
+            port,
+            ip_literal: true,
+            intercepted: false,
+            refused,
+        }
+    }
+
     fn arrival(&self, first: First) -> Arrival<'_> {
         Arrival {
             kind: door::Kind::Connect,
@@ -155,6 +171,9 @@ where
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        // The name a transparent (or IP-literal) connection's plain HTTP is for, when it is
+        // intercepted: its Host header.
+        let mut by_host = None;
         let seen = match sniffed {
             Sniffed::Tls(sni) => First::Tls {
                 intercepted: sni.as_deref().is_some_and(|n| {
@@ -162,7 +181,16 @@ where
                 }),
                 sni,
             },
-            Sniffed::Http => First::Http,
+            Sniffed::Http(host) => {
+                by_host = host.filter(|h| {
+                    pending.ip_literal
+                        && !crate::intercept::is_ip_literal(h)
+                        && self.door.policy.is_intercepted(h)
+                });
+                First::Http {
+                    by_host: by_host.is_some(),
+                }
+            }
             Sniffed::Other => First::Other,
         };
         let by_sni = matches!(
@@ -185,7 +213,11 @@ where
                     .await
             }
             Door::ServeHttp => {
-                let Ok(inside) = pending.authority().parse::<Authority>() else {
+                let inside = match &by_host {
+                    Some(host) => format!("{host}:{}", pending.port),
+                    None => pending.authority(),
+                };
+                let Ok(inside) = inside.parse::<Authority>() else {
                     return;
                 };
                 let arrived = Arrived {

@@ -27,8 +27,8 @@ pub enum First {
         sni: Option<String>,
         intercepted: bool,
     },
-    /// A plain HTTP request line.
-    Http,
+    /// A plain HTTP request head; `by_host` when its `Host` is a name in `[intercept] hosts`.
+    Http { by_host: bool },
     /// Anything else (SSH, a server-first protocol's silence is never read here).
     Other,
 }
@@ -133,7 +133,7 @@ fn decide_connect(a: &Arrival<'_>) -> Door {
                 .unwrap_or_else(|| a.host.to_string()),
         },
         // 9. Plain HTTP to an intercepted name is served (and rewritten) like TLS.
-        First::Http if a.intercepted => Door::ServeHttp,
+        First::Http { by_host } if a.intercepted || *by_host => Door::ServeHttp,
         // 10. Anything else for an intercepted name is not ours to pass on.
         _ if a.intercepted => Door::CloseForeign,
         // 11. Anything else: a tunnel to what the client named, unless that is refused.
@@ -307,10 +307,26 @@ mod tests {
             (
                 "plain HTTP inside an intercepted name",
                 Arrival {
-                    first: Some(First::Http),
+                    first: Some(First::Http { by_host: false }),
                     ..connect("www.youtube.com", 443)
                 },
                 ServeHttp,
+            ),
+            (
+                "plain HTTP to an address whose Host is intercepted (transparent mode)",
+                Arrival {
+                    first: Some(First::Http { by_host: true }),
+                    ..connect("192.0.2.7", 80)
+                },
+                ServeHttp,
+            ),
+            (
+                "plain HTTP to an address for another host",
+                Arrival {
+                    first: Some(First::Http { by_host: false }),
+                    ..connect("192.0.2.7", 80)
+                },
+                TunnelAfterFirstBytes,
             ),
             (
                 "foreign bytes inside an intercepted name: closed, never dialled blind",

@@ -65,8 +65,8 @@ macro_rules! forward_writes {
 pub enum Sniffed {
     /// A whole TLS ClientHello, with its SNI (lower-cased) when it names one.
     Tls(Option<String>),
-    /// An HTTP/1 request line.
-    Http,
+    /// An HTTP/1 request head, with its `Host` (lower-cased, without port) when it has one.
+    Http(Option<String>),
     /// Anything else, or a ClientHello that does not parse.
     Other,
 }
@@ -86,7 +86,11 @@ pub async fn sniff<R: AsyncRead + Unpin>(io: &mut R) -> io::Result<(Sniffed, Vec
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] != 0x16 {
             if METHODS.iter().any(|m| buf.starts_with(m)) {
-                return Ok((Sniffed::Http, buf));
+                // The whole head, for its Host (a transparent connection has no other name).
+                if !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < SNIFF_CAP {
+                    continue;
+                }
+                return Ok((Sniffed::Http(host_header(&buf)), buf));
             }
             // "GE" may be the start of "GET ": read on until a method could no longer fit.
             if METHODS.iter().any(|m| m.starts_with(&buf)) {
@@ -112,6 +116,21 @@ pub async fn sniff<R: AsyncRead + Unpin>(io: &mut R) -> io::Result<(Sniffed, Vec
             _ => return Ok((Sniffed::Other, buf)),
         }
     }
+}
+
+/// The `Host` header of an HTTP/1 request head, lower-cased, without its port.
+fn host_header(head: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(head).ok()?;
+    let value = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))?
+        .value;
+    let host = std::str::from_utf8(value).ok()?.trim();
+    let (host, _) = crate::intercept::split_authority(host, 80);
+    Some(host.to_ascii_lowercase()).filter(|h| !h.is_empty())
 }
 
 /// Bytes already read, served again before the rest of the stream.
@@ -214,10 +233,13 @@ mod tests {
 
     #[tokio::test]
     async fn request_lines_are_http_and_other_bytes_are_not() {
-        let mut get = &b"GET / HTTP/1.1\r\n\r\n"[..];
-        assert_eq!(sniff(&mut get).await.unwrap().0, Sniffed::Http);
-        let mut post = &b"POST /youtubei/v1/player HTTP/1.1\r\n"[..];
-        assert_eq!(sniff(&mut post).await.unwrap().0, Sniffed::Http);
+        let mut get = &b"GET / HTTP/1.1\r\nHost: WWW.YouTube.com:80\r\n\r\n"[..];
+        assert_eq!(
+            sniff(&mut get).await.unwrap().0,
+            Sniffed::Http(Some("www.youtube.com".into()))
+        );
+        let mut post = &b"POST /youtubei/v1/player HTTP/1.1\r\n\r\n"[..];
+        assert_eq!(sniff(&mut post).await.unwrap().0, Sniffed::Http(None));
         let mut ssh = &b"SSH-2.0-x\r\n"[..];
         assert_eq!(sniff(&mut ssh).await.unwrap().0, Sniffed::Other);
     }
@@ -229,11 +251,11 @@ mod tests {
             use tokio::io::AsyncWriteExt;
             client.write_all(b"GE").await.unwrap();
             tokio::task::yield_now().await;
-            client.write_all(b"T / HTTP/1.1\r\n").await.unwrap();
+            client.write_all(b"T / HTTP/1.1\r\n\r\n").await.unwrap();
             client
         });
         let (what, first) = sniff(&mut server).await.unwrap();
-        assert_eq!(what, Sniffed::Http);
+        assert_eq!(what, Sniffed::Http(None));
         assert!(first.starts_with(b"GE"));
         drop(writer.await);
     }

@@ -30,6 +30,7 @@ mod connect;
 pub mod door;
 mod io;
 mod socks;
+pub mod transparent;
 mod tunnel;
 mod upgrade;
 
@@ -190,6 +191,9 @@ pub enum WayIn {
     Http,
     /// SOCKS5 (`[socks] listen`).
     Socks5,
+    /// Connections redirected by the firewall (`[transparent] listen`); `tproxy` when the
+    /// original destination is the socket's local address.
+    Transparent { tproxy: bool },
 }
 
 /// Where a request arrived: its client connection, and the `CONNECT` it came inside, if any.
@@ -280,6 +284,18 @@ where
             },
             inside: None,
         };
+        let dst = match way {
+            WayIn::Transparent { tproxy } => {
+                match transparent::original_destination(&tcp, tproxy) {
+                    Ok(dst) => Some(dst),
+                    Err(e) => {
+                        tracing::warn!(%client_addr, error = %e, "a transparent connection without an original destination (not redirected?); closed");
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
         let io = IdleIo::new(tcp, activity);
         match way {
             WayIn::Http => {
@@ -288,6 +304,11 @@ where
                 }
             }
             WayIn::Socks5 => self.serve_socks(io, arrived).await,
+            WayIn::Transparent { .. } => {
+                if let Some(dst) = dst {
+                    self.serve_transparent(io, dst, arrived).await
+                }
+            }
         }
     }
 

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use http::Uri;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 
+use super::tcp::TcpDialer;
 use super::{CaFileError, Egress, UpstreamConfig, UpstreamError};
 use crate::intercept::HostPattern;
 
@@ -30,6 +30,8 @@ pub struct Resolver {
     overrides: Arc<Vec<(HostPattern, SocketAddr)>>,
     connect_timeout: Duration,
     egress: Egress,
+    /// `SO_MARK` of every socket potproxy dials (`[transparent] mark`).
+    mark: Option<u32>,
 }
 
 impl Resolver {
@@ -38,6 +40,7 @@ impl Resolver {
             overrides: Arc::new(cfg.resolve.clone()),
             connect_timeout: cfg.connect_timeout,
             egress: cfg.proxy.clone(),
+            mark: cfg.mark,
         }
     }
 
@@ -79,10 +82,10 @@ impl Resolver {
     }
 
     async fn connect_uri(&self, target: Uri) -> Result<TokioIo<TcpStream>, BoxError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(self.connect_timeout));
+        let mut http = TcpDialer {
+            timeout: self.connect_timeout,
+            mark: self.mark,
+        };
         use tower_service::Service;
         match &self.egress {
             Egress::Direct => http.call(target).await.map_err(Into::into),
@@ -370,6 +373,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             http2: false,
             proxy: Egress::Direct,
+            mark: None,
         }
     }
 

@@ -7,6 +7,7 @@
 mod client;
 mod dial;
 mod egress;
+mod tcp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub use dial::{
     connector_checked, connector_via, root_store,
 };
 pub use egress::{Egress, EgressError};
+pub use tcp::{TcpDialer, can_mark};
 
 use crate::intercept::HostPattern;
 
@@ -31,6 +33,9 @@ pub struct UpstreamConfig {
     pub http2: bool,
     /// The user's proxy every upstream connection leaves through.
     pub proxy: Egress,
+    /// `SO_MARK` on every socket potproxy dials (`[transparent] mark`), so redirect rules can
+    /// exempt them.
+    pub mark: Option<u32>,
 }
 
 /// Why the upstream side cannot be set up.

@@ -256,7 +256,6 @@ impl PotHandler {
         mut res: Response<Body>,
         mut note: MediaNote,
     ) -> Response<Body> {
-        // Before this response teaches anything: a UMP 200 is not yet an acceptance.
         let resendable = can_resend(&note.method, note.plan.place);
         let mut history = History::new(resendable, self.regime_confirmed(&note));
         loop {
@@ -289,16 +288,18 @@ impl PotHandler {
                     }
                 }
                 MediaVerdict::Delivered { accepted, ump } => {
-                    if accepted {
-                        if let Some(s) = note.session() {
-                            self.shared
-                                .regimes
-                                .observe(&s, &note.plan.client, note.regime);
-                        }
-                        history.accepted();
+                    if let Some(s) = note.session().filter(|_| accepted) {
+                        self.shared
+                            .regimes
+                            .observe(&s, &note.plan.client, note.regime);
                     }
                     if ump {
+                        // A UMP 200 is not yet an acceptance: its refusals are judged as
+                        // things stood before it.
                         return self.watch_ump(res, note, history);
+                    }
+                    if accepted {
+                        history.accepted();
                     }
                     return self.resuming(res, note, history);
                 }

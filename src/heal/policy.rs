@@ -44,7 +44,7 @@ impl std::fmt::Display for Outcome {
             Outcome::BotCheck => f.write_str("player asked to confirm this is not a bot"),
             Outcome::Protection(s) => write!(f, "UMP stream protection status {s}"),
             Outcome::Cut { delivered } => write!(f, "media body cut after {delivered} bytes"),
-            Outcome::NotSent => f.write_str("continuation could not be sent"),
+            Outcome::NotSent => f.write_str("continuation got no answer"),
             Outcome::Mismatch(m) => write!(f, "continuation rejected: {m}"),
         }
     }
@@ -392,7 +392,13 @@ mod tests {
                 State::CutAt1000NeverAccepted,
                 fresh(Some(1000), false),
             ),
-            (Outcome::NotSent, State::CutAt1000, D::Resume { from: 1000 }),
+            // A continuation with no answer at all is cut at the same point too.
+            (
+                Outcome::NotSent,
+                State::Streaming1000,
+                D::Resume { from: 1000 },
+            ),
+            (Outcome::NotSent, State::CutAt1000, fresh(Some(1000), true)),
             (
                 Outcome::Cut { delivered: 1000 },
                 State::Spent,

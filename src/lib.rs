@@ -28,8 +28,8 @@
 //! [`learn`] and [`bindings`] which video and session each media URL belongs to; refused media
 //! requests are retried once with the other binding ([`ump`] watches in-band refusals). A token
 //! refused once the binding is known good is blamed on its source and minter ([`heal`]): fresh
-//! minter, then the next source; a media body that breaks mid-stream is resumed with a fresh
-//! token into the same client response.
+//! minter, then the next source; a media body that breaks mid-stream is resumed into the same
+//! client response, with the same token unless the evidence says it was refused.
 //!
 //! [`api`] serves the same token service as a bgutil-compatible provider.
 //!

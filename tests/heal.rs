@@ -345,9 +345,81 @@ async fn when_every_continuation_fails_the_client_gets_a_truncated_body_never_pa
     );
     assert_eq!(
         media_requests(&h).len(),
-        4,
-        "three continuations, then give up"
+        3,
+        "a resume with the same token, one more after its refusal, then give up"
     );
+}
+
+#[tokio::test]
+async fn a_reset_is_not_a_refusal_the_body_resumes_with_the_same_token_and_nothing_is_set_aside() {
+    let h = fault_harness().await;
+    let url = audio_url(&player(&h, V1).await, BIG);
+    {
+        let mut b = h.origin.behaviour();
+        b.cut_responses = 1;
+        b.cut_at = 1_000_000;
+    }
+    h.origin.take();
+    let (status, _, body) = get(&h, &url, None).await;
+    assert_eq!(status, 200);
+    assert!(body.unwrap() == media_bytes(0, BIG), "byte-exact");
+    let seen = media_requests(&h);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].query_values("pot"),
+        seen[1].query_values("pot"),
+        "resumed with the token that was cut off"
+    );
+    assert!(
+        h.proxy.services.tokens.set_aside().is_empty(),
+        "no source set aside for a reset: {:?}",
+        h.proxy.services.tokens.set_aside()
+    );
+}
+
+/// A GET whose first response (the original object) is cut at `cut_at`, and whose
+/// continuations meet the object that replaced it.
+async fn resume_into_another_object(h: &Harness, url: &str, cut_at: u64) -> Vec<Seen> {
+    {
+        let mut b = h.origin.behaviour();
+        b.cut_responses = 1;
+        b.cut_at = cut_at;
+        b.replace_object_after = Some(1);
+    }
+    h.origin.take();
+    let (status, _, body) = get(h, url, None).await;
+    assert_eq!(status, 200);
+    let got = body.expect_err("the transfer fails visibly; it never completes");
+    let start = common::media::requested_start(url);
+    assert!(
+        got == media_bytes(start, got.len() as u64),
+        "only bytes of the first object, nothing of the other"
+    );
+    media_requests(h)
+}
+
+#[tokio::test]
+async fn a_resume_answered_from_another_object_fails_the_transfer_never_splices_it() {
+    let h = fault_harness().await;
+    let url = audio_url(&player(&h, V1).await, BIG);
+    let seen = resume_into_another_object(&h, &url, 1_000_000).await;
+    assert!(seen.len() >= 2, "a continuation was tried");
+    let first_etag = format!("\"orig-{BIG}\"");
+    assert_eq!(
+        seen[1].headers.get("if-range"),
+        Some(&first_etag),
+        "the continuation names the object it continues"
+    );
+}
+
+#[tokio::test]
+async fn a_query_range_resume_answered_from_another_object_fails_the_transfer() {
+    let h = fault_harness().await;
+    let url = audio_url(&player(&h, V1).await, BIG);
+    let url = format!("{url}&range=100000-3099999");
+    let seen = resume_into_another_object(&h, &url, 1_200_000).await;
+    assert!(seen.len() >= 2, "a continuation was tried");
+    assert!(seen[1].query_values("range")[0].ends_with("-3099999"));
 }
 
 /// Runs the fake interpreter to its snapshot and returns the decoded snapshot text.

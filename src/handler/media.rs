@@ -1,12 +1,13 @@
 //! googlevideo requests and captions: the token goes into the URL (query `pot`, `/pot/` path
 //! segments, manifests, `/api/timedtext`) or, for SABR, into the protobuf body. The binding
 //! comes from the player response the URL was learned from and the session's regime. On the
-//! way back: a 403 to a GET/HEAD that carried the proxy's token is retried once with the other
-//! regime's token before the client sees it, and UMP streams are watched for
-//! STREAM_PROTECTION_STATUS 2/3, the in-band rejection. Once the regime is known good, a refusal
-//! is the token's: it is reported to the token service (its minter dropped, its source set
-//! aside when it keeps being refused) and the request re-issued with a fresh token; a GET whose
-//! body breaks after the client has the headers is resumed ([`crate::heal::resume`]).
+//! way back every refusal goes to the one refusal policy ([`crate::heal::policy`]), with one
+//! budget per client request: a 403 to a GET/HEAD is re-sent with the other regime's token or
+//! a fresh one before the client sees it; a UMP stream is watched for STREAM_PROTECTION_STATUS
+//! 2/3 (acted on for the next request: its bytes are already the client's); a GET whose body
+//! breaks after the client has the headers is resumed ([`crate::heal::resume`]) with the same
+//! token, and with a fresh one only when that is refused too, each continuation proved to be
+//! the rest of the same object.
 
 use std::sync::Arc;
 
@@ -16,15 +17,17 @@ use http_body_util::combinators::BoxBody;
 use hudsucker::{Body, RequestOrResponse};
 
 use super::plan::{
-    MediaVerdict, Pass, Placement, Plan, apply_url, judge_media_response, media_identity,
-    plan_captions, plan_media, sabr_choice,
+    MediaVerdict, Pass, Placement, Plan, apply_url, can_resend, judge_media_response,
+    media_identity, plan_captions, plan_media, sabr_choice,
 };
-use super::{Note, PotHandler, with_path_and_query};
+use super::stages::{fresh_token, not_sent};
+use super::{Note, PotHandler, Shared, with_path_and_query};
 use crate::bindings::Regime;
-use crate::classify::{Route, split_path_query};
+use crate::classify::{Route, split_path_query, url_param};
 use crate::heal::resume::{Refetch, Resuming};
-use crate::heal::{self, MAX_RESUME_ATTEMPTS, Signal, Span};
+use crate::heal::{self, Answer, Blame, Decision, History, Object, Outcome, Span, Stop};
 use crate::learn::session::{PlaybackInfo, media_url_keys};
+use crate::observe::{Kind, Rewrite};
 use crate::rewrite::sabr;
 use crate::token::{Binding, Token, TokenChoice};
 use crate::tokens::{Issued, TokenRequest};
@@ -86,27 +89,25 @@ impl Planned<'_> {
 
 impl PotHandler {
     /// Sends the request of `note` again, its token replaced by `token` (`what` names the
-    /// attempt in the log); `None` when the URL cannot be rebuilt or the request not sent.
+    /// attempt in the log).
     async fn reissue(
         &self,
         note: &MediaNote,
         token: &Token,
         what: &str,
-    ) -> Option<http::Response<hyper::body::Incoming>> {
-        let new_pq = apply_url(&note.original_pq, note.plan.place, token, &note.plan.client)?;
-        let uri = with_path_and_query(&note.uri, &new_pq)?;
-        match self
-            .shared
+    ) -> Result<http::Response<hyper::body::Incoming>, Stop> {
+        let new_pq = apply_url(&note.original_pq, note.plan.place, token, &note.plan.client)
+            .ok_or(Stop::Unbuildable)?;
+        let uri = with_path_and_query(&note.uri, &new_pq).ok_or(Stop::Unbuildable)?;
+        self.shared
             .http
             .stream(note.method.clone(), uri, note.headers.clone())
             .await
-        {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "{what} could not be sent");
-                None
-            }
-        }
+            .map_err(|e| {
+                let stop = not_sent(&e);
+                tracing::warn!(reason = %stop, "{what} could not be sent");
+                stop
+            })
     }
 
     /// The playback a media or caption URL belongs to, as learned from its player response.
@@ -167,7 +168,7 @@ impl PotHandler {
         *req.uri_mut() = uri;
         tracing::info!(%host, %client, ?regime, token = %token.redacted(), "media: set pot");
         if let Some(ex) = self.observed() {
-            ex.rewrote("media");
+            ex.rewrote(Rewrite::Media);
         }
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
@@ -182,7 +183,7 @@ impl PotHandler {
         let host = planned.host;
         let client = planned.plan.client.as_str();
         if let Some(ex) = self.observed() {
-            ex.kind("sabr");
+            ex.kind(Kind::Sabr);
         }
         let whole = match self.read_request(req, host, "SABR").await {
             Ok(w) => w,
@@ -191,7 +192,7 @@ impl PotHandler {
         if sabr_choice(&whole.raw, &self.shared.settings) == TokenChoice::KeepClients {
             tracing::debug!(%host, "SABR: client sent its own token");
             if let Some(ex) = self.observed() {
-                ex.outcome("kept");
+                ex.outcome(crate::observe::Outcome::Kept);
             }
             return RequestOrResponse::Request(whole.unchanged());
         }
@@ -210,7 +211,7 @@ impl PotHandler {
         note.issued = Some(issued);
         tracing::info!(%host, %client, token = %token.redacted(), "SABR: set streamer_context.po_token");
         if let Some(ex) = self.observed() {
-            ex.rewrote("sabr");
+            ex.rewrote(Rewrite::Sabr);
         }
         self.note = Some(Note::Media(Box::new(note)));
         RequestOrResponse::Request(req)
@@ -241,84 +242,87 @@ impl PotHandler {
             *req.uri_mut() = uri;
             tracing::info!(%host, %client, token = %token.redacted(), "captions: set pot");
             if let Some(ex) = self.observed() {
-                ex.rewrote("captions");
+                ex.rewrote(Rewrite::Captions);
             }
         }
         RequestOrResponse::Request(req)
     }
 
+    /// The watch stage: every refusal is judged by the refusal policy, which spends this
+    /// request's one budget; the client gets the first answer that is not a refusal (or the
+    /// last refusal, when healing stops).
     pub(super) async fn on_media_response(
         &self,
-        res: Response<Body>,
-        note: MediaNote,
+        mut res: Response<Body>,
+        mut note: MediaNote,
     ) -> Response<Body> {
-        let session = note.session();
-        // Before this response teaches anything: a UMP 200 is not yet an acceptance.
-        let confirmed = self.regime_confirmed(&note);
-        let content_type = res
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        match judge_media_response(res.status(), &note.method, content_type) {
-            MediaVerdict::Rejected { retry } => {
-                tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
-                if retry && heal::blame(&Signal::Forbidden, confirmed, false) == heal::Blame::Token
-                {
-                    // The binding is known good: the token itself was refused.
-                    if let Some(healed) = self.retry_fresh_token(&note).await {
-                        return healed;
+        let resendable = can_resend(&note.method, note.plan.place);
+        let mut history = History::new(resendable, self.regime_confirmed(&note));
+        loop {
+            let content_type = res
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            match judge_media_response(res.status(), content_type) {
+                MediaVerdict::Rejected => {
+                    tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
+                    let outcome = Outcome::Forbidden;
+                    let resent = match history.decide(&outcome) {
+                        Decision::OtherRegime => self.resend_other_regime(&mut note).await,
+                        Decision::FreshToken { same_ok, .. } => {
+                            self.resend_fresh_token(&mut note, &outcome, same_ok).await
+                        }
+                        Decision::ForNext(blame) => {
+                            blame_for_next(&self.shared, &note, blame, &outcome);
+                            return res;
+                        }
+                        Decision::GiveUp(stop) => Err(stop),
+                        Decision::Deliver | Decision::Resume { .. } => return res,
+                    };
+                    match resent {
+                        Ok(next) => res = next,
+                        Err(stop) => {
+                            tracing::warn!(client = %note.plan.client, reason = %stop, "media request refused; the client gets the 403");
+                            return res;
+                        }
                     }
-                    return res;
                 }
-                if retry {
-                    if let Some(retried) = self.retry_other_regime(&note).await {
-                        return retried;
+                MediaVerdict::Delivered { accepted, ump } => {
+                    if let Some(s) = note.session().filter(|_| accepted) {
+                        self.shared
+                            .regimes
+                            .observe(&s, &note.plan.client, note.regime);
                     }
-                }
-                return res;
-            }
-            MediaVerdict::Delivered { accepted, ump } => {
-                if let Some(s) = session.as_deref().filter(|_| accepted) {
-                    self.shared
-                        .regimes
-                        .observe(s, &note.plan.client, note.regime);
-                }
-                if !ump {
-                    let issued = note.issued.clone();
-                    return self.resuming(res, &note, issued);
+                    if ump {
+                        // A UMP 200 is not yet an acceptance: its refusals are judged as
+                        // things stood before it.
+                        return self.watch_ump(res, note, history);
+                    }
+                    if accepted {
+                        history.accepted();
+                    }
+                    return self.resuming(res, note, history);
                 }
             }
         }
-        // Watch the stream for the in-band rejection without holding back a byte.
+    }
+
+    /// Passes a UMP stream on as it comes; an in-band refusal is judged by the policy and acted
+    /// on for the next request.
+    fn watch_ump(
+        &self,
+        res: Response<Body>,
+        note: MediaNote,
+        mut history: History,
+    ) -> Response<Body> {
+        history.streaming();
         let shared = self.shared.clone();
-        let mut handled = false;
         let on_status = move |status: u64| {
-            let Some(signal) = heal::protection_signal(status) else {
-                return;
-            };
-            if handled {
-                return;
+            let outcome = Outcome::Protection(status);
+            if let Decision::ForNext(blame) = history.decide(&outcome) {
+                tracing::warn!(client = %note.plan.client, regime = ?note.regime, ?blame, "googlevideo: stream protection status {status}; the next request gets another token");
+                blame_for_next(&shared, &note, blame, &outcome);
             }
-            handled = true;
-            // Handled once per stream, at its first refusal: a 2 before any 3 blames the token.
-            let req = TokenRequest::new(note.binding.clone());
-            if heal::blame(&signal, confirmed, false) == heal::Blame::Token {
-                tracing::warn!(client = %note.plan.client, "googlevideo: stream protection status {status}; the token is refused, the next request gets a fresh one");
-                match &note.issued {
-                    Some(issued) => {
-                        shared.tokens.refused(&req, issued, &signal.reason());
-                    }
-                    None => shared.tokens.forget(&req),
-                }
-                return;
-            }
-            tracing::warn!(client = %note.plan.client, regime = ?note.regime, "googlevideo: stream protection status {status}; switching regime for the next request");
-            if let Some(s) = &session {
-                shared
-                    .regimes
-                    .observe(s, &note.plan.client, note.regime.other());
-            }
-            shared.tokens.forget(&req);
         };
         let (parts, body) = res.into_parts();
         let watched = Watched::new(body, Box::new(on_status));
@@ -334,179 +338,224 @@ impl PotHandler {
         }
     }
 
-    /// A 403 to a request whose binding is right: the token is reported refused (its minter
-    /// dropped, its source set aside when it keeps being refused) and the request re-issued
-    /// with a fresh token, a bounded number of times.
-    async fn retry_fresh_token(&self, note: &MediaNote) -> Option<Response<Body>> {
-        let req = TokenRequest::new(note.binding.clone());
-        let mut refused = note.issued.clone()?;
-        for attempt in 1..=MAX_RESUME_ATTEMPTS {
-            self.shared
-                .tokens
-                .refused(&req, &refused, &Signal::Forbidden.reason());
-            let issued = match self.shared.tokens.issue(&req).await {
-                Ok(i) => i,
-                Err(e) => {
-                    tracing::warn!(error = %crate::errtext::error_chain(&e), "no fresh token for a refused media request");
-                    return None;
-                }
-            };
-            if issued.token == refused.token {
-                tracing::warn!(client = %note.plan.client, "no other token to try for a refused media request");
-                return None;
-            }
-            let res = self
-                .reissue(note, &issued.token, "re-issued media request")
-                .await?;
-            tracing::info!(client = %note.plan.client, attempt, status = %res.status(), source = ?issued.provenance.as_ref().map(|p| p.source), "re-issued a refused media request with a fresh token");
-            if res.status() != http::StatusCode::FORBIDDEN {
-                return Some(self.resuming(res.map(Body::from), note, Some(issued)));
-            }
-            refused = issued;
-        }
-        tracing::warn!(client = %note.plan.client, "media request refused with every fresh token; the client gets the 403");
-        None
-    }
-
-    /// Wraps a successful GET's body so a break mid-body is resumed with a fresh token; other
-    /// responses pass as they are.
-    fn resuming(
+    /// [`Decision::FreshToken`] for a refused request: the token reported refused, the request
+    /// sent again with a fresh one (which `note` then carries).
+    async fn resend_fresh_token(
         &self,
-        res: Response<Body>,
-        note: &MediaNote,
-        issued: Option<Issued>,
-    ) -> Response<Body> {
-        let Some(issued) = issued else {
-            return res;
-        };
-        if note.method != Method::GET || !matches!(note.plan.place, Placement::MediaUrl(_)) {
-            return res;
-        }
-        let header = |name: http::header::HeaderName| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let Some(len) = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
-        else {
-            return res;
-        };
-        let (path, query) = split_path_query(&note.original_pq);
-        let query_range = crate::classify::url_param(path, query, "range");
-        let span = heal::response_span(
-            query_range.as_deref(),
-            path.contains("/range/"),
-            res.status(),
-            header(http::header::CONTENT_RANGE).as_deref(),
-        );
-        let Some(span) = span.filter(|_| len > 0) else {
-            return res;
-        };
-        let refetch = Arc::new(MediaRefetch {
-            shared: self.shared.clone(),
-            note: note.clone(),
-            span,
-            len,
-            current: Arc::new(std::sync::Mutex::new(issued)),
-        });
-        let what = format!("{} itag media", note.plan.client);
-        let (parts, body) = res.into_parts();
-        let body = Resuming::new(body, len, refetch, MAX_RESUME_ATTEMPTS, what);
-        Response::from_parts(parts, Body::from(BoxBody::new(body)))
+        note: &mut MediaNote,
+        why: &Outcome,
+        same_ok: bool,
+    ) -> Result<Response<Body>, Stop> {
+        let req = TokenRequest::new(note.binding.clone());
+        let issued = fresh_token(
+            &self.shared.tokens,
+            &req,
+            note.issued.as_ref(),
+            why,
+            same_ok,
+        )
+        .await?;
+        let res = self
+            .reissue(note, &issued.token, "re-issued media request")
+            .await?;
+        tracing::info!(client = %note.plan.client, status = %res.status(), source = ?issued.provenance.as_ref().map(|p| p.source), "re-issued a refused media request with a fresh token");
+        note.token = issued.token.clone();
+        note.issued = Some(issued);
+        Ok(res.map(Body::from))
     }
 
-    /// Re-issues a rejected GET/HEAD with the other regime's token; `None` when there is no
-    /// other binding to try or the retry could not be sent.
-    async fn retry_other_regime(&self, note: &MediaNote) -> Option<Response<Body>> {
+    /// [`Decision::OtherRegime`]: the request sent again with the other regime's token (which
+    /// `note` then carries).
+    async fn resend_other_regime(&self, note: &mut MediaNote) -> Result<Response<Body>, Stop> {
         let other = note.regime.other();
         let (who, video) = media_identity(note.playback.as_ref());
         let binding = note.plan.binding(&who, video, other);
         if binding == Binding::Unknown || binding == note.binding {
-            return None;
+            return Err(Stop::BothRegimesRefused);
         }
-        let token = self.token_for(binding).await.ok()?;
+        let issued = self
+            .issued_for(binding.clone())
+            .await
+            .map_err(|e| Stop::NoToken(crate::errtext::error_chain(&e)))?;
         let res = self
-            .reissue(note, &token, "retry with the other regime")
+            .reissue(note, &issued.token, "retry with the other regime")
             .await?;
-        let ok = res.status().is_success();
         tracing::info!(client = %note.plan.client, from = ?note.regime, to = ?other, status = %res.status(), "retried a rejected media request with the other regime's token");
-        if ok {
-            if let Some(s) = note.session() {
-                self.shared.regimes.observe(&s, &note.plan.client, other);
-            }
+        note.regime = other;
+        note.binding = binding;
+        note.token = issued.token.clone();
+        note.issued = Some(issued);
+        Ok(res.map(Body::from))
+    }
+
+    /// Wraps a successful GET's body so a break mid-body is resumed (see [`MediaRefetch`]);
+    /// other responses pass as they are.
+    fn resuming(&self, res: Response<Body>, note: MediaNote, history: History) -> Response<Body> {
+        if !res.status().is_success()
+            || note.method != Method::GET
+            || !matches!(note.plan.place, Placement::MediaUrl(_))
+        {
+            return res;
         }
-        Some(res.map(Body::from))
+        let first = Answer::of(res.status(), res.headers());
+        let Some(len) = first.content_length.filter(|n| *n > 0) else {
+            return res;
+        };
+        let (path, query) = split_path_query(&note.original_pq);
+        let query_range = url_param(path, query, "range");
+        let clen = url_param(path, query, "clen").and_then(|v| v.parse::<u64>().ok());
+        let span = heal::response_span(
+            query_range.as_deref(),
+            path.contains("/range/"),
+            res.status(),
+            first.content_range.as_deref(),
+        );
+        let Some(span) = span else {
+            return res;
+        };
+        let what = format!("{} itag media", note.plan.client);
+        let refetch = Arc::new(MediaRefetch {
+            shared: self.shared.clone(),
+            object: Object::of(&first, span, clen),
+            span,
+            len,
+            healing: Arc::new(std::sync::Mutex::new(Some((note, history)))),
+        });
+        let (parts, body) = res.into_parts();
+        let body = Resuming::new(body, len, refetch, what);
+        Response::from_parts(parts, Body::from(BoxBody::new(body)))
     }
 }
 
-/// Fetches the remainder of a broken media response with a fresh token (see
-/// [`crate::heal::resume`]).
+/// [`Decision::ForNext`]: nothing can be re-sent, so the next request gets the other regime
+/// (`Blame::Binding`) or another token (`Blame::Token`: this one reported refused).
+fn blame_for_next(shared: &Shared, note: &MediaNote, blame: Blame, why: &Outcome) {
+    let req = TokenRequest::new(note.binding.clone());
+    match (blame, &note.issued) {
+        (Blame::Token, Some(issued)) => {
+            shared.tokens.refused(&req, issued, &why.to_string());
+        }
+        (Blame::Token, None) => shared.tokens.forget(&req),
+        (Blame::Binding, _) => {
+            if let Some(s) = note.session() {
+                shared
+                    .regimes
+                    .observe(&s, &note.plan.client, note.regime.other());
+            }
+            shared.tokens.forget(&req);
+        }
+    }
+}
+
+/// Fetches the remainder of a broken media response, as the refusal policy says: the same
+/// token first (a reset is not a refusal), a fresh one when that is refused; each answer must
+/// prove to be the rest of the same object ([`heal::check_continuation`]).
 struct MediaRefetch {
-    shared: Arc<super::Shared>,
-    note: MediaNote,
+    shared: Arc<Shared>,
+    /// The first response's object.
+    object: Object,
     span: Span,
     len: u64,
-    /// The token of the latest request, blamed when it is refused.
-    current: Arc<std::sync::Mutex<Issued>>,
+    /// The request as last sent and what this client request went through; taken by the one
+    /// continuation in flight.
+    healing: Arc<std::sync::Mutex<Option<(MediaNote, History)>>>,
 }
 
 impl Refetch for MediaRefetch {
-    fn refetch(
-        &self,
-        signal: Signal,
-        delivered: u64,
-    ) -> futures::future::BoxFuture<'static, Result<Body, Signal>> {
+    fn refetch(&self, delivered: u64) -> futures::future::BoxFuture<'static, Result<Body, Stop>> {
         let shared = self.shared.clone();
-        let note = self.note.clone();
-        let req = TokenRequest::new(note.binding.clone());
-        let refused = self.current.lock().expect("token lock").clone();
-        let c = heal::continuation(self.span, self.len, delivered);
-        let slot = self.current.clone();
-        let fut = async move {
-            if signal.refuses_token() {
-                shared.tokens.refused(&req, &refused, &signal.reason());
-            }
-            let c = c.ok_or_else(|| Signal::Unusable("nothing left to fetch".into()))?;
-            let issued = shared.tokens.issue(&req).await.map_err(|e| {
-                Signal::Unusable(format!(
-                    "no token for the continuation: {}",
-                    crate::errtext::error_chain(&e)
-                ))
-            })?;
-            *slot.lock().expect("token lock") = issued.clone();
-            let pq = match &c.query_range {
-                Some(r) => heal::with_query_range(&note.original_pq, r),
-                None => note.original_pq.clone(),
+        let slot = self.healing.clone();
+        let (object, span, len) = (self.object.clone(), self.span, self.len);
+        Box::pin(async move {
+            let taken = slot.lock().expect("healing lock").take();
+            let Some((mut note, mut history)) = taken else {
+                return Err(Stop::CannotResend);
             };
-            let uri = apply_url(&pq, note.plan.place, &issued.token, &note.plan.client)
-                .and_then(|new_pq| with_path_and_query(&note.uri, &new_pq))
-                .ok_or_else(|| Signal::Unusable("continuation URL is not a valid URI".into()))?;
-            let mut headers = note.headers.clone();
-            headers.remove(http::header::RANGE);
-            headers.remove(http::header::IF_RANGE);
-            if let Some(r) = &c.range_header {
-                let v = http::HeaderValue::from_str(r).expect("digits and a dash");
-                headers.insert(http::header::RANGE, v);
-            }
-            let res = shared
-                .http
-                .stream(Method::GET, uri, headers)
-                .await
-                .map_err(|e| Signal::Unusable(format!("continuation not sent: {e}")))?;
-            let header = |name| {
-                res.headers()
-                    .get(name)
-                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
-                    .map(str::to_string)
+            let c = heal::continuation(span, len, delivered, &object);
+            let result = match c {
+                Some(c) => {
+                    continue_body(&shared, &mut note, &mut history, &c, &object, delivered).await
+                }
+                None => Err(Stop::Unbuildable),
             };
-            let content_range = header(http::header::CONTENT_RANGE);
-            let content_length =
-                header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-            heal::check_continuation(&c, res.status(), content_range.as_deref(), content_length)?;
-            tracing::info!(client = %note.plan.client, from = c.first, to = c.last, source = ?issued.provenance.as_ref().map(|p| p.source), "media continuation streaming");
-            Ok(Body::from(res.into_body()))
+            *slot.lock().expect("healing lock") = Some((note, history));
+            result
+        })
+    }
+}
+
+/// Asks the policy about the cut at `delivered` and acts until a continuation proves to be the
+/// rest of the object or healing stops.
+async fn continue_body(
+    shared: &Shared,
+    note: &mut MediaNote,
+    history: &mut History,
+    c: &heal::Continuation,
+    object: &Object,
+    delivered: u64,
+) -> Result<Body, Stop> {
+    let mut outcome = Outcome::Cut { delivered };
+    loop {
+        match history.decide(&outcome) {
+            Decision::Resume { .. } => {}
+            Decision::FreshToken { same_ok, .. } => {
+                let req = TokenRequest::new(note.binding.clone());
+                let issued = fresh_token(
+                    &shared.tokens,
+                    &req,
+                    note.issued.as_ref(),
+                    &outcome,
+                    same_ok,
+                )
+                .await?;
+                note.token = issued.token.clone();
+                note.issued = Some(issued);
+            }
+            Decision::GiveUp(stop) => return Err(stop),
+            // A body under way was accepted under its regime and can be re-sent.
+            Decision::Deliver | Decision::OtherRegime | Decision::ForNext(_) => {
+                return Err(Stop::CannotResend);
+            }
+        }
+        let pq = match &c.query_range {
+            Some(r) => heal::with_query_range(&note.original_pq, r),
+            None => note.original_pq.clone(),
         };
-        Box::pin(fut)
+        let uri = apply_url(&pq, note.plan.place, &note.token, &note.plan.client)
+            .and_then(|new_pq| with_path_and_query(&note.uri, &new_pq))
+            .ok_or(Stop::Unbuildable)?;
+        let mut headers = note.headers.clone();
+        headers.remove(http::header::RANGE);
+        headers.remove(http::header::IF_RANGE);
+        for (name, value) in [
+            (http::header::RANGE, &c.range_header),
+            (http::header::IF_RANGE, &c.if_range),
+        ] {
+            if let Some(v) = value
+                .as_deref()
+                .and_then(|v| http::HeaderValue::from_str(v).ok())
+            {
+                headers.insert(name, v);
+            }
+        }
+        let res = match shared.http.stream(Method::GET, uri, headers).await {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::warn!(client = %note.plan.client, reason = %not_sent(&e), "media continuation got no answer");
+                outcome = Outcome::NotSent;
+                continue;
+            }
+        };
+        match heal::check_continuation(c, object, &Answer::of(res.status(), res.headers())) {
+            Ok(()) => {
+                history.accepted();
+                tracing::info!(client = %note.plan.client, from = c.first, to = c.last, left = history.left(), source = ?note.issued.as_ref().and_then(|i| i.provenance.as_ref()).map(|p| p.source), "media continuation streaming");
+                return Ok(Body::from(res.into_body()));
+            }
+            Err(o) => {
+                tracing::warn!(client = %note.plan.client, from = c.first, reason = %o, "media continuation not usable");
+                outcome = o;
+            }
+        }
     }
 }

@@ -61,7 +61,7 @@ use crate::classify::{Route, classify};
 use crate::intercept::{InterceptPolicy, is_ip_literal, split_authority};
 use crate::learn::regimes::Regimes;
 use crate::learn::session::SessionStore;
-use crate::observe::Exchange;
+use crate::observe::{Exchange, Kind, Outcome};
 use crate::serve::{Hook, text_response};
 use crate::tokens::TokenService;
 use crate::upstream::HttpClient;
@@ -204,7 +204,7 @@ impl PotHandler {
             .unwrap_or_else(|| "/".into());
         let route = classify(req.method(), &host, &pq);
         if let Some(ex) = self.observed() {
-            ex.kind(route_kind(&route));
+            ex.kind(Kind::of(&route));
         }
         match route {
             Route::Player => self.on_player_request(req, &host).await,
@@ -222,18 +222,6 @@ impl PotHandler {
             }
             Route::Other => RequestOrResponse::Request(req),
         }
-    }
-}
-
-/// The access log's and counters' name for a route.
-fn route_kind(route: &Route) -> &'static str {
-    match route {
-        Route::Player => "player",
-        Route::Media { .. } | Route::Manifest { .. } => "media",
-        Route::Subtitles { .. } => "captions",
-        Route::Page => "page",
-        Route::InnerTube => "innertube",
-        Route::Other => "other",
     }
 }
 
@@ -263,10 +251,8 @@ impl Hook for PotHook {
         let res = cx.watch_response(res).await;
         match cx.exchange.take() {
             Some(ex) => {
-                if res.status() == StatusCode::FORBIDDEN
-                    && matches!(ex.current_kind(), "player" | "media" | "sabr" | "captions")
-                {
-                    ex.outcome("refused_upstream");
+                if res.status() == StatusCode::FORBIDDEN && ex.current_kind().carries_token() {
+                    ex.outcome(Outcome::RefusedUpstream);
                 }
                 ex.finish(res)
             }

@@ -225,30 +225,32 @@ pub fn apply_url(pq: &str, place: Placement, token: &Token, client: &str) -> Opt
     }
 }
 
-/// What a media response says about the proxy's token (the watch stage's decision).
+/// What a media response says about the proxy's token (the watch stage's first look; the
+/// refusal policy, `crate::heal::policy`, decides what a refusal leads to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaVerdict {
-    /// HTTP 403: the token was refused. Only a GET/HEAD can be re-issued by the proxy.
-    Rejected { retry: bool },
+    /// HTTP 403: the token (or its binding) was refused.
+    Rejected,
     /// Anything else goes to the client; `accepted`: a success, so the regime held; `ump`: a
     /// UMP stream, which can still refuse the token in-band.
     Delivered { accepted: bool, ump: bool },
 }
 
-pub fn judge_media_response(
-    status: StatusCode,
-    method: &Method,
-    content_type: Option<&str>,
-) -> MediaVerdict {
+pub fn judge_media_response(status: StatusCode, content_type: Option<&str>) -> MediaVerdict {
     if status == StatusCode::FORBIDDEN {
-        return MediaVerdict::Rejected {
-            retry: *method == Method::GET || *method == Method::HEAD,
-        };
+        return MediaVerdict::Rejected;
     }
     MediaVerdict::Delivered {
         accepted: status.is_success(),
         ump: content_type.is_some_and(|t| t.starts_with("application/vnd.yt-ump")),
     }
+}
+
+/// Whether the proxy can send a media request again with another token: a GET or HEAD whose
+/// token is in its URL (a body placement's body is gone once forwarded).
+pub fn can_resend(method: &Method, place: Placement) -> bool {
+    (*method == Method::GET || *method == Method::HEAD)
+        && matches!(place, Placement::MediaUrl(_) | Placement::ManifestPath(_))
 }
 
 /// Whether the request carries credentials of a signed-in account (SAPISIDHASH
@@ -409,25 +411,26 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_get_is_retried_and_a_ump_stream_is_watched() {
+    fn a_refused_url_request_can_be_resent_and_a_ump_stream_is_watched() {
         let ump = Some("application/vnd.yt-ump");
         assert_eq!(
-            judge_media_response(StatusCode::FORBIDDEN, &Method::GET, None),
-            MediaVerdict::Rejected { retry: true }
+            judge_media_response(StatusCode::FORBIDDEN, None),
+            MediaVerdict::Rejected
         );
+        let url = Placement::MediaUrl(UrlForm::Query);
+        assert!(can_resend(&Method::GET, url));
+        assert!(can_resend(&Method::HEAD, url));
+        assert!(!can_resend(&Method::POST, url));
+        assert!(!can_resend(&Method::POST, Placement::SabrBody));
         assert_eq!(
-            judge_media_response(StatusCode::FORBIDDEN, &Method::POST, ump),
-            MediaVerdict::Rejected { retry: false }
-        );
-        assert_eq!(
-            judge_media_response(StatusCode::OK, &Method::POST, ump),
+            judge_media_response(StatusCode::OK, ump),
             MediaVerdict::Delivered {
                 accepted: true,
                 ump: true
             }
         );
         assert_eq!(
-            judge_media_response(StatusCode::NOT_FOUND, &Method::GET, Some("video/mp4")),
+            judge_media_response(StatusCode::NOT_FOUND, Some("video/mp4")),
             MediaVerdict::Delivered {
                 accepted: false,
                 ump: false

@@ -1,19 +1,22 @@
 //! InnerTube player requests and responses: the token goes into the request body; the response
 //! is read on its way back to learn which video, client and session its media URLs belong to
-//! (and, when configured, to put tokens into those URLs).
+//! (and, when configured, to put tokens into those URLs). A response with the bot check to a
+//! request carrying the proxy's token goes to the refusal policy ([`crate::heal::policy`]),
+//! which has it re-sent with a fresh token within the request's budget.
 
 use http::{Request, Response};
 use hudsucker::{Body, RequestOrResponse};
 use serde_json::Value;
 
 use super::plan::{Pass, PlayerPlan, apply_player, plan_player, player_identity};
-use super::stages::read_for_learning;
+use super::stages::{fresh_token, not_sent, read_for_learning};
 use super::{Note, PotHandler};
 use crate::bindings::{Identity, TokenContext, binding_for};
 use crate::body::Whole;
-use crate::heal::{self, Signal};
+use crate::heal::{self, Decision, History, Outcome, Stop};
 use crate::innertube;
 use crate::learn::session::PlayerFacts;
+use crate::observe::{Outcome as Marked, Rewrite};
 use crate::rewrite::player::{PlayerAction, PlayerRequest};
 use crate::rewrite::response::rewrite_player_response;
 use crate::token::Binding;
@@ -40,12 +43,9 @@ struct PlayerRetry {
     fetched: Option<String>,
     binding: Binding,
     issued: Issued,
-    /// Re-sends left (each with a fresh token: the next minter, then the next source).
-    left: u32,
+    /// What the request went through (its re-send budget).
+    history: History,
 }
-
-/// Re-sends of one player request answered with the bot check.
-const BOT_CHECK_RETRIES: u32 = 2;
 
 impl PotHandler {
     /// read -> plan -> context (visitor data, account) -> token -> apply -> forward.
@@ -85,7 +85,7 @@ impl PotHandler {
         let token = match plan.action {
             PlayerAction::Leave(why) => {
                 if let Some(ex) = self.observed() {
-                    ex.outcome("kept");
+                    ex.outcome(Marked::Kept);
                 }
                 tracing::debug!(%host, %client, why, "player: token left as is");
                 None
@@ -133,7 +133,7 @@ impl PotHandler {
                 fetched: fetched.clone(),
                 binding,
                 issued,
-                left: BOT_CHECK_RETRIES,
+                history: History::new(true, true),
             }));
         }
         if let Some(token) = &token {
@@ -146,7 +146,7 @@ impl PotHandler {
             );
         }
         if let Some(ex) = self.observed() {
-            ex.rewrote("player");
+            ex.rewrote(Rewrite::Player);
         }
         RequestOrResponse::Request(whole.replaced(body))
     }
@@ -219,10 +219,23 @@ impl PotHandler {
             return whole.unchanged();
         };
         if note.retry.is_some() && heal::is_bot_check_body(&decoded) {
-            if let Some(retry) = note.retry.take() {
-                if let Some((res, retry)) = self.retry_player(*retry).await {
-                    note.retry = retry.map(Box::new);
-                    return Box::pin(self.on_player_response(res, note)).await;
+            if let Some(mut retry) = note.retry.take() {
+                let outcome = Outcome::BotCheck;
+                let resent = match retry.history.decide(&outcome) {
+                    Decision::FreshToken { same_ok, .. } => {
+                        self.retry_player(&mut retry, &outcome, same_ok).await
+                    }
+                    Decision::GiveUp(stop) => Err(stop),
+                    _ => Err(Stop::CannotResend),
+                };
+                match resent {
+                    Ok(res) => {
+                        note.retry = Some(retry);
+                        return Box::pin(self.on_player_response(res, note)).await;
+                    }
+                    Err(stop) => {
+                        tracing::warn!(client = %note.client, reason = %stop, "player bot check: the client gets it");
+                    }
                 }
             }
         }
@@ -266,71 +279,50 @@ impl PotHandler {
         }
         tracing::info!(client = %note.client, urls = changed, "player response: tokens added to URLs");
         if let Some(ex) = self.observed() {
-            ex.rewrote("player_response");
+            ex.rewrote(Rewrite::PlayerResponse);
         }
         whole.replaced(serde_json::to_vec(v).expect("JSON value serialises"))
     }
 
-    /// The player answered with the bot check to a request carrying the proxy's token: the
-    /// token is reported refused and the request re-sent once with a fresh one. Returns the
-    /// new response and what a further retry needs (`None` when none is left).
+    /// [`Decision::FreshToken`] for a player request answered with the bot check: the token
+    /// reported refused and the request re-sent with a fresh one (which `r` then carries).
     async fn retry_player(
         &self,
-        mut r: PlayerRetry,
-    ) -> Option<(Response<Body>, Option<PlayerRetry>)> {
+        r: &mut PlayerRetry,
+        why: &Outcome,
+        same_ok: bool,
+    ) -> Result<Response<Body>, Stop> {
         let req = TokenRequest::new(r.binding.clone());
-        self.shared
-            .tokens
-            .refused(&req, &r.issued, &Signal::BotCheck.reason());
-        let issued = match self.shared.tokens.issue(&req).await {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(error = %crate::errtext::error_chain(&e), "player bot check: no fresh token");
-                return None;
-            }
-        };
+        let issued = fresh_token(&self.shared.tokens, &req, Some(&r.issued), why, same_ok).await?;
         let body = apply_player(
             &mut r.player,
             &mut r.headers,
             r.fetched.as_deref(),
             Some(&issued.token),
-        )?;
-        let skip = [
-            http::header::HOST,
-            http::header::CONTENT_LENGTH,
-            http::header::TRANSFER_ENCODING,
-            http::header::CONNECTION,
-            // The body goes out uncompressed, as `Whole::replaced` sends it.
-            http::header::CONTENT_ENCODING,
-        ];
-        let headers: Vec<(&str, &str)> = r
-            .headers
+        )
+        .ok_or(Stop::Unbuildable)?;
+        // The same framing and hop-by-hop rules as the request the client sent: the body goes
+        // out whole and uncompressed; the client sets Host from the URL.
+        let mut headers = r.headers.clone();
+        crate::body::fix_framing(&mut headers, body.len());
+        crate::access::strip_hop_by_hop(&mut headers, false);
+        headers.remove(http::header::HOST);
+        let pairs: Vec<(&str, &str)> = headers
             .iter()
-            .filter(|(k, _)| !skip.contains(k))
             .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
             .collect();
         let url = r.uri.to_string();
-        let fetched = match self
+        let fetched = self
             .shared
             .http
-            .send(http::Method::POST, &url, &headers, Some(body))
+            .send(http::Method::POST, &url, &pairs, Some(body))
             .await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %e, "player bot check: re-sent request failed");
-                return None;
-            }
-        };
-        tracing::info!(source = ?issued.provenance.as_ref().map(|p| p.source), status = %fetched.status, "player bot check: re-sent the player request with a fresh token");
+            .map_err(|e| not_sent(&e))?;
+        tracing::info!(source = ?issued.provenance.as_ref().map(|p| p.source), status = %fetched.status, left = r.history.left(), "player bot check: re-sent the player request with a fresh token");
+        r.issued = issued;
         let mut res = Response::new(Body::from(http_body_util::Full::new(fetched.body)));
         *res.status_mut() = fetched.status;
         *res.headers_mut() = fetched.headers;
-        let next = (r.left > 1).then(|| PlayerRetry {
-            issued,
-            left: r.left - 1,
-            ..r
-        });
-        Some((res, next))
+        Ok(res)
     }
 }

@@ -10,8 +10,9 @@ use hudsucker::{Body, RequestOrResponse};
 use super::{PotHandler, RESPONSE_CAP, text_response};
 use crate::bindings::{Identity, Regime};
 use crate::body::{NotRead, Whole, read_whole};
+use crate::heal::{Outcome, Stop};
 use crate::token::{Binding, Token};
-use crate::tokens::{TokenError, TokenRequest};
+use crate::tokens::{Issued, TokenError, TokenRequest, TokenService};
 
 impl PotHandler {
     /// A request that could not be rewritten: forwarded as it came, or refused under `strict`.
@@ -22,7 +23,7 @@ impl PotHandler {
         reason: &str,
     ) -> RequestOrResponse {
         if let Some(ex) = self.observed() {
-            ex.outcome("gave_up");
+            ex.outcome(crate::observe::Outcome::GaveUp);
         }
         if self.shared.settings.strict {
             tracing::warn!(%host, path = %req.uri().path(), %reason, "strict: refusing request");
@@ -82,6 +83,44 @@ impl PotHandler {
     ) -> Result<crate::tokens::Issued, TokenError> {
         self.shared.tokens.issue(&TokenRequest::new(binding)).await
     }
+}
+
+/// The act of `heal::Decision::FreshToken`: `refused` is reported (its minter dropped, its
+/// source set aside when it keeps being refused; without provenance it is only forgotten) and
+/// a fresh token issued: from a fresh minter, or the next source. The same token back is
+/// refused unless the policy said it may go again (`same_ok`).
+pub(super) async fn fresh_token(
+    tokens: &TokenService,
+    req: &TokenRequest,
+    refused: Option<&Issued>,
+    why: &Outcome,
+    same_ok: bool,
+) -> Result<Issued, Stop> {
+    match refused {
+        Some(r) => {
+            tokens.refused(req, r, &why.to_string());
+        }
+        None => tokens.forget(req),
+    }
+    let issued = tokens
+        .issue(req)
+        .await
+        .map_err(|e| Stop::NoToken(crate::errtext::error_chain(&e)))?;
+    if !same_ok && refused.is_some_and(|r| r.token == issued.token) {
+        return Err(Stop::NoOtherToken);
+    }
+    Ok(issued)
+}
+
+/// A request the proxy made itself got no answer: why, without its URL (query strings carry
+/// tokens and `ip=`).
+pub(super) fn not_sent(e: &crate::upstream::FetchError) -> Stop {
+    use crate::upstream::FetchError;
+    Stop::NotSent(match e {
+        FetchError::Failed { reason, .. } => reason.clone(),
+        FetchError::Timeout { after, .. } => format!("no answer within {after:?}"),
+        FetchError::TooLarge { limit, .. } => format!("body over {limit} bytes"),
+    })
 }
 
 /// The read stage for a response read to learn from (up to [`RESPONSE_CAP`]): the response

@@ -1,90 +1,19 @@
-//! Self-healing when googlevideo or the player refuses a token: what each refusal signal means
-//! ([`Signal`]), whether a broken media response can be continued and how ([`Span`],
-//! [`Continuation`]: `Range: bytes=` from the delivered offset, or `range=a-b` rewritten for
-//! query-range URLs), and the body that keeps streaming into the client's response while the
-//! remainder is fetched with a fresh token ([`resume::Resuming`]). The decisions here are pure;
-//! `handler::media` does the I/O (re-minting through `tokens::TokenService::refused`, sending).
+//! Self-healing when googlevideo or the player refuses a token, or a media body breaks: the one
+//! refusal policy ([`policy`]: what came back -> what to do, one budget per client request),
+//! whether a broken media response can be continued and how ([`Span`], [`Continuation`]:
+//! `Range: bytes=` from the delivered offset with `If-Range`, or `range=a-b` rewritten for
+//! query-range URLs), the proof that a continuation is the rest of the same object
+//! ([`Object`], [`check_continuation`]), and the body that keeps streaming into the client's
+//! response while the remainder is fetched ([`resume::Resuming`]). The decisions here are pure;
+//! `handler::media` and `handler::player` do the I/O (reporting refusals to
+//! `tokens::TokenService::refused`, issuing, sending).
 
+pub mod policy;
 pub mod resume;
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
-/// Most continuation requests one client response may cost before it is given up (aborted,
-/// never padded).
-pub const MAX_RESUME_ATTEMPTS: u32 = 3;
-
-/// Something upstream said or did about a request that carried the proxy's token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signal {
-    /// HTTP 403 to a media request.
-    Forbidden,
-    /// The body ended before its Content-Length.
-    CutShort { delivered: u64, expected: u64 },
-    /// The connection broke mid-body (reset, protocol error).
-    Broken { delivered: u64, error: String },
-    /// UMP STREAM_PROTECTION_STATUS 2 (token required soon) or 3 (no more media).
-    ProtectionStatus(u64),
-    /// The player answered `LOGIN_REQUIRED` "confirm you're not a bot".
-    BotCheck,
-    /// A continuation could not be used (wrong range, an error status other than 403, a
-    /// failed send): not the token's fault.
-    Unusable(String),
-}
-
-impl Signal {
-    /// Whether the signal says the token was refused (its source gets the blame).
-    pub fn refuses_token(&self) -> bool {
-        !matches!(self, Signal::Unusable(_) | Signal::ProtectionStatus(0..=1))
-    }
-
-    /// For logs and the set-aside reason.
-    pub fn reason(&self) -> String {
-        match self {
-            Signal::Forbidden => "googlevideo answered 403".into(),
-            Signal::CutShort {
-                delivered,
-                expected,
-            } => format!("media response cut short at {delivered} of {expected} bytes"),
-            Signal::Broken { delivered, error } => {
-                format!("media response broke after {delivered} bytes: {error}")
-            }
-            Signal::ProtectionStatus(s) => format!("UMP stream protection status {s}"),
-            Signal::BotCheck => "player asked to confirm this is not a bot".into(),
-            Signal::Unusable(why) => why.clone(),
-        }
-    }
-}
-
-/// A STREAM_PROTECTION_STATUS as a signal: 2 and 3 refuse the token; 1 is fine.
-pub fn protection_signal(status: u64) -> Option<Signal> {
-    (status >= 2).then_some(Signal::ProtectionStatus(status))
-}
-
-/// What a refusal that could also be a wrong binding means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blame {
-    /// Not a refusal (UMP status 1).
-    Nothing,
-    /// The token: report it refused and use a fresh one.
-    Token,
-    /// The binding: switch to the other regime (the token was never accepted here).
-    Binding,
-}
-
-/// A 403, or a UMP STREAM_PROTECTION_STATUS, judged: with the regime already confirmed for
-/// this session (googlevideo accepted it before) the token is to blame. Otherwise a wrong
-/// binding is the likelier cause, except for status 2 (and a 3 after a 2 on the same
-/// stream), which say a token was there but is not good enough.
-pub fn blame(signal: &Signal, regime_confirmed: bool, pending_seen: bool) -> Blame {
-    match signal {
-        Signal::ProtectionStatus(0..=1) | Signal::Unusable(_) => Blame::Nothing,
-        Signal::ProtectionStatus(2) => Blame::Token,
-        Signal::ProtectionStatus(_) if pending_seen => Blame::Token,
-        _ if regime_confirmed => Blame::Token,
-        Signal::Forbidden | Signal::ProtectionStatus(_) => Blame::Binding,
-        _ => Blame::Token,
-    }
-}
+pub use policy::{Blame, Decision, History, MAX_RESENDS, Mismatch, Outcome, Stop};
 
 /// Whether a player response is the bot check (`playabilityStatus.status == LOGIN_REQUIRED`
 /// with a reason or message about confirming you are not a bot).
@@ -186,6 +115,76 @@ pub fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
     Some((a, b, total.trim().parse().ok()))
 }
 
+/// What a response said about the object it is part of, to prove a continuation is the rest
+/// of the same one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Object {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The whole file's length: the Content-Range total, else (a 200 to a request without a
+    /// range) the Content-Length.
+    pub total: Option<u64>,
+    /// The URL's `clen` (the format's length googlevideo signed into the URL).
+    pub clen: Option<u64>,
+}
+
+impl Object {
+    /// The object of a first response at `span`, its URL saying `clen`.
+    pub fn of(first: &Answer, span: Span, clen: Option<u64>) -> Object {
+        let from_range = first
+            .content_range
+            .as_deref()
+            .and_then(parse_content_range)
+            .and_then(|(_, _, t)| t);
+        let whole = match span {
+            Span::Header { start: 0 } if first.status == StatusCode::OK => first.content_length,
+            _ => None,
+        };
+        Object {
+            etag: first.etag.clone(),
+            last_modified: first.last_modified.clone(),
+            total: from_range.or(whole),
+            clen,
+        }
+    }
+
+    /// The `If-Range` validator: a strong ETag, else Last-Modified.
+    pub fn if_range(&self) -> Option<&str> {
+        self.etag
+            .as_deref()
+            .filter(|e| !e.starts_with("W/"))
+            .or(self.last_modified.as_deref())
+    }
+}
+
+/// The headers of a response that matter to a continuation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_range: Option<String>,
+    pub content_length: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Answer {
+    pub fn of(status: StatusCode, headers: &HeaderMap) -> Answer {
+        let text = |name: http::header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+        };
+        Answer {
+            status,
+            content_range: text(http::header::CONTENT_RANGE),
+            content_length: text(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+            etag: text(http::header::ETAG),
+            last_modified: text(http::header::LAST_MODIFIED),
+        }
+    }
+}
+
 /// The request for the remainder of a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Continuation {
@@ -194,6 +193,10 @@ pub struct Continuation {
     pub last: u64,
     /// `Range` header value to send (`None`: send none).
     pub range_header: Option<String>,
+    /// `If-Range` to send with the `Range` header: the first response's validator, so a
+    /// server whose object changed answers with the whole new one (which is then refused)
+    /// instead of a slice of it.
+    pub if_range: Option<String>,
     /// The `range=` query value to put in the URL (`None`: leave the URL's as it is).
     pub query_range: Option<String>,
 }
@@ -210,7 +213,7 @@ impl Continuation {
 
 /// The continuation of a response of `len` body bytes at `span` after `delivered` of them
 /// reached the client; `None` when nothing is left.
-pub fn continuation(span: Span, len: u64, delivered: u64) -> Option<Continuation> {
+pub fn continuation(span: Span, len: u64, delivered: u64, object: &Object) -> Option<Continuation> {
     if delivered >= len {
         return None;
     }
@@ -225,55 +228,72 @@ pub fn continuation(span: Span, len: u64, delivered: u64) -> Option<Continuation
         first,
         last,
         range_header: (!query).then(|| format!("bytes={pair}")),
+        if_range: (!query)
+            .then(|| object.if_range().map(str::to_string))
+            .flatten(),
         query_range: query.then_some(pair),
     })
 }
 
-/// Whether a continuation's response holds exactly the bytes asked for; why not otherwise.
-pub fn check_continuation(
-    c: &Continuation,
-    status: StatusCode,
-    content_range: Option<&str>,
-    content_length: Option<u64>,
-) -> Result<(), Signal> {
-    if status == StatusCode::FORBIDDEN {
-        return Err(Signal::Forbidden);
+/// Whether a continuation's answer is exactly the bytes asked for, of the same object as the
+/// first response; otherwise what the refusal policy is to judge (a 403, or a mismatch).
+/// Header path: only a 206 whose Content-Range is the range asked for. `range=` path: a 2xx
+/// of exactly the length asked for (googlevideo answers 200), its Content-Range, when present,
+/// the range asked for. Either way a total must match the first response's and the URL's
+/// `clen`, and the first response's ETag and Last-Modified must come back unchanged.
+pub fn check_continuation(c: &Continuation, object: &Object, a: &Answer) -> Result<(), Outcome> {
+    let mismatch = |m| Err(Outcome::Mismatch(m));
+    if a.status == StatusCode::FORBIDDEN {
+        return Err(Outcome::Forbidden);
     }
-    if c.query_range.is_some() {
-        if !status.is_success() {
-            return Err(Signal::Unusable(format!("continuation answered {status}")));
-        }
-        if let Some((a, b, _)) = content_range.and_then(parse_content_range) {
-            if (a, b) != (c.first, c.last) {
-                return Err(Signal::Unusable(format!(
-                    "continuation covers {a}-{b}, wanted {}-{}",
-                    c.first, c.last
-                )));
+    let query = c.query_range.is_some();
+    let status_ok = match query {
+        true => a.status.is_success(),
+        false => a.status == StatusCode::PARTIAL_CONTENT,
+    };
+    if !status_ok {
+        return mismatch(Mismatch::Status { got: a.status });
+    }
+    let range = a.content_range.as_deref().map(parse_content_range);
+    let wanted = (c.first, c.last);
+    match range {
+        Some(Some((x, y, total))) if (x, y) == wanted => {
+            for expected in [object.total, object.clen].into_iter().flatten() {
+                if total != Some(expected) {
+                    return mismatch(Mismatch::Total {
+                        got: total,
+                        wanted: expected,
+                    });
+                }
             }
         }
-    } else {
-        if status != StatusCode::PARTIAL_CONTENT {
-            return Err(Signal::Unusable(format!(
-                "continuation answered {status}, wanted 206"
-            )));
-        }
-        match content_range.and_then(parse_content_range) {
-            Some((a, b, _)) if (a, b) == (c.first, c.last) => {}
-            other => {
-                return Err(Signal::Unusable(format!(
-                    "continuation covers {other:?}, wanted {}-{}",
-                    c.first, c.last
-                )));
-            }
+        None if query => {}
+        other => {
+            return mismatch(Mismatch::Range {
+                got: other.flatten().map(|(x, y, _)| (x, y)),
+                wanted,
+            });
         }
     }
-    match content_length {
-        Some(n) if n != c.len() => Err(Signal::Unusable(format!(
-            "continuation has {n} bytes, wanted {}",
-            c.len()
-        ))),
-        _ => Ok(()),
+    match a.content_length {
+        Some(n) if n == c.len() => {}
+        None if !query => {}
+        got => {
+            return mismatch(Mismatch::Length {
+                got,
+                wanted: c.len(),
+            });
+        }
     }
+    if object.etag.is_some() && a.etag != object.etag {
+        return mismatch(Mismatch::Validator { which: "ETag" });
+    }
+    if object.last_modified.is_some() && a.last_modified != object.last_modified {
+        return mismatch(Mismatch::Validator {
+            which: "Last-Modified",
+        });
+    }
+    Ok(())
 }
 
 /// `range=` of a query replaced by `value` (the other parameters kept as they were).
@@ -305,41 +325,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refusal_signals_blame_the_token_and_others_do_not() {
-        assert!(Signal::Forbidden.refuses_token());
-        assert!(
-            Signal::CutShort {
-                delivered: 1,
-                expected: 2
-            }
-            .refuses_token()
-        );
-        assert!(protection_signal(3).unwrap().refuses_token());
-        assert!(protection_signal(2).unwrap().refuses_token());
-        assert_eq!(protection_signal(1), None);
-        assert!(!Signal::Unusable("416".into()).refuses_token());
-    }
-
-    #[test]
-    fn a_refusal_blames_the_binding_until_the_regime_is_confirmed() {
-        let sps = Signal::ProtectionStatus;
-        assert_eq!(blame(&Signal::Forbidden, false, false), Blame::Binding);
-        assert_eq!(blame(&Signal::Forbidden, true, false), Blame::Token);
-        assert_eq!(blame(&sps(3), false, false), Blame::Binding);
-        assert_eq!(blame(&sps(3), true, false), Blame::Token);
-        // 2 means a token was there but is not trusted; a 3 after it is the same story.
-        assert_eq!(blame(&sps(2), false, false), Blame::Token);
-        assert_eq!(blame(&sps(3), false, true), Blame::Token);
-        assert_eq!(blame(&sps(1), true, true), Blame::Nothing);
-        // A body cut short is never a binding problem: the binding was accepted at first.
-        let cut = Signal::CutShort {
-            delivered: 1,
-            expected: 2,
-        };
-        assert_eq!(blame(&cut, false, false), Blame::Token);
-    }
-
-    #[test]
     fn the_bot_check_is_recognised_by_status_and_reason() {
         let bot = serde_json::json!({"playabilityStatus": {"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm you\u{2019}re not a bot"}});
         assert!(is_bot_check(&bot));
@@ -357,14 +342,40 @@ mod tests {
         assert!(!is_bot_check_body(b"not json"));
     }
 
+    fn answer(status: u16, range: Option<&str>, len: Option<u64>) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            content_range: range.map(str::to_string),
+            content_length: len,
+            etag: Some("\"a\"".into()),
+            last_modified: Some("Mon, 01 Jun 2026 00:00:00 GMT".into()),
+        }
+    }
+
+    /// The object of a whole-file 200 of 1000 bytes whose URL says `clen=1000`.
+    fn object() -> Object {
+        Object::of(
+            &answer(200, None, Some(1000)),
+            Span::Header { start: 0 },
+            Some(1000),
+        )
+    }
+
     #[test]
-    fn a_whole_response_continues_with_a_range_header_from_the_delivered_offset() {
+    fn a_whole_response_continues_with_a_range_header_and_its_validator() {
         let span = response_span(None, false, StatusCode::OK, None).unwrap();
-        let c = continuation(span, 1000, 300).unwrap();
+        let c = continuation(span, 1000, 300, &object()).unwrap();
         assert_eq!(c.range_header.as_deref(), Some("bytes=300-999"));
+        assert_eq!(c.if_range.as_deref(), Some("\"a\""));
         assert_eq!(c.query_range, None);
         assert_eq!(c.len(), 700);
-        assert_eq!(continuation(span, 1000, 1000), None);
+        assert_eq!(continuation(span, 1000, 1000, &object()), None);
+        // No strong ETag: Last-Modified.
+        let weak = Object {
+            etag: Some("W/\"a\"".into()),
+            ..object()
+        };
+        assert_eq!(weak.if_range(), Some("Mon, 01 Jun 2026 00:00:00 GMT"));
     }
 
     #[test]
@@ -376,15 +387,19 @@ mod tests {
             Some("bytes 5000-9999/20000"),
         )
         .unwrap();
-        let c = continuation(span, 5000, 1).unwrap();
+        let first = answer(206, Some("bytes 5000-9999/20000"), Some(5000));
+        let object = Object::of(&first, span, None);
+        assert_eq!(object.total, Some(20000));
+        let c = continuation(span, 5000, 1, &object).unwrap();
         assert_eq!(c.range_header.as_deref(), Some("bytes=5001-9999"));
     }
 
     #[test]
     fn a_query_range_is_rewritten_not_turned_into_a_header() {
         let span = response_span(Some("100-199"), false, StatusCode::OK, None).unwrap();
-        let c = continuation(span, 100, 40).unwrap();
+        let c = continuation(span, 100, 40, &object()).unwrap();
         assert_eq!(c.range_header, None);
+        assert_eq!(c.if_range, None);
         assert_eq!(c.query_range.as_deref(), Some("140-199"));
         assert_eq!(
             with_query_range("/videoplayback?a=1&range=100-199&b=2", "140-199"),
@@ -395,31 +410,107 @@ mod tests {
     }
 
     #[test]
-    fn a_continuation_must_hold_exactly_the_bytes_asked_for() {
-        let c = continuation(Span::Header { start: 0 }, 1000, 300).unwrap();
-        let ok = check_continuation(
-            &c,
-            StatusCode::PARTIAL_CONTENT,
-            Some("bytes 300-999/1000"),
-            Some(700),
-        );
-        assert_eq!(ok, Ok(()));
+    fn a_continuation_must_be_the_rest_of_the_same_object() {
+        let obj = object();
+        let c = continuation(Span::Header { start: 0 }, 1000, 300, &obj).unwrap();
+        let ok = answer(206, Some("bytes 300-999/1000"), Some(700));
+        assert_eq!(check_continuation(&c, &obj, &ok), Ok(()));
+        let check = |a: &Answer| check_continuation(&c, &obj, a);
         assert_eq!(
-            check_continuation(&c, StatusCode::FORBIDDEN, None, None),
-            Err(Signal::Forbidden)
+            check(&answer(403, None, None)),
+            Err(Outcome::Forbidden),
+            "a refusal, for the policy to judge"
         );
+        let rejected = |a: Answer| match check(&a) {
+            Err(Outcome::Mismatch(m)) => m,
+            other => panic!("{a:?}: {other:?}"),
+        };
+        // A 200: what a server whose object changed answers an If-Range.
         assert!(matches!(
-            check_continuation(&c, StatusCode::OK, None, Some(1000)),
-            Err(Signal::Unusable(_))
+            rejected(answer(200, None, Some(1000))),
+            Mismatch::Status { .. }
         ));
         assert!(matches!(
-            check_continuation(
-                &c,
-                StatusCode::PARTIAL_CONTENT,
-                Some("bytes 0-999/1000"),
-                Some(1000)
-            ),
-            Err(Signal::Unusable(_))
+            rejected(answer(206, Some("bytes 0-999/1000"), Some(1000))),
+            Mismatch::Range { .. }
+        ));
+        assert!(matches!(
+            rejected(answer(206, None, Some(700))),
+            Mismatch::Range { .. }
+        ));
+        // The same range of a file of another length.
+        assert_eq!(
+            rejected(answer(206, Some("bytes 300-999/5000"), Some(700))),
+            Mismatch::Total {
+                got: Some(5000),
+                wanted: 1000
+            }
+        );
+        assert!(matches!(
+            rejected(answer(206, Some("bytes 300-999/*"), Some(700))),
+            Mismatch::Total { got: None, .. }
+        ));
+        // Another ETag, or another Last-Modified, or none where the first had one.
+        let mut other = ok.clone();
+        other.etag = Some("\"b\"".into());
+        assert_eq!(rejected(other), Mismatch::Validator { which: "ETag" });
+        let mut other = ok.clone();
+        other.last_modified = Some("Tue, 02 Jun 2026 00:00:00 GMT".into());
+        assert_eq!(
+            rejected(other),
+            Mismatch::Validator {
+                which: "Last-Modified"
+            }
+        );
+        let mut other = ok.clone();
+        other.etag = None;
+        assert_eq!(rejected(other), Mismatch::Validator { which: "ETag" });
+    }
+
+    #[test]
+    fn the_total_must_match_the_urls_clen_even_when_the_first_response_had_none() {
+        let span = Span::Header { start: 0 };
+        let first = Answer {
+            content_length: None,
+            ..answer(200, None, None)
+        };
+        let obj = Object::of(&first, span, Some(1000));
+        assert_eq!(obj.total, None);
+        let c = continuation(span, 1000, 300, &obj).unwrap();
+        let other = answer(206, Some("bytes 300-999/2000"), Some(700));
+        assert!(matches!(
+            check_continuation(&c, &obj, &other),
+            Err(Outcome::Mismatch(Mismatch::Total { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_query_range_continuation_needs_its_exact_length() {
+        let span = Span::Query { start: 100 };
+        let first = answer(200, None, Some(100));
+        let obj = Object::of(&first, span, Some(5000));
+        let c = continuation(span, 100, 40, &obj).unwrap();
+        let check = |a: &Answer| check_continuation(&c, &obj, a);
+        // googlevideo's answer: a 200 without Content-Range, exactly the bytes asked for.
+        assert_eq!(check(&answer(200, None, Some(60))), Ok(()));
+        for len in [None, Some(59), Some(61), Some(5000)] {
+            assert!(
+                matches!(
+                    check(&answer(200, None, len)),
+                    Err(Outcome::Mismatch(Mismatch::Length { .. }))
+                ),
+                "{len:?}"
+            );
+        }
+        assert!(matches!(
+            check(&answer(200, Some("bytes 140-199/9999"), Some(60))),
+            Err(Outcome::Mismatch(Mismatch::Total { .. }))
+        ));
+        let mut other = answer(200, None, Some(60));
+        other.etag = Some("\"b\"".into());
+        assert!(matches!(
+            check(&other),
+            Err(Outcome::Mismatch(Mismatch::Validator { .. }))
         ));
     }
 }

@@ -1,8 +1,9 @@
 //! The body that resumes: the client's response streams from upstream as it comes (frame by
 //! frame, with the backpressure of the client reading it); when the upstream body breaks or
-//! ends short, the remainder is fetched ([`Refetch`]) and streamed on into the same response.
-//! Bytes are counted, never held: the client gets exactly `expected` bytes or, when recovery
-//! is impossible, an aborted (truncated) response, never padding.
+//! ends short, the remainder is fetched ([`Refetch`], which asks the refusal policy how) and
+//! streamed on into the same response. Bytes are counted, never held: the client gets exactly
+//! `expected` bytes or, when recovery stops, an aborted response (a body error: hyper cuts the
+//! connection or resets the HTTP/2 stream), never padding and never a complete-looking body.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,12 +14,13 @@ use futures::future::BoxFuture;
 use http_body::{Frame, SizeHint};
 use hudsucker::Body;
 
-use super::Signal;
+use super::Stop;
 
-/// Fetches the remainder of a response after `signal`, from `delivered` bytes into it: the
-/// body of the continuation (already checked to hold exactly the rest), or why it failed.
+/// Fetches the remainder of a response that was cut `delivered` bytes into it: the body of a
+/// continuation already proved to hold exactly the rest of the same object, or why healing
+/// stops (the policy's budget, another object, no token).
 pub trait Refetch: Send + Sync + 'static {
-    fn refetch(&self, signal: Signal, delivered: u64) -> BoxFuture<'static, Result<Body, Signal>>;
+    fn refetch(&self, delivered: u64) -> BoxFuture<'static, Result<Body, Stop>>;
 }
 
 /// A media body that resumes; see the module docs.
@@ -26,72 +28,55 @@ pub struct Resuming {
     body: Option<Body>,
     /// The continuation being fetched (in a mutex only so the body is `Sync`, as hudsucker's
     /// boxed bodies must be; it is never contended).
-    pending: Option<std::sync::Mutex<BoxFuture<'static, Result<Body, Signal>>>>,
+    pending: Option<std::sync::Mutex<BoxFuture<'static, Result<Body, Stop>>>>,
     refetch: Arc<dyn Refetch>,
     delivered: u64,
     expected: u64,
-    attempts: u32,
-    max_attempts: u32,
     /// What the log calls this response.
     what: String,
     finished: bool,
 }
 
 impl Resuming {
-    pub fn new(
-        body: Body,
-        expected: u64,
-        refetch: Arc<dyn Refetch>,
-        max_attempts: u32,
-        what: String,
-    ) -> Self {
+    pub fn new(body: Body, expected: u64, refetch: Arc<dyn Refetch>, what: String) -> Self {
         Resuming {
             body: Some(body),
             pending: None,
             refetch,
             delivered: 0,
             expected,
-            attempts: 0,
-            max_attempts,
             what,
             finished: false,
         }
     }
 
-    /// Starts a continuation after `signal`, or gives up (the error aborts the client's
-    /// response).
-    fn recover(&mut self, signal: Signal) -> Result<(), hudsucker::Error> {
+    /// Starts fetching the remainder after the body was cut (`how`, for the log).
+    fn recover(&mut self, how: &str) {
         self.body = None;
-        if self.attempts >= self.max_attempts {
-            self.finished = true;
-            tracing::warn!(
-                what = %self.what,
-                delivered = self.delivered,
-                expected = self.expected,
-                attempts = self.attempts,
-                reason = %signal.reason(),
-                "media response cannot be resumed; the client's response ends truncated"
-            );
-            return Err(hudsucker::Error::Io(std::io::Error::other(format!(
-                "upstream media broke after {} of {} bytes and could not be resumed: {}",
-                self.delivered,
-                self.expected,
-                signal.reason()
-            ))));
-        }
-        self.attempts += 1;
         tracing::info!(
             what = %self.what,
             delivered = self.delivered,
             expected = self.expected,
-            attempt = self.attempts,
-            reason = %signal.reason(),
-            "resuming a broken media response"
+            reason = %how,
+            "media body cut; resuming"
         );
-        self.pending = Some(std::sync::Mutex::new(
-            self.refetch.refetch(signal, self.delivered),
-        ));
-        Ok(())
+        self.pending = Some(std::sync::Mutex::new(self.refetch.refetch(self.delivered)));
+    }
+
+    /// Healing stopped: the error that aborts the client's response.
+    fn give_up(&mut self, stop: Stop) -> hudsucker::Error {
+        self.finished = true;
+        tracing::warn!(
+            what = %self.what,
+            delivered = self.delivered,
+            expected = self.expected,
+            reason = %stop,
+            "media response cannot be resumed; the client's response is aborted"
+        );
+        hudsucker::Error::Io(std::io::Error::other(format!(
+            "upstream media broke after {} of {} bytes and could not be resumed: {stop}",
+            self.delivered, self.expected
+        )))
     }
 }
 
@@ -118,12 +103,9 @@ impl http_body::Body for Resuming {
                         this.pending = None;
                         this.body = Some(body);
                     }
-                    Poll::Ready(Err(signal)) => {
+                    Poll::Ready(Err(stop)) => {
                         this.pending = None;
-                        if let Err(e) = this.recover(signal) {
-                            return Poll::Ready(Some(Err(e)));
-                        }
-                        continue;
+                        return Poll::Ready(Some(Err(this.give_up(stop))));
                     }
                 }
             }
@@ -154,30 +136,18 @@ impl http_body::Body for Resuming {
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let signal = Signal::Broken {
-                        delivered: this.delivered,
-                        error: crate::errtext::error_chain(&e),
-                    };
                     if this.delivered >= this.expected {
                         this.finished = true;
                         return Poll::Ready(None);
                     }
-                    if let Err(e) = this.recover(signal) {
-                        return Poll::Ready(Some(Err(e)));
-                    }
+                    this.recover(&crate::errtext::error_chain(&e));
                 }
                 Poll::Ready(None) => {
                     if this.delivered >= this.expected {
                         this.finished = true;
                         return Poll::Ready(None);
                     }
-                    let signal = Signal::CutShort {
-                        delivered: this.delivered,
-                        expected: this.expected,
-                    };
-                    if let Err(e) = this.recover(signal) {
-                        return Poll::Ready(Some(Err(e)));
-                    }
+                    this.recover("ended before its length");
                 }
             }
         }
@@ -219,76 +189,55 @@ mod tests {
         ))
     }
 
-    /// Serves continuations from a script: each call pops the next answer.
+    /// Serves continuations from a script: each call pops the next answer (up to which byte
+    /// the continuation gets, and whether it then fails; or why healing stops).
     struct Script {
-        answers: Mutex<Vec<Result<(u64, bool), Signal>>>,
-        calls: Mutex<Vec<(Signal, u64)>>,
-        total: u64,
+        answers: Mutex<Vec<Result<(u64, bool), Stop>>>,
+        calls: Mutex<Vec<u64>>,
     }
 
     impl Refetch for Script {
-        fn refetch(
-            &self,
-            signal: Signal,
-            delivered: u64,
-        ) -> BoxFuture<'static, Result<Body, Signal>> {
-            self.calls.lock().unwrap().push((signal, delivered));
+        fn refetch(&self, delivered: u64) -> BoxFuture<'static, Result<Body, Stop>> {
+            self.calls.lock().unwrap().push(delivered);
             let next = self.answers.lock().unwrap().remove(0);
-            let total = self.total;
             Box::pin(async move {
                 let (upto, fail) = next?;
-                Ok(body(bytes(delivered, upto.min(total) - delivered), fail))
+                Ok(body(bytes(delivered, upto - delivered), fail))
             })
         }
     }
 
-    fn script(answers: Vec<Result<(u64, bool), Signal>>, total: u64) -> Arc<Script> {
+    fn script(answers: Vec<Result<(u64, bool), Stop>>) -> Arc<Script> {
         Arc::new(Script {
             answers: Mutex::new(answers),
             calls: Mutex::new(Vec::new()),
-            total,
         })
     }
 
     #[tokio::test]
     async fn a_body_reset_twice_arrives_whole_and_in_order() {
-        let s = script(vec![Ok((2500, true)), Ok((5000, false))], 5000);
-        let r = Resuming::new(body(bytes(0, 1000), true), 5000, s.clone(), 3, "t".into());
+        let s = script(vec![Ok((2500, true)), Ok((5000, false))]);
+        let r = Resuming::new(body(bytes(0, 1000), true), 5000, s.clone(), "t".into());
         let got = r.collect().await.unwrap().to_bytes();
         assert_eq!(got.to_vec(), bytes(0, 5000));
-        let calls = s.calls.lock().unwrap().clone();
-        assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), [1000, 2500]);
-        assert!(matches!(calls[0].0, Signal::Broken { .. }));
+        assert_eq!(*s.calls.lock().unwrap(), [1000, 2500]);
     }
 
     #[tokio::test]
-    async fn a_short_body_is_continued_after_a_refused_continuation() {
-        let s = script(vec![Err(Signal::Forbidden), Ok((5000, false))], 5000);
-        let r = Resuming::new(body(bytes(0, 700), false), 5000, s.clone(), 3, "t".into());
+    async fn a_short_body_is_continued_from_where_it_ended() {
+        let s = script(vec![Ok((5000, false))]);
+        let r = Resuming::new(body(bytes(0, 700), false), 5000, s.clone(), "t".into());
         let got = r.collect().await.unwrap().to_bytes();
         assert_eq!(got.to_vec(), bytes(0, 5000));
-        let calls = s.calls.lock().unwrap().clone();
-        assert_eq!(
-            calls[0].0,
-            Signal::CutShort {
-                delivered: 700,
-                expected: 5000
-            }
-        );
-        assert_eq!(calls[1], (Signal::Forbidden, 700));
+        assert_eq!(*s.calls.lock().unwrap(), [700]);
     }
 
     #[tokio::test]
-    async fn when_every_continuation_fails_the_body_ends_in_an_error_never_padded() {
-        let s = script(
-            vec![
-                Err(Signal::Forbidden),
-                Err(Signal::Forbidden),
-                Err(Signal::Forbidden),
-            ],
-            5000,
-        );
-        let mut r = Resuming::new(body(bytes(0, 700), false), 5000, s.clone(), 3, "t".into());
+    async fn when_healing_stops_the_body_ends_in_an_error_never_padded() {
+        let s = script(vec![Err(Stop::NotTheSameObject(
+            super::super::Mismatch::Validator { which: "ETag" },
+        ))]);
+        let mut r = Resuming::new(body(bytes(0, 700), false), 5000, s.clone(), "t".into());
         let mut got = Vec::new();
         let mut failed = false;
         while let Some(f) = r.frame().await {
@@ -302,6 +251,6 @@ mod tests {
         }
         assert!(failed);
         assert_eq!(got, bytes(0, 700));
-        assert_eq!(s.calls.lock().unwrap().len(), 3);
+        assert_eq!(s.calls.lock().unwrap().len(), 1);
     }
 }

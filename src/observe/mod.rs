@@ -26,6 +26,147 @@ use hudsucker::Body;
 
 use crate::metrics;
 
+/// What kind of traffic an exchange is: the access line's `kind` and the counters' label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Player,
+    Media,
+    Sabr,
+    Captions,
+    Page,
+    InnerTube,
+    Other,
+    /// A blind tunnel after `CONNECT`.
+    Tunnel,
+    /// An upgraded (WebSocket-style) connection after its `101`.
+    Upgrade,
+    /// A blind tunnel after a SOCKS5 `CONNECT`.
+    Socks5,
+}
+
+impl Kind {
+    /// The kind of a classified request (a SABR request is marked [`Kind::Sabr`] once its
+    /// plan says so).
+    pub fn of(route: &crate::classify::Route) -> Kind {
+        use crate::classify::Route;
+        match route {
+            Route::Player => Kind::Player,
+            Route::Media { .. } | Route::Manifest { .. } => Kind::Media,
+            Route::Subtitles { .. } => Kind::Captions,
+            Route::Page => Kind::Page,
+            Route::InnerTube => Kind::InnerTube,
+            Route::Other => Kind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Player => "player",
+            Kind::Media => "media",
+            Kind::Sabr => "sabr",
+            Kind::Captions => "captions",
+            Kind::Page => "page",
+            Kind::InnerTube => "innertube",
+            Kind::Other => "other",
+            Kind::Tunnel => "tunnel",
+            Kind::Upgrade => "upgrade",
+            Kind::Socks5 => "socks5",
+        }
+    }
+
+    /// Requests that carry a token (a 403 to one of them is a refusal of it).
+    pub fn carries_token(self) -> bool {
+        matches!(
+            self,
+            Kind::Player | Kind::Media | Kind::Sabr | Kind::Captions
+        )
+    }
+
+    /// Answers buffered whole in the proxy (worth a trim of freed memory when large).
+    fn buffered(self) -> bool {
+        matches!(self, Kind::Player | Kind::Page | Kind::InnerTube)
+    }
+}
+
+/// How a response body ended: the access line's `body`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    Complete,
+    /// It broke (upstream failed, or healing gave up).
+    Error,
+    /// Dropped before its end (the client went away).
+    Aborted,
+}
+
+impl BodyEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyEnd::Complete => "complete",
+            BodyEnd::Error => "error",
+            BodyEnd::Aborted => "aborted",
+        }
+    }
+}
+
+/// What became of an exchange: the access line's `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A token went in.
+    Rewritten,
+    /// The client's own token was kept.
+    Kept,
+    /// Forwarded untouched (not the proxy's business).
+    Passed,
+    /// Could not be rewritten; forwarded unchanged (or 502 under `strict`).
+    GaveUp,
+    /// Upstream answered 403 to a request carrying a token.
+    RefusedUpstream,
+    /// No response from upstream; for a tunnel, a socket error ended it.
+    Error,
+    /// A tunnel closed after `[timeouts] tunnel_idle_secs` without a byte either way.
+    IdleTimeout,
+    /// A tunnel whose server side was never opened (refused or unreachable).
+    NotOpened,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Rewritten => "rewritten",
+            Outcome::Kept => "kept",
+            Outcome::Passed => "passed",
+            Outcome::GaveUp => "gave_up",
+            Outcome::RefusedUpstream => "refused_upstream",
+            Outcome::Error => "error",
+            Outcome::IdleTimeout => "idle_timeout",
+            Outcome::NotOpened => "not_opened",
+        }
+    }
+}
+
+/// Where a token was put: the access line's `rewrite` and the rewrite counter's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    Player,
+    Media,
+    Sabr,
+    Captions,
+    /// The URLs of a player response (does not make the request `rewritten` by itself).
+    PlayerResponse,
+}
+
+impl Rewrite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rewrite::Player => "player",
+            Rewrite::Media => "media",
+            Rewrite::Sabr => "sabr",
+            Rewrite::Captions => "captions",
+            Rewrite::PlayerResponse => "player_response",
+        }
+    }
+}
+
 /// What the handler did with one request, for the access log and the counters.
 #[derive(Debug)]
 pub struct Exchange {
@@ -40,9 +181,9 @@ pub struct Exchange {
 
 #[derive(Debug)]
 struct Marks {
-    kind: &'static str,
-    outcome: &'static str,
-    rewrite: Vec<&'static str>,
+    kind: Kind,
+    outcome: Outcome,
+    rewrite: Vec<Rewrite>,
 }
 
 impl Exchange {
@@ -55,8 +196,8 @@ impl Exchange {
             started: Instant::now(),
             request_bytes: Arc::new(AtomicU64::new(0)),
             marks: Mutex::new(Marks {
-                kind: "other",
-                outcome: "passed",
+                kind: Kind::Other,
+                outcome: Outcome::Passed,
                 rewrite: Vec::new(),
             }),
         })
@@ -66,31 +207,30 @@ impl Exchange {
         self.marks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The route's kind: player, media, sabr, captions, page, innertube, other.
-    pub fn kind(&self, kind: &'static str) {
+    /// The route's kind.
+    pub fn kind(&self, kind: Kind) {
         self.marks().kind = kind;
     }
 
     /// The kind marked so far.
-    pub fn current_kind(&self) -> &'static str {
+    pub fn current_kind(&self) -> Kind {
         self.marks().kind
     }
 
-    /// The outcome: rewritten, kept, passed, gave_up, refused_upstream, error.
-    pub fn outcome(&self, outcome: &'static str) {
+    pub fn outcome(&self, outcome: Outcome) {
         self.marks().outcome = outcome;
     }
 
-    /// A token was put into the traffic (`what`: player, media, sabr, captions,
-    /// player_response); the request's outcome becomes `rewritten`.
-    pub fn rewrote(&self, what: &'static str) {
-        metrics::REWRITES.with(&[what]).inc();
+    /// A token was put into the traffic; the request's outcome becomes `rewritten` (a player
+    /// response's URLs aside).
+    pub fn rewrote(&self, what: Rewrite) {
+        metrics::REWRITES.with(&[what.as_str()]).inc();
         let mut m = self.marks();
         if !m.rewrite.contains(&what) {
             m.rewrite.push(what);
         }
-        if what != "player_response" {
-            m.outcome = "rewritten";
+        if what != Rewrite::PlayerResponse {
+            m.outcome = Outcome::Rewritten;
         }
     }
 
@@ -99,7 +239,7 @@ impl Exchange {
         let kind = self.marks().kind;
         let total = self.request_bytes.clone();
         // Looked up once: the per-frame path is an atomic add, no label lookup.
-        let counter = metrics::BYTES.with(&["upstream", kind]);
+        let counter = metrics::BYTES.with(&["upstream", kind.as_str()]);
         req.map(|b| {
             Body::from(BoxBody::new(Counted {
                 inner: b,
@@ -118,10 +258,10 @@ impl Exchange {
         let kind = self.marks().kind;
         let bytes = Arc::new(AtomicU64::new(0));
         let seen_bytes = bytes.clone();
-        let counter = metrics::BYTES.with(&["downstream", kind]);
+        let counter = metrics::BYTES.with(&["downstream", kind.as_str()]);
         res.map(|b| {
             if b.is_end_stream() {
-                self.log(status, 0, "complete");
+                self.log(status, 0, BodyEnd::Complete);
                 return b;
             }
             Body::from(BoxBody::new(Counted {
@@ -139,15 +279,15 @@ impl Exchange {
 
     /// The access line for an exchange that got no response from upstream.
     pub fn failed(self: Arc<Self>, status: u16) {
-        self.outcome("error");
-        self.log(status, 0, "complete");
+        self.outcome(Outcome::Error);
+        self.log(status, 0, BodyEnd::Complete);
     }
 
-    fn log(&self, status: u16, bytes_out: u64, body: &'static str) {
+    fn log(&self, status: u16, bytes_out: u64, body: BodyEnd) {
         // Read under the lock instead of copied out: nothing marks an exchange once it is logged.
         let m = self.marks();
-        let outcome = m.outcome;
-        if bytes_out >= LARGE_BUFFERED_BODY && matches!(m.kind, "player" | "page" | "innertube") {
+        let (kind, outcome) = (m.kind.as_str(), m.outcome.as_str());
+        if bytes_out >= LARGE_BUFFERED_BODY && m.kind.buffered() {
             // A moment later: the last frame's buffer is still being written when this runs.
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async {
@@ -156,12 +296,17 @@ impl Exchange {
                 });
             }
         }
-        metrics::REQUESTS.with(&[m.kind, outcome]).inc();
+        metrics::REQUESTS.with(&[kind, outcome]).inc();
         // Most requests rewrite nothing or one thing: only a combination allocates.
         let rewrite: std::borrow::Cow<'static, str> = match m.rewrite.as_slice() {
             [] => "-".into(),
-            [one] => (*one).into(),
-            many => many.join("+").into(),
+            [one] => one.as_str().into(),
+            many => many
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join("+")
+                .into(),
         };
         tracing::info!(
             target: "potproxy::access",
@@ -172,10 +317,10 @@ impl Exchange {
             bytes_in = self.request_bytes.load(Ordering::Relaxed),
             bytes_out,
             ms = self.started.elapsed().as_millis() as u64,
-            kind = m.kind,
+            kind,
             outcome,
             rewrite = %rewrite,
-            body,
+            body = body.as_str(),
             "access"
         );
     }
@@ -206,35 +351,11 @@ pub fn release_memory() {
     }
 }
 
-/// How a tunnel ended, for its access line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TunnelEnd {
-    /// Both sides closed.
-    Closed,
-    /// Neither side moved a byte for `[timeouts] tunnel_idle_secs`.
-    Idle,
-    /// A socket error ended it.
-    Error,
-    /// The server side was never opened (refused or unreachable).
-    NotOpened,
-}
-
-impl TunnelEnd {
-    fn outcome(self) -> &'static str {
-        match self {
-            TunnelEnd::Closed => "passed",
-            TunnelEnd::Idle => "idle_timeout",
-            TunnelEnd::Error => "error",
-            TunnelEnd::NotOpened => "not_opened",
-        }
-    }
-}
-
 /// One blind tunnel (a `CONNECT` or an upgraded connection), once it closed.
 #[derive(Debug)]
 pub struct TunnelRecord<'a> {
-    /// `tunnel`, `upgrade` or `socks5`.
-    pub kind: &'static str,
+    /// [`Kind::Tunnel`], [`Kind::Upgrade`] or [`Kind::Socks5`].
+    pub kind: Kind,
     pub authority: &'a str,
     /// What the client was answered: 200 (CONNECT), 101 (upgrade), or the refusal.
     pub status: u16,
@@ -242,24 +363,24 @@ pub struct TunnelRecord<'a> {
     /// Bytes from the client to the server, and back.
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub end: TunnelEnd,
+    /// [`Outcome::Passed`] (both sides closed), [`Outcome::IdleTimeout`], [`Outcome::Error`]
+    /// or [`Outcome::NotOpened`].
+    pub outcome: Outcome,
 }
 
 /// The access line and counters of a blind tunnel, once it closed.
 pub fn tunnel_closed(r: &TunnelRecord<'_>) {
-    let outcome = r.end.outcome();
-    metrics::REQUESTS.with(&[r.kind, outcome]).inc();
+    let (kind, outcome) = (r.kind.as_str(), r.outcome.as_str());
+    metrics::REQUESTS.with(&[kind, outcome]).inc();
+    metrics::BYTES.with(&["upstream", kind]).inc_by(r.bytes_in);
     metrics::BYTES
-        .with(&["upstream", r.kind])
-        .inc_by(r.bytes_in);
-    metrics::BYTES
-        .with(&["downstream", r.kind])
+        .with(&["downstream", kind])
         .inc_by(r.bytes_out);
     tracing::info!(
         target: "potproxy::access",
         method = match r.kind {
-            "upgrade" => "GET",
-            "socks5" => "SOCKS5",
+            Kind::Upgrade => "GET",
+            Kind::Socks5 => "SOCKS5",
             _ => "CONNECT",
         },
         host = %r.authority,
@@ -268,17 +389,17 @@ pub fn tunnel_closed(r: &TunnelRecord<'_>) {
         bytes_in = r.bytes_in,
         bytes_out = r.bytes_out,
         ms = r.started.elapsed().as_millis() as u64,
-        kind = r.kind,
+        kind,
         outcome,
         rewrite = "-",
         "access"
     );
 }
 
-type End = Box<dyn FnOnce(&'static str) + Send + Sync>;
+type End = Box<dyn FnOnce(BodyEnd) + Send + Sync>;
 
 /// A body passed through frame by frame, its data bytes reported as they go by; `end` runs
-/// once with how the body ended: `complete`, `error` or `aborted` (dropped before its end).
+/// once with how the body ended.
 struct Counted {
     inner: Body,
     seen: Box<dyn Fn(u64) + Send + Sync>,
@@ -286,7 +407,7 @@ struct Counted {
 }
 
 impl Counted {
-    fn end(&mut self, how: &'static str) {
+    fn end(&mut self, how: BodyEnd) {
         if let Some(end) = self.end.take() {
             end(how);
         }
@@ -308,11 +429,11 @@ impl HttpBody for Counted {
                     (self.seen)(data.len() as u64);
                 }
                 if self.inner.is_end_stream() {
-                    self.end("complete");
+                    self.end(BodyEnd::Complete);
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.end("error"),
-            Poll::Ready(None) => self.end("complete"),
+            Poll::Ready(Some(Err(_))) => self.end(BodyEnd::Error),
+            Poll::Ready(None) => self.end(BodyEnd::Complete),
             Poll::Pending => {}
         }
         polled
@@ -329,7 +450,7 @@ impl HttpBody for Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.end("aborted");
+        self.end(BodyEnd::Aborted);
     }
 }
 
@@ -345,7 +466,7 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         let ex = Exchange::open(&req, "rr1---sn-x.googlevideo.com");
-        ex.kind("media");
+        ex.kind(Kind::Media);
         assert_eq!(ex.path, "/videoplayback", "no query in the record");
         let before = metrics::BYTES.get(&["downstream", "media"]);
         let res = Response::new(Body::from(http_body_util::Full::new(Bytes::from_static(

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use super::io::Counted;
 use crate::access::Refusal;
 use crate::limits::ClientConn;
-use crate::observe::{TunnelEnd, TunnelRecord};
+use crate::observe::{Kind, Outcome, TunnelRecord};
 use crate::upstream::{DialError, Resolver};
 
 /// Dials and relays blind tunnels; one per proxy listener.
@@ -53,11 +53,11 @@ pub enum Via {
 }
 
 impl Via {
-    fn kind(self) -> &'static str {
+    fn kind(self) -> Kind {
         match self {
-            Via::Connect => "tunnel",
-            Via::Upgrade => "upgrade",
-            Via::Socks5 => "socks5",
+            Via::Connect => Kind::Tunnel,
+            Via::Upgrade => Kind::Upgrade,
+            Via::Socks5 => Kind::Socks5,
         }
     }
 
@@ -102,7 +102,7 @@ impl Opened {
             started: self.started,
             bytes_in: 0,
             bytes_out: 0,
-            end: TunnelEnd::NotOpened,
+            outcome: Outcome::NotOpened,
         });
     }
 }
@@ -147,10 +147,10 @@ impl Tunnels {
             crate::limits::tunnel(client, server, idle).await
         }
         .await;
-        let end = match &result {
-            Ok(_) => TunnelEnd::Closed,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => TunnelEnd::Idle,
-            Err(_) => TunnelEnd::Error,
+        let outcome = match &result {
+            Ok(_) => Outcome::Passed,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::IdleTimeout,
+            Err(_) => Outcome::Error,
         };
         if let Err(e) = &result {
             tracing::debug!(authority = %opened.authority, error = %e, "tunnel closed with an error");
@@ -162,7 +162,7 @@ impl Tunnels {
             started: opened.started,
             bytes_in: first.len() as u64 + read_from_client.load(Ordering::Relaxed),
             bytes_out: read_from_server.load(Ordering::Relaxed),
-            end,
+            outcome,
         });
     }
 }

@@ -7,8 +7,13 @@
 //! With trust grading on, a valid but low-trust token's media gets a budget
 //! ([`Behaviour::low_trust_budget`], 1 MiB): then the response is cut ([`LowTrust::Cut`]) or
 //! further requests get 403 ([`LowTrust::Forbidden`]); UMP answers StreamProtectionStatus 2,
-//! a little media, then 3. Fault switches cut responses or refuse continuations whatever the
-//! token, for resume tests.
+//! a little media, then 3. Fault switches cut responses, refuse continuations whatever the
+//! token, or replace the object behind every media URL ([`Behaviour::replace_object_after`]:
+//! other bytes, length, ETag and Last-Modified), for resume tests. Media responses carry an
+//! ETag and Last-Modified, and `If-Range` is honoured: a stale validator gets the whole current
+//! object with a 200.
+//!
+//! [`Behaviour::replace_object_after`]: super::origin::Behaviour::replace_object_after
 //!
 //! [`Behaviour::low_trust_budget`]: super::origin::Behaviour::low_trust_budget
 
@@ -38,6 +43,65 @@ pub fn media_bytes(start: u64, len: u64) -> Vec<u8> {
 
 /// Size of `/videoplayback` media unless the URL says `clen=`.
 pub const DEFAULT_MEDIA_LEN: u64 = 3 * 1024 * 1024 + 12_345;
+
+/// The object a media URL serves: the original, or the one that replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaObject {
+    Original,
+    Replacement,
+}
+
+impl MediaObject {
+    /// Its length, for a URL whose `clen` says `clen`.
+    pub fn total(self, clen: u64) -> u64 {
+        match self {
+            MediaObject::Original => clen,
+            MediaObject::Replacement => clen + 999_999,
+        }
+    }
+
+    pub fn byte(self, i: u64) -> u8 {
+        match self {
+            MediaObject::Original => media_byte(i),
+            MediaObject::Replacement => media_byte(i) ^ 0xa5,
+        }
+    }
+
+    pub fn etag(self, clen: u64) -> String {
+        match self {
+            MediaObject::Original => format!("\"orig-{clen}\""),
+            MediaObject::Replacement => format!("\"repl-{clen}\""),
+        }
+    }
+
+    pub fn last_modified(self) -> &'static str {
+        match self {
+            MediaObject::Original => "Mon, 01 Jun 2026 10:00:00 GMT",
+            MediaObject::Replacement => "Tue, 02 Jun 2026 10:00:00 GMT",
+        }
+    }
+}
+
+/// Where the body of a GET of `url` starts (its `range=` query, else 0).
+pub fn requested_start(url: &str) -> u64 {
+    url.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("range="))
+        .and_then(|r| r.split('-').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Which object the next media response serves (counting down the replacement switch).
+fn next_object(state: &FakeState) -> MediaObject {
+    let mut live = state.behaviour.lock().unwrap();
+    match live.replace_object_after {
+        Some(0) => MediaObject::Replacement,
+        Some(n) => {
+            live.replace_object_after = Some(n - 1);
+            MediaObject::Original
+        }
+        None => MediaObject::Original,
+    }
+}
 
 /// What googlevideo does to a low-trust token's media once its budget is spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,11 +349,22 @@ fn spend(
 }
 
 fn media_response(state: &FakeState, req: &FakeRequest, low_trust: Option<String>) -> Reply {
-    let total = req
+    let clen = req
         .param("clen")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(DEFAULT_MEDIA_LEN);
-    let (start, end, status) = match requested_range(req, total) {
+    let object = match req.host.ends_with(".googlevideo.com") {
+        true => next_object(state),
+        false => MediaObject::Original,
+    };
+    let total = object.total(clen);
+    let etag = object.etag(clen);
+    // A `Range` header under a stale `If-Range` is ignored: the whole current object.
+    let stale = req
+        .header("if-range")
+        .is_some_and(|v| v != etag && v != object.last_modified());
+    let range = requested_range(req, total).filter(|(_, _, query)| *query || !stale);
+    let (start, end, status) = match range {
         Some((a, b, false)) => (a, b, StatusCode::PARTIAL_CONTENT),
         Some((a, b, true)) => (a, b, StatusCode::OK),
         None => (0, total - 1, StatusCode::OK),
@@ -310,7 +385,9 @@ fn media_response(state: &FakeState, req: &FakeRequest, low_trust: Option<String
         .status(status)
         .header("content-type", "audio/mp4")
         .header("access-control-allow-origin", "*")
-        .header("content-length", len.to_string());
+        .header("content-length", len.to_string())
+        .header("etag", etag)
+        .header("last-modified", object.last_modified());
     if status == StatusCode::PARTIAL_CONTENT {
         builder = builder.header("content-range", format!("bytes {start}-{end}/{total}"));
     }
@@ -328,7 +405,9 @@ fn media_response(state: &FakeState, req: &FakeRequest, low_trust: Option<String
         } else {
             n
         };
-        let frame = Frame::data(Bytes::from(media_bytes(pos, n)));
+        let frame = Frame::data(Bytes::from(
+            (pos..pos + n).map(|i| object.byte(i)).collect::<Vec<u8>>(),
+        ));
         Some((Ok::<_, Infallible>(frame), pos + n))
     });
     builder.body(StreamBody::new(stream).boxed()).unwrap()

@@ -66,6 +66,9 @@ pub struct Behaviour {
     /// The next this many media requests that start past byte 0 (continuations, when the
     /// client itself asks for whole files) get a 403.
     pub forbid_continuations: u32,
+    /// After this many more media responses, every media URL serves another object (other
+    /// bytes, length, ETag and Last-Modified), as when a format is re-encoded.
+    pub replace_object_after: Option<u32>,
 }
 
 impl Default for Behaviour {
@@ -89,6 +92,7 @@ impl Default for Behaviour {
             cut_responses: 0,
             cut_at: 0,
             forbid_continuations: 0,
+            replace_object_after: None,
         }
     }
 }

@@ -47,6 +47,14 @@ pub enum StartError {
     },
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// Transparent mode cannot be set up (marking needs `CAP_NET_ADMIN`, TPROXY too).
+    #[error(
+        "config key `{key}`: {source} (transparent mode needs CAP_NET_ADMIN to mark potproxy's own connections; run as root or grant the capability, or set `[transparent] mark = 0` and exempt potproxy's user in the rules)"
+    )]
+    Transparent {
+        key: &'static str,
+        source: std::io::Error,
+    },
     /// The proxy task panicked or was cancelled.
     #[error("proxy setup failed: {0}")]
     Stopped(#[source] tokio::task::JoinError),
@@ -62,6 +70,8 @@ pub struct RunningProxy {
     pub api_addr: Option<SocketAddr>,
     /// Where the SOCKS5 listener is, when `[socks] listen` is set.
     pub socks_addr: Option<SocketAddr>,
+    /// Where the transparent listener is, when `[transparent] listen` is set.
+    pub transparent_addr: Option<SocketAddr>,
     /// The fleet's Redis (`[cluster]`), when configured: its failed-call counter is for
     /// `/metrics`, its set-aside API for source verdicts.
     pub cluster: Option<crate::cluster::Cluster>,
@@ -253,9 +263,15 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     };
     let socks = config.socks.map(bind_proxy).transpose()?;
     let socks_addr = socks.as_ref().map(|(_, a)| *a);
+    let transparent = config
+        .transparent
+        .as_ref()
+        .map(bind_transparent)
+        .transpose()?;
+    let transparent_addr = transparent.as_ref().map(|(_, a, _)| *a);
     // potproxy's own listeners are never a destination through it.
     gate.destinations.set_own_listeners(
-        [Some(addr), api_addr, socks_addr]
+        [Some(addr), api_addr, socks_addr, transparent_addr]
             .into_iter()
             .flatten()
             .collect(),
@@ -273,6 +289,10 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         tokio::spawn(proxy.clone().run(l, WayIn::Socks5));
         tracing::info!(addr = %socks_addr, "SOCKS5 listening");
     }
+    if let Some((l, at, tproxy)) = transparent {
+        tokio::spawn(proxy.clone().run(l, WayIn::Transparent { tproxy }));
+        tracing::info!(addr = %at, tproxy, mark = ?config.upstream.mark, "transparent listener (redirected connections)");
+    }
     let task = tokio::spawn(proxy.run(listener, WayIn::Http));
     tokio::spawn(release_memory_after_loads(drain.clone()));
     tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
@@ -283,6 +303,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         services,
         api_addr,
         socks_addr,
+        transparent_addr,
         cluster,
         api_shutdown: Some(api_stop),
         drain,
@@ -333,6 +354,61 @@ fn bind_proxy(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), StartErro
     let listener = bind_nodelay(listen).map_err(err)?;
     let addr = listener.local_addr().map_err(err)?;
     Ok((listener, addr))
+}
+
+/// The transparent listener: a TPROXY target gets `IP_TRANSPARENT` before it binds; potproxy's
+/// own connections must be markable, or the redirect rules would loop them back here.
+fn bind_transparent(
+    t: &crate::config::TransparentConfig,
+) -> Result<(TcpListener, SocketAddr, bool), StartError> {
+    if let Some(mark) = t.mark {
+        upstream::can_mark(mark).map_err(|source| StartError::Transparent {
+            key: "transparent.mark",
+            source,
+        })?;
+    }
+    let err = |source| StartError::Transparent {
+        key: "transparent.listen",
+        source,
+    };
+    let socket = if t.listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    if t.tproxy {
+        set_ip_transparent(&socket).map_err(|source| StartError::Transparent {
+            key: "transparent.tproxy",
+            source,
+        })?;
+    }
+    socket.bind(t.listen).map_err(err)?;
+    let listener = socket.listen(1024).map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
+    Ok((listener, addr, t.tproxy))
+}
+
+/// `IP_TRANSPARENT`: the socket may accept connections for addresses that are not its own.
+fn set_ip_transparent(socket: &tokio::net::TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_IP,
+            libc::IP_TRANSPARENT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The provider API on its own listener, until `stopped` fires; its bound address.

@@ -92,6 +92,38 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout, e.g. `potproxy man > potproxy.1`.
     Man,
+    /// Print nftables rules for transparent mode (`nft -f`): this host's own traffic, with
+    /// potproxy's marked connections exempt, or with --gateway the traffic of hosts routed
+    /// through this one. Both drop UDP 443 so clients leave QUIC for TCP.
+    Rules {
+        /// Rules for a gateway (prerouting) instead of this host (output).
+        #[arg(long)]
+        gateway: bool,
+        /// The transparent listener's port. Default: `[transparent] listen`'s.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+/// `potproxy rules`: the nftables rules for the configured (or given) transparent port.
+pub fn rules(config: &Config, gateway: bool, port: Option<u16>) -> anyhow::Result<()> {
+    let transparent = config.transparent.as_ref();
+    let Some(port) = port.or(transparent.map(|t| t.listen.port())) else {
+        anyhow::bail!(
+            "no transparent listener: set `[transparent] listen` in the configuration or pass --port"
+        );
+    };
+    let mark = match transparent {
+        Some(t) => t.mark,
+        None => Some(potproxy::config::DEFAULT_MARK),
+    };
+    let for_ = if gateway {
+        potproxy::serve::transparent::RulesFor::Gateway
+    } else {
+        potproxy::serve::transparent::RulesFor::Host
+    };
+    print!("{}", potproxy::serve::transparent::rules(for_, port, mark));
+    Ok(())
 }
 
 impl Cli {

@@ -67,11 +67,16 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Check) = &cli.command {
         return cli::check(&cli, &config, &state);
     }
+    if let Some(Command::Rules { gateway, port }) = &cli.command {
+        return cli::rules(&config, *gateway, *port);
+    }
     cli::prepare_state(&state, &config)?;
 
     match cli.command.unwrap_or(Command::Run) {
         Command::Ca { pem } => cli::ca(&config, pem),
-        Command::Check | Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Check | Command::Completions { .. } | Command::Man | Command::Rules { .. } => {
+            Ok(())
+        }
         Command::Mint {
             content_binding,
             proxy,

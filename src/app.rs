@@ -238,62 +238,32 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         cluster.as_ref().map(fleet_tokens),
     )?;
     prewarm(&services, &config);
+    warn_if_open(&config);
+    let listeners = Listeners::bind(&config)?;
+    let (api_addr, api_stop) = match config.api.enabled {
+        true => {
+            let (addr, stop) =
+                start_api(&config, &services, &ca, &cluster, &instance, listeners.addr).await?;
+            (Some(addr), Some(stop))
+        }
+        false => (None, None),
+    };
     let gate = Arc::new(Gate::new(
         &config.access,
         config.listen.ip(),
         chosen_destinations(&config),
     ));
-    warn_if_open(&config);
-    let (listener, addr) = bind_proxy(config.listen)?;
-    let (api_stop, api_stopped) = oneshot::channel::<()>();
-    let api_addr = match config.api.enabled {
-        true => Some(
-            start_api(
-                &config,
-                &services,
-                &ca,
-                &cluster,
-                &instance,
-                addr,
-                api_stopped,
-            )
-            .await?,
-        ),
-        false => None,
-    };
-    let socks = config.socks.map(bind_proxy).transpose()?;
-    let socks_addr = socks.as_ref().map(|(_, a)| *a);
-    let transparent = config
-        .transparent
-        .as_ref()
-        .map(bind_transparent)
-        .transpose()?;
-    let transparent_addr = transparent.as_ref().map(|(_, a, _)| *a);
     // potproxy's own listeners are never a destination through it.
-    gate.destinations.set_own_listeners(
-        [Some(addr), api_addr, socks_addr, transparent_addr]
-            .into_iter()
-            .flatten()
-            .collect(),
-    );
+    gate.destinations
+        .set_own_listeners(listeners.own().chain(api_addr).collect());
     let drain = Drain::new();
-    let proxy = Arc::new(proxy_server(
-        &config,
-        &ca,
-        &services,
-        &cluster,
-        gate,
-        drain.clone(),
-    )?);
-    if let Some((l, socks_addr)) = socks {
-        tokio::spawn(proxy.clone().run(l, WayIn::Socks5));
-        tracing::info!(addr = %socks_addr, "SOCKS5 listening");
-    }
-    if let Some((l, at, tproxy)) = transparent {
-        tokio::spawn(proxy.clone().run(l, WayIn::Transparent { tproxy }));
-        tracing::info!(addr = %at, tproxy, mark = ?config.upstream.mark, "transparent listener (redirected connections)");
-    }
-    let task = tokio::spawn(proxy.run(listener, WayIn::Http));
+    let proxy = proxy_server(&config, &ca, &services, &cluster, gate, drain.clone())?;
+    let (addr, socks_addr, transparent_addr) = (
+        listeners.addr,
+        listeners.socks_addr(),
+        listeners.transparent_addr(),
+    );
+    let task = listeners.serve(Arc::new(proxy));
     tokio::spawn(release_memory_after_loads(drain.clone()));
     tracing::info!(%addr, ca = %ca.cert_path.display(), "potproxy listening");
     Ok(RunningProxy {
@@ -305,12 +275,68 @@ pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
         socks_addr,
         transparent_addr,
         cluster,
-        api_shutdown: Some(api_stop),
+        api_shutdown: api_stop,
         drain,
         drain_time: config.timeouts.drain,
         shutdown_time: config.timeouts.shutdown,
         task: Some(task),
     })
+}
+
+/// The proxy's ways in, bound: the HTTP proxy listener, and SOCKS5 and transparent ones when
+/// configured.
+struct Listeners {
+    http: TcpListener,
+    addr: SocketAddr,
+    socks: Option<(TcpListener, SocketAddr)>,
+    transparent: Option<(TcpListener, SocketAddr, bool)>,
+}
+
+impl Listeners {
+    fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let (http, addr) = bind_proxy(config.listen)?;
+        Ok(Listeners {
+            http,
+            addr,
+            socks: config.socks.map(bind_proxy).transpose()?,
+            transparent: config
+                .transparent
+                .as_ref()
+                .map(bind_transparent)
+                .transpose()?,
+        })
+    }
+
+    fn socks_addr(&self) -> Option<SocketAddr> {
+        self.socks.as_ref().map(|(_, a)| *a)
+    }
+
+    fn transparent_addr(&self) -> Option<SocketAddr> {
+        self.transparent.as_ref().map(|(_, a, _)| *a)
+    }
+
+    /// Every bound address.
+    fn own(&self) -> impl Iterator<Item = SocketAddr> {
+        [Some(self.addr), self.socks_addr(), self.transparent_addr()]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Serves each way in through `proxy`; the HTTP listener's task is the proxy's own.
+    fn serve(
+        self,
+        proxy: Arc<ProxyServer<UpstreamConnector, RcgenAuthority, PotHook>>,
+    ) -> tokio::task::JoinHandle<()> {
+        if let Some((l, addr)) = self.socks {
+            tokio::spawn(proxy.clone().run(l, WayIn::Socks5));
+            tracing::info!(%addr, "SOCKS5 listening");
+        }
+        if let Some((l, addr, tproxy)) = self.transparent {
+            tokio::spawn(proxy.clone().run(l, WayIn::Transparent { tproxy }));
+            tracing::info!(%addr, tproxy, "transparent listener (redirected connections)");
+        }
+        tokio::spawn(proxy.run(self.http, WayIn::Http))
+    }
 }
 
 /// Our CA, loaded or made on first start; intercepted names it cannot sign for are logged.
@@ -411,7 +437,7 @@ fn set_ip_transparent(socket: &tokio::net::TcpSocket) -> std::io::Result<()> {
     }
 }
 
-/// The provider API on its own listener, until `stopped` fires; its bound address.
+/// The provider API on its own listener; its bound address, and what stops it.
 async fn start_api(
     config: &Config,
     services: &Services,
@@ -419,8 +445,8 @@ async fn start_api(
     cluster: &Option<crate::cluster::Cluster>,
     instance: &str,
     proxy_addr: SocketAddr,
-    stopped: oneshot::Receiver<()>,
-) -> Result<SocketAddr, StartError> {
+) -> Result<(SocketAddr, oneshot::Sender<()>), StartError> {
+    let (stop, stopped) = oneshot::channel::<()>();
     let err = |source| StartError::ApiListen {
         addr: config.api.listen,
         source,
@@ -448,7 +474,7 @@ async fn start_api(
         api_server_settings(&config.timeouts),
     ));
     tracing::info!(%addr, "provider API listening (bgutil-compatible)");
-    Ok(addr)
+    Ok((addr, stop))
 }
 
 /// The front door, the request hook and what they forward with.

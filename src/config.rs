@@ -22,7 +22,8 @@ use crate::intercept::HostPattern;
 use crate::token::{Token, TokenFormatError};
 use crate::upstream::Egress;
 
-// Each module owns its settings type; these re-exports keep the `config::` paths working.
+// Each module owns its settings type; re-exported here so callers configuring potproxy as a
+// library find every settings type in one place.
 pub use crate::api::{ApiConfig, DEFAULT_API_LISTEN, DEFAULT_COMPAT_VERSION};
 pub use crate::cluster::ClusterConfig;
 pub use crate::intercept::DEFAULT_INTERCEPT_HOSTS;

@@ -16,7 +16,6 @@ use potproxy::upstream::Egress;
 fn init_logging(default_filter: &str) -> anyhow::Result<()> {
     use potproxy::redact::{EscapedFields, JsonEscaping};
     use std::io::IsTerminal;
-    // hudsucker's spans carry whole URIs (tokens, `ip=`): log_filter keeps them quiet.
     let filter = potproxy::redact::log_filter(
         std::env::var("POTPROXY_LOG").ok().as_deref(),
         default_filter,

@@ -1,6 +1,5 @@
 //! What may reach a log line, and how: tokens redacted (the first six characters and the
-//! length, never whole), proxy passwords hidden, the log filter that keeps hudsucker's
-//! URI-carrying spans quiet, and the escaping of characters a client could use to forge or
+//! length, never whole), proxy passwords hidden, the log filter, and the escaping of characters a client could use to forge or
 //! disguise a line (control characters, bidi overrides) in both log formats.
 
 use std::borrow::Cow;
@@ -23,15 +22,12 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The log filter: `spec` (`POTPROXY_LOG`) when it parses, else `default`, with hudsucker's
-/// spans always below the threshold. hudsucker opens a span per request carrying its whole URI
-/// (a googlevideo `ip=`, a client's own `pot=`), and a span's fields are printed on every line
-/// logged inside it, whatever module logs that line.
+/// The log filter: `spec` (`POTPROXY_LOG`) when it parses, else `default`. No span potproxy
+/// opens carries a URI's query (`ip=`, a client's own `pot=`): a span's fields are printed on
+/// every line logged inside it.
 pub fn log_filter(spec: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
-    let filter = spec
-        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    filter.add_directive("hudsucker=warn".parse().expect("static directive"))
+    spec.and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default))
 }
 
 /// Characters no log line carries raw: C0 controls (newline included: a forged line), DEL, C1

@@ -94,8 +94,8 @@ pub struct Issued {
 /// What went wrong inside a source, shared so a [`TokenError`] stays cloneable.
 pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
-/// Why no token was issued. The variant is the kind a caller acts on; the text stays the same
-/// for every failed source so logs and API answers read as before.
+/// Why no token was issued. The variant is the kind a caller acts on; the text has one shape
+/// for every failed source, so logs and API answers read alike whichever source failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     /// Every source declined: nothing has a token for this binding.

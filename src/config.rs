@@ -210,6 +210,7 @@ pub struct RawApi {
     pub listen: Option<String>,
     pub compat_version: Option<String>,
     pub token: Option<String>,
+    pub ui_exchanges: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -427,7 +428,18 @@ impl Config {
                 "expected a version such as 2.0.2",
             ));
         }
+        let ui_exchanges = raw_api
+            .ui_exchanges
+            .unwrap_or(crate::observe::recent::DEFAULT_CAPACITY);
+        if !(1..=crate::observe::recent::MAX_CAPACITY).contains(&ui_exchanges) {
+            return Err(ConfigError::invalid(
+                "api.ui_exchanges",
+                ui_exchanges.to_string(),
+                "expected 1 to 100000",
+            ));
+        }
         let api = ApiConfig {
+            ui_exchanges,
             enabled: raw_api.enabled.unwrap_or(true),
             listen: api_listen,
             compat_version,

@@ -2,7 +2,7 @@
 //! same token service as the proxy: `POST /get_pot`, `GET /ping`, `POST /invalidate_caches`,
 //! `POST /invalidate_it`, `GET /minter_cache`, and `GET /session` (a ready visitor data + token
 //! pair); for operators and clients `GET /metrics`, `/healthz`, `/readyz`, `/proxy.pac` and
-//! `/ca.pem` (`observe`). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
+//! `/ca.pem` (`observe`), and the live page `GET /ui` with `GET /exchanges` (`ui`). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
 //! 400 for requests the caller must fix, 500 for failures on our side ([`ApiError::status`]).
 //!
 //! This module owns its settings ([`ApiConfig`]), state, serving and routing; `get_pot` and
@@ -12,6 +12,7 @@ mod get_pot;
 mod observe;
 mod responses;
 mod session;
+mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ pub struct ApiConfig {
     pub compat_version: String,
     /// `[api] token`: when set, every route needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// `[api] ui_exchanges`: recent exchanges kept for `/ui` and `/exchanges`.
+    pub ui_exchanges: usize,
 }
 
 /// Why an API call failed. The kind decides the status: a request the caller must fix is a
@@ -258,6 +261,8 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
         (Method::GET, "/readyz") => observe::readyz(state).await,
         (Method::GET, "/proxy.pac") => observe::proxy_pac(state, req.headers()),
         (Method::GET, "/ca.pem") => observe::ca_pem(state),
+        (Method::GET, "/ui" | "/ui/app.js" | "/ui/state") => ui::page(&path, state),
+        (Method::GET, "/exchanges") => ui::exchanges(req.uri().query()),
         (Method::GET, "/") => Response::builder()
             .status(StatusCode::BAD_REQUEST)
             .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -266,7 +271,8 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
             )))
             .expect("static response parts are valid"),
         (_, "/get_pot" | "/ping" | "/invalidate_caches" | "/invalidate_it" | "/minter_cache" | "/session")
-        | (_, "/metrics" | "/healthz" | "/readyz" | "/proxy.pac" | "/ca.pem") => {
+        | (_, "/metrics" | "/healthz" | "/readyz" | "/proxy.pac" | "/ca.pem")
+        | (_, "/ui" | "/ui/app.js" | "/ui/state" | "/exchanges") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),

@@ -138,6 +138,9 @@ impl PotHandler {
         };
         let playback = self.playback_of(pq).await;
         let (who, video) = media_identity(playback.as_ref());
+        if let Some(ex) = self.observed() {
+            ex.video(video);
+        }
         let regime = self.regime_for(&who, &plan.client).await;
         let binding = plan.binding(&who, video, regime);
         let planned = Planned {
@@ -155,6 +158,9 @@ impl PotHandler {
             Ok(t) => t,
             Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
         };
+        if let Some(ex) = self.observed() {
+            ex.token_from(&planned.binding, Some(&issued));
+        }
         let token = issued.token.clone();
         let client = planned.plan.client.as_str();
         let uri = apply_url(pq, planned.plan.place, &token, client)
@@ -201,6 +207,9 @@ impl PotHandler {
                 return self.give_up(whole.unchanged(), host, &crate::errtext::error_chain(&e));
             }
         };
+        if let Some(ex) = self.observed() {
+            ex.token_from(&planned.binding, Some(&issued));
+        }
         let token = issued.token.clone();
         let Some(new_body) = sabr::set_po_token(&whole.raw, &token.bytes()) else {
             return self.give_up(whole.unchanged(), host, "SABR body is not protobuf");
@@ -230,6 +239,10 @@ impl PotHandler {
         };
         let regime = self.regime_for(&who, &plan.client).await;
         let binding = plan.binding(&who, video.as_deref(), regime);
+        if let Some(ex) = self.observed() {
+            ex.video(video.as_deref());
+            ex.token_from(&binding, None);
+        }
         let token = match self.token_for(binding).await {
             Ok(t) => t,
             Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
@@ -261,6 +274,9 @@ impl PotHandler {
             .and_then(|v| v.to_str().ok());
         match judge_media_response(res.status(), &note.method, content_type) {
             MediaVerdict::Rejected { retry } => {
+                if let Some(ex) = self.observed() {
+                    ex.refused_token();
+                }
                 tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
                 if retry && heal::blame(&Signal::Forbidden, confirmed, false) == heal::Blame::Token
                 {
@@ -291,6 +307,7 @@ impl PotHandler {
         }
         // Watch the stream for the in-band rejection without holding back a byte.
         let shared = self.shared.clone();
+        let exchange = self.exchange.clone();
         let mut handled = false;
         let on_status = move |status: u64| {
             let Some(signal) = heal::protection_signal(status) else {
@@ -300,6 +317,9 @@ impl PotHandler {
                 return;
             }
             handled = true;
+            if let Some(ex) = &exchange {
+                ex.refused_token();
+            }
             // Handled once per stream, at its first refusal: a 2 before any 3 blames the token.
             let req = TokenRequest::new(note.binding.clone());
             if heal::blame(&signal, confirmed, false) == heal::Blame::Token {
@@ -359,6 +379,12 @@ impl PotHandler {
                 .reissue(note, &issued.token, "re-issued media request")
                 .await?;
             tracing::info!(client = %note.plan.client, attempt, status = %res.status(), source = ?issued.provenance.as_ref().map(|p| p.source), "re-issued a refused media request with a fresh token");
+            if let Some(ex) = self.observed() {
+                ex.token_from(&note.binding, Some(&issued));
+                if res.status() == http::StatusCode::FORBIDDEN {
+                    ex.refused_token();
+                }
+            }
             if res.status() != http::StatusCode::FORBIDDEN {
                 return Some(self.resuming(res.map(Body::from), note, Some(issued)));
             }
@@ -409,6 +435,7 @@ impl PotHandler {
             span,
             len,
             current: Arc::new(std::sync::Mutex::new(issued)),
+            exchange: self.exchange.clone(),
         });
         let what = format!("{} itag media", note.plan.client);
         let (parts, body) = res.into_parts();
@@ -449,6 +476,8 @@ struct MediaRefetch {
     len: u64,
     /// The token of the latest request, blamed when it is refused.
     current: Arc<std::sync::Mutex<Issued>>,
+    /// The exchange being resumed, for the live page's counts.
+    exchange: Option<Arc<crate::observe::Exchange>>,
 }
 
 impl Refetch for MediaRefetch {
@@ -463,6 +492,12 @@ impl Refetch for MediaRefetch {
         let refused = self.current.lock().expect("token lock").clone();
         let c = heal::continuation(self.span, self.len, delivered);
         let slot = self.current.clone();
+        if let Some(ex) = &self.exchange {
+            ex.resumed();
+            if signal.refuses_token() {
+                ex.refused_token();
+            }
+        }
         let fut = async move {
             if signal.refuses_token() {
                 shared.tokens.refused(&req, &refused, &signal.reason());

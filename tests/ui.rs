@@ -424,3 +424,39 @@ async fn chromium_renders_the_live_page_with_the_traffic_and_no_token() {
         "a real screenshot"
     );
 }
+
+#[tokio::test]
+async fn a_resumed_download_shows_its_resumes_and_the_refusal_on_its_way() {
+    const VIDEO: &str = "uiHealTst01";
+    let h = Harness::builder().api(true).static_token().start().await;
+    let player = play(&h, VIDEO).await;
+    let url = player["streamingData"]["adaptiveFormats"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    {
+        let mut b = h.origin.behaviour();
+        b.cut_responses = 1;
+        b.cut_at = 1_000_000;
+        b.forbid_continuations = 1;
+    }
+    let res = h.client().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().len() as u64, DEFAULT_MEDIA_LEN);
+
+    let res = plain()
+        .get(api(&h, "/exchanges?limit=500"))
+        .send()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let all = json["exchanges"].as_array().unwrap();
+    let media = for_video(all, VIDEO)
+        .into_iter()
+        .find(|e| e["kind"] == "media")
+        .unwrap_or_else(|| panic!("media exchange for {VIDEO} in {json}"));
+    assert_eq!(media["outcome"], "rewritten");
+    assert_eq!(media["bytes_out"], DEFAULT_MEDIA_LEN);
+    assert!(media["resumes"].as_u64().unwrap() >= 1, "{media}");
+    assert!(media["refusals"].as_u64().unwrap() >= 1, "{media}");
+}

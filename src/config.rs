@@ -1083,6 +1083,21 @@ mod tests {
     }
 
     #[test]
+    fn ui_exchanges_defaults_to_500_and_rejects_zero_and_huge_rings() {
+        assert_eq!(parse("").unwrap().api.ui_exchanges, 500);
+        assert_eq!(
+            parse("[api]\nui_exchanges = 20").unwrap().api.ui_exchanges,
+            20
+        );
+        for bad in ["0", "100001"] {
+            let e = parse(&format!("[api]\nui_exchanges = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("api.ui_exchanges") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
     fn timeouts_and_limits_default_and_reject_zero_naming_key_and_value() {
         let c = parse("").unwrap();
         assert_eq!(c.timeouts, crate::limits::Timeouts::default());

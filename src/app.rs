@@ -225,6 +225,7 @@ pub fn build_services_for(config: &Config, instance: &str) -> Result<Services, U
 /// Builds the proxy from `config`, binds `config.listen`, and serves in the background.
 pub async fn start(config: Config) -> Result<RunningProxy, StartError> {
     install_crypto_provider();
+    crate::observe::recent::set_capacity(config.api.ui_exchanges);
     let ca = load_ca(&config)?;
     let instance = instance_id();
     let cluster = match &config.cluster {

@@ -246,6 +246,7 @@ pub struct RawApi {
     pub compat_version: Option<String>,
     pub token: Option<String>,
     pub public: Option<bool>,
+    pub ui_exchanges: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -469,7 +470,18 @@ impl Config {
                 "expected a version such as 2.0.2",
             ));
         }
+        let ui_exchanges = raw_api
+            .ui_exchanges
+            .unwrap_or(crate::observe::recent::DEFAULT_CAPACITY);
+        if !(1..=crate::observe::recent::MAX_CAPACITY).contains(&ui_exchanges) {
+            return Err(ConfigError::invalid(
+                "api.ui_exchanges",
+                ui_exchanges.to_string(),
+                "expected 1 to 100000",
+            ));
+        }
         let api = ApiConfig {
+            ui_exchanges,
             enabled: raw_api.enabled.unwrap_or(true),
             listen: api_listen,
             compat_version,
@@ -1249,6 +1261,21 @@ mod tests {
     fn bad_listen_names_key_and_value() {
         let e = parse("listen = \"localhost\"").unwrap_err().to_string();
         assert!(e.contains("`listen`") && e.contains("localhost"), "{e}");
+    }
+
+    #[test]
+    fn ui_exchanges_defaults_to_500_and_rejects_zero_and_huge_rings() {
+        assert_eq!(parse("").unwrap().api.ui_exchanges, 500);
+        assert_eq!(
+            parse("[api]\nui_exchanges = 20").unwrap().api.ui_exchanges,
+            20
+        );
+        for bad in ["0", "100001"] {
+            let e = parse(&format!("[api]\nui_exchanges = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("api.ui_exchanges") && e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -68,6 +68,13 @@ impl GaugeVec {
             .get_or_create_owned(&label_set(self.labels, values))
     }
 
+    /// The current value (the live page, tests).
+    pub fn get(&self, values: &[&str]) -> i64 {
+        self.family
+            .get(&label_set(self.labels, values))
+            .map_or(0, |g| g.get())
+    }
+
     /// Forgets every label combination (before re-sampling a state gauge).
     pub fn clear(&self) {
         self.family.clear();

@@ -2,7 +2,7 @@
 //! same token service as the proxy: `POST /get_pot`, `GET /ping`, `POST /invalidate_caches`,
 //! `POST /invalidate_it`, `GET /minter_cache`, and `GET /session` (a ready visitor data + token
 //! pair); for operators and clients `GET /metrics`, `/healthz`, `/readyz`, `/proxy.pac` and
-//! `/ca.pem` (`observe`). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
+//! `/ca.pem` (`observe`), and the live page `GET /ui` with `GET /exchanges` (`ui`). Wire contract: `../shared/reference/provider-api.md`. Errors are JSON `{"error": ...}`:
 //! 400 for requests the caller must fix, 500 for failures on our side ([`ApiError::status`]).
 //!
 //! This module owns its settings ([`ApiConfig`]), state, serving and routing; `get_pot` and
@@ -12,6 +12,7 @@ mod get_pot;
 mod observe;
 mod responses;
 mod session;
+mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub struct ApiConfig {
     /// `[api] public`: off loopback without a token, serve the reading routes to anyone who
     /// can reach the API (the operator said so); without it such an API does not start.
     pub public: bool,
+    /// `[api] ui_exchanges`: recent exchanges kept for `/ui` and `/exchanges`.
+    pub ui_exchanges: usize,
 }
 
 /// Why an API call failed. The kind decides the status: a request the caller must fix is a
@@ -222,6 +225,9 @@ enum Handler {
     Readyz,
     ProxyPac,
     CaPem,
+    /// The live page and what it polls (`/ui`, `/ui/app.js`, `/ui/state`).
+    Ui,
+    Exchanges,
     Root,
 }
 
@@ -272,6 +278,10 @@ static ROUTES: &[Route] = &[
     r("/readyz", Method::GET, Handler::Readyz, ApiRule::Read),
     r("/proxy.pac", Method::GET, Handler::ProxyPac, ApiRule::Read),
     r("/ca.pem", Method::GET, Handler::CaPem, ApiRule::Read),
+    r("/ui", Method::GET, Handler::Ui, ApiRule::Read),
+    r("/ui/app.js", Method::GET, Handler::Ui, ApiRule::Read),
+    r("/ui/state", Method::GET, Handler::Ui, ApiRule::Read),
+    r("/exchanges", Method::GET, Handler::Exchanges, ApiRule::Read),
     r("/", Method::GET, Handler::Root, ApiRule::Read),
 ];
 
@@ -366,6 +376,8 @@ async fn route(req: Request<Incoming>, state: &ApiState, peer: SocketAddr) -> Ap
         Handler::Readyz => observe::readyz(state).await,
         Handler::ProxyPac => observe::proxy_pac(state, req.headers()),
         Handler::CaPem => observe::ca_pem(state),
+        Handler::Ui => ui::page(&path, state),
+        Handler::Exchanges => ui::exchanges(req.uri().query()),
         Handler::Root => Response::builder()
             .status(StatusCode::BAD_REQUEST)
             .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")

@@ -12,6 +12,14 @@ use super::minter::BrowserMinter;
 use crate::botguard::settings::BotGuardSettings;
 use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
 
+/// One browser as the live page shows it.
+#[derive(Debug, Clone)]
+pub struct BrowserState {
+    pub running: bool,
+    pub warm: bool,
+    pub stats: super::minter::BrowserStats,
+}
+
 /// Most browsers kept for per-request proxies; beyond it the others are closed.
 const MAX_EGRESS_BROWSERS: usize = 4;
 
@@ -82,6 +90,24 @@ impl BrowserPool {
         let mut v = vec![self.default.clone()];
         v.extend(self.by_egress.lock().expect("pool lock").values().cloned());
         v
+    }
+
+    /// Each browser's state by egress key (`direct` for the configured egress, as the
+    /// BotGuard pool names them): whether it runs, whether a minter is warm, its counts.
+    pub fn states(&self) -> Vec<(String, BrowserState)> {
+        let state = |m: &BrowserMinter| BrowserState {
+            running: m.pid() != 0,
+            warm: m.is_warm(),
+            stats: m.stats(),
+        };
+        let mut out = vec![(
+            self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
+            state(&self.default),
+        )];
+        for (k, m) in self.by_egress.lock().expect("pool lock").iter() {
+            out.push((k.clone(), state(m)));
+        }
+        out
     }
 
     /// Resident memory of every running browser's process tree, bytes (for metrics).

@@ -139,6 +139,9 @@ impl PotHandler {
         };
         let playback = self.playback_of(pq).await;
         let (who, video) = media_identity(playback.as_ref());
+        if let Some(ex) = self.observed() {
+            ex.video(video);
+        }
         let regime = self.regime_for(&who, &plan.client).await;
         let binding = plan.binding(&who, video, regime);
         let planned = Planned {
@@ -156,6 +159,9 @@ impl PotHandler {
             Ok(t) => t,
             Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
         };
+        if let Some(ex) = self.observed() {
+            ex.token_from(&planned.binding, Some(&issued));
+        }
         let token = issued.token.clone();
         let client = planned.plan.client.as_str();
         let uri = apply_url(pq, planned.plan.place, &token, client)
@@ -202,6 +208,9 @@ impl PotHandler {
                 return self.give_up(whole.unchanged(), host, &crate::errtext::error_chain(&e));
             }
         };
+        if let Some(ex) = self.observed() {
+            ex.token_from(&planned.binding, Some(&issued));
+        }
         let token = issued.token.clone();
         let Some(new_body) = sabr::set_po_token(&whole.raw, &token.bytes()) else {
             return self.give_up(whole.unchanged(), host, "SABR body is not protobuf");
@@ -231,6 +240,10 @@ impl PotHandler {
         };
         let regime = self.regime_for(&who, &plan.client).await;
         let binding = plan.binding(&who, video.as_deref(), regime);
+        if let Some(ex) = self.observed() {
+            ex.video(video.as_deref());
+            ex.token_from(&binding, None);
+        }
         let token = match self.token_for(binding).await {
             Ok(t) => t,
             Err(e) => return self.give_up(req, host, &crate::errtext::error_chain(&e)),
@@ -265,6 +278,9 @@ impl PotHandler {
                 .and_then(|v| v.to_str().ok());
             match judge_media_response(res.status(), content_type) {
                 MediaVerdict::Rejected => {
+                    if let Some(ex) = self.observed() {
+                        ex.refused_token();
+                    }
                     tracing::warn!(host = %note.host, client = %note.plan.client, regime = ?note.regime, token = %note.token.redacted(), "upstream answered 403 to a request carrying the proxy's token");
                     let outcome = Outcome::Forbidden;
                     let resent = match history.decide(&outcome) {
@@ -317,9 +333,13 @@ impl PotHandler {
     ) -> Response<Body> {
         history.streaming();
         let shared = self.shared.clone();
+        let exchange = self.exchange.clone();
         let on_status = move |status: u64| {
             let outcome = Outcome::Protection(status);
             if let Decision::ForNext(blame) = history.decide(&outcome) {
+                if let Some(ex) = &exchange {
+                    ex.refused_token();
+                }
                 tracing::warn!(client = %note.plan.client, regime = ?note.regime, ?blame, "googlevideo: stream protection status {status}; the next request gets another token");
                 blame_for_next(&shared, &note, blame, &outcome);
             }
@@ -359,6 +379,12 @@ impl PotHandler {
             .reissue(note, &issued.token, "re-issued media request")
             .await?;
         tracing::info!(client = %note.plan.client, status = %res.status(), source = ?issued.provenance.as_ref().map(|p| p.source), "re-issued a refused media request with a fresh token");
+        if let Some(ex) = self.observed() {
+            ex.token_from(&note.binding, Some(&issued));
+            if res.status() == http::StatusCode::FORBIDDEN {
+                ex.refused_token();
+            }
+        }
         note.token = issued.token.clone();
         note.issued = Some(issued);
         Ok(res.map(Body::from))
@@ -420,6 +446,7 @@ impl PotHandler {
             span,
             len,
             healing: Arc::new(std::sync::Mutex::new(Some((note, history)))),
+            exchange: self.exchange.clone(),
         });
         let (parts, body) = res.into_parts();
         let body = Resuming::new(body, len, refetch, what);
@@ -459,11 +486,16 @@ struct MediaRefetch {
     /// The request as last sent and what this client request went through; taken by the one
     /// continuation in flight.
     healing: Arc<std::sync::Mutex<Option<(MediaNote, History)>>>,
+    /// The exchange being resumed, for the live page's counts.
+    exchange: Option<Arc<crate::observe::Exchange>>,
 }
 
 impl Refetch for MediaRefetch {
     fn refetch(&self, delivered: u64) -> futures::future::BoxFuture<'static, Result<Body, Stop>> {
         let shared = self.shared.clone();
+        if let Some(ex) = &self.exchange {
+            ex.resumed();
+        }
         let slot = self.healing.clone();
         let (object, span, len) = (self.object.clone(), self.span, self.len);
         Box::pin(async move {

@@ -125,6 +125,8 @@ pub struct PotHandler {
     note: Option<Note>,
     /// This request's record for the access log and counters.
     exchange: Option<Arc<Exchange>>,
+    /// The client the request came from (for the live page).
+    client: Option<std::net::SocketAddr>,
 }
 
 impl PotHandler {
@@ -133,6 +135,7 @@ impl PotHandler {
             shared,
             note: None,
             exchange: None,
+            client: None,
         }
     }
 
@@ -228,13 +231,18 @@ impl PotHandler {
 impl Hook for PotHook {
     type Ctx = PotHandler;
 
-    fn new_ctx(&self, _client: std::net::SocketAddr) -> PotHandler {
-        PotHandler::new(self.shared.clone())
+    fn new_ctx(&self, client: std::net::SocketAddr) -> PotHandler {
+        let mut cx = PotHandler::new(self.shared.clone());
+        cx.client = Some(client);
+        cx
     }
 
     async fn request(&self, cx: &mut PotHandler, req: Request<Body>) -> RequestOrResponse {
         let host = request_host(&req).unwrap_or_else(|| "-".into());
         let exchange = Exchange::open(&req, &host);
+        if let Some(client) = cx.client {
+            exchange.client(client);
+        }
         cx.exchange = Some(exchange.clone());
         match cx.on_request(req).await {
             RequestOrResponse::Request(req) => {

@@ -74,6 +74,9 @@ impl PotHandler {
         };
         let client = plan.plan.client.as_str();
         let (fetched, who) = self.player_context(&plan, player.client_version()).await;
+        if let Some(ex) = self.observed() {
+            ex.video(plan.video.as_deref());
+        }
         self.note = Some(Note::Player(PlayerNote {
             video: plan.video.clone(),
             client: client.to_string(),
@@ -95,6 +98,9 @@ impl PotHandler {
                 let binding = plan.plan.binding(&who, plan.video.as_deref(), regime);
                 match self.issued_for(binding.clone()).await {
                     Ok(t) => {
+                        if let Some(ex) = self.observed() {
+                            ex.token_from(&binding, Some(&t));
+                        }
                         binding_used = Some((binding, t.clone()));
                         Some(t.token)
                     }
@@ -219,6 +225,9 @@ impl PotHandler {
             return whole.unchanged();
         };
         if note.retry.is_some() && heal::is_bot_check_body(&decoded) {
+            if let Some(ex) = self.observed() {
+                ex.refused_token();
+            }
             if let Some(mut retry) = note.retry.take() {
                 let outcome = Outcome::BotCheck;
                 let resent = match retry.history.decide(&outcome) {
@@ -294,6 +303,9 @@ impl PotHandler {
     ) -> Result<Response<Body>, Stop> {
         let req = TokenRequest::new(r.binding.clone());
         let issued = fresh_token(&self.shared.tokens, &req, Some(&r.issued), why, same_ok).await?;
+        if let Some(ex) = self.observed() {
+            ex.token_from(&r.binding, Some(&issued));
+        }
         let body = apply_player(
             &mut r.player,
             &mut r.headers,

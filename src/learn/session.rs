@@ -310,9 +310,8 @@ impl SessionStore {
         for k in names {
             self.map.insert(k, entry.clone());
         }
-        crate::metrics::SESSIONS
-            .with(&[])
-            .set(self.map.entry_count() as i64);
+        // `len` first applies the pending inserts: `entry_count` alone lags behind them.
+        crate::metrics::SESSIONS.with(&[]).set(self.len() as i64);
     }
 
     /// The playback a media URL belongs to: by `ei`, then by `id`.

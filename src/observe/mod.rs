@@ -1,7 +1,8 @@
 //! What the proxy tells its operator about each exchange: the access-log line (target
 //! `potproxy::access`, one per request and per tunnel, at info) and the request/byte counters
-//! of [`crate::metrics`], and what it publishes for clients to set themselves up: the PAC file
-//! ([`pac`]) and the CA page ([`ca_page`]).
+//! of [`crate::metrics`], the ring of recent exchanges behind the live page ([`recent`]), and
+//! what it publishes for clients to set themselves up: the PAC file ([`pac`]) and the CA page
+//! ([`ca_page`]).
 //!
 //! An [`Exchange`] is opened when a request arrives; the handler marks on it what it did (the
 //! route's kind, the outcome, what was rewritten). Bodies are counted as they stream through
@@ -10,6 +11,7 @@
 
 pub mod ca_page;
 pub mod pac;
+pub mod recent;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -177,6 +179,8 @@ pub struct Exchange {
     started: Instant,
     request_bytes: Arc<AtomicU64>,
     marks: Mutex<Marks>,
+    /// What the live page shows beyond the access line ([`recent`]).
+    detail: Mutex<recent::Detail>,
 }
 
 #[derive(Debug)]
@@ -200,6 +204,7 @@ impl Exchange {
                 outcome: Outcome::Passed,
                 rewrite: Vec::new(),
             }),
+            detail: Mutex::new(recent::Detail::default()),
         })
     }
 
@@ -312,7 +317,7 @@ impl Exchange {
             target: "potproxy::access",
             method = %self.method,
             host = %self.host,
-            path = %self.path,
+            path = %recent::display_path(&self.path),
             status,
             bytes_in = self.request_bytes.load(Ordering::Relaxed),
             bytes_out,
@@ -322,6 +327,17 @@ impl Exchange {
             rewrite = %rewrite,
             body = body.as_str(),
             "access"
+        );
+        recent::record_exchange(
+            self,
+            recent::Line {
+                status,
+                bytes_out,
+                body: body.as_str(),
+                kind,
+                outcome,
+                rewrite: &rewrite,
+            },
         );
     }
 }
@@ -366,6 +382,8 @@ pub struct TunnelRecord<'a> {
     /// [`Outcome::Passed`] (both sides closed), [`Outcome::IdleTimeout`], [`Outcome::Error`]
     /// or [`Outcome::NotOpened`].
     pub outcome: Outcome,
+    /// The client the tunnel was opened for.
+    pub client: Option<std::net::SocketAddr>,
 }
 
 /// The access line and counters of a blind tunnel, once it closed.
@@ -394,6 +412,7 @@ pub fn tunnel_closed(r: &TunnelRecord<'_>) {
         rewrite = "-",
         "access"
     );
+    recent::record_tunnel(r, outcome);
 }
 
 type End = Box<dyn FnOnce(BodyEnd) + Send + Sync>;

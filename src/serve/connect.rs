@@ -107,7 +107,8 @@ where
         if decision == Door::TunnelNow {
             // Dialled first: servers that speak first (SSH, SMTP) see a client at once, and a
             // destination that cannot be reached is a 502, not a 200 that closes.
-            let opened = Opened::new(Via::Connect, pending.authority());
+            let opened =
+                Opened::new(Via::Connect, pending.authority()).for_client(arrived.client_addr);
             let server = match self.tunnels.open(&pending.host, pending.port).await {
                 Ok(s) => s,
                 Err(e) => return self.not_opened(&opened, &e),
@@ -233,7 +234,8 @@ where
                 }
             }
             Door::TunnelAfterFirstBytes => {
-                let opened = Opened::new(Via::Connect, pending.authority());
+                let opened =
+                    Opened::new(Via::Connect, pending.authority()).for_client(arrived.client_addr);
                 match self.tunnels.open(&pending.host, pending.port).await {
                     Ok(server) => {
                         self.tunnels
@@ -247,7 +249,8 @@ where
                 }
             }
             Door::Close(r) => {
-                let opened = Opened::new(Via::Connect, pending.authority());
+                let opened =
+                    Opened::new(Via::Connect, pending.authority()).for_client(arrived.client_addr);
                 opened.failed(&OpenError::Refused(r));
                 tracing::info!(authority = %pending.authority(), refusal = ?r, "tunnel refused after its first bytes");
             }

@@ -183,7 +183,8 @@ where
         let pending = Pending::new(&arrival);
         match door::decide(&arrival) {
             Door::TunnelNow => {
-                let opened = Opened::new(Via::Socks5, pending.authority());
+                let opened =
+                    Opened::new(Via::Socks5, pending.authority()).for_client(arrived.client_addr);
                 match self.tunnels.open(&host, port).await {
                     Ok(server) => {
                         if reply(&mut io, Reply::Succeeded).await.is_ok() {

@@ -75,6 +75,8 @@ pub struct Opened {
     pub via: Via,
     pub authority: String,
     pub started: Instant,
+    /// The client it is for.
+    pub client: Option<std::net::SocketAddr>,
 }
 
 impl Opened {
@@ -83,7 +85,14 @@ impl Opened {
             via,
             authority: authority.into(),
             started: Instant::now(),
+            client: None,
         }
+    }
+
+    /// The tunnel is for `client`.
+    pub fn for_client(mut self, client: std::net::SocketAddr) -> Self {
+        self.client = Some(client);
+        self
     }
 
     /// The access line of a tunnel that never carried a byte (its server side never opened).
@@ -103,6 +112,7 @@ impl Opened {
             bytes_in: 0,
             bytes_out: 0,
             outcome: Outcome::NotOpened,
+            client: self.client,
         });
     }
 }
@@ -163,6 +173,7 @@ impl Tunnels {
             bytes_in: first.len() as u64 + read_from_client.load(Ordering::Relaxed),
             bytes_out: read_from_server.load(Ordering::Relaxed),
             outcome,
+            client: opened.client,
         });
     }
 }

@@ -36,7 +36,7 @@ where
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "-".into());
-        let opened = Opened::new(Via::Upgrade, authority);
+        let opened = Opened::new(Via::Upgrade, authority).for_client(arrived.client_addr);
         let client_side = hyper::upgrade::on(&mut req);
         let sent =
             tokio::time::timeout(self.timeouts.upstream_headers, self.send_upgrade(req)).await;

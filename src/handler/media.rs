@@ -498,6 +498,7 @@ impl Refetch for MediaRefetch {
         }
         let slot = self.healing.clone();
         let (object, span, len) = (self.object.clone(), self.span, self.len);
+        let exchange = self.exchange.clone();
         Box::pin(async move {
             let taken = slot.lock().expect("healing lock").take();
             let Some((mut note, mut history)) = taken else {
@@ -506,7 +507,11 @@ impl Refetch for MediaRefetch {
             let c = heal::continuation(span, len, delivered, &object);
             let result = match c {
                 Some(c) => {
-                    continue_body(&shared, &mut note, &mut history, &c, &object, delivered).await
+                    let healing = Healing {
+                        shared: &shared,
+                        exchange: exchange.as_deref(),
+                    };
+                    continue_body(healing, &mut note, &mut history, &c, &object, delivered).await
                 }
                 None => Err(Stop::Unbuildable),
             };
@@ -516,16 +521,25 @@ impl Refetch for MediaRefetch {
     }
 }
 
+/// What a continuation works with: the proxy's shared state, and the exchange it continues
+/// (marked on the live page when a token is blamed).
+#[derive(Clone, Copy)]
+struct Healing<'a> {
+    shared: &'a Shared,
+    exchange: Option<&'a crate::observe::Exchange>,
+}
+
 /// Asks the policy about the cut at `delivered` and acts until a continuation proves to be the
 /// rest of the object or healing stops.
 async fn continue_body(
-    shared: &Shared,
+    healing: Healing<'_>,
     note: &mut MediaNote,
     history: &mut History,
     c: &heal::Continuation,
     object: &Object,
     delivered: u64,
 ) -> Result<Body, Stop> {
+    let shared = healing.shared;
     let mut outcome = Outcome::Cut { delivered };
     loop {
         match history.decide(&outcome) {
@@ -540,6 +554,10 @@ async fn continue_body(
                     same_ok,
                 )
                 .await?;
+                if let Some(ex) = healing.exchange {
+                    ex.refused_token();
+                    ex.token_from(&note.binding, Some(&issued));
+                }
                 note.token = issued.token.clone();
                 note.issued = Some(issued);
             }

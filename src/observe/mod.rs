@@ -317,7 +317,7 @@ impl Exchange {
             target: "potproxy::access",
             method = %self.method,
             host = %self.host,
-            path = %recent::display_path(&self.path),
+            path = %recent::log_path(&self.path),
             status,
             bytes_in = self.request_bytes.load(Ordering::Relaxed),
             bytes_out,

@@ -211,6 +211,24 @@ pub fn display_path(path: &str) -> String {
     out
 }
 
+/// A request path for the access log: as sent, except googlevideo's path-form parameters
+/// (`/videoplayback/ip/<address>/.../pot/<token>`, `/api/manifest/dash/.../ip/...`), whose
+/// values are addresses and tokens, are cut (`…`). The log's escaping handles the rest.
+pub fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let keep = match (segments.next(), segments.next()) {
+        (Some("videoplayback" | "initplayback"), Some(_)) => 1,
+        (Some("api"), Some("manifest")) => 3,
+        _ => return path.into(),
+    };
+    let kept: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .take(keep)
+        .collect();
+    format!("/{}/…", kept.join("/")).into()
+}
+
 /// A video id worth showing: 11 characters of base64url (anything else is not kept).
 fn video_id(id: &str) -> Option<String> {
     let ok = id.len() == 11
@@ -356,6 +374,26 @@ pub(super) fn record_tunnel(r: &TunnelRecord<'_>, outcome: &str) {
         ms: r.started.elapsed().as_millis() as u64,
         body: "-",
     });
+}
+
+#[cfg(test)]
+mod log_path_tests {
+    use super::log_path;
+
+    #[test]
+    fn the_access_log_keeps_paths_but_not_path_form_parameters() {
+        assert_eq!(log_path("/youtubei/v1/player"), "/youtubei/v1/player");
+        assert_eq!(log_path("/videoplayback"), "/videoplayback");
+        assert_eq!(
+            log_path("/videoplayback/id/x/ip/1.2.3.4/pot/MlM/itag/140"),
+            "/videoplayback/…"
+        );
+        assert_eq!(
+            log_path("/api/manifest/dash/id/x/ip/1.2.3.4/pot/MlM"),
+            "/api/manifest/dash/…"
+        );
+        assert_eq!(log_path("/watch\u{202e}x"), "/watch\u{202e}x");
+    }
 }
 
 #[cfg(test)]

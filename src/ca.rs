@@ -348,13 +348,7 @@ fn create_private_dir(dir: &Path) -> Result<(), CaError> {
 /// Creates `path` only if it does not exist (`None` if it does), with `mode` from the start so
 /// the key is never readable by others, not even briefly.
 fn create_exclusive(path: &Path, mode: u32) -> Result<Option<std::fs::File>, CaError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    match opts.open(path) {
+    match crate::fsutil::create_new(path, mode) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
         Err(source) => Err(CaError::Write {

@@ -60,6 +60,18 @@ pub(crate) fn temp_name(path: &Path, attempt: u32) -> PathBuf {
     path.with_file_name(format!(".{base}.{}.{attempt}.tmp", std::process::id()))
 }
 
+/// Creates `path` with `mode` from the start (never readable by others, not even briefly),
+/// failing with `AlreadyExists` rather than opening or following anything already there.
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    opts.open(path)
+}
+
 /// Creates a new temp file for `path` with `mode`, never opening one that already exists: a
 /// name taken (a crashed writer's leftover, or something planted) is skipped, not reused or
 /// followed.
@@ -67,13 +79,7 @@ fn create_temp(path: &Path, mode: u32) -> std::io::Result<(PathBuf, File)> {
     let mut last = None;
     for attempt in 0..64 {
         let tmp = temp_name(path, attempt);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
-        #[cfg(not(unix))]
-        let _ = mode;
-        match opts.open(&tmp) {
+        match create_new(&tmp, mode) {
             Ok(f) => return Ok((tmp, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),

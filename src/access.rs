@@ -256,7 +256,8 @@ impl Destinations {
             l.port() == addr.port()
                 && (canonical_ip(l.ip()) == ip
                     || is_local(ip)
-                    || (l.ip().is_unspecified() && is_private_or_loopback(ip)))
+                    || (l.ip().is_unspecified()
+                        && (is_private_or_loopback(ip) || is_this_hosts_address(ip))))
         });
         if own {
             return Err(Refusal::OwnListener);
@@ -266,6 +267,13 @@ impl Destinations {
         }
         Ok(())
     }
+}
+
+/// Whether `ip` is one of this host's own addresses (a public one included): a socket can bind
+/// to it. Asked only for a port one of potproxy's wildcard listeners uses, so a listener on
+/// `0.0.0.0` is not reachable through the host's public address either.
+fn is_this_hosts_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus the proxy's own: never forwarded to an origin.
@@ -620,6 +628,9 @@ pub fn api_host_allowed(host: Option<&str>, listen: SocketAddr) -> bool {
 pub enum ApiRule {
     Read,
     Mutating,
+    /// What the proxy saw (the live page, `/exchanges`: clients' addresses, every tunnel's
+    /// destination): off loopback only with the token, even when `[api] public = true`.
+    Private,
 }
 
 /// The bearer token of one API request, against `[api] token`.
@@ -640,7 +651,7 @@ pub enum ApiDenied {
     Token,
     /// 403: off loopback with neither `[api] token` nor `[api] public = true`.
     NotPublic,
-    /// 403: a mutating route off loopback without `[api] token` (even when public).
+    /// 403: a mutating or private route off loopback without `[api] token` (even when public).
     MutatingNeedsToken,
 }
 
@@ -678,7 +689,7 @@ pub fn api_access(
         Bearer::Wrong => Err(ApiDenied::Token),
         Bearer::Unset if canonical_ip(listen).is_loopback() => Ok(()),
         Bearer::Unset if !public => Err(ApiDenied::NotPublic),
-        Bearer::Unset if rule == ApiRule::Mutating => Err(ApiDenied::MutatingNeedsToken),
+        Bearer::Unset if rule != ApiRule::Read => Err(ApiDenied::MutatingNeedsToken),
         Bearer::Unset => Ok(()),
     }
 }
@@ -789,6 +800,29 @@ mod tests {
         assert_eq!(d.check("192.168.1.5", 8080), Err(Refusal::OwnListener));
         assert_eq!(d.check("127.0.0.1", 4417), Ok(()));
         assert_eq!(d.check("93.184.216.34", 8080), Ok(()));
+    }
+
+    #[test]
+    fn a_wildcard_listener_is_refused_through_this_hosts_public_address_too() {
+        // The source address of a route out is one of this host's own (no packet is sent).
+        let Some(own) = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+            .and_then(|s| s.local_addr())
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
+        else {
+            eprintln!("skipping: this host has no route out to learn an address from");
+            return;
+        };
+        let d = Destinations::new(true, vec![]);
+        d.set_own_listeners(vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert_eq!(
+            d.check_addr(SocketAddr::new(own, 8080)),
+            Err(Refusal::OwnListener),
+            "{own}"
+        );
+        assert_eq!(d.check_addr(SocketAddr::new(own, 8081)), Ok(()));
     }
 
     #[test]
@@ -1000,6 +1034,9 @@ mod tests {
             (Read, lan, Unset, false, Err(NotPublic)),
             (Read, any, Unset, true, Ok(())),
             (Mutating, any, Unset, true, Err(MutatingNeedsToken)),
+            (Private, any, Unset, true, Err(MutatingNeedsToken)),
+            (Private, lo, Unset, false, Ok(())),
+            (Private, any, Right, true, Ok(())),
             (Read, any, Right, false, Ok(())),
             (Mutating, lan, Right, false, Ok(())),
             (Read, any, Wrong, true, Err(Token)),

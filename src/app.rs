@@ -506,6 +506,11 @@ fn proxy_server(
             services,
             cluster,
             policy.clone(),
+            upstream::HttpClient::checked(
+                &config.upstream,
+                gate.destinations.clone(),
+                Duration::from_secs(30),
+            )?,
         ))),
         tunnels: Tunnels {
             resolver: resolver.clone(),
@@ -525,12 +530,14 @@ fn proxy_server(
 }
 
 /// What the request hook shares across requests: the token service, what was learned (with
-/// the fleet's tier when there is one), the rewrite settings.
+/// the fleet's tier when there is one), the rewrite settings, and the client that sends
+/// requests again on a client's behalf (`resend`, under the destination rule).
 fn hook_state(
     config: &Config,
     services: &Services,
     cluster: &Option<crate::cluster::Cluster>,
     policy: InterceptPolicy,
+    resend: upstream::HttpClient,
 ) -> Shared {
     let limits = &config.limits;
     Shared {
@@ -558,7 +565,7 @@ fn hook_state(
             cluster,
             learn::regimes::Regimes::with_shared,
         ),
-        http: services.http.clone(),
+        http: resend,
     }
 }
 

@@ -88,6 +88,30 @@ pub fn split_authority(authority: &str, default_port: u16) -> (&str, u16) {
     }
 }
 
+/// Whether `host` (no brackets, no port) is something potproxy agrees to reach: an IP literal
+/// as Rust parses it, or a DNS name whose labels are letters, digits, `-` and `_` and whose last
+/// label starts with a letter. That leaves out userinfo (`a@127.0.0.1`) and the numeric spellings
+/// a resolver or egress proxy would read as an address (`2130706433`, `0x7f000001`, `127.1`),
+/// which the destination rule could not judge.
+pub fn is_acceptable_host(host: &str) -> bool {
+    if is_ip_literal(host) {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let labels: Vec<&str> = name.split('.').collect();
+    !name.is_empty()
+        && name.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        && labels
+            .last()
+            .is_some_and(|l| l.as_bytes()[0].is_ascii_alphabetic())
+}
+
 pub fn is_ip_literal(host: &str) -> bool {
     host.parse::<IpAddr>().is_ok()
 }
@@ -142,6 +166,32 @@ mod tests {
             "evilgooglevideo.com",
         ] {
             assert!(!p.is_intercepted(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn only_ip_literals_and_real_names_are_acceptable_hosts() {
+        for ok in [
+            "www.youtube.com",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "a-b_c.example.org.",
+        ] {
+            assert!(is_acceptable_host(ok), "{ok}");
+        }
+        for bad in [
+            "a@127.0.0.1",
+            "2130706433",
+            "0x7f000001",
+            "127.1",
+            "10.0.0.1.",
+            "",
+            "a..b",
+            "exa mple.com",
+            "x.123",
+        ] {
+            assert!(!is_acceptable_host(bad), "{bad}");
         }
     }
 

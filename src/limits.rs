@@ -193,6 +193,11 @@ pub struct Activity {
     /// response is not idle (the upstream clocks bound it), but a client that stops reading
     /// what is written to it still is.
     busy: AtomicU64,
+    /// The connection's own limit, in force again once its last tunnel has ended.
+    client_idle_ms: u64,
+    /// Blind tunnels running on this connection (HTTP/2 carries several): while one is, the
+    /// connection's own clock is lifted, each tunnel keeping its own.
+    tunnels: AtomicU64,
 }
 
 impl Activity {
@@ -202,6 +207,8 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             idle_ms: AtomicU64::new(idle.as_millis() as u64),
             busy: AtomicU64::new(0),
+            client_idle_ms: idle.as_millis() as u64,
+            tunnels: AtomicU64::new(0),
         })
     }
 
@@ -248,30 +255,58 @@ impl Drop for Busy {
     }
 }
 
-/// Request extension: the client connection a request arrived on. A CONNECT that turns into a
-/// blind tunnel calls [`ClientConn::into_tunnel`], which lifts the client socket's idle limit
-/// (the tunnel keeps its own, over both sides).
+/// The client connection a request arrived on. A CONNECT that turns into a blind tunnel calls
+/// [`ClientConn::into_tunnel`], which lifts the client socket's idle limit (the tunnel keeps its
+/// own, over both sides) until the [`TunnelOpen`] it returns is dropped.
 #[derive(Debug, Clone)]
 pub struct ClientConn {
     pub activity: Arc<Activity>,
     pub tunnel_idle: Duration,
-    /// Where work outliving the request (a tunnel) is spawned, so a drain waits for it.
-    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl ClientConn {
-    /// Spawns work that outlives the request (a tunnel) where a drain will wait for it.
-    pub fn spawn<F>(&self, work: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.tasks.spawn(work);
-    }
-
-    /// Stops timing the client socket alone; returns the tunnel's idle limit.
-    pub fn into_tunnel(&self) -> Duration {
+    /// Stops timing the client socket alone while the returned guard lives; returns the
+    /// tunnel's idle limit. The connection's own limit comes back when its last tunnel ends
+    /// (an HTTP/2 connection outlives its tunnels).
+    pub fn into_tunnel(&self) -> (Duration, TunnelOpen) {
+        self.activity.tunnels.fetch_add(1, Ordering::Relaxed);
         self.activity.set_idle(Duration::ZERO);
-        self.tunnel_idle
+        (self.tunnel_idle, TunnelOpen(self.activity.clone()))
+    }
+}
+
+/// A tunnel running on a client connection ([`ClientConn::into_tunnel`]); dropping it ends it.
+#[derive(Debug)]
+pub struct TunnelOpen(Arc<Activity>);
+
+impl Drop for TunnelOpen {
+    fn drop(&mut self) {
+        if self.0.tunnels.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0
+                .set_idle(Duration::from_millis(self.0.client_idle_ms));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tunnel_clock_tests {
+    use super::*;
+
+    #[test]
+    fn a_connections_own_idle_limit_is_back_once_its_last_tunnel_ends() {
+        let conn = ClientConn {
+            activity: Activity::new(Duration::from_secs(60)),
+            tunnel_idle: Duration::from_secs(600),
+        };
+        let idle = |c: &ClientConn| c.activity.idle_ms.load(Ordering::Relaxed);
+        let (limit, first) = conn.into_tunnel();
+        assert_eq!(limit, Duration::from_secs(600));
+        let (_, second) = conn.into_tunnel();
+        assert_eq!(idle(&conn), 0, "lifted while tunnels run");
+        drop(first);
+        assert_eq!(idle(&conn), 0, "still lifted: one tunnel runs");
+        drop(second);
+        assert_eq!(idle(&conn), 60_000, "the connection is timed again");
     }
 }
 

@@ -237,3 +237,68 @@ async fn a_name_that_resolves_to_loopback_is_refused_before_any_connection_is_ma
         "a refused destination was dialled"
     );
 }
+
+/// A plain-HTTP origin that answers 200 and reports each request head it read.
+async fn head_recorder() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let head = read_head(&mut s).await;
+                let _ = tx.send(head);
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn a_host_header_naming_youtube_does_not_make_another_destination_youtubes() {
+    let (origin, mut heads) = head_recorder().await;
+    let h = common::Harness::builder()
+        .static_token()
+        .resolve("evil.example", origin)
+        .start()
+        .await;
+    let (mut s, head) = open(
+        h.proxy.addr,
+        "GET http://evil.example/videoplayback?expire=1900000000&id=o-A&itag=140&c=WEB HTTP/1.1\r\nHost: rr1---sn-x.googlevideo.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest).await;
+    let seen = heads.recv().await.unwrap();
+    assert!(
+        !seen.contains("pot="),
+        "a token went to a host that is not YouTube's: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn userinfo_numeric_hosts_and_origin_form_requests_are_bad_requests() {
+    let h = common::Harness::builder()
+        .toml("[access]\nloopback_destinations = false\n")
+        .start()
+        .await;
+    for preamble in [
+        "CONNECT a@127.0.0.1:4416 HTTP/1.1\r\nHost: 127.0.0.1:4416\r\n\r\n",
+        "GET http://a@127.0.0.1:4416/invalidate_caches HTTP/1.1\r\nHost: 127.0.0.1:4416\r\n\r\n",
+        "CONNECT 2130706433:443 HTTP/1.1\r\nHost: 2130706433:443\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: www.youtube.com\r\n\r\n",
+    ] {
+        let (_s, head) = open(h.proxy.addr, preamble).await;
+        assert!(
+            head.starts_with("HTTP/1.1 400"),
+            "{preamble:?} answered {head}"
+        );
+    }
+}

@@ -278,10 +278,15 @@ static ROUTES: &[Route] = &[
     r("/readyz", Method::GET, Handler::Readyz, ApiRule::Read),
     r("/proxy.pac", Method::GET, Handler::ProxyPac, ApiRule::Read),
     r("/ca.pem", Method::GET, Handler::CaPem, ApiRule::Read),
-    r("/ui", Method::GET, Handler::Ui, ApiRule::Read),
-    r("/ui/app.js", Method::GET, Handler::Ui, ApiRule::Read),
-    r("/ui/state", Method::GET, Handler::Ui, ApiRule::Read),
-    r("/exchanges", Method::GET, Handler::Exchanges, ApiRule::Read),
+    r("/ui", Method::GET, Handler::Ui, ApiRule::Private),
+    r("/ui/app.js", Method::GET, Handler::Ui, ApiRule::Private),
+    r("/ui/state", Method::GET, Handler::Ui, ApiRule::Private),
+    r(
+        "/exchanges",
+        Method::GET,
+        Handler::Exchanges,
+        ApiRule::Private,
+    ),
     r("/", Method::GET, Handler::Root, ApiRule::Read),
 ];
 

@@ -58,7 +58,7 @@ use http::{Request, Response, StatusCode, Uri};
 use hudsucker::{Body, RequestOrResponse};
 
 use crate::classify::{Route, classify};
-use crate::intercept::{InterceptPolicy, is_ip_literal, split_authority};
+use crate::intercept::{InterceptPolicy, split_authority};
 use crate::learn::regimes::Regimes;
 use crate::learn::session::SessionStore;
 use crate::observe::{Exchange, Kind, Outcome};
@@ -87,7 +87,8 @@ pub struct Shared {
     pub sessions: SessionStore,
     pub identities: crate::learn::session::Identities,
     pub regimes: Regimes,
-    /// For requests the proxy makes itself (re-issued media, visitor data).
+    /// For requests the proxy sends again on a client's behalf (re-issued media, continuations,
+    /// player requests after a bot check), under the destination rule like the first send.
     pub http: HttpClient,
 }
 
@@ -145,44 +146,26 @@ impl PotHandler {
     }
 }
 
-/// The host a request is for: the Host header when present (HTTP/1), else the URI (HTTP/2
-/// `:authority`, absolute-form requests). Lower-cased, without port.
+/// The host a request is for: its URI's authority (absolute-form, HTTP/2 `:authority`, or the
+/// `CONNECT` it came inside), where it really goes; the Host header only when the URI has none.
+/// A Host header naming YouTube never makes a request for another destination YouTube's.
+/// Lower-cased, without port.
 fn request_host(req: &Request<Body>) -> Option<String> {
-    let from_header = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| split_authority(h, 443).0.to_string());
-    from_header
-        .or_else(|| req.uri().host().map(str::to_string))
+    let from_header = || {
+        req.headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| split_authority(h, 443).0.to_string())
+    };
+    req.uri()
+        .host()
+        .map(str::to_string)
+        .or_else(from_header)
         .map(|h| {
             h.trim_matches(|c| c == '[' || c == ']')
                 .to_ascii_lowercase()
         })
         .filter(|h| !h.is_empty())
-}
-
-/// A request whose URI names an IP while its Host header names an intercepted host: point the
-/// URI at the name, so upstream TLS uses the right SNI and the IP itself is never dialled.
-fn use_host_header_authority(req: &mut Request<Body>, host: &str) {
-    let Some(uri_host) = req.uri().host() else {
-        return;
-    };
-    if !is_ip_literal(uri_host.trim_matches(|c| c == '[' || c == ']')) || is_ip_literal(host) {
-        return;
-    }
-    let port = req.uri().port_u16();
-    let mut parts = req.uri().clone().into_parts();
-    let authority = match port {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    };
-    if let Ok(a) = authority.parse() {
-        parts.authority = Some(a);
-        if let Ok(uri) = Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
-    }
 }
 
 fn with_path_and_query(uri: &Uri, pq: &str) -> Option<Uri> {
@@ -192,14 +175,13 @@ fn with_path_and_query(uri: &Uri, pq: &str) -> Option<Uri> {
 }
 
 impl PotHandler {
-    async fn on_request(&mut self, mut req: Request<Body>) -> RequestOrResponse {
+    async fn on_request(&mut self, req: Request<Body>) -> RequestOrResponse {
         let Some(host) = request_host(&req) else {
             return RequestOrResponse::Request(req);
         };
         if !self.shared.policy.is_intercepted(&host) {
             return RequestOrResponse::Request(req);
         }
-        use_host_header_authority(&mut req, &host);
         let pq = req
             .uri()
             .path_and_query()
@@ -297,23 +279,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_header_wins_and_loses_its_port() {
+    fn the_uri_names_the_host_and_a_host_header_cannot_redirect_it() {
         let req = Request::builder()
-            .uri("https://127.0.0.1:443/youtubei/v1/player")
+            .uri("https://evil.example:6379/videoplayback?x=1")
+            .header(HOST, "rr1---sn-x.googlevideo.com")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("evil.example"));
+        let origin_form = Request::builder()
+            .uri("/youtubei/v1/player")
             .header(HOST, "WWW.YouTube.com:443")
             .body(Body::empty())
             .unwrap();
-        assert_eq!(request_host(&req).as_deref(), Some("www.youtube.com"));
-    }
-
-    #[test]
-    fn ip_authority_is_replaced_by_the_host_name() {
-        let mut req = Request::builder()
-            .uri("https://127.0.0.1:443/x?y=1")
-            .header(HOST, "www.youtube.com")
-            .body(Body::empty())
-            .unwrap();
-        use_host_header_authority(&mut req, "www.youtube.com");
-        assert_eq!(req.uri().to_string(), "https://www.youtube.com:443/x?y=1");
+        assert_eq!(
+            request_host(&origin_form).as_deref(),
+            Some("www.youtube.com")
+        );
     }
 }

@@ -221,8 +221,9 @@ pub fn continuation(span: Span, len: u64, delivered: u64, object: &Object) -> Op
         Span::Header { start } => (start, false),
         Span::Query { start } => (start, true),
     };
-    let first = start + delivered;
-    let last = start + len - 1;
+    // `start` comes from the URL's `range=` or the answer's Content-Range: never trusted to fit.
+    let first = start.checked_add(delivered)?;
+    let last = start.checked_add(len - 1)?;
     let pair = format!("{first}-{last}");
     Some(Continuation {
         first,

@@ -59,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Entry, Gate, REALM, Refusal, is_upgrade, strip_hop_by_hop};
-use crate::intercept::{InterceptPolicy, is_ip_literal, split_authority};
+use crate::intercept::{InterceptPolicy, is_acceptable_host, is_ip_literal, split_authority};
 use crate::limits::{
     Activity, ClientConn, IdleBody, IdleIo, LogThrottle, Timeouts, accept_backoff,
 };
@@ -280,7 +280,6 @@ where
             conn: ClientConn {
                 activity: activity.clone(),
                 tunnel_idle: self.timeouts.tunnel_idle,
-                tasks: self.drain.tracker.clone(),
             },
             inside: None,
         };
@@ -369,9 +368,17 @@ where
         let Some(target) = target else {
             return text_response(
                 StatusCode::BAD_REQUEST,
-                "potproxy: CONNECT needs host:port\n".into(),
+                "potproxy: no destination potproxy can judge (CONNECT needs host:port; no userinfo; a name or an IP address)\n".into(),
             );
         };
+        // Not through a proxy at all: an origin-form request sent to potproxy itself.
+        if arrived.inside.is_none() && req.uri().authority().is_none() {
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                "potproxy is a proxy: send absolute-form requests (http://host/...) or CONNECT\n"
+                    .into(),
+            );
+        }
         let kind = if req.method() == Method::CONNECT {
             door::Kind::Connect
         } else if is_upgrade(req.headers()) {
@@ -507,20 +514,26 @@ struct Target {
 }
 
 impl Target {
+    /// `None` for what names no destination potproxy agrees to reach: a `CONNECT` without
+    /// `host:port`, an authority with userinfo, a host that is neither an IP literal nor a name
+    /// ([`is_acceptable_host`]).
     fn of(req: &Request<Body>, inside: Option<&Authority>) -> Option<Target> {
-        if req.method() == Method::CONNECT {
-            let a = req.uri().authority()?;
-            let (host, port) = split_authority(a.as_str(), 443);
-            return Some(Target::new(host, port, true));
-        }
-        let default_port = if req.uri().scheme_str() == Some("https") {
-            443
-        } else {
-            80
+        let default_port = match (req.method(), req.uri().scheme_str()) {
+            (&Method::CONNECT, _) | (_, Some("https")) => 443,
+            _ => 80,
         };
+        let judged_authority = |a: &Authority, judged: bool| {
+            if a.as_str().contains('@') {
+                return None;
+            }
+            let t = Target::new(a.host(), a.port_u16().unwrap_or(default_port), judged);
+            is_acceptable_host(&t.host).then_some(t)
+        };
+        if req.method() == Method::CONNECT {
+            return judged_authority(req.uri().authority()?, true);
+        }
         if let Some(a) = req.uri().authority() {
-            let (host, port) = split_authority(a.as_str(), default_port);
-            return Some(Target::new(host, port, Some(a) != inside));
+            return judged_authority(a, Some(a) != inside);
         }
         let host = req
             .headers()

@@ -86,7 +86,7 @@ pub async fn read_request<R: AsyncRead + Unpin>(io: &mut R) -> Result<Request, S
             let mut name = vec![0u8; len];
             io.read_exact(&mut name).await?;
             match String::from_utf8(name) {
-                Ok(n) if !n.is_empty() => n.to_ascii_lowercase(),
+                Ok(n) if crate::intercept::is_acceptable_host(&n) => n.to_ascii_lowercase(),
                 _ => return Ok(Request::Refused(Reply::AddressNotSupported)),
             }
         }
@@ -333,6 +333,14 @@ mod tests {
         assert_eq!(
             request(&bind).await,
             Request::Refused(Reply::CommandNotSupported)
+        );
+        let mut userinfo = vec![5, 1, 0, 3, 11];
+        userinfo.extend_from_slice(b"a@127.0.0.1");
+        userinfo.extend_from_slice(&4416u16.to_be_bytes());
+        assert_eq!(
+            request(&userinfo).await,
+            Request::Refused(Reply::AddressNotSupported),
+            "a name the destination rule could not judge"
         );
         let unknown_atyp = [5, 1, 0, 9, 0, 0];
         assert_eq!(

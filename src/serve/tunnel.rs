@@ -9,7 +9,7 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -149,11 +149,15 @@ impl Tunnels {
         C: AsyncRead + AsyncWrite + Unpin,
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let idle: Duration = conn.into_tunnel();
+        let (idle, _open) = conn.into_tunnel();
         let (client, read_from_client) = Counted::new(client);
         let (mut server, read_from_server) = Counted::new(server);
         let result = async {
-            server.write_all(first).await?;
+            // Under the tunnel's clock too: a server that never reads must not hold the task.
+            match tokio::time::timeout(idle, server.write_all(first)).await {
+                Ok(written) => written?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "server never read")),
+            }
             crate::limits::tunnel(client, server, idle).await
         }
         .await;

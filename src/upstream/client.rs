@@ -68,6 +68,22 @@ impl HttpClient {
         Ok(HttpClient { client, timeout })
     }
 
+    /// A client for requests sent again on a client's behalf (re-issued media, continuations,
+    /// a player request after a bot check): names that resolve to a destination `check`
+    /// refuses are refused before they are dialled, as for the first send.
+    pub fn checked(
+        cfg: &UpstreamConfig,
+        check: std::sync::Arc<crate::access::Destinations>,
+        timeout: Duration,
+    ) -> Result<Self, UpstreamError> {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(super::dial::connector_checked(cfg, check)?);
+        Ok(HttpClient { client, timeout })
+    }
+
     /// Sends a bodiless request and returns the response as it streams (for re-issued media
     /// requests, whose bodies go straight to the client).
     pub async fn stream(

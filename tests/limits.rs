@@ -7,9 +7,9 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::binary::Binary;
 use common::stalls::{Stall, start_silent_server, start_slow_http, start_stalling_http};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -199,116 +199,9 @@ async fn connection_over_the_cap_gets_a_503() {
 // The binary: descriptor limits and signals.
 // ---------------------------------------------------------------------------------------------
 
-/// The built binary with `config` (TOML) on a free port; killed on drop.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Binary {
-    fn start(extra_toml: &str, resolve: &[(&str, SocketAddr)], prefix: &[&str]) -> Binary {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut toml = format!(
-            "listen = \"{addr}\"\n{extra_toml}\n[api]\nenabled = false\n\n[ca]\ndir = {:?}\n\n[tokens]\nsources = [\"static\"]\n\n[upstream.resolve]\n",
-            dir.path().join("certs").to_str().unwrap()
-        );
-        for (name, a) in resolve {
-            toml.push_str(&format!("{name:?} = \"{a}\"\n"));
-        }
-        let config = dir.path().join("potproxy.toml");
-        std::fs::write(&config, toml).unwrap();
-        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let bin = env!("CARGO_BIN_EXE_potproxy");
-        let mut cmd = match prefix.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let child = cmd
-            .arg("--config")
-            .arg(&config)
-            .current_dir(dir.path())
-            .env_remove("POTPROXY_LISTEN")
-            .env_remove("POTPROXY_CONFIG")
-            .env_remove("YT_DLP_PO_TOKEN")
-            .env("POTPROXY_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut b = Binary { child, addr, dir };
-        b.wait_listening();
-        b
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("potproxy exited early ({st}):\n{}", self.log());
-            }
-            if std::net::TcpStream::connect(self.addr).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("potproxy did not listen on {}:\n{}", self.addr, self.log());
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
-    }
-
-    /// User + system CPU time so far (from /proc/<pid>/stat, in clock ticks).
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz.max(1))
-    }
-
-    /// Waits (bounded) for the process to exit; its exit code.
-    fn exit_code(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
+/// The binary with text logs, under `prefix` when given.
+fn start_binary(extra_toml: &str, resolve: &[(&str, SocketAddr)], prefix: &[&str]) -> Binary {
+    Binary::start_with(extra_toml, resolve, prefix, false)
 }
 
 fn plain_client(proxy: SocketAddr) -> reqwest::Client {
@@ -338,7 +231,7 @@ async fn proxy_out_of_descriptors_stays_idle_and_serves_again_when_they_free_up(
     }
     let plain = start_plain_http().await;
     // A cap above the descriptor limit, so accept really runs out of descriptors.
-    let bin = Binary::start(
+    let bin = start_binary(
         "[limits]\nmax_connections = 100000\n",
         &[("plain.test", plain)],
         &["prlimit", "--nofile=256:256"],
@@ -384,7 +277,7 @@ async fn proxy_out_of_descriptors_stays_idle_and_serves_again_when_they_free_up(
 async fn sigterm_lets_a_slow_download_finish_then_exits_zero() {
     let (chunks, chunk_len) = (25usize, 4096usize);
     let slow = start_slow_http(chunks, chunk_len, Duration::from_millis(100)).await;
-    let mut bin = Binary::start("", &[("slow.test", slow)], &[]);
+    let mut bin = start_binary("", &[("slow.test", slow)], &[]);
     let mut res = plain_client(bin.addr)
         .get("http://slow.test/big")
         .send()
@@ -425,7 +318,7 @@ async fn sigterm_lets_a_slow_download_finish_then_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_does_not_stop_the_proxy() {
     let plain = start_plain_http().await;
-    let mut bin = Binary::start("", &[("plain.test", plain)], &[]);
+    let mut bin = start_binary("", &[("plain.test", plain)], &[]);
     bin.signal(libc::SIGHUP);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -462,7 +355,7 @@ async fn silent_client_of_the_provider_api_is_disconnected() {
 async fn sigterm_drain_is_bounded_by_drain_secs() {
     // A download far longer than the drain time: cut off, and the process still exits 0.
     let slow = start_slow_http(200, 1024, Duration::from_millis(100)).await;
-    let mut bin = Binary::start("[timeouts]\ndrain_secs = 1\n", &[("slow.test", slow)], &[]);
+    let mut bin = start_binary("[timeouts]\ndrain_secs = 1\n", &[("slow.test", slow)], &[]);
     let mut res = plain_client(bin.addr)
         .get("http://slow.test/endless")
         .send()

@@ -60,12 +60,16 @@ impl HttpClient {
         egress: Egress,
         timeout: Duration,
     ) -> Result<Self, UpstreamError> {
+        Ok(Self::over(connector_via(cfg, egress)?, timeout))
+    }
+
+    fn over(connector: super::UpstreamConnector, timeout: Duration) -> Self {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_timer(hyper_util::rt::TokioTimer::new())
-                .build(connector_via(cfg, egress)?);
-        Ok(HttpClient { client, timeout })
+                .build(connector);
+        HttpClient { client, timeout }
     }
 
     /// A client for requests sent again on a client's behalf (re-issued media, continuations,
@@ -76,12 +80,10 @@ impl HttpClient {
         check: std::sync::Arc<crate::access::Destinations>,
         timeout: Duration,
     ) -> Result<Self, UpstreamError> {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_timer(hyper_util::rt::TokioTimer::new())
-                .build(super::dial::connector_checked(cfg, check)?);
-        Ok(HttpClient { client, timeout })
+        Ok(Self::over(
+            super::dial::connector_checked(cfg, check)?,
+            timeout,
+        ))
     }
 
     /// Sends a bodiless request and returns the response as it streams (for re-issued media

@@ -1,6 +1,7 @@
-//! The built `potproxy` binary, for what only a process shows: its access lines (JSON logs), its
-//! drain on SIGTERM and its exit code. Started on a free loopback port with a TOML fragment and
-//! killed on drop.
+//! The built `potproxy` binary, for what only a process shows: its logs (text, or JSON with its
+//! access lines parsed), its drain on signals, its exit code, its CPU time, and life under a
+//! wrapper such as `prlimit`. Started on a free loopback port with a TOML fragment and killed on
+//! drop.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +24,17 @@ impl Binary {
     /// Starts the binary with `extra_toml` (top-level keys and tables) and `[upstream.resolve]`
     /// entries, a static token source, the API off, JSON logs at info.
     pub fn start(extra_toml: &str, resolve: &[(&str, SocketAddr)]) -> Binary {
+        Binary::start_with(extra_toml, resolve, &[], true)
+    }
+
+    /// [`Binary::start`] run under `prefix` (e.g. `prlimit --nofile=256:256`), with JSON or
+    /// text logs.
+    pub fn start_with(
+        extra_toml: &str,
+        resolve: &[(&str, SocketAddr)],
+        prefix: &[&str],
+        json: bool,
+    ) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -40,7 +52,16 @@ impl Binary {
         let config = dir.path().join("potproxy.toml");
         std::fs::write(&config, toml).unwrap();
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
+        let bin = env!("CARGO_BIN_EXE_potproxy");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&config)
             .current_dir(dir.path())
@@ -48,7 +69,7 @@ impl Binary {
             .env_remove("POTPROXY_CONFIG")
             .env_remove("YT_DLP_PO_TOKEN")
             .env("POTPROXY_LOG", "info")
-            .env("POTPROXY_LOG_FORMAT", "json")
+            .env("POTPROXY_LOG_FORMAT", if json { "json" } else { "text" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -86,9 +107,25 @@ impl Binary {
         panic!("potproxy did not listen on {}:\n{}", self.addr, self.log());
     }
 
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// User + system CPU time so far (from /proc/<pid>/stat, in clock ticks).
+    pub fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz.max(1))
     }
 
     /// The exit code once the process has exited, polling up to `within`.

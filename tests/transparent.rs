@@ -53,17 +53,30 @@ fn missing() -> Option<String> {
     None
 }
 
-/// A client namespace behind a veth pair, and this test's nftables table; removed on drop.
+/// How the client's connections are sent to potproxy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Divert {
+    /// nftables `redirect` (NAT): the original destination from `SO_ORIGINAL_DST`.
+    Redirect,
+    /// nftables `tproxy` with a policy route: the original destination is the socket's own.
+    Tproxy,
+}
+
+/// A client namespace behind a veth pair, this test's nftables table and (for TPROXY) its
+/// policy route; removed on drop.
 struct Net {
     ns: String,
     table: String,
     /// This host's end of the pair.
     host_ip: String,
+    /// The fwmark and routing table of the TPROXY policy route, when there is one.
+    route: Option<(String, String)>,
 }
 
 impl Net {
-    fn new(transparent_port: u16) -> Net {
-        let id = std::process::id() % 200 + 20;
+    fn new(transparent_port: u16, divert: Divert) -> Net {
+        // Distinct per test of this binary (they run at once) and per concurrent run.
+        let id = std::process::id() % 100 * 2 + 20 + u32::from(divert == Divert::Tproxy);
         let ns = format!("pptr{id}");
         let (vh, vc) = (format!("pph{id}"), format!("ppc{id}"));
         let host_ip = format!("10.231.{id}.1");
@@ -73,10 +86,13 @@ impl Net {
         let _ = run(&["ip", "netns", "del", &ns]);
         let _ = run(&["ip", "link", "del", &vh]);
         let _ = run(&["nft", "delete", "table", "ip", &table]);
+        let (mark, rt) = (format!("0x{:x}", 0x700 + id), (1000 + id).to_string());
+        let _ = run(&["ip", "rule", "del", "fwmark", &mark, "lookup", &rt]);
         let net = Net {
             ns: ns.clone(),
             table: table.clone(),
             host_ip: host_ip.clone(),
+            route: (divert == Divert::Tproxy).then(|| (mark.clone(), rt.clone())),
         };
         ok(&["ip", "netns", "add", &ns]);
         ok(&[
@@ -96,11 +112,33 @@ impl Net {
         inside(&["ip", "route", "add", "default", "via", &host_ip]);
         // The gateway rule: the client's HTTPS goes to potproxy. The host rule: this host's
         // own connections to the test's TLS origin go to potproxy too, unless marked.
+        let pre = match divert {
+            Divert::Redirect => format!(
+                "chain pre {{ type nat hook prerouting priority dstnat; policy accept;\n\
+                   iifname \"{vh}\" tcp dport 443 redirect to :{transparent_port}\n}}\n"
+            ),
+            Divert::Tproxy => {
+                ok(&["ip", "rule", "add", "fwmark", &mark, "lookup", &rt]);
+                ok(&[
+                    "ip",
+                    "route",
+                    "add",
+                    "local",
+                    "0.0.0.0/0",
+                    "dev",
+                    "lo",
+                    "table",
+                    &rt,
+                ]);
+                format!(
+                    "chain pre {{ type filter hook prerouting priority mangle; policy accept;\n\
+                       iifname \"{vh}\" tcp dport 443 meta mark set {mark} tproxy to :{transparent_port} accept\n}}\n"
+                )
+            }
+        };
         let rules = format!(
             "table ip {table} {{\n\
-               chain pre {{ type nat hook prerouting priority dstnat; policy accept;\n\
-                 iifname \"{vh}\" tcp dport 443 redirect to :{transparent_port}\n\
-               }}\n\
+               {pre}\
                chain out {{ type nat hook output priority -100; policy accept;\n\
                  meta mark 0x5050 return\n\
                  ip daddr {host_ip} tcp dport 443 redirect to :{transparent_port}\n\
@@ -133,6 +171,20 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         let _ = run(&["nft", "delete", "table", "ip", &self.table]);
+        if let Some((mark, rt)) = &self.route {
+            let _ = run(&["ip", "rule", "del", "fwmark", mark, "lookup", rt]);
+            let _ = run(&[
+                "ip",
+                "route",
+                "del",
+                "local",
+                "0.0.0.0/0",
+                "dev",
+                "lo",
+                "table",
+                rt,
+            ]);
+        }
         let _ = run(&["ip", "netns", "del", &self.ns]);
     }
 }
@@ -157,6 +209,17 @@ async fn forwarder(addr: SocketAddr, to: SocketAddr) -> Arc<AtomicUsize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_no_proxy_setting_gets_tokens_and_other_hosts_are_tunnelled() {
+    transparent_client(Divert::Redirect).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_under_tproxy() {
+    transparent_client(Divert::Tproxy).await;
+}
+
+/// A client namespace diverted to potproxy by `divert`: YouTube gets tokens, another TLS host is
+/// tunnelled to where it was going, and potproxy's own connection is not diverted back.
+async fn transparent_client(divert: Divert) {
     if let Some(why) = missing() {
         assert!(
             !potproxy_ci(),
@@ -165,9 +228,12 @@ async fn a_client_with_no_proxy_setting_gets_tokens_and_other_hosts_are_tunnelle
         eprintln!("skipping: {why}");
         return;
     }
+    let tproxy = divert == Divert::Tproxy;
     let h = Harness::builder()
         .static_token()
-        .toml("[transparent]\nlisten = \"0.0.0.0:0\"\n")
+        .toml(&format!(
+            "[transparent]\nlisten = \"0.0.0.0:0\"\ntproxy = {tproxy}\n"
+        ))
         .start()
         .await;
     let port = h
@@ -175,7 +241,7 @@ async fn a_client_with_no_proxy_setting_gets_tokens_and_other_hosts_are_tunnelle
         .transparent_addr
         .expect("[transparent] listen")
         .port();
-    let net = Net::new(port);
+    let net = Net::new(port, divert);
     let origin = h.origin.addr;
     let ca = h.proxy.ca_cert_path.to_str().unwrap().to_string();
 

@@ -7,6 +7,7 @@
 mod client;
 mod dial;
 mod egress;
+mod per_egress;
 mod tcp;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ pub use dial::{
     connector_checked, connector_via, root_store,
 };
 pub use egress::{Egress, EgressError};
+pub use per_egress::{Close, Held, PerEgress, PerEgressError, Room, make_room};
 pub use tcp::{TcpDialer, can_mark};
 
 use crate::intercept::HostPattern;

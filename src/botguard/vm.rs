@@ -569,6 +569,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_vm_thread_ends_once_the_last_handle_is_dropped() {
+        let vm = VmHandle::spawn(limits(2000)).unwrap();
+        let copy = vm.clone();
+        let exited = vm.exited();
+        drop(vm);
+        assert_eq!(copy.eval("1 + 1").await.unwrap(), "2", "a handle is left");
+        drop(copy);
+        tokio::time::timeout(Duration::from_secs(30), exited)
+            .await
+            .expect("the thread ended");
+    }
+
+    #[tokio::test]
     async fn timers_and_microtasks_run_in_browser_order() {
         let vm = VmHandle::spawn(limits(2000)).unwrap();
         let out = vm

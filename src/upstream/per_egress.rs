@@ -292,6 +292,51 @@ mod tests {
         assert_eq!(made.load(Ordering::Relaxed), 3);
     }
 
+    /// Collects what a test logs.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_eviction_is_logged_with_the_egress_key_and_never_its_credentials() {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let first = super::super::Egress::parse("http://alice:hunter2@10.0.0.1:3128").unwrap();
+        let key = first.key().unwrap();
+        let pool = PerEgress::new("thing", "test.max", 1, Duration::from_secs(1), close);
+        drop(pool.get(&key, || Ok(Arc::new(Thing))).await.unwrap());
+        drop(
+            pool.get("http://10.0.0.2:3128", || Ok(Arc::new(Thing)))
+                .await
+                .unwrap(),
+        );
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("evicted the least recently used thing"))
+            .unwrap_or_else(|| panic!("no eviction line in {text:?}"));
+        assert!(line.contains(&key) && line.contains("INFO"), "{line}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("alice"),
+            "{text}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_caller_finding_every_value_in_use_is_told_the_pool_is_busy() {
         let pool = PerEgress::new("thing", "test.max", 1, Duration::from_secs(5), close);

@@ -2,8 +2,9 @@
 //! credentials). Tokens are treated as bound to the address they were minted from, so
 //! a request that names its own upstream proxy (the provider API's `proxy`) gets a minter whose
 //! challenge, GenerateIT and interpreter fetch all leave through that proxy. Those minters are
-//! bounded ([`PerEgress`]): at most `[tokens.botguard] max_minters` exist at once, each with at
-//! most one VM thread; the least recently used idle one is closed (its thread ended) to make room.
+//! bounded ([`PerEgress`]): at most `[tokens.botguard] max_minters` exist at once, each with one
+//! VM thread (two while a minter is renewed ahead of its integrity token's end); the least
+//! recently used idle one is closed (its thread ended) to make room.
 
 use std::sync::Arc;
 use std::time::Duration;

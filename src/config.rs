@@ -212,6 +212,7 @@ pub struct RawBotGuard {
     pub vm_timeout_secs: Option<u64>,
     pub warmup_wait_secs: Option<u64>,
     pub prewarm: Option<bool>,
+    pub max_minters: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +223,7 @@ pub struct RawBrowser {
     pub prewarm: Option<bool>,
     pub mint_timeout_secs: Option<u64>,
     pub warmup_timeout_secs: Option<u64>,
+    pub max_browsers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1001,6 +1003,12 @@ fn resolve_browser(raw: RawBrowser) -> Result<BrowserSettings, ConfigError> {
         raw.warmup_timeout_secs,
         s.warmup_timeout,
     )?;
+    s.max_browsers = cap(
+        "tokens.browser.max_browsers",
+        raw.max_browsers,
+        s.max_browsers,
+        crate::browser::MAX_MAX_BROWSERS,
+    )?;
     Ok(s)
 }
 
@@ -1089,7 +1097,25 @@ fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
     Ok(BotGuardConfig {
         settings,
         prewarm: raw.prewarm.unwrap_or(true),
+        max_minters: cap(
+            "tokens.botguard.max_minters",
+            raw.max_minters,
+            crate::botguard::pool::DEFAULT_MAX_MINTERS,
+            crate::botguard::pool::MAX_MAX_MINTERS,
+        )?,
     })
+}
+
+/// A per-egress cap: from 1 to `max`.
+fn cap(key: &str, v: Option<usize>, default: usize, max: usize) -> Result<usize, ConfigError> {
+    match v.unwrap_or(default) {
+        v @ 1.. if v <= max => Ok(v),
+        v => Err(ConfigError::invalid(
+            key,
+            v.to_string(),
+            format!("expected 1 to {max}"),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -1240,6 +1266,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cluster.timeout_ms") && e.contains("`0`"), "{e}");
+    }
+
+    #[test]
+    fn per_egress_caps_default_and_reject_zero_and_huge_values_naming_the_key() {
+        let c = parse("").unwrap();
+        assert_eq!(c.tokens.botguard.max_minters, 16);
+        assert_eq!(c.tokens.browser.max_browsers, 4);
+        let c = parse("[tokens.botguard]\nmax_minters = 3\n[tokens.browser]\nmax_browsers = 2\n")
+            .unwrap();
+        assert_eq!(c.tokens.botguard.max_minters, 3);
+        assert_eq!(c.tokens.browser.max_browsers, 2);
+        for (table, key, bad) in [
+            ("botguard", "max_minters", "0"),
+            ("botguard", "max_minters", "5000"),
+            ("browser", "max_browsers", "0"),
+            ("browser", "max_browsers", "65"),
+        ] {
+            let e = parse(&format!("[tokens.{table}]\n{key} = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("tokens.{table}.{key}")) && e.contains(&format!("`{bad}`")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

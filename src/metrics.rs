@@ -146,11 +146,34 @@ pub static AUTH_FAILURES: LazyLock<CounterVec> = counter!(
     ["outcome"]
 );
 
-/// 1 for each minter's current `state` (ready, warming, failed, cold) by `egress`.
+/// Most `egress` label values a sample shows; minters beyond them are counted under `other`,
+/// so callers naming many proxies cannot grow the metric without bound.
+pub const MAX_EGRESS_LABELS: usize = 32;
+
+/// The `egress` label of the `index`th egress in a sample: its (redacted) key for the first
+/// [`MAX_EGRESS_LABELS`], `other` after them.
+pub fn egress_label(index: usize, key: &str) -> &str {
+    if index < MAX_EGRESS_LABELS {
+        key
+    } else {
+        "other"
+    }
+}
+
+/// How many minters are in each `state` (ready, warming, failed, cold) by `egress` (1 for the
+/// current state of a named egress; `other` sums those beyond [`MAX_EGRESS_LABELS`]).
 pub static MINTER_STATE: LazyLock<GaugeVec> = gauge!(
     "minter_state",
-    "BotGuard minter state per egress (1 = current state)",
+    "BotGuard minters per egress and state (1 = a named egress's current state)",
     ["egress", "state"]
+);
+
+/// Minters and browsers of request-named egresses closed to make room for another egress, by
+/// `what` (minter, browser).
+pub static EGRESS_EVICTIONS: LazyLock<CounterVec> = counter!(
+    "egress_evictions",
+    "Per-egress minters and browsers closed to make room for another egress",
+    ["what"]
 );
 
 /// Entries in the token cache.
@@ -197,6 +220,7 @@ fn register_all(r: &mut Registry) {
         &UPSTREAM_ERRORS,
         &BYTES,
         &AUTH_FAILURES,
+        &EGRESS_EVICTIONS,
     ] {
         r.register(c.name, c.help, c.family.clone());
     }
@@ -238,6 +262,21 @@ pub fn encode() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn egress_labels_beyond_the_cap_fold_into_other() {
+        let keys: Vec<String> = (0..MAX_EGRESS_LABELS + 50)
+            .map(|i| format!("http://10.0.0.{i}:3128"))
+            .collect();
+        let labels: std::collections::BTreeSet<&str> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| egress_label(i, k))
+            .collect();
+        assert_eq!(labels.len(), MAX_EGRESS_LABELS + 1);
+        assert!(labels.contains("other") && labels.contains(keys[0].as_str()));
+        assert!(!labels.contains(keys[MAX_EGRESS_LABELS].as_str()));
+    }
 
     #[test]
     fn counters_appear_prefixed_with_their_labels() {

@@ -65,6 +65,7 @@ impl Services {
                         upstream.clone(),
                         http.clone(),
                         tokens.botguard.settings.clone(),
+                        tokens.botguard.max_minters,
                     ));
                     let cold_start_after = kinds[i + 1..].contains(&SourceKind::ColdStart);
                     sources.push(Arc::new(BotGuardSource::new(

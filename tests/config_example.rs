@@ -36,6 +36,7 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(e.settings.user_agent, d.settings.user_agent);
     assert_eq!(e.settings.vm.op_timeout, d.settings.vm.op_timeout);
     assert_eq!(e.settings.warmup_wait, d.settings.warmup_wait);
+    assert_eq!(e.max_minters, d.max_minters);
     assert_eq!(ex.tokens.browser, def.tokens.browser);
     assert_eq!(ex.tokens.provider_timeout, def.tokens.provider_timeout);
     assert_eq!(ex.default_regime, def.default_regime);

@@ -237,9 +237,22 @@ pub async fn mint_for(state: &ApiState, mut req: GetPot) -> Result<Value, ApiErr
         }
     }
     if let (Some(challenge), Some(pool)) = (req.challenge, &services.minters) {
-        let bg = pool.for_egress(req.proxy.as_ref())?;
+        let bg = pool.for_egress(req.proxy.as_ref()).await?;
         if bg.ready().is_none() {
             bg.warm_with(challenge).await?;
+        }
+    }
+    // Held until the token is issued: a minter or browser in use is never evicted to make room
+    // for another egress, and when every one stays in use the caller gets a 503 naming the
+    // setting instead of a token failure.
+    let mut held_minter = None;
+    let mut held_browser = None;
+    if req.proxy.is_some() {
+        if let Some(pool) = &services.minters {
+            held_minter = Some(pool.for_egress(req.proxy.as_ref()).await?);
+        }
+        if let Some(pool) = &services.browsers {
+            held_browser = Some(pool.for_egress(req.proxy.as_ref()).await?);
         }
     }
     let binding_text = match req.content_binding.or(req.innertube_visitor_data) {
@@ -254,6 +267,7 @@ pub async fn mint_for(state: &ApiState, mut req: GetPot) -> Result<Value, ApiErr
             ..TokenRequest::new(binding_of(&binding_text))
         })
         .await?;
+    drop((held_minter, held_browser));
     Ok(json!({
         "poToken": issued.token.as_str(),
         "contentBinding": binding_text,
@@ -268,7 +282,7 @@ pub(super) async fn fresh_visitor_data(
     proxy: Option<&Egress>,
 ) -> Result<String, ApiError> {
     if let Some(pool) = &services.minters {
-        let bg = pool.for_egress(proxy)?;
+        let bg = pool.for_egress(proxy).await?;
         if let Ok(m) = bg.minter().await {
             if let Some(v) = m.page.as_ref().and_then(|p| p.visitor_data()) {
                 return Ok(v.to_string());

@@ -74,6 +74,10 @@ pub enum ApiError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Minter(#[from] BotGuardError),
+    /// Every minter of request-named proxies is in use ([`PerEgressError::Busy`]: 503), or the
+    /// proxy cannot be used.
+    #[error(transparent)]
+    PerEgress(#[from] crate::upstream::PerEgressError),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("Unable to generate visitor data")]
@@ -84,9 +88,13 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PerEgress(crate::upstream::PerEgressError::Busy { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Proxy(_)
             | ApiError::Upstream(_)
             | ApiError::Minter(_)
+            | ApiError::PerEgress(_)
             | ApiError::Token(_)
             | ApiError::VisitorData(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -27,12 +27,13 @@ pub(super) fn metrics(state: &ApiState) -> ApiResponse {
         .set(services.tokens.cache().stats().entries as i64);
     if let Some(pool) = &services.minters {
         metrics::MINTER_STATE.clear();
-        for (egress, current) in pool.states() {
+        for (i, (egress, current)) in pool.states().into_iter().enumerate() {
             let egress = crate::redact::redact_url(&egress);
+            let egress = metrics::egress_label(i, &egress);
             for s in crate::botguard::minter::MinterState::ALL {
                 metrics::MINTER_STATE
-                    .with(&[&egress, s.as_str()])
-                    .set(i64::from(s == current));
+                    .with(&[egress, s.as_str()])
+                    .inc_by(i64::from(s == current));
             }
         }
     }

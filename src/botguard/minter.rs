@@ -131,6 +131,8 @@ pub struct BotGuard {
     generation: std::sync::atomic::AtomicU64,
     /// The id the next minter gets.
     next_id: std::sync::atomic::AtomicU64,
+    /// Set when its pool evicted it: it installs and renews no minter any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -147,6 +149,7 @@ impl BotGuard {
             stats: Mutex::new(MintStats::default()),
             generation: std::sync::atomic::AtomicU64::new(0),
             next_id: std::sync::atomic::AtomicU64::new(1),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -185,6 +188,28 @@ impl BotGuard {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *self.current.lock().expect("minter lock") = None;
+    }
+
+    /// Closes it for good (its pool evicted it): the current minter is dropped and no other is
+    /// installed or renewed. Resolves once the current minter's VM thread has ended, unless
+    /// someone still holds that minter (then its thread ends when they let go).
+    pub fn close(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let current = self.current.lock().expect("minter lock").take();
+        let exited = current
+            .and_then(|m| Arc::try_unwrap(m).ok())
+            .map(|m| m.vm.exited());
+        async move {
+            if let Some(exited) = exited {
+                exited.await;
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Drops the current minter only if it is minter `id` (a token it made was refused);
@@ -313,7 +338,9 @@ impl BotGuard {
             Ok(m) => {
                 let m = Arc::new(m);
                 self.stats.lock().expect("stats lock").warmups += 1;
-                if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+                    && !self.is_closed()
+                {
                     *self.current.lock().expect("minter lock") = Some(m.clone());
                 }
                 self.schedule_renewal(&m);
@@ -334,6 +361,9 @@ impl BotGuard {
             let mut backoff = Duration::from_secs(30);
             loop {
                 let Some(bg) = me.upgrade() else { return };
+                if bg.is_closed() {
+                    return;
+                }
                 match bg.warm(true).await {
                     Ok(_) => {
                         tracing::info!(

@@ -1,36 +1,55 @@
 //! One minter per egress identity ([`Egress::key`]: the proxy and a fingerprint of its
 //! credentials). Tokens are treated as bound to the address they were minted from, so
 //! a request that names its own upstream proxy (the provider API's `proxy`) gets a minter whose
-//! challenge, GenerateIT and interpreter fetch all leave through that proxy.
+//! challenge, GenerateIT and interpreter fetch all leave through that proxy. Those minters are
+//! bounded ([`PerEgress`]): at most `[tokens.botguard] max_minters` exist at once, each with one
+//! VM thread (two while a minter is renewed ahead of its integrity token's end); the least
+//! recently used idle one is closed (its thread ended) to make room.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use super::minter::{BotGuard, BotGuardSettings};
-use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
+use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
 pub struct MinterPool {
     upstream: UpstreamConfig,
     settings: BotGuardSettings,
     default: Arc<BotGuard>,
-    by_egress: Mutex<HashMap<String, Arc<BotGuard>>>,
+    by_egress: PerEgress<BotGuard>,
 }
 
-/// Most minters kept for per-request proxies; the oldest are dropped beyond it.
-const MAX_EGRESS_MINTERS: usize = 16;
+/// Default for `[tokens.botguard] max_minters`.
+pub const DEFAULT_MAX_MINTERS: usize = 16;
+/// Most `[tokens.botguard] max_minters` accepts.
+pub const MAX_MAX_MINTERS: usize = 1024;
+
+fn close(bg: Arc<BotGuard>) -> BoxFuture<'static, ()> {
+    Box::pin(bg.close())
+}
 
 impl MinterPool {
+    /// `max_minters` bounds the minters of request-named egresses (the configured egress has
+    /// its own besides).
     pub fn new(
         upstream: UpstreamConfig,
         default_http: HttpClient,
         settings: BotGuardSettings,
+        max_minters: usize,
     ) -> Self {
         MinterPool {
             default: BotGuard::new(default_http, settings.clone()),
+            by_egress: PerEgress::new(
+                "minter",
+                "tokens.botguard.max_minters",
+                max_minters,
+                settings.warmup_wait,
+                close,
+            ),
             upstream,
             settings,
-            by_egress: Mutex::new(HashMap::new()),
         }
     }
 
@@ -39,22 +58,32 @@ impl MinterPool {
         self.default.clone()
     }
 
-    /// The minter for a request's egress (`None` or direct: the configured one).
-    pub fn for_egress(&self, egress: Option<&Egress>) -> Result<Arc<BotGuard>, UpstreamError> {
+    /// The minter for a request's egress (`None` or direct: the configured one); waits up to
+    /// the warm-up wait for room when every request-named egress's minter is in use.
+    pub async fn for_egress(
+        &self,
+        egress: Option<&Egress>,
+    ) -> Result<Arc<BotGuard>, PerEgressError> {
         let Some((egress, key)) = egress.and_then(|e| Some((e, e.key()?))) else {
             return Ok(self.default.clone());
         };
-        let mut map = self.by_egress.lock().expect("pool lock");
-        if let Some(bg) = map.get(&key) {
-            return Ok(bg.clone());
-        }
-        if map.len() >= MAX_EGRESS_MINTERS {
-            map.clear();
-        }
-        let http = HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))?;
-        let bg = BotGuard::new(http, self.settings.clone());
-        map.insert(key, bg.clone());
-        Ok(bg)
+        self.by_egress
+            .get(&key, || {
+                let http =
+                    HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))?;
+                Ok(BotGuard::new(http, self.settings.clone()))
+            })
+            .await
+    }
+
+    /// Minters of request-named egresses that exist now (never more than the cap).
+    pub fn live(&self) -> usize {
+        self.by_egress.live()
+    }
+
+    /// Minters of request-named egresses closed to make room, since start.
+    pub fn evictions(&self) -> u64 {
+        self.by_egress.evictions()
     }
 
     /// Egress keys with a warm minter (`direct` for the configured egress).
@@ -63,9 +92,9 @@ impl MinterPool {
         if self.default.ready().is_some() {
             keys.push(self.upstream.proxy.key().unwrap_or_else(|| "direct".into()));
         }
-        for (k, bg) in self.by_egress.lock().expect("pool lock").iter() {
+        for (k, bg) in self.by_egress.entries() {
             if bg.ready().is_some() {
-                keys.push(k.clone());
+                keys.push(k);
             }
         }
         keys
@@ -78,9 +107,7 @@ impl MinterPool {
             None => self.default.invalidate_minter(id),
             Some(key) => self
                 .by_egress
-                .lock()
-                .expect("pool lock")
-                .get(&key)
+                .peek(&key)
                 .is_some_and(|bg| bg.invalidate_minter(id)),
         }
     }
@@ -92,15 +119,15 @@ impl MinterPool {
             self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
             self.default.state(),
         )];
-        for (k, bg) in self.by_egress.lock().expect("pool lock").iter() {
-            out.push((k.clone(), bg.state()));
+        for (k, bg) in self.by_egress.entries() {
+            out.push((k, bg.state()));
         }
         out
     }
 
     pub fn invalidate_all(&self) {
         self.default.invalidate();
-        for bg in self.by_egress.lock().expect("pool lock").values() {
+        for (_, bg) in self.by_egress.entries() {
             bg.invalidate();
         }
     }

@@ -101,6 +101,8 @@ enum Command {
 #[derive(Clone)]
 pub struct VmHandle {
     tx: mpsc::Sender<Command>,
+    /// Closed when the thread ends.
+    exited: tokio::sync::watch::Receiver<()>,
 }
 
 impl VmHandle {
@@ -116,12 +118,15 @@ impl VmHandle {
         let user_agent = user_agent.map(str::to_string);
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = mpsc::channel();
+        let (alive, exited) = tokio::sync::watch::channel(());
         std::thread::Builder::new()
             .name("potproxy-botguard".into())
             // QuickJS checks its own stack limit (JS_STACK_LIMIT below); the thread must be
             // comfortably larger so deep recursion raises a JS error instead of aborting.
             .stack_size(THREAD_STACK)
             .spawn(move || {
+                // Dropped as the thread returns: `exited` then resolves.
+                let _alive = alive;
                 let host = match Host::new(limits, user_agent.as_deref()) {
                     Ok(h) => {
                         let _ = ready_tx.send(Ok(()));
@@ -138,7 +143,14 @@ impl VmHandle {
             })
             .map_err(|e| VmError::Setup(e.to_string()))?;
         ready_rx.recv().map_err(|_| VmError::Gone)??;
-        Ok(VmHandle { tx })
+        Ok(VmHandle { tx, exited })
+    }
+
+    /// Resolves once the VM thread has ended (which it does when every handle is dropped), so
+    /// whoever drops the last handle can wait for the thread and its heap to be gone.
+    pub fn exited(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.exited.clone();
+        async move { while rx.changed().await.is_ok() {} }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, VmError> {
@@ -554,6 +566,19 @@ mod tests {
             op_timeout: Duration::from_millis(ms),
             ..VmLimits::default()
         }
+    }
+
+    #[tokio::test]
+    async fn the_vm_thread_ends_once_the_last_handle_is_dropped() {
+        let vm = VmHandle::spawn(limits(2000)).unwrap();
+        let copy = vm.clone();
+        let exited = vm.exited();
+        drop(vm);
+        assert_eq!(copy.eval("1 + 1").await.unwrap(), "2", "a handle is left");
+        drop(copy);
+        tokio::time::timeout(Duration::from_secs(30), exited)
+            .await
+            .expect("the thread ended");
     }
 
     #[tokio::test]

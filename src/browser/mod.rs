@@ -42,7 +42,15 @@ pub struct BrowserSettings {
     pub mint_timeout: Duration,
     /// Deadline for starting the browser and warming a minter (challenge, VM, GenerateIT).
     pub warmup_timeout: Duration,
+    /// Most browsers for request-named egresses (the provider API's `proxy`) that run or are
+    /// being started at once; the configured egress has its own besides.
+    pub max_browsers: usize,
 }
+
+/// Default for `[tokens.browser] max_browsers`.
+pub const DEFAULT_MAX_BROWSERS: usize = 4;
+/// Most `[tokens.browser] max_browsers` accepts.
+pub const MAX_MAX_BROWSERS: usize = 64;
 
 impl Default for BrowserSettings {
     fn default() -> Self {
@@ -52,6 +60,7 @@ impl Default for BrowserSettings {
             prewarm: true,
             mint_timeout: Duration::from_secs(10),
             warmup_timeout: Duration::from_secs(30),
+            max_browsers: DEFAULT_MAX_BROWSERS,
         }
     }
 }

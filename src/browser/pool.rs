@@ -1,16 +1,19 @@
 //! One browser minter per egress identity ([`Egress::key`]: the proxy and a fingerprint of its
 //! credentials): a token is minted from the address its download leaves
 //! through, so a request naming its own upstream proxy (the provider API's `proxy`) gets a
-//! browser whose every request is fulfilled through that proxy.
+//! browser whose every request is fulfilled through that proxy. Those browsers are bounded
+//! ([`PerEgress`]): at most `[tokens.browser] max_browsers` run or are being started at once; the
+//! least recently used idle one is shut down (its process group killed) to make room.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use super::BrowserSettings;
 use super::minter::BrowserMinter;
 use crate::botguard::settings::BotGuardSettings;
-use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
+use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
 /// One browser as the live page shows it.
 #[derive(Debug, Clone)]
@@ -20,15 +23,26 @@ pub struct BrowserState {
     pub stats: super::minter::BrowserStats,
 }
 
-/// Most browsers kept for per-request proxies; beyond it the others are closed.
-const MAX_EGRESS_BROWSERS: usize = 4;
+/// Shuts an evicted browser down and waits until its processes are gone, so its slot comes
+/// free only once its memory has been returned.
+fn close(m: Arc<BrowserMinter>) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let profile = m.profile_dir();
+        m.shutdown().await;
+        if let Some(profile) = profile {
+            if !super::process::wait_gone(&profile, Duration::from_secs(10)).await {
+                tracing::warn!(profile = %profile.display(), "an evicted browser's processes are still exiting");
+            }
+        }
+    })
+}
 
 pub struct BrowserPool {
     upstream: UpstreamConfig,
     settings: BrowserSettings,
     flow: BotGuardSettings,
     default: Arc<BrowserMinter>,
-    by_egress: Mutex<HashMap<String, Arc<BrowserMinter>>>,
+    by_egress: PerEgress<BrowserMinter>,
 }
 
 impl BrowserPool {
@@ -44,10 +58,16 @@ impl BrowserPool {
                 settings.clone(),
                 flow.clone(),
             )),
+            by_egress: PerEgress::new(
+                "browser",
+                "tokens.browser.max_browsers",
+                settings.max_browsers,
+                settings.warmup_timeout,
+                close,
+            ),
             upstream,
             settings,
             flow,
-            by_egress: Mutex::new(HashMap::new()),
         }
     }
 
@@ -60,35 +80,50 @@ impl BrowserPool {
         self.default.clone()
     }
 
-    /// The browser for a request's egress (`None` or direct: the configured one).
-    pub fn for_egress(&self, egress: Option<&Egress>) -> Result<Arc<BrowserMinter>, UpstreamError> {
+    /// The browser for a request's egress (`None` or direct: the configured one); waits up to
+    /// the warm-up timeout for room when every request-named egress's browser is in use.
+    pub async fn for_egress(
+        &self,
+        egress: Option<&Egress>,
+    ) -> Result<Arc<BrowserMinter>, PerEgressError> {
         let Some((egress, key)) = egress.and_then(|e| Some((e, e.key()?))) else {
             return Ok(self.default.clone());
         };
-        let mut map = self.by_egress.lock().expect("pool lock");
-        if let Some(m) = map.get(&key) {
-            return Ok(m.clone());
+        self.by_egress
+            .get(&key, || {
+                let http =
+                    HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))?;
+                Ok(Arc::new(BrowserMinter::new(
+                    http,
+                    self.settings.clone(),
+                    self.flow.clone(),
+                )))
+            })
+            .await
+    }
+
+    /// The browser for a request's egress if it has one (a refused token names it).
+    pub fn existing(&self, egress: Option<&Egress>) -> Option<Arc<BrowserMinter>> {
+        match egress.and_then(|e| e.key()) {
+            None => Some(self.default.clone()),
+            Some(key) => self.by_egress.peek(&key),
         }
-        if map.len() >= MAX_EGRESS_BROWSERS {
-            // Dropping the last handle closes a browser; close them explicitly in case a mint
-            // still holds one.
-            for (_, m) in map.drain() {
-                tokio::spawn(async move { m.shutdown().await });
-            }
-        }
-        let http = HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))?;
-        let m = Arc::new(BrowserMinter::new(
-            http,
-            self.settings.clone(),
-            self.flow.clone(),
-        ));
-        map.insert(key, m.clone());
-        Ok(m)
+    }
+
+    /// Browsers of request-named egresses that exist now, started or not (never more than the
+    /// cap).
+    pub fn live(&self) -> usize {
+        self.by_egress.live()
+    }
+
+    /// Browsers of request-named egresses shut down to make room, since start.
+    pub fn evictions(&self) -> u64 {
+        self.by_egress.evictions()
     }
 
     fn all(&self) -> Vec<Arc<BrowserMinter>> {
         let mut v = vec![self.default.clone()];
-        v.extend(self.by_egress.lock().expect("pool lock").values().cloned());
+        v.extend(self.by_egress.entries().into_iter().map(|(_, m)| m));
         v
     }
 
@@ -104,8 +139,8 @@ impl BrowserPool {
             self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
             state(&self.default),
         )];
-        for (k, m) in self.by_egress.lock().expect("pool lock").iter() {
-            out.push((k.clone(), state(m)));
+        for (k, m) in self.by_egress.entries() {
+            out.push((k, state(&m)));
         }
         out
     }

@@ -226,6 +226,20 @@ async fn devtools_url(stderr: tokio::process::ChildStderr) -> Result<String, Str
     }
 }
 
+/// Waits until no process names `profile` any more (a killed browser's processes linger while
+/// the kernel tears them down), at most `within`; returns whether they are all gone.
+pub async fn wait_gone(profile: &Path, within: Duration) -> bool {
+    let arg = format!("--user-data-dir={}", profile.display());
+    let deadline = tokio::time::Instant::now() + within;
+    while !pids_with_arg(&arg).is_empty() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 /// Pids of processes whose command line contains `arg` exactly as one argument.
 pub fn pids_with_arg(arg: &str) -> Vec<u32> {
     let mut out = Vec::new();

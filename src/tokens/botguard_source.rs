@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use super::{Minted, TokenError, TokenRequest, TokenSource, Unready};
 use crate::botguard::error::BotGuardError;
 use crate::botguard::pool::MinterPool;
+use crate::upstream::PerEgressError;
 
 const NAME: &str = "botguard";
 
@@ -22,6 +23,14 @@ fn token_error(e: BotGuardError) -> TokenError {
         TokenError::refused(NAME, e)
     } else {
         TokenError::failed(NAME, e)
+    }
+}
+
+/// Every minter of request-named egresses busy may clear up later; an unusable egress will not.
+pub(super) fn pool_error(name: &'static str, e: PerEgressError) -> TokenError {
+    match e {
+        PerEgressError::Busy { .. } => TokenError::timed_out(name, e),
+        PerEgressError::Upstream(_) => TokenError::failed(name, e),
     }
 }
 
@@ -68,7 +77,8 @@ impl TokenSource for BotGuardSource {
             let bg = self
                 .pool
                 .for_egress(req.egress.as_ref())
-                .map_err(|e| TokenError::failed(NAME, e))?;
+                .await
+                .map_err(|e| pool_error(NAME, e))?;
             if self.decline_while_warming && bg.ready().is_none() {
                 bg.warm_in_background();
                 return Ok(None);

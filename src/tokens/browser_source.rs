@@ -48,7 +48,8 @@ impl TokenSource for BrowserSource {
             let m = self
                 .pool
                 .for_egress(req.egress.as_ref())
-                .map_err(|e| TokenError::failed(NAME, e))?;
+                .await
+                .map_err(|e| super::botguard_source::pool_error(NAME, e))?;
             match m.mint(binding).await {
                 Ok((token, expires_at, minter)) => Ok(Some(Minted {
                     token,
@@ -78,7 +79,7 @@ impl TokenSource for BrowserSource {
 
     /// Drops the page minter that made a refused token; the next mint warms a fresh one.
     fn refused(&self, req: &TokenRequest, minter: Option<u64>) -> bool {
-        if let (Some(id), Ok(m)) = (minter, self.pool.for_egress(req.egress.as_ref())) {
+        if let (Some(id), Some(m)) = (minter, self.pool.existing(req.egress.as_ref())) {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     if m.invalidate_minter(id).await {

@@ -50,6 +50,8 @@ pub struct BotGuardConfig {
     pub settings: BotGuardSettings,
     /// Warm a minter at start-up instead of on the first request.
     pub prewarm: bool,
+    /// Most minters (each with its VM thread) for request-named egresses at once.
+    pub max_minters: usize,
 }
 
 #[derive(Debug, Clone)]

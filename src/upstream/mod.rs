@@ -1,12 +1,14 @@
 //! The proxy's way out. Every upstream connection of the proxy goes through here, so tests can
 //! point real host names at in-process fakes: `egress` (directly or through the user's proxy),
-//! `dial` (host overrides, the verified trust store, connectors, tunnels) and `client` (the
-//! proxy's own HTTP requests). This module owns its settings,
+//! `dial` (host overrides, the verified trust store, connectors, tunnels), `client` (the
+//! proxy's own HTTP requests) and `per_egress` (the bounded set of minters or browsers kept per
+//! request-named egress). This module owns its settings,
 //! [`UpstreamConfig`]; `config` builds them from `[upstream]`.
 
 mod client;
 mod dial;
 mod egress;
+mod per_egress;
 mod tcp;
 
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ pub use dial::{
     connector_checked, connector_via, root_store,
 };
 pub use egress::{Egress, EgressError};
+pub use per_egress::{Close, Held, PerEgress, PerEgressError, Room, make_room};
 pub use tcp::{TcpDialer, can_mark};
 
 use crate::intercept::HostPattern;

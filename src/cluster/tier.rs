@@ -48,7 +48,9 @@ fn encode_token(token: &Token, expires_at: SystemTime) -> String {
     format!("{}|{}", unix_ms(expires_at), token.as_str())
 }
 
-fn decode_token(text: &str) -> Option<(Token, SystemTime)> {
+/// A stored token value read back: `None` when it is malformed or expired (public for the fuzz
+/// targets).
+pub fn decode_token(text: &str) -> Option<(Token, SystemTime)> {
     let (ms, tok) = text.split_once('|')?;
     let expires_at = UNIX_EPOCH + Duration::from_millis(ms.parse().ok()?);
     if expires_at <= SystemTime::now() {

@@ -1,0 +1,3 @@
+#[path = "checks.rs"]
+mod checks;
+pub use checks::*;

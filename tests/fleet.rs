@@ -153,6 +153,18 @@ async fn until_fleet_holds(redis: &RedisServer, patterns: &[&str], token: Option
     }
 }
 
+/// Waits until the `traffic` task has completed `n` rounds; it stopping first means a request
+/// failed (its panic is reported when the task is awaited).
+async fn until_rounds(
+    rounds: &std::sync::atomic::AtomicUsize,
+    traffic: &tokio::task::JoinHandle<usize>,
+    n: usize,
+) {
+    while rounds.load(std::sync::atomic::Ordering::SeqCst) < n && !traffic.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn player(client: &reqwest::Client, video: &str) -> Value {
     let res = client
         .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
@@ -309,21 +321,13 @@ async fn redis_hanging_dying_and_returning_never_fails_a_request_and_sharing_res
     };
     // Each phase lasts until every node has served a round in it (rounds go round-robin),
     // not for a guessed time.
-    let until_rounds = |n: usize| {
-        let rounds = rounds.clone();
-        async move {
-            while rounds.load(std::sync::atomic::Ordering::SeqCst) < n {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    until_rounds(1).await;
+    until_rounds(&rounds, &traffic, 1).await;
     redis.hang();
     let hung_at = rounds.load(std::sync::atomic::Ordering::SeqCst);
-    until_rounds(hung_at + 3).await;
+    until_rounds(&rounds, &traffic, hung_at + 3).await;
     redis.kill();
     let killed_at = rounds.load(std::sync::atomic::Ordering::SeqCst);
-    until_rounds(killed_at + 3).await;
+    until_rounds(&rounds, &traffic, killed_at + 3).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let served = traffic
         .await

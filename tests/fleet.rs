@@ -103,6 +103,70 @@ async fn get_pot(url: &str, binding: &str) -> String {
     v["poToken"].as_str().unwrap().to_string()
 }
 
+/// Real time, polled: the nodes write Redis in the background (fire-and-forget) over real
+/// sockets, which a paused tokio clock does not drive. It usually takes milliseconds; the
+/// deadline is generous for a loaded CI host.
+const FLEET_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits until the fleet's Redis holds the `keys` (`prefix` + pattern) asked for and, when
+/// `token` is given, a stored token equal to it.
+async fn until_fleet_holds(redis: &RedisServer, patterns: &[&str], token: Option<&str>) {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + FLEET_WRITE_DEADLINE;
+    loop {
+        let mut held = true;
+        for pattern in patterns {
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            held &= !keys.is_empty();
+        }
+        if let Some(token) = token {
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("fleettest:tok:*")
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            let values: Vec<Option<String>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                ::redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut con)
+                    .await
+                    .unwrap()
+            };
+            held &= values
+                .iter()
+                .flatten()
+                .any(|v| v.split_once('|').is_some_and(|(_, t)| t == token));
+        }
+        if held {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet never held {patterns:?} {token:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the `traffic` task has completed `n` rounds; it stopping first means a request
+/// failed (its panic is reported when the task is awaited).
+async fn until_rounds(
+    rounds: &std::sync::atomic::AtomicUsize,
+    traffic: &tokio::task::JoinHandle<usize>,
+    n: usize,
+) {
+    while rounds.load(std::sync::atomic::Ordering::SeqCst) < n && !traffic.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn player(client: &reqwest::Client, video: &str) -> Value {
     let res = client
         .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
@@ -150,8 +214,8 @@ async fn a_session_learned_on_one_node_serves_media_on_the_others() {
         .as_str()
         .unwrap()
         .to_string();
-    // Learning reaches Redis in the background: give it a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Learning reaches Redis in the background.
+    until_fleet_holds(&redis, &["fleettest:url:*"], None).await;
     f.fakes.origin.take();
     let mut tokens = Vec::new();
     for node in [1, 2] {
@@ -174,8 +238,13 @@ async fn a_session_learned_on_one_node_serves_media_on_the_others() {
             .into_iter()
             .rfind(|s| s.path_and_query.starts_with("/videoplayback"))
             .unwrap();
-        tokens.push(accepted.query_values("pot"));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pot = accepted.query_values("pot");
+        // Node 1's token and the regime it learned reach Redis in the background.
+        if let Some(t) = pot.first() {
+            let t = t.replace("%3D", "=");
+            until_fleet_holds(&redis, &["fleettest:regime:*"], Some(&t)).await;
+        }
+        tokens.push(pot);
     }
     let refused = f
         .fakes
@@ -228,29 +297,39 @@ async fn redis_hanging_dying_and_returning_never_fails_a_request_and_sharing_res
     let urls: Vec<String> = (0..3).map(|i| f.api(i)).collect();
     let clients: Vec<reqwest::Client> = (0..3).map(|i| f.client(i)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let traffic = {
-        let stop = stop.clone();
+        let (stop, rounds) = (stop.clone(), rounds.clone());
         tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // Real time: what is measured is a real request against a hung or dead
+                // redis-server. Each Redis call is bounded at 200 ms, so a round takes well
+                // under a second; a request that waited on the hung server itself would run
+                // into the client's 10 s timeout. 8 s leaves a loaded CI host room.
                 let started = Instant::now();
                 get_pot(&urls[i % 3], &format!("during{i:03}")).await;
                 player(&clients[i % 3], V1).await;
                 assert!(
-                    started.elapsed() < Duration::from_secs(4),
+                    started.elapsed() < Duration::from_secs(8),
                     "request {i} took {:?}",
                     started.elapsed()
                 );
                 i += 1;
+                rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             i
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each phase lasts until every node has served a round in it (rounds go round-robin),
+    // not for a guessed time.
+    until_rounds(&rounds, &traffic, 1).await;
     redis.hang();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hung_at = rounds.load(std::sync::atomic::Ordering::SeqCst);
+    until_rounds(&rounds, &traffic, hung_at + 3).await;
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let killed_at = rounds.load(std::sync::atomic::Ordering::SeqCst);
+    until_rounds(&rounds, &traffic, killed_at + 3).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let served = traffic
         .await
@@ -275,8 +354,9 @@ async fn redis_hanging_dying_and_returning_never_fails_a_request_and_sharing_res
 
     redis.restart();
     // Sharing resumes once the nodes notice (a probe every half second): a token minted on node
-    // 0 is then served by node 1 without a mint.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // 0 is then served by node 1 without a mint. Real time (real sockets, the nodes' probe
+    // clocks); the deadline is thirty probe intervals and more, for a loaded CI host.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut k = 0;
     loop {
         let binding = format!("afterrestart{k:02}");
@@ -310,7 +390,7 @@ async fn a_source_set_aside_on_one_node_is_set_aside_for_the_fleet_until_it_expi
         "3 refusals",
     );
     a.set_aside("botguard", None, Duration::from_millis(300), "refused");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + FLEET_WRITE_DEADLINE;
     let seen = loop {
         let seen = b.set_asides().await.expect("redis up");
         if seen.len() == 2 || Instant::now() > deadline {
@@ -322,21 +402,29 @@ async fn a_source_set_aside_on_one_node_is_set_aside_for_the_fleet_until_it_expi
     let p = seen.iter().find(|s| s.source == "provider").unwrap();
     assert_eq!(p.egress.as_deref(), Some("http://proxy.example:3128"));
     assert_eq!(p.reason, "3 refusals");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let seen = f.nodes[2]
-        .cluster
-        .as_ref()
-        .unwrap()
-        .set_asides()
-        .await
-        .unwrap();
+    // The 300 ms verdict expires on the wall clock (its `until_ms`, read by every node), which a
+    // paused tokio clock does not move: polled, with a generous deadline.
+    let deadline = Instant::now() + FLEET_WRITE_DEADLINE;
+    let seen = loop {
+        let seen = f.nodes[2]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .set_asides()
+            .await
+            .unwrap();
+        if seen.len() < 2 || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         seen.iter().map(|s| s.source.as_str()).collect::<Vec<_>>(),
         ["provider"],
         "the expired verdict is gone"
     );
     b.clear_aside("provider", Some("http://proxy.example:3128"));
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + FLEET_WRITE_DEADLINE;
     while !a.set_asides().await.unwrap().is_empty() {
         assert!(Instant::now() < deadline, "cleared fleet-wide");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -421,8 +509,9 @@ async fn a_source_set_aside_on_one_node_is_not_used_by_another() {
         "botguard set aside on A: {aside:?}"
     );
 
-    // Node B learns the verdict from the fleet (it refreshes every second).
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Node B learns the verdict from the fleet (it refreshes every second). Real time (node B's
+    // refresh clock, real sockets); twenty refreshes leave a loaded CI host room.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !nodes[1]
         .services
         .tokens

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-pub use tier::SetAside;
+pub use tier::{SetAside, decode_token};
 pub use verdicts::FleetRefusals;
 
 /// The key namespace when `[cluster] prefix` is not set.

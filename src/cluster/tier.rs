@@ -136,8 +136,12 @@ fn encode_token(token: &Token, expires_at: SystemTime) -> String {
     format!("{}|{}", unix_ms(expires_at), token.as_str())
 }
 
-/// A stored token: `Ok(None)` when expired, `Err` when the text is not a token as we store it.
-fn decode_token(text: &str, now: SystemTime) -> Result<Option<(Token, SystemTime)>, &'static str> {
+/// A stored token: `Ok(None)` when expired, `Err` when the text is not a token as we store it
+/// (public for the fuzz targets).
+pub fn decode_token(
+    text: &str,
+    now: SystemTime,
+) -> Result<Option<(Token, SystemTime)>, &'static str> {
     let (ms, tok) = text.split_once('|').ok_or("token without expiry")?;
     let ms: u64 = ms.parse().map_err(|_| "token expiry not a number")?;
     let expires_at = from_unix_ms(ms).ok_or("token expiry out of range")?;

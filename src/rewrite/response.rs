@@ -9,12 +9,14 @@ use super::media::{set_caption_query, set_manifest_pot, set_query_pot};
 use crate::classify::{ManifestKind, query_param};
 use crate::token::Token;
 
+/// Edits a URL's query: the fragment starts at the first `#` (a `?` after it is not a query),
+/// the query at the first `?` before it.
 fn with_query(url: &str, f: impl FnOnce(&str) -> String) -> Option<String> {
-    let (base, rest) = url.split_once('?').unwrap_or((url, ""));
-    let (query, fragment) = match rest.split_once('#') {
-        Some((q, frag)) => (q, Some(frag)),
-        None => (rest, None),
+    let (rest, fragment) = match url.split_once('#') {
+        Some((r, frag)) => (r, Some(frag)),
+        None => (url, None),
     };
+    let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
     if query_param(query, "sabr") == Some("1") {
         return None;
     }
@@ -126,6 +128,34 @@ mod tests {
 
     fn fixture(name: &str) -> Option<Value> {
         innertube_fixture(name, "response").map(|b| serde_json::from_slice(&b).unwrap())
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/player_response`): a `?` inside the fragment was
+    /// taken for the query, so the token went into the fragment, which is never sent.
+    #[test]
+    fn a_question_mark_in_the_fragment_does_not_take_the_token_out_of_the_query() {
+        let t = tok();
+        let pot = format!("pot={}", t.query_value());
+        for (url, want) in [
+            (
+                "https://h/videoplayback#f?x=1",
+                format!("https://h/videoplayback?{pot}#f?x=1"),
+            ),
+            (
+                "https://h/v?a=1#f?pot=0",
+                format!("https://h/v?a=1&{pot}#f?pot=0"),
+            ),
+            ("https://h/v#frag", format!("https://h/v?{pot}#frag")),
+            ("https://h/v?a=1&pot=0", format!("https://h/v?a=1&{pot}")),
+        ] {
+            let mut v = serde_json::json!({"streamingData": {"formats": [{"url": url}]}});
+            assert_eq!(rewrite_player_response(&mut v, Some(&t), None, "WEB"), 1);
+            assert_eq!(
+                v["streamingData"]["formats"][0]["url"],
+                want.as_str(),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -292,6 +292,10 @@ impl TokenCache {
                 let mut map = cache.inner.entries.lock().expect("entries lock");
                 for (k, (t, exp)) in entries.into_iter().filter(|(k, _)| k.fits(&limits)) {
                     let exp = capped(exp, now, MAX_LIFETIME);
+                    // A key listed twice: the later expiry wins, as in a write's merge.
+                    if map.get(&k).is_some_and(|(_, kept, _)| *kept >= exp) {
+                        continue;
+                    }
                     insert_bounded(&mut map, &limits, k, (t, exp, None));
                 }
                 tracing::info!(path = %path.display(), entries = map.len(), "token cache loaded");
@@ -706,6 +710,55 @@ mod tests {
         std::fs::write(&path, "{not json").unwrap();
         let c = TokenCache::persistent(&path);
         assert_eq!(c.stats().entries, 0);
+    }
+
+    /// Found with the `cache_file` fuzz target (`fuzz/regressions/cache_file`): an expiry
+    /// beyond what `SystemTime` holds panicked at load (the proxy failed to start) and in the
+    /// writer thread.
+    #[test]
+    fn an_expiry_too_far_for_the_clock_is_dropped_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        let entry = |binding: &str, expires_at: u64| {
+            serde_json::json!({"kind": "video", "binding": binding, "egress": null,
+                "token": "AQID", "expires_at": expires_at})
+        };
+        let file = serde_json::json!({"version": FILE_VERSION, "entries": [
+            entry("aaaaaaaaaaa", u64::MAX), entry("bbbbbbbbbbb", unix(later(3600)))]});
+        std::fs::write(&path, file.to_string()).unwrap();
+        let c = TokenCache::persistent(&path);
+        assert!(c.lookup(&key("aaaaaaaaaaa")).is_none());
+        assert!(c.lookup(&key("bbbbbbbbbbb")).is_some());
+        c.flush();
+        assert_eq!(file_keys(&path), ["bbbbbbbbbbb"]);
+    }
+
+    /// Found with the `cache_file` fuzz target (`fuzz/regressions/cache_file`): with a key listed
+    /// twice, loading kept the last entry while a write's merge keeps the later expiry, so the
+    /// token served changed after the first write.
+    #[test]
+    fn a_key_listed_twice_loads_with_its_later_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        let entry = |token: &str, expires_at: SystemTime| {
+            serde_json::json!({"kind": "video", "binding": "aaaaaaaaaaa", "egress": null,
+                "token": token, "expires_at": unix(expires_at)})
+        };
+        let file = serde_json::json!({"version": FILE_VERSION, "entries": [
+            entry("AQID", later(7200)), entry("BBBB", later(3600))]});
+        std::fs::write(&path, file.to_string()).unwrap();
+        let c = TokenCache::persistent(&path);
+        assert_eq!(
+            c.lookup(&key("aaaaaaaaaaa")).unwrap().token.as_str(),
+            "AQID"
+        );
+        c.flush();
+        drop(c);
+        let again = TokenCache::persistent(&path);
+        assert_eq!(
+            again.lookup(&key("aaaaaaaaaaa")).unwrap().token.as_str(),
+            "AQID"
+        );
     }
 
     #[test]

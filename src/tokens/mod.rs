@@ -786,7 +786,7 @@ mod tests {
         assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "down");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_hundred_concurrent_requests_for_one_binding_mint_once() {
         let slow = Arc::new(Slow(AtomicUsize::new(0)));
         let svc = TokenService::uncached(vec![slow.clone()]);
@@ -809,7 +809,7 @@ mod tests {
         assert_eq!(slow.0.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn bypass_cache_mints_again_and_stores_the_result() {
         let slow = Arc::new(Slow(AtomicUsize::new(0)));
         let svc = TokenService::uncached(vec![slow.clone()]);
@@ -821,19 +821,27 @@ mod tests {
         assert_eq!(svc.get(&req()).await.unwrap(), b);
     }
 
-    #[tokio::test]
+    /// The cache's expiry runs on the wall clock (`SystemTime`, the same time the cache file
+    /// keeps), which a paused tokio clock does not move; so the entry's expiry is put in the
+    /// past instead of waiting for it to pass. The TTL's cap is checked on the issued expiry.
+    #[tokio::test(start_paused = true)]
     async fn expired_entries_are_minted_again() {
         let slow = Arc::new(Slow(AtomicUsize::new(0)));
-        let svc = TokenService::new(
-            vec![slow.clone()],
-            TokenCache::in_memory(),
-            Duration::from_millis(30),
+        let cache = TokenCache::in_memory();
+        let ttl = Duration::from_secs(3600);
+        let svc = TokenService::new(vec![slow.clone()], cache.clone(), ttl);
+        let before = SystemTime::now();
+        let first = svc.issue(&req()).await.unwrap();
+        assert!(
+            (before + ttl..=SystemTime::now() + ttl).contains(&first.expires_at),
+            "the TTL caps a lasting token's expiry"
         );
-        svc.get(&req()).await.unwrap();
-        svc.get(&req()).await.unwrap();
+        assert!(svc.issue(&req()).await.unwrap().cached);
         assert_eq!(slow.0.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        svc.get(&req()).await.unwrap();
+        let key = cache::Key::of(&req()).unwrap();
+        cache.store(key, first.token, SystemTime::now() - Duration::from_secs(1));
+        let again = svc.issue(&req()).await.unwrap();
+        assert!(!again.cached, "an expired entry is not served");
         assert_eq!(slow.0.load(Ordering::SeqCst), 2);
     }
 }

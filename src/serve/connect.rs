@@ -19,67 +19,6 @@ use super::io::{Rewind, Sniffed, sniff};
 use super::tunnel::{OpenError, Opened, Via};
 use super::{Arrived, Hook, Inside, ProxyServer, text_response};
 
-/// The arrival of a `CONNECT` (or a SOCKS5 `CONNECT`), kept for the decision after its
-/// first bytes.
-#[derive(Clone)]
-pub(super) struct Pending {
-    host: String,
-    port: u16,
-    ip_literal: bool,
-    intercepted: bool,
-    refused: Option<crate::access::Refusal>,
-}
-
-impl Pending {
-    pub(super) fn new(arrival: &Arrival<'_>) -> Self {
-        Pending {
-            host: arrival.host.to_string(),
-            port: arrival.port,
-            ip_literal: arrival.ip_literal,
-            intercepted: arrival.intercepted,
-            refused: arrival.refused,
-        }
-    }
-
-    /// A connection to an address with no name yet (a transparent one): its first bytes will
-    /// say what it is.
-    pub(super) fn address(
-        host: String,
-        port: u16,
-        refused: Option<crate::access::Refusal>,
-    ) -> Self {
-        Pending {
-            host,
-            port,
-            ip_literal: true,
-            intercepted: false,
-            refused,
-        }
-    }
-
-    fn arrival(&self, first: First) -> Arrival<'_> {
-        Arrival {
-            kind: door::Kind::Connect,
-            entry: crate::access::Entry::Allowed,
-            host: &self.host,
-            ip_literal: self.ip_literal,
-            port: self.port,
-            intercepted: self.intercepted,
-            refused: self.refused,
-            ca_page: false,
-            first: Some(first),
-        }
-    }
-
-    pub(super) fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
 fn ok() -> Response<Body> {
     Response::builder()
         .status(StatusCode::OK)
@@ -97,19 +36,18 @@ where
     pub(super) async fn connect(
         self: Arc<Self>,
         mut req: Request<Body>,
-        arrival: &Arrival<'_>,
+        arrival: Arrival,
         decision: Door,
         arrived: &Arrived,
     ) -> Response<Body> {
-        let pending = Pending::new(arrival);
         let upgrade = hyper::upgrade::on(&mut req);
         let conn = arrived.conn.clone();
         if decision == Door::TunnelNow {
             // Dialled first: servers that speak first (SSH, SMTP) see a client at once, and a
             // destination that cannot be reached is a 502, not a 200 that closes.
             let opened =
-                Opened::new(Via::Connect, pending.authority()).for_client(arrived.client_addr);
-            let server = match self.tunnels.open(&pending.host, pending.port).await {
+                Opened::new(Via::Connect, arrival.authority()).for_client(arrived.client_addr);
+            let server = match self.tunnels.open(&arrival.host, arrival.port).await {
                 Ok(s) => s,
                 Err(e) => return self.not_opened(&opened, &e),
             };
@@ -131,7 +69,7 @@ where
         self.drain.spawn(async move {
             match upgrade.await {
                 Ok(u) => {
-                    this.sniff_then_decide(pending, TokioIo::new(u), arrived)
+                    this.sniff_then_decide(arrival, TokioIo::new(u), arrived)
                         .await
                 }
                 Err(e) => tracing::debug!(error = %e, "CONNECT: client upgrade failed"),
@@ -144,7 +82,7 @@ where
     /// (the client socket's idle clock bounds the wait), then act on the second decision.
     pub(super) async fn sniff_then_decide<I>(
         self: Arc<Self>,
-        pending: Pending,
+        arrival: Arrival,
         mut client: I,
         arrived: Arrived,
     ) where
@@ -153,18 +91,18 @@ where
         let (sniffed, first) = match sniff(&mut client).await {
             Ok(x) => x,
             Err(e) => {
-                tracing::debug!(authority = %pending.authority(), error = %e, "CONNECT: no first bytes from the client");
+                tracing::debug!(authority = %arrival.authority(), error = %e, "CONNECT: no first bytes from the client");
                 return;
             }
         };
-        self.after_first_bytes(pending, sniffed, first, client, arrived)
+        self.after_first_bytes(arrival, sniffed, first, client, arrived)
             .await;
     }
 
     /// The door's second decision, once the first bytes are in.
     async fn after_first_bytes<I>(
         self: Arc<Self>,
-        pending: Pending,
+        arrival: Arrival,
         sniffed: Sniffed,
         first: Vec<u8>,
         client: I,
@@ -184,7 +122,7 @@ where
             },
             Sniffed::Http(host) => {
                 by_host = host.filter(|h| {
-                    pending.ip_literal
+                    arrival.ip_literal
                         && !crate::intercept::is_ip_literal(h)
                         && self.door.policy.is_intercepted(h)
                 });
@@ -200,23 +138,27 @@ where
                 intercepted: true,
                 ..
             }
-        ) && pending.ip_literal;
-        match door::decide(&pending.arrival(seen)) {
+        ) && arrival.ip_literal;
+        let arrival = Arrival {
+            first: Some(seen),
+            ..arrival
+        };
+        match door::decide(&arrival) {
             Door::Decrypt { name } => {
                 // Requests inside an IP-literal CONNECT are for the name its ClientHello gave,
                 // so the IP itself is never dialled.
                 let inside = if by_sni {
-                    format!("{name}:{}", pending.port)
+                    format!("{name}:{}", arrival.port)
                 } else {
-                    pending.authority()
+                    arrival.authority()
                 };
                 self.decrypt(&name, &inside, Rewind::new(first, client), arrived)
                     .await
             }
             Door::ServeHttp => {
                 let inside = match &by_host {
-                    Some(host) => format!("{host}:{}", pending.port),
-                    None => pending.authority(),
+                    Some(host) => format!("{host}:{}", arrival.port),
+                    None => arrival.authority(),
                 };
                 let Ok(inside) = inside.parse::<Authority>() else {
                     return;
@@ -235,8 +177,8 @@ where
             }
             Door::TunnelAfterFirstBytes => {
                 let opened =
-                    Opened::new(Via::Connect, pending.authority()).for_client(arrived.client_addr);
-                match self.tunnels.open(&pending.host, pending.port).await {
+                    Opened::new(Via::Connect, arrival.authority()).for_client(arrived.client_addr);
+                match self.tunnels.open(&arrival.host, arrival.port).await {
                     Ok(server) => {
                         self.tunnels
                             .relay(opened, client, server, &first, &arrived.conn)
@@ -244,18 +186,18 @@ where
                     }
                     Err(e) => {
                         opened.failed(&e);
-                        tracing::info!(authority = %pending.authority(), error = %e, "tunnel not opened");
+                        tracing::info!(authority = %arrival.authority(), error = %e, "tunnel not opened");
                     }
                 }
             }
             Door::Close(r) => {
                 let opened =
-                    Opened::new(Via::Connect, pending.authority()).for_client(arrived.client_addr);
+                    Opened::new(Via::Connect, arrival.authority()).for_client(arrived.client_addr);
                 opened.failed(&OpenError::Refused(r));
-                tracing::info!(authority = %pending.authority(), refusal = ?r, "tunnel refused after its first bytes");
+                tracing::info!(authority = %arrival.authority(), refusal = ?r, "tunnel refused after its first bytes");
             }
             Door::CloseForeign => {
-                tracing::info!(authority = %pending.authority(), "CONNECT to an intercepted name carried neither TLS nor HTTP; closed");
+                tracing::info!(authority = %arrival.authority(), "CONNECT to an intercepted name carried neither TLS nor HTTP; closed");
             }
             other => tracing::debug!(decision = ?other, "CONNECT: no action after the first bytes"),
         }

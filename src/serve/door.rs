@@ -35,13 +35,13 @@ pub enum First {
 
 /// What is known of an arrival when the door decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arrival<'a> {
+pub struct Arrival {
     pub kind: Kind,
     /// The entry check (proxy auth, client ranges); `Allowed` for requests inside a `CONNECT`
     /// that passed it.
     pub entry: Entry,
     /// The destination host as the client wrote it (no brackets, lower-cased).
-    pub host: &'a str,
+    pub host: String,
     /// The host is an IP literal: its name is only known from a ClientHello.
     pub ip_literal: bool,
     pub port: u16,
@@ -54,6 +54,17 @@ pub struct Arrival<'a> {
     pub ca_page: bool,
     /// The first bytes inside a `CONNECT`, once read.
     pub first: Option<First>,
+}
+
+impl Arrival {
+    /// `host:port` as a CONNECT would write it (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// What to do with an arrival.
@@ -88,7 +99,7 @@ pub enum Door {
 }
 
 /// The front door's decision, numbered in the order the rules apply.
-pub fn decide(a: &Arrival<'_>) -> Door {
+pub fn decide(a: &Arrival) -> Door {
     // 1. The client: proxy auth and the client-range rule come before anything else.
     if a.entry != Entry::Allowed {
         return Door::RefuseClient(a.entry);
@@ -107,7 +118,7 @@ pub fn decide(a: &Arrival<'_>) -> Door {
     }
 }
 
-fn decide_connect(a: &Arrival<'_>) -> Door {
+fn decide_connect(a: &Arrival) -> Door {
     let Some(first) = &a.first else {
         // 6. An intercepted name, or an IP literal on 443 (its ClientHello may name an
         //    intercepted host, and then the IP itself is never dialled): look first.
@@ -130,7 +141,7 @@ fn decide_connect(a: &Arrival<'_>) -> Door {
             name: sni
                 .clone()
                 .filter(|_| *by_sni || !a.ip_literal)
-                .unwrap_or_else(|| a.host.to_string()),
+                .unwrap_or_else(|| a.host.clone()),
         },
         // 9. Plain HTTP to an intercepted name is served (and rewritten) like TLS.
         First::Http { by_host } if a.intercepted || *by_host => Door::ServeHttp,
@@ -148,11 +159,11 @@ fn decide_connect(a: &Arrival<'_>) -> Door {
 mod tests {
     use super::*;
 
-    fn arrival(kind: Kind, host: &'static str, port: u16) -> Arrival<'static> {
+    fn arrival(kind: Kind, host: &'static str, port: u16) -> Arrival {
         Arrival {
             kind,
             entry: Entry::Allowed,
-            host,
+            host: host.to_string(),
             ip_literal: host.parse::<std::net::IpAddr>().is_ok(),
             port,
             intercepted: host.ends_with("youtube.com"),
@@ -175,7 +186,7 @@ mod tests {
         use Door::*;
         let connect = |h, p| arrival(Kind::Connect, h, p);
         let request = |h| arrival(Kind::Request, h, 80);
-        let rows: Vec<(&str, Arrival<'static>, Door)> = vec![
+        let rows: Vec<(&str, Arrival, Door)> = vec![
             (
                 "no credentials with [auth] on",
                 Arrival {

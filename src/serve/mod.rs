@@ -160,6 +160,31 @@ pub struct DoorRules {
 }
 
 impl DoorRules {
+    /// What is known of an arrival before its first bytes: whether `host` is an IP literal or
+    /// an intercepted name, the destination rule's verdict (when `judged`: not for the
+    /// authority of the `CONNECT` a request came in), whether it is the CA page.
+    fn arrival(
+        &self,
+        kind: door::Kind,
+        entry: Entry,
+        host: String,
+        port: u16,
+        judged: bool,
+    ) -> door::Arrival {
+        let ip_literal = is_ip_literal(&host);
+        door::Arrival {
+            kind,
+            entry,
+            ip_literal,
+            port,
+            intercepted: !ip_literal && self.policy.is_intercepted(&host),
+            refused: judged.then(|| self.refused(&host, port)).flatten(),
+            ca_page: ca_page::is_ca_page_host(&host),
+            host,
+            first: None,
+        }
+    }
+
     /// The destination rule for `host:port` as the client wrote it.
     fn refused(&self, host: &str, port: u16) -> Option<Refusal> {
         if self.resolver.lookup(host).is_some() {
@@ -393,21 +418,9 @@ where
                 .gate
                 .entry(arrived.client_addr.ip(), req.headers()),
         };
-        let ip_literal = is_ip_literal(&target.host);
-        let arrival = door::Arrival {
-            kind,
-            entry,
-            host: &target.host,
-            ip_literal,
-            port: target.port,
-            intercepted: !ip_literal && self.door.policy.is_intercepted(&target.host),
-            refused: target
-                .judged
-                .then(|| self.door.refused(&target.host, target.port))
-                .flatten(),
-            ca_page: ca_page::is_ca_page_host(&target.host),
-            first: None,
-        };
+        let arrival = self
+            .door
+            .arrival(kind, entry, target.host, target.port, target.judged);
         let decision = decide(&arrival);
         match decision {
             Door::RefuseClient(entry) => refuse_client(entry, arrived.client_addr),
@@ -416,7 +429,7 @@ where
             }
             Door::AnswerLocally => self.ca_page(req.uri().path()),
             Door::TunnelNow | Door::ReadFirstBytes => {
-                self.connect(req, &arrival, decision, arrived).await
+                self.connect(req, arrival, decision, arrived).await
             }
             Door::Upgrade => self.upgrade(req, arrived).await,
             Door::Forward => self.forward(req, arrived).await,

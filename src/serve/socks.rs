@@ -15,12 +15,10 @@ use hudsucker::certificate_authority::CertificateAuthority;
 use hyper_util::client::legacy::connect::Connect;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::connect::Pending;
-use super::door::{self, Arrival, Door};
+use super::door::{self, Door};
 use super::tunnel::{OpenError, Opened, Via};
 use super::{Arrived, Hook, ProxyServer};
 use crate::access::Entry;
-use crate::intercept::is_ip_literal;
 
 const VERSION: u8 = 5;
 const NO_AUTH: u8 = 0x00;
@@ -168,24 +166,14 @@ where
                 return;
             }
         };
-        let ip_literal = is_ip_literal(&host);
-        let arrival = Arrival {
-            kind: door::Kind::Connect,
-            entry: Entry::Allowed,
-            host: &host,
-            ip_literal,
-            port,
-            intercepted: !ip_literal && self.door.policy.is_intercepted(&host),
-            refused: self.door.refused(&host, port),
-            ca_page: false,
-            first: None,
-        };
-        let pending = Pending::new(&arrival);
+        let arrival = self
+            .door
+            .arrival(door::Kind::Connect, Entry::Allowed, host, port, true);
         match door::decide(&arrival) {
             Door::TunnelNow => {
                 let opened =
-                    Opened::new(Via::Socks5, pending.authority()).for_client(arrived.client_addr);
-                match self.tunnels.open(&host, port).await {
+                    Opened::new(Via::Socks5, arrival.authority()).for_client(arrived.client_addr);
+                match self.tunnels.open(&arrival.host, arrival.port).await {
                     Ok(server) => {
                         if reply(&mut io, Reply::Succeeded).await.is_ok() {
                             self.tunnels
@@ -210,11 +198,11 @@ where
             }
             Door::ReadFirstBytes => {
                 if reply(&mut io, Reply::Succeeded).await.is_ok() {
-                    self.sniff_then_decide(pending, io, arrived).await;
+                    self.sniff_then_decide(arrival, io, arrived).await;
                 }
             }
             Door::RefuseDestination(r) => {
-                tracing::info!(authority = %pending.authority(), refusal = ?r, "SOCKS5 destination refused");
+                tracing::info!(authority = %arrival.authority(), refusal = ?r, "SOCKS5 destination refused");
                 let _ = reply(&mut io, Reply::NotAllowed).await;
             }
             other => {

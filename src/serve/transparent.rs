@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::Connect;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::connect::Pending;
+use super::door;
 use super::{Arrived, Hook, ProxyServer};
 use crate::access::is_private_or_loopback;
 
@@ -100,10 +100,15 @@ where
             tracing::warn!(%peer, "refused a transparent client outside loopback and private networks");
             return;
         }
-        let host = dst.ip().to_string();
-        let refused = self.door.refused(&host, dst.port());
-        let pending = Pending::address(host, dst.port(), refused);
-        self.sniff_then_decide(pending, io, arrived).await;
+        // The client named nothing: judged like a CONNECT to the address it was going to.
+        let arrival = self.door.arrival(
+            door::Kind::Connect,
+            crate::access::Entry::Allowed,
+            dst.ip().to_string(),
+            dst.port(),
+            true,
+        );
+        self.sniff_then_decide(arrival, io, arrived).await;
     }
 }
 

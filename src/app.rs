@@ -195,6 +195,14 @@ fn prewarm_browser(services: &Services, config: &Config) {
 /// from the listening socket): handshakes are many small writes, and with Nagle plus delayed
 /// ACKs each new connection would stall ~40 ms.
 fn bind_nodelay(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = nodelay_socket(addr)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// An unbound listening socket for `addr` with address reuse and Nagle off (see
+/// [`bind_nodelay`]).
+fn nodelay_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -202,8 +210,7 @@ fn bind_nodelay(addr: SocketAddr) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
+    Ok(socket)
 }
 
 /// Installs the process-wide rustls crypto provider. Both ring and aws-lc-rs are linked (through
@@ -398,13 +405,7 @@ fn bind_transparent(
         key: "transparent.listen",
         source,
     };
-    let socket = if t.listen.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(err)?;
-    socket.set_reuseaddr(true).map_err(err)?;
+    let socket = nodelay_socket(t.listen).map_err(err)?;
     if t.tproxy {
         set_ip_transparent(&socket).map_err(|source| StartError::Transparent {
             key: "transparent.tproxy",

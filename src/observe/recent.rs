@@ -215,18 +215,13 @@ pub fn display_path(path: &str) -> String {
 /// (`/videoplayback/ip/<address>/.../pot/<token>`, `/api/manifest/dash/.../ip/...`), whose
 /// values are addresses and tokens, are cut (`…`). The log's escaping handles the rest.
 pub fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    let keep = match (segments.next(), segments.next()) {
-        (Some("videoplayback" | "initplayback"), Some(_)) => 1,
-        (Some("api"), Some("manifest")) => 3,
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let keep = match segments.as_slice() {
+        ["videoplayback" | "initplayback", _, ..] => 1,
+        ["api", "manifest", ..] => 3.min(segments.len()),
         _ => return path.into(),
     };
-    let kept: Vec<&str> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .take(keep)
-        .collect();
-    format!("/{}/…", kept.join("/")).into()
+    format!("/{}/…", segments[..keep].join("/")).into()
 }
 
 /// A video id worth showing: 11 characters of base64url (anything else is not kept).
@@ -310,15 +305,21 @@ pub(super) struct Line<'a> {
     pub rewrite: &'a str,
 }
 
+/// When something that started at `started` (a monotonic instant) began, in milliseconds
+/// since the Unix epoch.
+fn started_at_ms(started: std::time::Instant) -> u64 {
+    let at = SystemTime::now()
+        .checked_sub(started.elapsed())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    millis_since_epoch(at)
+}
+
 /// Records a finished exchange in the process's ring.
 pub(super) fn record_exchange(ex: &Exchange, line: Line<'_>) {
     let d = ex.detail();
-    let started = SystemTime::now()
-        .checked_sub(ex.started.elapsed())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
     recent().push(ExchangeSummary {
         id: 0,
-        at_ms: millis_since_epoch(started),
+        at_ms: started_at_ms(ex.started),
         client: d.client.map(|c| c.to_string()),
         kind: line.kind.to_string(),
         method: ex.method.clone(),
@@ -343,12 +344,9 @@ pub(super) fn record_exchange(ex: &Exchange, line: Line<'_>) {
 
 /// Records a closed tunnel in the process's ring.
 pub(super) fn record_tunnel(r: &TunnelRecord<'_>, outcome: &str) {
-    let started = SystemTime::now()
-        .checked_sub(r.started.elapsed())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
     recent().push(ExchangeSummary {
         id: 0,
-        at_ms: millis_since_epoch(started),
+        at_ms: started_at_ms(r.started),
         client: r.client.map(|c| c.to_string()),
         kind: r.kind.as_str().to_string(),
         method: match r.kind {

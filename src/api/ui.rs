@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::ApiState;
 use super::responses::{ApiResponse, error, json_response};
+use crate::observe::ca_page::html_escape as escape;
 use crate::observe::recent::{self, ExchangeSummary};
 
 /// Rows `/exchanges` answers without `limit`, and the page shows.
@@ -219,22 +220,6 @@ fn text(content_type: &'static str, body: String) -> ApiResponse {
         .header(http::header::REFERRER_POLICY, "no-referrer")
         .body(Full::new(Bytes::from(body)))
         .expect("static response parts are valid")
-}
-
-/// Text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The table's columns, in order (the script draws the same ones).

@@ -550,6 +550,7 @@ fn hook_state(
             sentinels: config.tokens.sentinels.clone(),
             always_replace: config.tokens.always_replace,
             player_response: config.rewrite_player_response,
+            sabr_gateway: config.sabr.gateway,
         },
         sessions: with_fleet(
             learn::session::SessionStore::new(limits.sessions),
@@ -567,6 +568,7 @@ fn hook_state(
             learn::regimes::Regimes::with_shared,
         ),
         http: resend,
+        own_ip: std::sync::Mutex::new(None),
     }
 }
 

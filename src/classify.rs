@@ -78,7 +78,7 @@ impl Route {
     }
 }
 
-fn is_googlevideo(host: &str) -> bool {
+pub fn is_googlevideo(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     h.ends_with(".googlevideo.com")
 }

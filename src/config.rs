@@ -98,6 +98,13 @@ pub struct RawConfig {
     pub access: Option<RawAccess>,
     pub socks: Option<RawSocks>,
     pub transparent: Option<RawTransparent>,
+    pub sabr: Option<RawSabr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSabr {
+    pub gateway: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +373,8 @@ pub struct Config {
     pub socks: Option<SocketAddr>,
     /// `[transparent]`: the listener for redirected connections; `None` runs none.
     pub transparent: Option<TransparentConfig>,
+    /// `[sabr]`: the gateway for SABR-only formats.
+    pub sabr: crate::sabr::SabrSettings,
 }
 
 impl Default for Config {
@@ -532,6 +541,9 @@ impl Config {
             cluster,
             access,
             rewrite_player_response: rewrite.player_response.unwrap_or(false),
+            sabr: crate::sabr::SabrSettings {
+                gateway: raw.sabr.as_ref().and_then(|s| s.gateway).unwrap_or(true),
+            },
             default_regime,
             strict: raw.strict.unwrap_or(false),
             ca_dir,

@@ -81,6 +81,9 @@ pub mod rewrite;
 // What responses teach: media in-band refusals, bindings, sessions.
 pub mod ump;
 
+// SABR: its messages, the gateway URLs and the proxy's own SABR client.
+pub mod sabr;
+
 pub mod heal;
 
 pub mod bindings;

@@ -206,6 +206,14 @@ pub static CLUSTER_OUTAGES: LazyLock<GaugeVec> = gauge!(
 );
 
 /// Resident memory of every browser's process tree (`browser` source only).
+/// SABR gateway events by `event`: stream (started), complete, failed, sabr_request, refusal
+/// (a SABR response or status that refused the session's token), ip_mismatch.
+pub static SABR_GATEWAY: LazyLock<CounterVec> = counter!(
+    "sabr_gateway",
+    "SABR gateway streams, SABR requests, refusals and address mismatches",
+    ["event"]
+);
+
 pub static BROWSER_RSS_BYTES: LazyLock<GaugeVec> = gauge!(
     "browser_rss_bytes",
     "Resident memory of the browsers' process trees, bytes",
@@ -221,6 +229,7 @@ fn register_all(r: &mut Registry) {
         &BYTES,
         &AUTH_FAILURES,
         &EGRESS_EVICTIONS,
+        &SABR_GATEWAY,
     ] {
         r.register(c.name, c.help, c.family.clone());
     }

@@ -162,6 +162,128 @@ impl Scanner {
     }
 }
 
+/// What a [`Reader`] found in the bytes fed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete part other than MEDIA (control parts are small; one over the cap is
+    /// reported as `Oversized` instead).
+    Part(Part),
+    /// A control part over the cap, skipped.
+    Oversized { part_type: u64 },
+    /// A piece of a MEDIA part's data (the part's leading header-id byte taken off), passed on
+    /// as it arrives, never collected.
+    Media { header_id: u8, data: Bytes },
+}
+
+/// MEDIA: its payload is the segment's bytes, streamed by [`Reader`].
+const MEDIA: u64 = 21;
+
+#[derive(Debug)]
+enum ReadState {
+    Header(Vec<u8>, bool, u64),
+    /// Inside a part: `header_id` once a MEDIA part's first byte is read.
+    Payload {
+        part_type: u64,
+        remaining: u64,
+        collect: Option<Vec<u8>>,
+        header_id: Option<u8>,
+    },
+}
+
+/// Incremental UMP reader for a SABR client: control parts whole, MEDIA data as slices of the
+/// chunks fed (no copy), so the memory a stream holds is one chunk plus small control parts.
+#[derive(Debug)]
+pub struct Reader {
+    state: ReadState,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader {
+            state: ReadState::Header(Vec::new(), false, 0),
+        }
+    }
+}
+
+impl Reader {
+    /// Whether the bytes fed so far end on a part boundary (a response cut elsewhere is
+    /// incomplete).
+    pub fn at_boundary(&self) -> bool {
+        matches!(&self.state, ReadState::Header(b, false, _) if b.is_empty())
+    }
+
+    /// Feeds the next chunk; returns what it completed or carried, in order.
+    pub fn feed(&mut self, chunk: Bytes) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < chunk.len() {
+            match &mut self.state {
+                ReadState::Header(buf, is_size, part_type) => {
+                    buf.push(chunk[at]);
+                    at += 1;
+                    if buf.len() < varint_len(buf[0]) {
+                        continue;
+                    }
+                    let v = decode_varint(buf).expect("complete varint");
+                    if !*is_size {
+                        self.state = ReadState::Header(Vec::new(), true, v);
+                        continue;
+                    }
+                    let part_type = *part_type;
+                    let collect = (part_type != MEDIA && v <= MAX_COLLECTED)
+                        .then(|| Vec::with_capacity(v as usize));
+                    self.state = ReadState::Payload {
+                        part_type,
+                        remaining: v,
+                        collect,
+                        header_id: None,
+                    };
+                }
+                ReadState::Payload {
+                    part_type,
+                    remaining,
+                    collect,
+                    header_id,
+                } => {
+                    let n = (*remaining).min((chunk.len() - at) as u64) as usize;
+                    let mut piece = chunk.slice(at..at + n);
+                    at += n;
+                    *remaining -= n as u64;
+                    if *part_type == MEDIA {
+                        if header_id.is_none() && !piece.is_empty() {
+                            *header_id = Some(piece[0]);
+                            piece = piece.slice(1..);
+                        }
+                        if let (Some(id), false) = (*header_id, piece.is_empty()) {
+                            out.push(Event::Media {
+                                header_id: id,
+                                data: piece,
+                            });
+                        }
+                    } else if let Some(c) = collect.as_mut() {
+                        c.extend_from_slice(&piece);
+                    }
+                }
+            }
+            if let ReadState::Payload {
+                part_type,
+                remaining: 0,
+                collect,
+                ..
+            } = &mut self.state
+            {
+                match (*part_type, collect.take()) {
+                    (MEDIA, _) => {}
+                    (part_type, Some(payload)) => out.push(Event::Part(Part { part_type, payload })),
+                    (part_type, None) => out.push(Event::Oversized { part_type }),
+                }
+                self.state = ReadState::Header(Vec::new(), false, 0);
+            }
+        }
+        out
+    }
+}
+
 /// `StreamProtectionStatus.status` (field 1) of a part's payload.
 pub fn protection_status(payload: &[u8]) -> Option<u64> {
     crate::wire::first_varint(payload, 1)
@@ -276,6 +398,41 @@ mod tests {
             }
             assert_eq!(found.len(), 1, "chunk {chunk_size}");
             assert_eq!(protection_status(&found[0].payload), Some(3));
+        }
+    }
+
+    #[test]
+    fn the_reader_passes_media_data_through_whole_at_any_chunking() {
+        let media: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let mut body = vec![7u8];
+        body.extend(&media);
+        let mut stream = Vec::new();
+        stream.extend(part(20, b"hdr"));
+        stream.extend(part(21, &body));
+        stream.extend(part(22, &[7]));
+        stream.extend(part(35, &vec![1; 70_000]));
+        for chunk_size in [1, 2, 5, 4096, stream.len()] {
+            let mut r = Reader::default();
+            let (mut got, mut parts) = (Vec::new(), Vec::new());
+            for c in stream.chunks(chunk_size) {
+                for e in r.feed(Bytes::copy_from_slice(c)) {
+                    match e {
+                        Event::Media { header_id, data } => {
+                            assert_eq!(header_id, 7);
+                            got.extend_from_slice(&data);
+                        }
+                        Event::Part(p) => parts.push((p.part_type, p.payload)),
+                        Event::Oversized { part_type } => parts.push((part_type, vec![])),
+                    }
+                }
+            }
+            assert!(r.at_boundary());
+            assert_eq!(got, media, "chunk {chunk_size}");
+            assert_eq!(
+                parts,
+                vec![(20, b"hdr".to_vec()), (22, vec![7]), (35, vec![])],
+                "chunk {chunk_size}"
+            );
         }
     }
 

@@ -45,6 +45,7 @@
 //! (googlevideo URLs, SABR bodies, captions, recovery from rejected tokens) and `pages` (ytcfg
 //! in HTML pages).
 
+mod gateway;
 mod media;
 mod pages;
 mod plan;
@@ -77,6 +78,8 @@ pub struct RewriteSettings {
     pub always_replace: bool,
     /// Put tokens into the URLs of player responses too (`[rewrite] player_response`).
     pub player_response: bool,
+    /// Give SABR-only formats gateway URLs (`[sabr] gateway`).
+    pub sabr_gateway: bool,
 }
 
 /// State shared by every request.
@@ -90,6 +93,9 @@ pub struct Shared {
     /// For requests the proxy sends again on a client's behalf (re-issued media, continuations,
     /// player requests after a bot check), under the destination rule like the first send.
     pub http: HttpClient,
+    /// The `ip=` this node's own player responses are bound to (the address googlevideo
+    /// sees it leave from), for the gateway's fleet check.
+    pub own_ip: std::sync::Mutex<Option<String>>,
 }
 
 /// Responses read for learning, at most (larger ones pass unread).
@@ -187,6 +193,9 @@ impl PotHandler {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
+        if crate::sabr::gateway::is_gateway_host(&host) {
+            return self.on_gateway_request(req, &pq).await;
+        }
         let route = classify(req.method(), &host, &pq);
         if let Some(ex) = self.observed() {
             ex.kind(Kind::of(&route));

@@ -288,6 +288,7 @@ mod tests {
             sentinels: vec!["POTPROXYSENTINEL".into()],
             always_replace,
             player_response: false,
+            sabr_gateway: true,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct PlayerNote {
     client: String,
     visitor: Option<String>,
     logged_in: bool,
+    client_version: Option<String>,
+    /// The client gets gateway URLs for SABR-only formats ([`crate::sabr::formats::client_rule`]).
+    gateway: bool,
     /// Set when the proxy put its token in: what re-sending the request with a fresh token
     /// needs if the player answers with the bot check.
     retry: Option<Box<PlayerRetry>>,
@@ -77,11 +80,22 @@ impl PotHandler {
         if let Some(ex) = self.observed() {
             ex.video(plan.video.as_deref());
         }
+        let gateway = crate::sabr::formats::client_rule(
+            self.shared.settings.sabr_gateway
+                && self
+                    .shared
+                    .policy
+                    .is_intercepted(crate::sabr::gateway::GATEWAY_HOST),
+            client,
+            whole.headers(),
+        ) == crate::sabr::formats::ClientRule::Give;
         self.note = Some(Note::Player(PlayerNote {
             video: plan.video.clone(),
             client: client.to_string(),
             visitor: who.visitor_data.clone(),
             logged_in: who.logged_in,
+            client_version: player.client_version().map(str::to_string),
+            gateway,
             retry: None,
         }));
         let mut binding_used = None;
@@ -248,9 +262,13 @@ impl PotHandler {
                 }
             }
         }
+        if let Some(ip) = crate::sabr::formats::bound_ip_of(&decoded) {
+            *self.shared.own_ip.lock().unwrap_or_else(|e| e.into_inner()) = Some(ip);
+        }
+        let gateway = note.gateway && crate::sabr::formats::may_be_sabr_only(&decoded);
         // Only learning: read the few fields it needs (a whole `Value` of a 5 MB response
         // costs tens of MB). Rewriting needs the whole document.
-        let (facts, mut v) = if self.shared.settings.player_response {
+        let (facts, mut v) = if self.shared.settings.player_response || gateway {
             match serde_json::from_slice::<Value>(&decoded) {
                 Ok(v) => (PlayerFacts::of_value(&v), Some(v)),
                 Err(_) => return whole.unchanged(),
@@ -276,19 +294,43 @@ impl PotHandler {
         let Some(v) = v.as_mut() else {
             return whole.unchanged();
         };
-        let who = info.identity();
-        let regime = self.regime_for(&who, &note.client).await;
-        let video = Some(info.video_id.as_str());
-        let binding = |ctx| binding_for(ctx, &note.client, video, &who, regime);
-        let gvs = self.token_for(binding(TokenContext::Gvs)).await.ok();
-        let subs = self.token_for(binding(TokenContext::Subs)).await.ok();
-        let changed = rewrite_player_response(v, gvs.as_ref(), subs.as_ref(), &note.client);
-        if changed == 0 {
+        let given = if gateway {
+            crate::sabr::formats::add_gateway_urls(
+                v,
+                &crate::sabr::formats::Asker {
+                    client: &note.client,
+                    client_version: note.client_version.as_deref(),
+                    video_id: note.video.as_deref(),
+                },
+            )
+        } else {
+            0
+        };
+        if given > 0 {
+            tracing::info!(client = %note.client, video = %info.video_id, formats = given, "player response: SABR-only formats got gateway URLs");
+            if let Some(ex) = self.observed() {
+                ex.rewrote(Rewrite::GatewayUrls);
+            }
+        }
+        let changed = if self.shared.settings.player_response {
+            let who = info.identity();
+            let regime = self.regime_for(&who, &note.client).await;
+            let video = Some(info.video_id.as_str());
+            let binding = |ctx| binding_for(ctx, &note.client, video, &who, regime);
+            let gvs = self.token_for(binding(TokenContext::Gvs)).await.ok();
+            let subs = self.token_for(binding(TokenContext::Subs)).await.ok();
+            rewrite_player_response(v, gvs.as_ref(), subs.as_ref(), &note.client)
+        } else {
+            0
+        };
+        if changed + given == 0 {
             return whole.unchanged();
         }
-        tracing::info!(client = %note.client, urls = changed, "player response: tokens added to URLs");
-        if let Some(ex) = self.observed() {
-            ex.rewrote(Rewrite::PlayerResponse);
+        if changed > 0 {
+            tracing::info!(client = %note.client, urls = changed, "player response: tokens added to URLs");
+            if let Some(ex) = self.observed() {
+                ex.rewrote(Rewrite::PlayerResponse);
+            }
         }
         whole.replaced(serde_json::to_vec(v).expect("JSON value serialises"))
     }

@@ -44,6 +44,8 @@ pub enum Kind {
     Upgrade,
     /// A blind tunnel after a SOCKS5 `CONNECT`.
     Socks5,
+    /// A gateway URL answered from potproxy's own SABR session.
+    SabrGateway,
 }
 
 impl Kind {
@@ -73,6 +75,7 @@ impl Kind {
             Kind::Tunnel => "tunnel",
             Kind::Upgrade => "upgrade",
             Kind::Socks5 => "socks5",
+            Kind::SabrGateway => "sabr_gateway",
         }
     }
 
@@ -80,7 +83,7 @@ impl Kind {
     pub fn carries_token(self) -> bool {
         matches!(
             self,
-            Kind::Player | Kind::Media | Kind::Sabr | Kind::Captions
+            Kind::Player | Kind::Media | Kind::Sabr | Kind::Captions | Kind::SabrGateway
         )
     }
 
@@ -155,6 +158,8 @@ pub enum Rewrite {
     Captions,
     /// The URLs of a player response (does not make the request `rewritten` by itself).
     PlayerResponse,
+    /// Gateway URLs given to a player response's SABR-only formats (likewise).
+    GatewayUrls,
 }
 
 impl Rewrite {
@@ -165,6 +170,7 @@ impl Rewrite {
             Rewrite::Sabr => "sabr",
             Rewrite::Captions => "captions",
             Rewrite::PlayerResponse => "player_response",
+            Rewrite::GatewayUrls => "gateway_urls",
         }
     }
 }
@@ -188,6 +194,8 @@ struct Marks {
     kind: Kind,
     outcome: Outcome,
     rewrite: Vec<Rewrite>,
+    /// A gateway stream: its format and the SABR requests it has made so far.
+    gateway: Option<(u32, Arc<std::sync::atomic::AtomicU32>)>,
 }
 
 impl Exchange {
@@ -203,6 +211,7 @@ impl Exchange {
                 kind: Kind::Other,
                 outcome: Outcome::Passed,
                 rewrite: Vec::new(),
+                gateway: None,
             }),
             detail: Mutex::new(recent::Detail::default()),
         })
@@ -234,9 +243,15 @@ impl Exchange {
         if !m.rewrite.contains(&what) {
             m.rewrite.push(what);
         }
-        if what != Rewrite::PlayerResponse {
+        if !matches!(what, Rewrite::PlayerResponse | Rewrite::GatewayUrls) {
             m.outcome = Outcome::Rewritten;
         }
+    }
+
+    /// A gateway stream for format `itag`; `requests` counts its SABR requests as it runs
+    /// (read when the access line is written).
+    pub fn gateway(&self, itag: u32, requests: Arc<std::sync::atomic::AtomicU32>) {
+        self.marks().gateway = Some((itag, requests));
     }
 
     /// Counts the request body on its way upstream.
@@ -313,21 +328,36 @@ impl Exchange {
                 .join("+")
                 .into(),
         };
-        tracing::info!(
-            target: "potproxy::access",
-            method = %self.method,
-            host = %self.host,
-            path = %recent::log_path(&self.path),
-            status,
-            bytes_in = self.request_bytes.load(Ordering::Relaxed),
-            bytes_out,
-            ms = self.started.elapsed().as_millis() as u64,
-            kind,
-            outcome,
-            rewrite = %rewrite,
-            body = body.as_str(),
-            "access"
-        );
+        // A gateway stream adds its format and SABR request count (`-` elsewhere would put two
+        // empty fields on every line).
+        let gateway = m
+            .gateway
+            .as_ref()
+            .map(|(itag, n)| (*itag, n.load(Ordering::Relaxed)));
+        macro_rules! access {
+            ($($extra:tt)*) => {
+                tracing::info!(
+                    target: "potproxy::access",
+                    method = %self.method,
+                    host = %self.host,
+                    path = %recent::log_path(&self.path),
+                    status,
+                    bytes_in = self.request_bytes.load(Ordering::Relaxed),
+                    bytes_out,
+                    ms = self.started.elapsed().as_millis() as u64,
+                    kind,
+                    outcome,
+                    rewrite = %rewrite,
+                    body = body.as_str(),
+                    $($extra)*
+                    "access"
+                )
+            };
+        }
+        match gateway {
+            Some((itag, requests)) => access!(format = itag, sabr_requests = requests,),
+            None => access!(),
+        }
         recent::record_exchange(
             self,
             recent::Line {

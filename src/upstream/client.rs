@@ -94,11 +94,24 @@ impl HttpClient {
         uri: http::Uri,
         headers: http::HeaderMap,
     ) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
+        self.stream_with(method, uri, headers, bytes::Bytes::new())
+            .await
+    }
+
+    /// Sends a request with a small body (a SABR request) and returns the response as it
+    /// streams. `Content-Length` follows the body.
+    pub async fn stream_with(
+        &self,
+        method: http::Method,
+        uri: http::Uri,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
         let url = uri.to_string();
         let mut req = http::Request::builder()
             .method(method.clone())
             .uri(uri)
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .body(http_body_util::Full::new(body))
             .map_err(|e| FetchError::Failed {
                 method: method.clone(),
                 url: url.clone(),

@@ -108,8 +108,9 @@ enum Note {
     Player(player::PlayerNote),
     /// A googlevideo request that carries the proxy's token.
     Media(Box<MediaNote>),
-    /// An HTML page: read its ytcfg.
-    Page,
+    /// An HTML page: read its ytcfg; `Some(client)`: a page whose SABR-only formats get
+    /// gateway URLs for this client.
+    Page(Option<&'static str>),
     /// Another InnerTube call: read its `responseContext`.
     InnerTube,
 }
@@ -207,7 +208,7 @@ impl PotHandler {
             }
             Route::Subtitles { .. } => self.on_caption_request(req, &host, &pq, &route).await,
             Route::Page => {
-                self.note = Some(Note::Page);
+                self.note = Some(Note::Page(self.page_gateway(&req, &host, &pq)));
                 RequestOrResponse::Request(req)
             }
             Route::InnerTube => {
@@ -274,7 +275,9 @@ impl PotHandler {
                 self.on_player_response(res, note).await
             }
             Some(Note::Media(note)) => self.on_media_response(res, *note).await,
-            Some(Note::Page) if res.status().is_success() => self.on_page_response(res).await,
+            Some(Note::Page(gateway)) if res.status().is_success() => {
+                self.on_page_response(res, gateway).await
+            }
             Some(Note::InnerTube) if res.status().is_success() => {
                 self.on_innertube_response(res).await
             }

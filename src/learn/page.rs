@@ -220,14 +220,19 @@ fn parse_yt_atr(html: &str) -> Option<Result<InlineChallenge, PageChallengeError
 
 /// The JSON object assigned after `marker` in a page (`ytInitialPlayerResponse = {...};`).
 pub fn extract_object_after(html: &str, marker: &str) -> Option<Value> {
-    let i = find(html, marker)?;
-    let rest = &html[i + marker.len()..];
+    serde_json::from_str(&html[object_span_after(html, marker)?]).ok()
+}
+
+/// Where the `{...}` assigned after `marker` lies in the page (to replace it).
+pub fn object_span_after(html: &str, marker: &str) -> Option<std::ops::Range<usize>> {
+    let i = find(html, marker)? + marker.len();
+    let rest = &html[i..];
     let start = rest.find('{')?;
     if !rest[..start].trim().chars().all(|c| c == '=' || c == ':') {
         return None;
     }
     let end = balanced_object_end(&rest[start..])?;
-    serde_json::from_str(&rest[start..start + end]).ok()
+    Some(i + start..i + start + end)
 }
 
 /// Where `needle` first occurs in `hay`. `str::find` searches byte by byte (Two-Way, no SIMD):

@@ -274,7 +274,9 @@ impl Reader {
             {
                 match (*part_type, collect.take()) {
                     (MEDIA, _) => {}
-                    (part_type, Some(payload)) => out.push(Event::Part(Part { part_type, payload })),
+                    (part_type, Some(payload)) => {
+                        out.push(Event::Part(Part { part_type, payload }))
+                    }
                     (part_type, None) => out.push(Event::Oversized { part_type }),
                 }
                 self.state = ReadState::Header(Vec::new(), false, 0);

@@ -67,7 +67,8 @@ impl PotHandler {
         if let Some(ex) = self.observed() {
             ex.kind(Kind::SabrGateway);
         }
-        let answer = |status, text: String| RequestOrResponse::Response(text_response(status, text));
+        let answer =
+            |status, text: String| RequestOrResponse::Response(text_response(status, text));
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return answer(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -111,9 +112,7 @@ impl PotHandler {
             }
             _ => StatusCode::OK,
         };
-        let res = res
-            .status(status)
-            .header(CONTENT_LENGTH, last - first + 1);
+        let res = res.status(status).header(CONTENT_LENGTH, last - first + 1);
         if req.method() == Method::HEAD {
             return RequestOrResponse::Response(
                 res.body(Body::empty()).expect("valid response parts"),
@@ -139,10 +138,8 @@ impl PotHandler {
                     .map(|c| c.map(http_body::Frame::data).map_err(hudsucker::Error::Io));
                 let body = http_body_util::StreamBody::new(rest);
                 RequestOrResponse::Response(
-                    res.body(Body::from(
-                        http_body_util::combinators::BoxBody::new(body),
-                    ))
-                    .expect("valid response parts"),
+                    res.body(Body::from(http_body_util::combinators::BoxBody::new(body)))
+                        .expect("valid response parts"),
                 )
             }
             Some(Err(e)) => answer(
@@ -298,11 +295,9 @@ impl Streamer {
                 tracing::debug!(video = %self.video, requests = pull.requests(), "SABR gateway: the client went away");
             }
             Err(f) => {
-            tracing::warn!(video = %self.video, requests = pull.requests(), at = pull.position(), reason = %f, "SABR gateway: stream failed");
-            metrics::SABR_GATEWAY.with(&["failed"]).inc();
-            let _ = tx
-                .send(Err(std::io::Error::other(f.to_string())))
-                .await;
+                tracing::warn!(video = %self.video, requests = pull.requests(), at = pull.position(), reason = %f, "SABR gateway: stream failed");
+                metrics::SABR_GATEWAY.with(&["failed"]).inc();
+                let _ = tx.send(Err(std::io::Error::other(f.to_string()))).await;
             }
         }
     }
@@ -393,10 +388,15 @@ impl Streamer {
             }
             Decision::FreshToken { same_ok, .. } => {
                 let req = self.request();
-                let issued =
-                    fresh_token(&self.shared.tokens, &req, self.issued.as_ref(), outcome, same_ok)
-                        .await
-                        .map_err(|s| StreamError::Token(s.to_string()))?;
+                let issued = fresh_token(
+                    &self.shared.tokens,
+                    &req,
+                    self.issued.as_ref(),
+                    outcome,
+                    same_ok,
+                )
+                .await
+                .map_err(|s| StreamError::Token(s.to_string()))?;
                 tracing::info!(video = %self.video, %outcome, "SABR gateway: fresh token for the next SABR request");
                 self.issued = Some(issued);
                 Ok(())

@@ -17,9 +17,9 @@ use serde_json::Value;
 use super::stages::{learn_as_it_streams, read_for_learning};
 use super::{PotHandler, Shared};
 use crate::learn::page::{Page, initial_player_response, object_span_after};
+use crate::learn::session::{playback_info, url_keys};
 use crate::observe::Rewrite;
 use crate::sabr::formats::{Asker, ClientRule, add_gateway_urls, client_rule, may_be_sabr_only};
-use crate::learn::session::{playback_info, url_keys};
 
 /// The client a watch page's own player response is for, by host.
 fn page_client(host: &str) -> &'static str {
@@ -147,9 +147,7 @@ fn gateway_page(html: &str, client: &str) -> Option<String> {
     let mut pr: Value = serde_json::from_str(text).ok()?;
     let page = Page::parse(html);
     let asker = Asker {
-        client: page
-            .ytcfg_str("INNERTUBE_CLIENT_NAME")
-            .unwrap_or(client),
+        client: page.ytcfg_str("INNERTUBE_CLIENT_NAME").unwrap_or(client),
         client_version: page.ytcfg_str("INNERTUBE_CLIENT_VERSION"),
         video_id: None,
     };
@@ -162,7 +160,11 @@ fn gateway_page(html: &str, client: &str) -> Option<String> {
     let json = serde_json::to_string(&pr)
         .expect("JSON value serialises")
         .replace('<', "\\u003c");
-    Some(format!("{}{json}{}", &html[..span.start], &html[span.end..]))
+    Some(format!(
+        "{}{json}{}",
+        &html[..span.start],
+        &html[span.end..]
+    ))
 }
 
 #[cfg(test)]
@@ -188,13 +190,21 @@ mod tests {
         let page = gateway_page(&html, "WEB").expect("rewritten");
         assert!(page.starts_with("<html><script>ytcfg.set("));
         assert!(page.ends_with(";var meta = 1;</script></html>"));
-        assert!(!page.contains("a </script>"), "a `<` inside the JSON stays escaped");
+        assert!(
+            !page.contains("a </script>"),
+            "a `<` inside the JSON stays escaped"
+        );
         let back = initial_player_response(&page).unwrap();
-        let url = back["streamingData"]["adaptiveFormats"][0]["url"].as_str().unwrap();
+        let url = back["streamingData"]["adaptiveFormats"][0]["url"]
+            .as_str()
+            .unwrap();
         let gw = crate::sabr::gateway::Gateway::parse(url.split_once('?').unwrap().1).unwrap();
         assert_eq!(gw.client_version.as_deref(), Some("2.2026"));
         assert_eq!(back["videoDetails"]["title"], "a </script> title");
         // A page without SABR-only formats is not rewritten.
-        assert_eq!(gateway_page("<html>ytInitialPlayerResponse = {\"a\":1};</html>", "WEB"), None);
+        assert_eq!(
+            gateway_page("<html>ytInitialPlayerResponse = {\"a\":1};</html>", "WEB"),
+            None
+        );
     }
 }

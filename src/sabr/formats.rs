@@ -68,7 +68,9 @@ pub fn bound_ip_of(body: &[u8]) -> Option<String> {
     let start = memchr::memmem::find(body, KEY)? + KEY.len();
     let rest = &body[start..];
     let end = memchr::memchr(b'"', rest)?;
-    let url = std::str::from_utf8(&rest[..end]).ok()?.replace("\\u0026", "&");
+    let url = std::str::from_utf8(&rest[..end])
+        .ok()?
+        .replace("\\u0026", "&");
     let (_, q) = url.split_once('?')?;
     let ip = query_param(q, "ip")?;
     Some(
@@ -264,7 +266,9 @@ mod tests {
         let mut v = response();
         assert_eq!(add_gateway_urls(&mut v, &asker()), 3);
         let formats = v["streamingData"]["adaptiveFormats"].as_array().unwrap();
-        let old = before["streamingData"]["adaptiveFormats"].as_array().unwrap();
+        let old = before["streamingData"]["adaptiveFormats"]
+            .as_array()
+            .unwrap();
         for (new, old) in formats.iter().zip(old) {
             let mut stripped = new.clone();
             if old.get("url").is_none() {
@@ -279,7 +283,10 @@ mod tests {
         assert_eq!(audio.content_length, 970_000);
         assert_eq!(audio.duration_ms, 60_010);
         assert_eq!(audio.video_id, "vid00000001");
-        assert_eq!(audio.ustreamer_config, vec![0x0a, 0x04, 0x08, 0x01, 0x10, 0x02]);
+        assert_eq!(
+            audio.ustreamer_config,
+            vec![0x0a, 0x04, 0x08, 0x01, 0x10, 0x02]
+        );
         assert_eq!(audio.n.as_deref(), Some("nnn"));
         // The companion is the cheapest format of the other kind.
         assert_eq!(audio.companion.unwrap().itag, 160);
@@ -301,7 +308,11 @@ mod tests {
         let mut v = response();
         v.as_object_mut().unwrap().remove("playerConfig");
         assert_eq!(add_gateway_urls(&mut v, &asker()), 0);
-        assert!(v["streamingData"]["adaptiveFormats"][0].get("url").is_none());
+        assert!(
+            v["streamingData"]["adaptiveFormats"][0]
+                .get("url")
+                .is_none()
+        );
     }
 
     #[test]
@@ -337,8 +348,18 @@ mod tests {
                 &h(&[("sec-fetch-mode", "cors"), (CHOICE_HEADER, "on")]),
                 ClientRule::Give,
             ),
-            (true, "WEB", &h(&[(CHOICE_HEADER, "off")]), ClientRule::Leave),
-            (false, "WEB", &h(&[(CHOICE_HEADER, "on")]), ClientRule::Leave),
+            (
+                true,
+                "WEB",
+                &h(&[(CHOICE_HEADER, "off")]),
+                ClientRule::Leave,
+            ),
+            (
+                false,
+                "WEB",
+                &h(&[(CHOICE_HEADER, "on")]),
+                ClientRule::Leave,
+            ),
         ];
         for (enabled, client, headers, want) in cases {
             assert_eq!(
@@ -351,14 +372,15 @@ mod tests {
 
     #[test]
     fn a_real_player_response_made_sabr_only_gets_gateway_urls_for_every_sized_format() {
-        let Some(raw) = crate::testutil::innertube_fixture(
-            "np2026_visionos_player_cclicensed",
-            "response",
-        ) else {
+        let Some(raw) =
+            crate::testutil::innertube_fixture("np2026_visionos_player_cclicensed", "response")
+        else {
             return;
         };
         let mut v: Value = serde_json::from_slice(&raw).unwrap();
-        let formats = v["streamingData"]["adaptiveFormats"].as_array_mut().unwrap();
+        let formats = v["streamingData"]["adaptiveFormats"]
+            .as_array_mut()
+            .unwrap();
         let sized = formats
             .iter()
             .filter(|f| f.get("contentLength").is_some())

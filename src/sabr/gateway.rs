@@ -170,9 +170,9 @@ impl Gateway {
             return Err(GatewayError::NotSabr);
         }
         let xtags = match get("xtags") {
-            Some(_) => Some(
-                String::from_utf8(bytes("xtags")?).map_err(|_| GatewayError::Field("xtags"))?,
-            ),
+            Some(_) => {
+                Some(String::from_utf8(bytes("xtags")?).map_err(|_| GatewayError::Field("xtags"))?)
+            }
             None => None,
         };
         let itag = u32::try_from(num("itag")?).map_err(|_| GatewayError::Field("itag"))?;

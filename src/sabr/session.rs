@@ -91,12 +91,19 @@ pub enum Halt {
 pub enum Next {
     Done,
     /// Send the next request, after `backoff`.
-    Request { backoff: Duration },
+    Request {
+        backoff: Duration,
+    },
     /// The response refused the token (STREAM_PROTECTION_STATUS 2 or 3): ask the refusal
     /// policy, then send the next request after `backoff`.
-    Refused { status: i32, backoff: Duration },
+    Refused {
+        status: i32,
+        backoff: Duration,
+    },
     /// googlevideo wants a new player response (its reload token).
-    Reload { token: Option<String> },
+    Reload {
+        token: Option<String>,
+    },
     Failed(SabrFailure),
 }
 
@@ -663,7 +670,10 @@ mod tests {
         let (url, body) = p.next_request(Some(b"tok"));
         assert!(url.ends_with("&rn=1"));
         let req = decode(&body);
-        assert_eq!(req.streamer_context.as_ref().unwrap().po_token.as_deref(), Some(&b"tok"[..]));
+        assert_eq!(
+            req.streamer_context.as_ref().unwrap().po_token.as_deref(),
+            Some(&b"tok"[..])
+        );
         assert!(req.selected_format_ids.is_empty(), "not initialized yet");
         let fim = proto::FormatInitializationMetadata {
             format_id: Some(Pull::format_id(&p.gw.format)),
@@ -734,14 +744,25 @@ mod tests {
     fn media_starting_after_the_wanted_byte_seeks_earlier_and_never_emits_past_a_gap() {
         let mut p = Pull::new(gw(10_000), 5_000, 9_999);
         let (_, body) = p.next_request(None);
-        let t0 = decode(&body).client_abr_state.unwrap().player_time_ms.unwrap();
+        let t0 = decode(&body)
+            .client_abr_state
+            .unwrap()
+            .player_time_ms
+            .unwrap();
         assert_eq!(t0, 2_000, "5000 of 10000 bytes of 10 s, 3 s early");
         let (got, halt) = feed(&mut p, &response(&[(3, 6_000, obj(6_000, 10))], &[]));
         assert!(got.is_empty());
         assert_eq!(halt, Some(Halt::Overshot));
-        assert!(matches!(p.after_response(halt.as_ref()), Next::Request { .. }));
+        assert!(matches!(
+            p.after_response(halt.as_ref()),
+            Next::Request { .. }
+        ));
         let (_, body) = p.next_request(None);
-        let t1 = decode(&body).client_abr_state.unwrap().player_time_ms.unwrap();
+        let t1 = decode(&body)
+            .client_abr_state
+            .unwrap()
+            .player_time_ms
+            .unwrap();
         assert!(t1 < t0);
         // Once bytes went out, a gap is a failure, not a seek.
         let mut p = Pull::new(gw(300), 0, 299);
@@ -793,7 +814,10 @@ mod tests {
         );
         assert!(matches!(p.after_response(None), Next::Request { .. }));
         let (url, _) = p.next_request(None);
-        assert!(url.starts_with("https://rr9---sn-b.googlevideo.com/"), "{url}");
+        assert!(
+            url.starts_with("https://rr9---sn-b.googlevideo.com/"),
+            "{url}"
+        );
 
         let evil = proto::SabrRedirect {
             url: Some("https://evil.example/x".into()),
@@ -902,16 +926,23 @@ mod tests {
             content_length: Some(11),
             ..Default::default()
         };
-        let body = [ump(part::MEDIA_HEADER, &h.encode_to_vec()), {
-            let mut m = vec![1u8];
-            m.extend(obj(0, 10));
-            ump(part::MEDIA, &m)
-        }, ump(part::MEDIA_END, &[1])]
+        let body = [
+            ump(part::MEDIA_HEADER, &h.encode_to_vec()),
+            {
+                let mut m = vec![1u8];
+                m.extend(obj(0, 10));
+                ump(part::MEDIA, &m)
+            },
+            ump(part::MEDIA_END, &[1]),
+        ]
         .concat();
         let (_, halt) = feed(&mut p, &body);
         assert_eq!(
             halt,
-            Some(Halt::Failed(SabrFailure::SegmentLength { got: 10, said: 11 }))
+            Some(Halt::Failed(SabrFailure::SegmentLength {
+                got: 10,
+                said: 11
+            }))
         );
     }
 
@@ -923,6 +954,9 @@ mod tests {
             let _ = p.next_request(None);
             last = Some(p.after_response(None));
         }
-        assert!(matches!(last, Some(Next::Failed(SabrFailure::Stalled { .. }))));
+        assert!(matches!(
+            last,
+            Some(Next::Failed(SabrFailure::Stalled { .. }))
+        ));
     }
 }

@@ -81,6 +81,9 @@ pub mod rewrite;
 // What responses teach: media in-band refusals, bindings, sessions.
 pub mod ump;
 
+// SABR's protocol messages (requests and UMP part payloads).
+pub mod sabr;
+
 pub mod heal;
 
 pub mod bindings;

@@ -157,6 +157,8 @@ pub struct Pull {
     reload: Option<Option<String>>,
     got_media: bool,
     idle: u32,
+    /// Where the last overshooting media began (for the error when seeking cannot help).
+    first_seen: Option<u64>,
 }
 
 impl Pull {
@@ -185,6 +187,7 @@ impl Pull {
             reload: None,
             got_media: false,
             idle: 0,
+            first_seen: None,
         }
     }
 
@@ -330,6 +333,7 @@ impl Pull {
         let end = off + data.len() as u64;
         if off > self.pos {
             let halt = if self.pos == self.first && !seg.init {
+                self.first_seen = Some(off);
                 Halt::Overshot
             } else {
                 Halt::Failed(SabrFailure::Gap {
@@ -501,6 +505,13 @@ impl Pull {
             Some(Halt::Failed(f)) => return Next::Failed(f.clone()),
             Some(Halt::Overshot) => {
                 self.seeks += 1;
+                if self.seeks > MAX_SEEKS + 1 {
+                    // Even from the start the media begins after the wanted byte.
+                    return Next::Failed(SabrFailure::Gap {
+                        wanted: self.pos,
+                        got: self.first_seen.unwrap_or(self.pos),
+                    });
+                }
                 self.buffered = None;
                 self.time_ms = if self.seeks > MAX_SEEKS {
                     0
@@ -777,6 +788,24 @@ mod tests {
             Some(Halt::Failed(SabrFailure::Gap {
                 wanted: 100,
                 got: 200
+            }))
+        );
+    }
+
+    #[test]
+    fn media_that_starts_after_the_wanted_byte_even_from_zero_fails_instead_of_looping() {
+        let mut p = Pull::new(gw(10_000), 5_000, 9_999);
+        let mut last = None;
+        for _ in 0..=MAX_SEEKS + 1 {
+            let _ = p.next_request(None);
+            let (_, halt) = feed(&mut p, &response(&[(3, 6_000, obj(6_000, 10))], &[]));
+            last = Some(p.after_response(halt.as_ref()));
+        }
+        assert_eq!(
+            last,
+            Some(Next::Failed(SabrFailure::Gap {
+                wanted: 5_000,
+                got: 6_000
             }))
         );
     }

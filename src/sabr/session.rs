@@ -221,6 +221,9 @@ impl Pull {
     /// The next request: its URL (with `rn`) and its `VideoPlaybackAbrRequest` body, carrying
     /// `token` (raw bytes) in `streamer_context.po_token`.
     pub fn next_request(&mut self, token: Option<&[u8]>) -> (String, Vec<u8>) {
+        // `rn` counts from 0, retries included (gv `makeStreamingRequest`, yt-dlp's SABR
+        // processor).
+        let rn = self.rn;
         self.rn += 1;
         self.protection = None;
         self.reload = None;
@@ -245,7 +248,11 @@ impl Pull {
                 duration_ms: Some(i64::from(proto::FULLY_BUFFERED_SEGMENT)),
                 start_segment_index: Some(proto::FULLY_BUFFERED_SEGMENT),
                 end_segment_index: Some(proto::FULLY_BUFFERED_SEGMENT),
-                time_range: None,
+                time_range: Some(proto::TimeRange {
+                    start_ticks: Some(0),
+                    duration_ticks: Some(i64::from(proto::FULLY_BUFFERED_SEGMENT)),
+                    timescale: Some(1000),
+                }),
             });
         }
         let (audio, video) = if self.gw.audio {
@@ -253,7 +260,9 @@ impl Pull {
         } else {
             (companion.clone().into_iter().collect(), vec![ours.clone()])
         };
-        let mut selected = Vec::new();
+        // The discarded companion is selected from the start, the chosen format once its
+        // FORMAT_INITIALIZATION_METADATA came (gv `prepareFormatSelections`).
+        let mut selected: Vec<_> = companion.clone().into_iter().collect();
         if self.initialized {
             selected.push(ours.clone());
         }
@@ -284,7 +293,8 @@ impl Pull {
             }),
             selected_format_ids: selected,
             buffered_ranges,
-            player_time_ms: Some(self.time_ms),
+            // The position travels in the ABR state only, as the reference clients send it.
+            player_time_ms: None,
             video_playback_ustreamer_config: Some(self.gw.ustreamer_config.clone()),
             preferred_audio_format_ids: audio,
             preferred_video_format_ids: video,
@@ -301,7 +311,7 @@ impl Pull {
                 unsent_sabr_contexts,
             }),
         };
-        let url = with_query_param(&self.url, "rn", &self.rn.to_string());
+        let url = with_query_param(&self.url, "rn", &rn.to_string());
         (url, request.encode_to_vec())
     }
 
@@ -679,13 +689,23 @@ mod tests {
     fn the_init_segment_then_media_segments_make_the_progressive_bytes() {
         let mut p = Pull::new(gw(300), 0, 299);
         let (url, body) = p.next_request(Some(b"tok"));
-        assert!(url.ends_with("&rn=1"));
+        assert!(url.ends_with("&rn=0"));
         let req = decode(&body);
         assert_eq!(
             req.streamer_context.as_ref().unwrap().po_token.as_deref(),
             Some(&b"tok"[..])
         );
-        assert!(req.selected_format_ids.is_empty(), "not initialized yet");
+        let itags = |r: &proto::VideoPlaybackAbrRequest| {
+            r.selected_format_ids
+                .iter()
+                .map(|f| f.itag.unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            itags(&req),
+            [160],
+            "the companion only, until 140 is initialized"
+        );
         let fim = proto::FormatInitializationMetadata {
             format_id: Some(Pull::format_id(&p.gw.format)),
             end_segment_number: Some(3),
@@ -713,11 +733,11 @@ mod tests {
             }
         );
         let (url, body) = p.next_request(Some(b"tok"));
-        assert!(url.ends_with("&rn=2"));
+        assert!(url.ends_with("&rn=1"));
         let req = decode(&body);
         let sc = req.streamer_context.unwrap();
         assert_eq!(sc.playback_cookie.as_deref(), Some(&[9u8, 9][..]));
-        assert_eq!(req.selected_format_ids.len(), 1);
+        assert_eq!(itags(&req), [160, 140]);
         assert_eq!(req.client_abr_state.unwrap().player_time_ms, Some(1000));
         let ours = &req.buffered_ranges[0];
         assert_eq!(

@@ -735,7 +735,7 @@ mod tests {
         let (url, body) = p.next_request(Some(b"tok"));
         assert!(url.ends_with("&rn=1"));
         let req = decode(&body);
-        let sc = req.streamer_context.unwrap();
+        let sc = req.streamer_context.clone().unwrap();
         assert_eq!(sc.playback_cookie.as_deref(), Some(&[9u8, 9][..]));
         assert_eq!(itags(&req), [160, 140]);
         assert_eq!(req.client_abr_state.unwrap().player_time_ms, Some(1000));

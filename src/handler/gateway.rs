@@ -317,11 +317,24 @@ impl Streamer {
                     self.heal(&Outcome::Forbidden).await?;
                     continue;
                 }
+                Ok(res) if res.status().is_server_error() => {
+                    // googlevideo's own trouble: asked again after a growing pause, within the
+                    // stream's budget (as the reference client retries a failed attempt).
+                    self.spend()?;
+                    Next::Request {
+                        backoff: Duration::from_millis(500 << self.heals.min(4)),
+                    }
+                }
                 Ok(res) if !res.status().is_success() || !is_ump(res.headers()) => {
                     return Err(StreamError::Answered(res.status()));
                 }
                 Ok(res) => {
+                    let before = pull.position();
                     let halt = read_response(res, pull, tx).await?;
+                    if pull.position() > before {
+                        // googlevideo sent media for this token: its regime works.
+                        self.regime_confirmed = true;
+                    }
                     pull.after_response(halt.as_ref())
                 }
                 Err(e) => {
@@ -335,7 +348,6 @@ impl Streamer {
             match next {
                 Next::Done => return Ok(()),
                 Next::Request { backoff } => {
-                    self.regime_confirmed = true;
                     if !backoff.is_zero() {
                         tokio::time::sleep(backoff).await;
                     }

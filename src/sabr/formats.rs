@@ -31,8 +31,9 @@ pub const CHOICE_HEADER: &str = "x-potproxy-gateway";
 /// 1. `[sabr] gateway = false`: nobody.
 /// 2. Not a WebPO client: nobody (their responses carry URLs; they pass untouched).
 /// 3. `X-Potproxy-Gateway: on|off` from the client: its choice.
-/// 4. A browser (`Sec-Fetch-Mode` present, as every current browser sends on fetches and
-///    navigations): no; YouTube's own player speaks SABR.
+/// 4. A browser (`Sec-Fetch-Site` or `Sec-Fetch-Dest` present, as every current browser sends
+///    on fetches and navigations): no; YouTube's own player speaks SABR. `Sec-Fetch-Mode` alone
+///    is not a browser: yt-dlp sends it on every request.
 /// 5. Anyone else (yt-dlp, youtubei.js, curl, simple downloaders): yes. A SABR client among them
 ///    (googlevideo's `SabrStream`) reads `serverAbrStreamingUrl`, which stays as it came.
 pub fn client_rule(enabled: bool, client: &str, headers: &http::HeaderMap) -> ClientRule {
@@ -49,7 +50,7 @@ pub fn client_rule(enabled: bool, client: &str, headers: &http::HeaderMap) -> Cl
         Some("off") => return ClientRule::Leave,
         _ => {}
     }
-    if headers.contains_key("sec-fetch-mode") {
+    if headers.contains_key("sec-fetch-site") || headers.contains_key("sec-fetch-dest") {
         return ClientRule::Leave;
     }
     ClientRule::Give
@@ -334,7 +335,12 @@ mod tests {
             m
         };
         let none = h(&[]);
-        let browser = h(&[("sec-fetch-mode", "cors")]);
+        let browser = h(&[
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-dest", "empty"),
+        ]);
+        let yt_dlp = h(&[("sec-fetch-mode", "navigate")]);
         let cases = [
             (true, "WEB", &none, ClientRule::Give),
             (true, "MWEB", &none, ClientRule::Give),
@@ -345,7 +351,14 @@ mod tests {
             (
                 true,
                 "WEB",
-                &h(&[("sec-fetch-mode", "cors"), (CHOICE_HEADER, "on")]),
+                &h(&[("sec-fetch-dest", "document")]),
+                ClientRule::Leave,
+            ),
+            (true, "MWEB", &yt_dlp, ClientRule::Give),
+            (
+                true,
+                "WEB",
+                &h(&[("sec-fetch-site", "same-origin"), (CHOICE_HEADER, "on")]),
                 ClientRule::Give,
             ),
             (

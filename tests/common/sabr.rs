@@ -569,7 +569,8 @@ fn answer(
             if abr
                 .selected_format_ids
                 .iter()
-                .any(|f| FORMATS.iter().any(|ff| ff.named_by(f)) && !discarded(&abr, f))
+                .filter_map(|id| FORMATS.iter().find(|f| f.named_by(id)))
+                .any(|f| !fully_buffered(&abr, f))
             {
                 sabr.violate(format!(
                     "request {n} (rn {:?}): no playback cookie after formats were initialized",
@@ -722,12 +723,18 @@ pub struct Plan {
     pub segments: Vec<(&'static FakeFormat, Segment)>,
 }
 
-/// Whether the request announces `id` as fully buffered (what a client does with a format it
-/// does not want).
-fn discarded(abr: &VideoPlaybackAbrRequest, id: &FormatId) -> bool {
+/// Whether the request announces `f` as fully buffered, by segments or by time (what a client
+/// does with a format it does not want: `SabrStream` names segments up to
+/// [`proto::FULLY_BUFFERED_SEGMENT`], yt-dlp times up to 2^53 - 1).
+fn fully_buffered(abr: &VideoPlaybackAbrRequest, f: &FakeFormat) -> bool {
     abr.buffered_ranges.iter().any(|r| {
-        r.format_id.as_ref().and_then(|f| f.itag) == id.itag
-            && r.end_segment_index.unwrap_or(0) >= proto::FULLY_BUFFERED_SEGMENT
+        let named = r.format_id.as_ref().is_some_and(|id| f.named_by(id));
+        let by_segments = r.start_segment_index.unwrap_or(0) <= 1
+            && r.end_segment_index.unwrap_or(0) >= f.segment_count() as i32;
+        let start_ms = r.start_time_ms.unwrap_or(0);
+        let by_time = start_ms <= 0
+            && start_ms.saturating_add(r.duration_ms.unwrap_or(0)) >= DURATION_MS as i64;
+        named && (by_segments || by_time)
     })
 }
 
@@ -770,7 +777,7 @@ pub fn plan(abr: &VideoPlaybackAbrRequest, window_ms: u64) -> Result<Plan, Strin
             .iter()
             .find(|f| f.named_by(id))
             .ok_or_else(|| format!("unknown format {id:?}"))?;
-        if discarded(abr, id) {
+        if fully_buffered(abr, f) {
             continue;
         }
         let initialized = abr.selected_format_ids.iter().any(|s| f.named_by(s));

@@ -12,8 +12,11 @@ use std::process::Command;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use common::botguard::Trust;
+use common::origin::FakeOrigin;
+use common::pki::TestPki;
 use common::sabr::{self, FORMATS, REDIRECT_HOST, SabrAnswer, SabrBehaviour, ump_parts};
 use common::*;
+use potproxy::config::SourceKind;
 use potproxy::sabr::proto::{
     BufferedRange, ClientAbrState, ClientInfo, FormatId, MediaHeader, NextRequestPolicy,
     SabrRedirect, StreamProtectionStatus, StreamerContext, VideoPlaybackAbrRequest, part,
@@ -519,23 +522,36 @@ struct SabrRun {
     summary: Value,
 }
 
-/// Runs sabr.mjs against the fakes: `mode` is `audio` (audio only) or `av`.
-async fn run_sabr_stream(dir: PathBuf, fakes: &Fakes, mode: &str) -> SabrRun {
+/// Runs sabr.mjs against the fakes: `mode` is `audio` (audio only) or `av`; `via`: through
+/// this proxy URL, trusting this CA.
+async fn run_sabr_stream(
+    dir: PathBuf,
+    origin: &FakeOrigin,
+    pki: &TestPki,
+    mode: &str,
+    via: Option<(String, PathBuf)>,
+) -> SabrRun {
     let out = tempfile::tempdir().unwrap();
-    let token = fakes.origin.state.bg.signed_token(V, Trust::High);
-    let args = [
-        dir.join("sabr.mjs").to_str().unwrap().to_string(),
-        fakes.origin.addr.port().to_string(),
-        fakes.pki.ca_path.to_str().unwrap().to_string(),
-        V.to_string(),
-        token,
-        mode.to_string(),
-        out.path().to_str().unwrap().to_string(),
-    ];
-    let res =
-        tokio::task::spawn_blocking(move || Command::new("node").args(args).output().unwrap())
-            .await
-            .unwrap();
+    let token = origin.state.bg.signed_token(V, Trust::High);
+    // Through a proxy, the fake's own port is withheld: only the proxy can reach it.
+    let port = match via {
+        Some(_) => 1,
+        None => origin.addr.port(),
+    };
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("sabr.mjs"))
+        .arg(port.to_string())
+        .arg(&pki.ca_path)
+        .arg(V)
+        .arg(token)
+        .arg(mode)
+        .arg(out.path());
+    if let Some((proxy, ca)) = via {
+        cmd.env("SABR_PROXY", proxy).env("NODE_EXTRA_CA_CERTS", ca);
+    }
+    let res = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&res.stdout).into_owned();
     assert!(
         res.status.success(),
@@ -551,12 +567,12 @@ async fn run_sabr_stream(dir: PathBuf, fakes: &Fakes, mode: &str) -> SabrRun {
 
 /// What every reference-client session must show: rn counting from 0 within each session,
 /// a valid token on every request, the last cookie sent back, no slips.
-fn assert_reference_behaviour(fakes: &Fakes) {
-    assert_eq!(fakes.origin.sabr_violations(), Vec::<String>::new());
-    let requests = fakes.origin.sabr_requests();
+fn assert_reference_behaviour(origin: &FakeOrigin) {
+    assert_eq!(origin.sabr_violations(), Vec::<String>::new());
+    let requests = origin.sabr_requests();
     assert!(!requests.is_empty());
     assert!(requests.iter().all(|r| r.token_valid), "{requests:#?}");
-    for (session, reqs) in fakes.origin.state.sabr.sessions() {
+    for (session, reqs) in origin.state.sabr.sessions() {
         let rns: Vec<u64> = reqs.iter().map(|r| r.rn.unwrap()).collect();
         let expected: Vec<u64> = (0..reqs.len() as u64).collect();
         assert_eq!(rns, expected, "session {session}");
@@ -573,7 +589,7 @@ async fn googlevideo_sabr_stream_downloads_audio_only_byte_exact_from_the_fake()
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour::on()).await;
-    let run = run_sabr_stream(dir, &fakes, "audio").await;
+    let run = run_sabr_stream(dir, &fakes.origin, &fakes.pki, "audio", None).await;
     let clen = sabr::format(140).clen;
     assert!(
         run.audio == media_bytes(0, clen),
@@ -581,7 +597,7 @@ async fn googlevideo_sabr_stream_downloads_audio_only_byte_exact_from_the_fake()
         run.audio.len()
     );
     assert!(run.video.is_empty(), "no video in an audio-only download");
-    assert_reference_behaviour(&fakes);
+    assert_reference_behaviour(&fakes.origin);
     let requests = fakes.origin.sabr_requests();
     assert!(
         requests
@@ -607,7 +623,7 @@ async fn googlevideo_sabr_stream_downloads_audio_and_video_byte_exact_from_the_f
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour::on()).await;
-    let run = run_sabr_stream(dir, &fakes, "av").await;
+    let run = run_sabr_stream(dir, &fakes.origin, &fakes.pki, "av", None).await;
     let (a, v) = (sabr::format(140).clen, sabr::format(137).clen);
     assert!(
         run.audio == media_bytes(0, a),
@@ -619,7 +635,7 @@ async fn googlevideo_sabr_stream_downloads_audio_and_video_byte_exact_from_the_f
         "video differs: {} bytes of {v}",
         run.video.len()
     );
-    assert_reference_behaviour(&fakes);
+    assert_reference_behaviour(&fakes.origin);
     // 10 s of media per response; SabrStream asks once more at the end (player time = duration)
     // and gets none.
     let requests = fakes.origin.sabr_requests();
@@ -646,7 +662,7 @@ async fn googlevideo_sabr_stream_follows_redirect_backoff_protection_and_reload(
         ..SabrBehaviour::on()
     })
     .await;
-    let run = run_sabr_stream(dir, &fakes, "audio").await;
+    let run = run_sabr_stream(dir, &fakes.origin, &fakes.pki, "audio", None).await;
     let clen = sabr::format(140).clen;
     assert!(
         run.audio == media_bytes(0, clen),
@@ -679,4 +695,23 @@ async fn googlevideo_sabr_stream_follows_redirect_backoff_protection_and_reload(
         rns.windows(2).all(|w| w[1] == w[0] + 1),
         "rn counts on through redirect and reload: {rns:?}"
     );
+}
+
+#[tokio::test]
+async fn googlevideo_sabr_stream_through_the_proxy_stays_byte_exact_with_valid_tokens() {
+    let Some(dir) = googlevideo_client() else {
+        return;
+    };
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start_sabr(SabrBehaviour::on())
+        .await;
+    let via = (
+        format!("http://{}", h.proxy.addr),
+        h.proxy.ca_cert_path.clone(),
+    );
+    let run = run_sabr_stream(dir, &h.origin, &h.pki, "av", Some(via)).await;
+    assert!(run.audio == sabr::progressive_bytes(140), "audio differs");
+    assert!(run.video == sabr::progressive_bytes(137), "video differs");
+    assert_reference_behaviour(&h.origin);
 }

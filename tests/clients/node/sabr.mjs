@@ -1,25 +1,28 @@
-// googlevideo's own SabrStream (the reference SABR client) downloading straight from the test
-// fake, no proxy: every YouTube and googlevideo name is connected to the fake's port, and the
-// fake's CA is trusted. Proves the fake SABR server against the reference client
-// (tests/sabr.rs).
+// googlevideo's own SabrStream (the reference SABR client) downloading from the test fake
+// (tests/sabr.rs). Straight from the fake: every YouTube and googlevideo name is connected to
+// the fake's port and the fake's CA is trusted. With SABR_PROXY=<proxy-url>, through that proxy
+// instead (trust then comes from NODE_EXTRA_CA_CERTS; port and CA arguments are unused).
 // Usage: node sabr.mjs <fake-port> <ca-pem-path> <video-id> <po-token> <audio|av> <out-dir>
 // Writes <out-dir>/audio.bin and <out-dir>/video.bin; prints one JSON line:
 // {audioItag, videoItag, audioBytes, videoBytes, reloads}.
 import { readFileSync, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { Agent, ProxyAgent, buildConnector, fetch as undiciFetch } from 'undici';
 import { SabrStream } from 'googlevideo/sabr-stream';
 import { buildSabrFormat, EnabledTrackTypes } from 'googlevideo/utils';
 
 const [port, caPath, videoId, poToken, mode, outDir] = process.argv.slice(2);
-const connector = buildConnector({ ca: readFileSync(caPath, 'utf8') });
-const dispatcher = new Agent({
-  connect: (opts, callback) => connector(
-    { ...opts, hostname: '127.0.0.1', port: Number(port), servername: opts.servername || opts.hostname },
-    callback
-  )
-});
+function direct() {
+  const connector = buildConnector({ ca: readFileSync(caPath, 'utf8') });
+  return new Agent({
+    connect: (opts, callback) => connector(
+      { ...opts, hostname: '127.0.0.1', port: Number(port), servername: opts.servername || opts.hostname },
+      callback
+    )
+  });
+}
+const dispatcher = process.env.SABR_PROXY ? new ProxyAgent(process.env.SABR_PROXY) : direct();
 const fetchFake = (input, init = {}) => undiciFetch(input, { ...init, dispatcher });
 
 const CLIENT = { clientName: 'WEB', clientVersion: '2.20260512.00.00' };

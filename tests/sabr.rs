@@ -336,6 +336,11 @@ async fn a_sabr_session_rebuilds_the_progressive_bytes_of_audio_and_video() {
     assert_eq!(requests.len(), 3, "{requests:#?}");
     let rns: Vec<_> = requests.iter().map(|r| r.rn.unwrap()).collect();
     assert_eq!(rns, [0, 1, 2]);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.n_param.as_deref() == Some(sabr::SABR_N))
+    );
     assert!(requests.iter().all(|r| r.token_valid));
     assert!(requests[1..].iter().all(|r| r.cookie.is_some()));
     assert_eq!(fakes.origin.sabr_violations(), Vec::<String>::new());

@@ -48,6 +48,9 @@ pub const DURATION_MS: u64 = 30_000;
 /// The googlevideo host a SABR_REDIRECT sends clients to (also served by the fake).
 pub const REDIRECT_HOST: &str = "rr2---sn-fake2.googlevideo.com";
 
+/// The `n` challenge SABR URLs carry (untransformed).
+pub const SABR_N: &str = "FakeNChallenge01";
+
 /// Bytes per MEDIA part (googlevideo sends 32 KiB parts).
 const MEDIA_PART: usize = 32 * 1024;
 
@@ -334,7 +337,7 @@ pub fn ustreamer_config_b64(id: &str) -> String {
 /// A SABR URL shaped like googlevideo's.
 pub fn sabr_url(expire: u64, ei: &str, id: &str, client: &str) -> String {
     format!(
-        "https://rr1---sn-fake.googlevideo.com/videoplayback?expire={expire}&ei={ei}&ip=127.0.0.1&id={id}&source=youtube&requiressl=yes&xpc=EgVo2aDSNQ%3D%3D&met={expire}%2C&mh=Fk&mm=31%2C29&mn=sn-fake%2Csn-fake2&ms=au%2Crdu&mv=m&mvi=1&pl=24&rms=au%2Cau&spc=FakeSpcValue0123456789&svpuc=1&sabr=1&rqh=1&mt={expire}&fvip=4&keepalive=yes&c={client}&cver=2.20260512.00.00&n=FakeNChallenge01&sparams=expire%2Cei%2Cip%2Cid%2Csource%2Crequiressl%2Cxpc%2Cspc%2Csvpuc%2Csabr%2Crqh&sig=AJfQdSswRAIgFakeSabrSignature&lsparams=met%2Cmh%2Cmm%2Cmn%2Cms%2Cmv%2Cmvi%2Cpl%2Crms&lsig=APaTxxFakeLsig"
+        "https://rr1---sn-fake.googlevideo.com/videoplayback?expire={expire}&ei={ei}&ip=127.0.0.1&id={id}&source=youtube&requiressl=yes&xpc=EgVo2aDSNQ%3D%3D&met={expire}%2C&mh=Fk&mm=31%2C29&mn=sn-fake%2Csn-fake2&ms=au%2Crdu&mv=m&mvi=1&pl=24&rms=au%2Cau&spc=FakeSpcValue0123456789&svpuc=1&sabr=1&rqh=1&mt={expire}&fvip=4&keepalive=yes&c={client}&cver=2.20260512.00.00&n={SABR_N}&sparams=expire%2Cei%2Cip%2Cid%2Csource%2Crequiressl%2Cxpc%2Cspc%2Csvpuc%2Csabr%2Crqh&sig=AJfQdSswRAIgFakeSabrSignature&lsparams=met%2Cmh%2Cmm%2Cmn%2Cms%2Cmv%2Cmvi%2Cpl%2Crms&lsig=APaTxxFakeLsig"
     )
 }
 
@@ -360,6 +363,8 @@ pub struct SabrRequest {
     pub at: Instant,
     pub host: String,
     pub rn: Option<u64>,
+    /// The URL's `n` as sent (the player JS transforms it; the fake hands out [`SABR_N`]).
+    pub n_param: Option<String>,
     pub token: Option<Vec<u8>>,
     pub token_valid: bool,
     pub cookie: Option<Vec<u8>>,
@@ -461,6 +466,7 @@ pub(super) fn serve(state: &FakeState, req: &FakeRequest) -> Reply {
         at,
         host: req.host.clone(),
         rn: req.param("rn").and_then(|v| v.parse().ok()),
+        n_param: req.param("n"),
         token: ctx.po_token.clone(),
         token_valid: false,
         cookie: ctx.playback_cookie.clone(),

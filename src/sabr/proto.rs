@@ -50,6 +50,33 @@ pub mod track_types {
     pub const VIDEO_ONLY: i32 = 2;
 }
 
+/// InnerTube client names as `ClientInfo.client_name` numbers them (youtubei.js
+/// `Constants.CLIENT_NAME_IDS`).
+pub mod client_name {
+    const IDS: &[(&str, i32)] = &[
+        ("WEB", 1),
+        ("MWEB", 2),
+        ("ANDROID", 3),
+        ("IOS", 5),
+        ("TVHTML5", 7),
+        ("ANDROID_CREATOR", 14),
+        ("ANDROID_MUSIC", 21),
+        ("ANDROID_VR", 28),
+        ("WEB_EMBEDDED_PLAYER", 56),
+        ("WEB_CREATOR", 62),
+        ("WEB_REMIX", 67),
+        ("TVHTML5_SIMPLY", 74),
+        ("WEB_KIDS", 76),
+        ("TVHTML5_SIMPLY_EMBEDDED_PLAYER", 85),
+        ("VISIONOS", 101),
+    ];
+
+    /// The number of a `context.client.clientName`, `None` for a name not in the table.
+    pub fn id(name: &str) -> Option<i32> {
+        IDS.iter().find(|(n, _)| *n == name).map(|(_, id)| *id)
+    }
+}
+
 /// The segment index a client announces for a format it does not want: "buffered to the end"
 /// (LuanRT/googlevideo `src/utils/shared.ts` `MAX_INT32_VALUE`).
 pub const FULLY_BUFFERED_SEGMENT: i32 = i32::MAX;
@@ -180,7 +207,7 @@ pub struct StreamerContext {
 }
 
 /// `StreamerContext.ClientInfo`: the InnerTube client, with its name as the numeric id
-/// (WEB = 1, MWEB = 2, TVHTML5 = 7, WEB_EMBEDDED_PLAYER = 56, WEB_CREATOR = 62, WEB_REMIX = 67).
+/// ([`client_name::id`]).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ClientInfo {
     #[prost(string, optional, tag = "12")]
@@ -453,6 +480,23 @@ mod tests {
         let bytes = back.playback_cookie.unwrap();
         assert_eq!(PlaybackCookie::decode(bytes.as_slice()).unwrap(), cookie);
         assert_eq!(back.backoff_time_ms, Some(250));
+    }
+
+    #[test]
+    fn client_names_map_to_their_numeric_ids() {
+        let cases = [
+            ("WEB", Some(1)),
+            ("MWEB", Some(2)),
+            ("TVHTML5", Some(7)),
+            ("WEB_EMBEDDED_PLAYER", Some(56)),
+            ("WEB_CREATOR", Some(62)),
+            ("WEB_REMIX", Some(67)),
+            ("web", None),
+            ("", None),
+        ];
+        for (name, id) in cases {
+            assert_eq!(client_name::id(name), id, "{name}");
+        }
     }
 
     #[test]

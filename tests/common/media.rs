@@ -159,7 +159,7 @@ impl Playbacks {
         (format!("FakeEi{n:06}"), id)
     }
 
-    fn get(&self, id: &str) -> Option<FakePlayback> {
+    pub(super) fn get(&self, id: &str) -> Option<FakePlayback> {
         self.by_id.lock().unwrap().get(id).cloned()
     }
 }
@@ -171,6 +171,9 @@ pub(super) fn is_media_path(path: &str) -> bool {
 /// Media on any host, and caption tracks on www.youtube.com.
 pub(super) fn route(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
     if is_media_path(&req.path) {
+        if super::sabr::handles(state, req) {
+            return Some(super::sabr::serve(state, req));
+        }
         return Some(match check_media_token(state, req) {
             Gate::Refuse(reply) => reply,
             Gate::Serve { low_trust } => media_response(state, req, low_trust),

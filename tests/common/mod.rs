@@ -1,9 +1,9 @@
 //! Support for the proxy's integration tests, one job per module: the test PKI ([`pki`]), the
 //! fake origin server and its shared state ([`origin`]) with the fakes behind it (YouTube pages
-//! and InnerTube in [`youtube`], googlevideo media and captions in [`media`], BotGuard in
-//! [`botguard`]), small non-YouTube origins ([`servers`]), chained upstream proxies ([`chain`]),
-//! and the [`harness`] that starts a proxy against them. This module re-exports what most tests
-//! use and holds the request and token shapes they share.
+//! and InnerTube in [`youtube`], googlevideo media and captions in [`media`], SABR in [`sabr`],
+//! BotGuard in [`botguard`]), small non-YouTube origins ([`servers`]), chained upstream proxies
+//! ([`chain`]), and the [`harness`] that starts a proxy against them. This module re-exports
+//! what most tests use and holds the request and token shapes they share.
 // Each test binary uses a different part of this support code.
 #![allow(dead_code, unused_imports)]
 
@@ -16,6 +16,7 @@ pub mod media;
 pub mod origin;
 pub mod pki;
 pub mod redis;
+pub mod sabr;
 pub mod scripted;
 pub mod servers;
 pub mod stalls;

@@ -1,6 +1,7 @@
 //! The fake origin server: one TLS listener that answers for every name in [`FAKE_NAMES`]
 //! (YouTube, googlevideo, BotGuard's hosts), records each request as a [`Seen`], and hands it to
-//! the fake that owns its route ([`super::media`], [`super::youtube`], [`super::botguard`]);
+//! the fake that owns its route ([`super::media`] with [`super::sabr`], [`super::youtube`],
+//! [`super::botguard`]);
 //! anything unrouted is echoed back as JSON. It also holds the state the fakes share: the
 //! switches tests flip ([`Behaviour`]), counters, and the verdict on every token checked.
 //!
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use super::botguard::{self, CreateMode, FakeBotGuard, Verdict};
 use super::media::{self, GvsRegime, LowTrust, Playbacks};
 use super::pki::TestPki;
+use super::sabr::{SabrBehaviour, SabrState};
 use super::youtube;
 
 /// What the fake serves; tests flip these (through [`FakeOrigin::behaviour`]).
@@ -69,6 +71,9 @@ pub struct Behaviour {
     /// After this many more media responses, every media URL serves another object (other
     /// bytes, length, ETag and Last-Modified), as when a format is re-encoded.
     pub replace_object_after: Option<u32>,
+    // SABR.
+    /// SABR-only player responses and the SABR server ([`SabrBehaviour::on`]), its faults.
+    pub sabr: SabrBehaviour,
 }
 
 impl Default for Behaviour {
@@ -93,6 +98,7 @@ impl Default for Behaviour {
             cut_at: 0,
             forbid_continuations: 0,
             replace_object_after: None,
+            sabr: SabrBehaviour::default(),
         }
     }
 }
@@ -158,6 +164,8 @@ pub struct FakeState {
     pub(super) playbacks: Playbacks,
     /// Media bytes served per low-trust token.
     pub(super) low_trust_served: Mutex<std::collections::HashMap<String, u64>>,
+    /// The SABR server's record of requests and violations.
+    pub sabr: SabrState,
 }
 
 impl FakeState {
@@ -230,6 +238,17 @@ impl FakeOrigin {
 
     pub fn counts(&self) -> Counts {
         self.state.counts.lock().unwrap().clone()
+    }
+
+    /// Every SABR request the SABR server answered, in arrival order.
+    pub fn sabr_requests(&self) -> Vec<super::sabr::SabrRequest> {
+        self.state.sabr.requests()
+    }
+
+    /// SABR protocol slips of the clients (no `rn`, cookie not sent back, backoff not
+    /// honoured...); empty for a well-behaved client.
+    pub fn sabr_violations(&self) -> Vec<String> {
+        self.state.sabr.violations()
     }
 
     /// The BotGuard challenge the fake currently hands out.

@@ -1,11 +1,14 @@
 //! The fake YouTube: pages (home, watch, m., the browser test page, the player script stubs)
 //! with their `ytcfg` and inline BotGuard challenge, and InnerTube (`player` with real-shaped
 //! media URLs on the fake googlevideo and a check of the player token, `next`, `visitor_id`).
+//! With SABR-only on, player responses (and the watch page's `ytInitialPlayerResponse`) carry
+//! the [`sabr`] format catalog, without URLs for web clients.
 
 use serde_json::{Value, json};
 
 use super::media::{DEFAULT_MEDIA_LEN, FakePlayback};
 use super::origin::{Behaviour, FakeRequest, FakeState, Reply, status_body};
+use super::sabr;
 
 pub const VISITOR_DATA: &str = "CgtGYWtlVmlzaXRvcijAgICAxjIKCgJERRIEEgAgNg%3D%3D";
 /// What `/youtubei/v1/visitor_id` issues.
@@ -116,7 +119,11 @@ pub fn page(state: &FakeState, client: &str, video: Option<&str>) -> String {
         ytcfg(&b, client)
     );
     if let Some(v) = video {
-        let ipr = json!({"playabilityStatus": {"status": "OK"}, "videoDetails": {"videoId": v, "title": "Fake video", "lengthSeconds": "10"}});
+        let ipr = if b.sabr.only {
+            player_json(state, v, VISITOR_DATA, false, client)
+        } else {
+            json!({"playabilityStatus": {"status": "OK"}, "videoDetails": {"videoId": v, "title": "Fake video", "lengthSeconds": "10"}})
+        };
         html.push_str(&format!(
             "<script nonce=\"x\">var ytInitialPlayerResponse = {ipr};var meta = document.createElement('meta');</script><script nonce=\"x\">var ytInitialData = {{\"contents\": {{}}}};</script>"
         ));
@@ -174,6 +181,7 @@ pub fn bot_check(visitor: &str) -> Value {
 /// A player response with real-shaped media URLs on the fake googlevideo, checking a player
 /// token when one is present.
 fn player_response(state: &FakeState, req: &Value, headers: &http::HeaderMap) -> Reply {
+    state.sabr.player_request(req);
     let video = req["videoId"].as_str().unwrap_or("aaaaaaaaaaa").to_string();
     let header_visitor = headers
         .get("x-goog-visitor-id")
@@ -216,9 +224,26 @@ fn player_response(state: &FakeState, req: &Value, headers: &http::HeaderMap) ->
             );
         }
     }
+    let body = player_json(state, &video, &visitor, logged_in, &client);
+    status_body(
+        200,
+        serde_json::to_vec(&body).unwrap(),
+        "application/json; charset=UTF-8",
+    )
+}
+
+/// A player response for `client` with real-shaped media URLs on the fake googlevideo (with
+/// [`sabr::SabrBehaviour::only`], the SABR format catalog, URL-less for web clients).
+fn player_json(
+    state: &FakeState,
+    video: &str,
+    visitor: &str,
+    logged_in: bool,
+    client: &str,
+) -> Value {
     let (ei, id) = state.playbacks.issue(FakePlayback {
-        video: video.clone(),
-        visitor: visitor.clone(),
+        video: video.to_string(),
+        visitor: visitor.to_string(),
         logged_in,
     });
     let expire = std::time::SystemTime::now()
@@ -231,7 +256,8 @@ fn player_response(state: &FakeState, req: &Value, headers: &http::HeaderMap) ->
             "https://rr1---sn-fake.googlevideo.com/videoplayback?expire={expire}&ei={ei}&ip=127.0.0.1&id={id}&itag={itag}&source=youtube&requiressl=yes&mime={mime}&clen={clen}&c={client}&sparams=expire%2Cei%2Cip%2Cid%2Citag%2Csource%2Crequiressl%2Cmime%2Cclen&sig=AJfQdSswRQIhAFake"
         )
     };
-    let body = json!({
+    let sabr_mode = state.behaviour().sabr;
+    let mut body = json!({
         "responseContext": {
             "visitorData": visitor,
             "mainAppWebResponseContext": main_app_context(logged_in)
@@ -246,11 +272,31 @@ fn player_response(state: &FakeState, req: &Value, headers: &http::HeaderMap) ->
             "formats": [{"itag": 18, "url": url(18, "video%2Fmp4", 400_000), "mimeType": "video/mp4; codecs=\"avc1.42001E, mp4a.40.2\"", "bitrate": 320_000, "width": 640, "height": 360, "contentLength": "400000", "quality": "medium", "qualityLabel": "360p", "approxDurationMs": "10000", "audioQuality": "AUDIO_QUALITY_LOW", "audioSampleRate": "44100", "audioChannels": 2}],
             "serverAbrStreamingUrl": format!("https://rr1---sn-fake.googlevideo.com/videoplayback?expire={expire}&ei={ei}&ip=127.0.0.1&id={id}&source=youtube&requiressl=yes&sabr=1&c={client}&sparams=expire%2Cei%2Cip%2Cid%2Csource%2Crequiressl%2Csabr&sig=AJfQdSabr"),
             "adaptiveFormats": [{"itag": 140, "url": url(140, "audio%2Fmp4", DEFAULT_MEDIA_LEN), "mimeType": "audio/mp4; codecs=\"mp4a.40.2\"", "bitrate": 130_000, "contentLength": DEFAULT_MEDIA_LEN.to_string(), "approxDurationMs": "10000", "audioQuality": "AUDIO_QUALITY_MEDIUM", "audioSampleRate": "44100", "audioChannels": 2}]
-        }
+        },
+        "playerConfig": {"mediaCommonConfig": {
+            "dynamicReadaheadConfig": {"maxReadAheadMediaTimeMs": 120000, "minReadAheadMediaTimeMs": 15000, "readAheadGrowthRateMs": 1000},
+            "mediaUstreamerRequestConfig": {"videoPlaybackUstreamerConfig": sabr::ustreamer_config_b64(&id)}
+        }}
     });
-    status_body(
-        200,
-        serde_json::to_vec(&body).unwrap(),
-        "application/json; charset=UTF-8",
-    )
+    if sabr_mode.only {
+        // The full catalog; web clients get no format URL, only the SABR URL.
+        let web = sabr::is_web_client(client);
+        let formats: Vec<Value> = sabr::FORMATS
+            .iter()
+            .map(|f| {
+                let mime = f.mime.split(';').next().unwrap_or("").replace('/', "%2F");
+                let url = format!(
+                    "{}&lmt={}&dur=30.000",
+                    url(f.itag, &mime, f.clen),
+                    f.last_modified
+                );
+                f.json((!web).then_some(url))
+            })
+            .collect();
+        let data = &mut body["streamingData"];
+        data["adaptiveFormats"] = Value::Array(formats);
+        data["serverAbrStreamingUrl"] = sabr::sabr_url(expire, &ei, &id, client).into();
+        body["videoDetails"]["lengthSeconds"] = (sabr::DURATION_MS / 1000).to_string().into();
+    }
+    body
 }

@@ -154,6 +154,107 @@ async fn yt_dlp_through_socks5h_downloads_over_several_ranges_with_our_tokens() 
     inject_mode_downloads_over_several_ranges(true).await;
 }
 
+/// yt-dlp, which cannot speak SABR, against a fake that answers web clients SABR-only: the
+/// format gets a gateway URL, yt-dlp fetches it in ranges, potproxy serves each from its own
+/// SABR session; the file is byte-exact and every SABR request carried a valid token.
+async fn yt_dlp_downloads_a_sabr_only_format(
+    itag: u32,
+    ext: &str,
+    extractor_args: &str,
+) -> Vec<Seen> {
+    use common::sabr::{SabrBehaviour, format};
+    let Some(bin) = yt_dlp() else {
+        return Vec::new();
+    };
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
+    {
+        let mut b = h.origin.behaviour();
+        b.enforce_media = true;
+        b.sabr = SabrBehaviour::on();
+        // yt-dlp skips a format whose URL has an `n` it cannot solve (no player JS here).
+        b.sabr.n_param = false;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_yt_dlp(
+        &bin,
+        &h,
+        dir.path(),
+        &[
+            "--extractor-args",
+            extractor_args,
+            "--http-chunk-size",
+            "300K",
+            "--fixup",
+            "never",
+            "-f",
+            &itag.to_string(),
+            &watch_url(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
+    let file = dir.path().join(format!("{V}.{ext}"));
+    let bytes =
+        std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), run.stderr));
+    let clen = format(itag).clen;
+    assert_eq!(bytes.len() as u64, clen);
+    assert!(
+        bytes == media_bytes(0, clen),
+        "file differs from the format's bytes"
+    );
+    let seen = h.origin.take();
+    let sabr_posts = seen
+        .iter()
+        .filter(|s| s.path_and_query.contains("sabr=1"))
+        .count();
+    assert!(sabr_posts >= 2, "several SABR requests: {sabr_posts}");
+    let requests = h.origin.sabr_requests();
+    assert!(requests.iter().all(|r| r.token_valid), "{requests:#?}");
+    assert_eq!(h.origin.sabr_violations(), Vec::<String>::new());
+    seen
+}
+
+#[tokio::test]
+async fn yt_dlp_downloads_sabr_only_audio_140_byte_exact_through_the_gateway() {
+    yt_dlp_downloads_a_sabr_only_format(140, "m4a", API_ARGS).await;
+}
+
+#[tokio::test]
+async fn yt_dlp_downloads_sabr_only_video_137_byte_exact_through_the_gateway() {
+    yt_dlp_downloads_a_sabr_only_format(137, "mp4", API_ARGS).await;
+}
+
+/// The web client reads its formats from the watch page's `ytInitialPlayerResponse`.
+#[tokio::test]
+async fn yt_dlp_downloads_a_sabr_only_format_from_the_watch_pages_player_response() {
+    let seen = yt_dlp_downloads_a_sabr_only_format(
+        140,
+        "m4a",
+        "youtube:player_client=web;player_skip=configs,js;formats=missing_pot",
+    )
+    .await;
+    if seen.is_empty() {
+        return;
+    }
+    assert!(
+        seen.iter().any(|s| s.path_and_query.starts_with("/watch")),
+        "yt-dlp read the watch page"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.path_and_query.contains("/youtubei/v1/player")),
+        "the formats came from the page, not the player API"
+    );
+}
+
+/// yt-dlp's player API path (mweb, no watch page).
+const API_ARGS: &str =
+    "youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;formats=missing_pot";
+
 #[tokio::test]
 async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
     let Some(bin) = yt_dlp() else { return };

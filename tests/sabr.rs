@@ -260,7 +260,7 @@ async fn web_clients_get_only_the_sabr_url_and_other_clients_progressive_urls() 
         .iter()
         .map(|f| f["itag"].as_u64().unwrap())
         .collect();
-    assert_eq!(itags, [140, 251, 137, 136]);
+    assert_eq!(itags, [140, 251, 137, 136, 160]);
     for f in formats {
         assert!(
             f.get("url").is_none() && f.get("signatureCipher").is_none(),

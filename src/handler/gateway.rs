@@ -42,7 +42,7 @@ use crate::metrics;
 use crate::observe::{Exchange, Kind};
 use crate::sabr::gateway::Gateway;
 use crate::sabr::range::{Wanted, wanted};
-use crate::sabr::session::{Halt, Next, Pull, SabrFailure, client_id};
+use crate::sabr::session::{Halt, Next, Pull, SabrFailure};
 use crate::tokens::{Issued, TokenRequest};
 use crate::ump::Reader;
 
@@ -494,7 +494,9 @@ impl Streamer {
         if let Some(t) = &player_token {
             body["serviceIntegrityDimensions"] = serde_json::json!({"poToken": t.as_str()});
         }
-        let id = client_id(&self.client).unwrap_or(1).to_string();
+        let id = crate::sabr::proto::client_name::id(&self.client)
+            .unwrap_or(1)
+            .to_string();
         let version = self.client_version.clone().unwrap_or_default();
         let headers = [
             ("content-type", "application/json"),

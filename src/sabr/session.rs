@@ -27,22 +27,6 @@ use super::gateway::{FormatRef, Gateway, with_query_param};
 use super::proto::{self, part};
 use crate::ump::Event;
 
-/// InnerTube client names as SABR's `ClientInfo.client_name` numbers them.
-pub fn client_id(name: &str) -> Option<i32> {
-    Some(match name {
-        "WEB" => 1,
-        "MWEB" => 2,
-        "ANDROID" => 3,
-        "IOS" => 5,
-        "TVHTML5" => 7,
-        "WEB_EMBEDDED_PLAYER" => 56,
-        "WEB_CREATOR" => 62,
-        "WEB_REMIX" => 67,
-        "TVHTML5_SIMPLY_EMBEDDED_PLAYER" => 85,
-        _ => return None,
-    })
-}
-
 /// Why a gateway stream cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SabrFailure {
@@ -301,7 +285,7 @@ impl Pull {
             preferred_subtitle_format_ids: Vec::new(),
             streamer_context: Some(proto::StreamerContext {
                 client_info: Some(proto::ClientInfo {
-                    client_name: client_id(&self.gw.client),
+                    client_name: proto::client_name::id(&self.gw.client),
                     client_version: self.gw.client_version.clone(),
                     ..Default::default()
                 }),

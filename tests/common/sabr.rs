@@ -1,4 +1,5 @@
-//! The fake's SABR: a format catalog ([`FORMATS`]: 140, 251, 137, 136) whose player-response
+//! The fake's SABR: a format catalog ([`FORMATS`]: 140, 251, 137, 136, and a 50 MiB 160 for
+//! the gateway benchmark) whose player-response
 //! entries the fake YouTube hands out (SABR-only for web clients when [`SabrBehaviour::only`]
 //! is on), and a SABR server on googlevideo's `/videoplayback?...&sabr=1` (when
 //! [`SabrBehaviour::serve`] is on) that streams each format as real UMP: FORMAT_INITIALIZATION_
@@ -143,6 +144,25 @@ pub const FORMATS: &[FakeFormat] = &[
             height: 720,
             quality: "hd720",
             label: "720p",
+        }),
+    },
+    // The large one (benches/sabr_gateway.rs streams it): 50 MiB, far more than a real 144p.
+    FakeFormat {
+        itag: 160,
+        mime: "video/mp4; codecs=\"avc1.4d400c\"",
+        clen: 52_428_800,
+        last_modified: 1_696_991_043_318_556,
+        xtags: None,
+        init_end: 737,
+        index_end: 949,
+        segment_ms: 5_000,
+        bitrate: 66_000,
+        average_bitrate: 41_000,
+        video: Some(Video {
+            width: 256,
+            height: 144,
+            quality: "tiny",
+            label: "144p",
         }),
     },
 ];
@@ -291,6 +311,9 @@ pub struct SabrBehaviour {
     pub error_on: Option<u32>,
     /// Request number answered with RELOAD_PLAYER_RESPONSE.
     pub reload_on: Option<u32>,
+    /// The SABR URL carries an `n` challenge, as real ones do (off for clients that skip
+    /// formats whose `n` they cannot solve, like yt-dlp without the player JS).
+    pub n_param: bool,
 }
 
 impl Default for SabrBehaviour {
@@ -304,6 +327,7 @@ impl Default for SabrBehaviour {
             protection_on: None,
             error_on: None,
             reload_on: None,
+            n_param: true,
         }
     }
 }

@@ -295,7 +295,11 @@ fn player_json(
             .collect();
         let data = &mut body["streamingData"];
         data["adaptiveFormats"] = Value::Array(formats);
-        data["serverAbrStreamingUrl"] = sabr::sabr_url(expire, &ei, &id, client).into();
+        let mut sabr_url = sabr::sabr_url(expire, &ei, &id, client);
+        if !sabr_mode.n_param {
+            sabr_url = sabr_url.replace(&format!("&n={}", sabr::SABR_N), "");
+        }
+        data["serverAbrStreamingUrl"] = sabr_url.into();
         body["videoDetails"]["lengthSeconds"] = (sabr::DURATION_MS / 1000).to_string().into();
     }
     body

@@ -1,0 +1,213 @@
+//! The SABR gateway against the progressive path, in the same run: one 50 MiB format (the fake's
+//! itag 160) downloaded through the release `potproxy` binary from a gateway URL (potproxy runs
+//! the SABR session) and from a progressive URL of the same bytes (potproxy streams
+//! googlevideo's answer through), then 100 gateway streams at once for the proxy's peak RSS per
+//! stream.
+//!
+//! Run: `cargo bench --bench sabr_gateway` (env `POTPROXY_BENCH_ROUNDS`, default 3;
+//! `POTPROXY_BENCH_STREAMS`, default 100). Targets (issue 18): throughput ratio >= 0.8, peak RSS
+//! < 2 MiB per stream at 100 streams.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sabr::{SabrBehaviour, format};
+use common::*;
+use futures::StreamExt;
+
+const ITAG: u32 = 160;
+
+struct ProxyProcess {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The release binary with static tokens, every fake name resolved to the fake origin.
+fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut resolve = String::new();
+    for host in FAKE_NAMES {
+        resolve.push_str(&format!("\"{host}\" = \"{}\"\n", origin.addr));
+    }
+    let config = format!(
+        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n{resolve}[tokens]\nsources = [\"static\"]\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n",
+        ca = dir.path().join("ca").to_str().unwrap(),
+        cert = pki.ca_path.to_str().unwrap(),
+    );
+    let cfg_path = dir.path().join("bench.toml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
+        .arg("--config")
+        .arg(&cfg_path)
+        .env("POTPROXY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the potproxy binary");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() && dir.path().join("ca/ca.pem").exists() {
+            return ProxyProcess { child, addr, dir };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("potproxy did not start listening on {addr}");
+}
+
+/// Downloads `url` to the end; MB/s. `check` compares every byte with the format's.
+async fn download(client: &reqwest::Client, url: &str, len: u64, check: bool) -> f64 {
+    let start = Instant::now();
+    let res = client.get(url).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let mut stream = res.bytes_stream();
+    let mut got = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if check {
+            assert!(
+                chunk[..] == media_bytes(got, chunk.len() as u64)[..],
+                "at {got}"
+            );
+        }
+        got += chunk.len() as u64;
+    }
+    assert_eq!(got, len);
+    len as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("sabr_gateway: run with `cargo bench --bench sabr_gateway`");
+        return;
+    }
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = env("POTPROXY_BENCH_ROUNDS", 3);
+    let streams = env("POTPROXY_BENCH_STREAMS", 100);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let pki = TestPki::new();
+        let origin = FakeOrigin::start(&pki).await;
+        origin.behaviour().sabr = SabrBehaviour::on();
+        let proxy = start_proxy(&pki, &origin);
+        let ca_pem = std::fs::read(proxy.dir.path().join("ca/ca.pem")).unwrap();
+        let via = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr)).unwrap())
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+            .tls_built_in_root_certs(false)
+            .http1_only()
+            .no_gzip()
+            .build()
+            .unwrap();
+        let pr: serde_json::Value = {
+            let res = via
+                .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&player_body("WEB", "jNQXAC9IVRw")).unwrap())
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+        };
+        let gateway = pr["streamingData"]["adaptiveFormats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["itag"] == ITAG)
+            .and_then(|f| f["url"].as_str())
+            .expect("a gateway URL for the bench format")
+            .to_string();
+        let len = format(ITAG).clen;
+        let progressive = format!(
+            "https://rr1---sn-fake.googlevideo.com/videoplayback?expire=4102444800&ei=bench&ip=127.0.0.1&id=o-bench&itag={ITAG}&source=youtube&mime=video%2Fmp4&clen={len}&c=WEB"
+        );
+        // Both paths serve the same bytes: checked once, outside the timed rounds.
+        download(&via, &gateway, len, true).await;
+        download(&via, &progressive, len, true).await;
+
+        let (mut g, mut p) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            // Interleaved, so both see the same machine conditions.
+            g.push(download(&via, &gateway, len, false).await);
+            p.push(download(&via, &progressive, len, false).await);
+        }
+        let pid = proxy.child.id();
+        let before = status_kib(pid, "VmRSS:").unwrap_or(0);
+        let hwm_before = status_kib(pid, "VmHWM:").unwrap_or(0);
+        let started = Instant::now();
+        let all = (0..streams).map(|_| {
+            let (via, gateway) = (via.clone(), gateway.clone());
+            async move { download(&via, &gateway, len, false).await }
+        });
+        futures::future::join_all(all).await;
+        let wall = started.elapsed();
+        let hwm = status_kib(pid, "VmHWM:").unwrap_or(0);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!(
+            "SABR gateway vs progressive, {:.0} MiB format (itag {ITAG}), {rounds} rounds, median (all runs)",
+            len as f64 / 1048576.0
+        );
+        println!(
+            "  progressive via potproxy {:8.1} MB/s   {:?}",
+            median(p.clone()),
+            p.iter().map(|x| x.round()).collect::<Vec<_>>()
+        );
+        println!(
+            "  gateway via potproxy     {:8.1} MB/s   {:?}",
+            median(g.clone()),
+            g.iter().map(|x| x.round()).collect::<Vec<_>>()
+        );
+        println!("  ratio gateway/progressive {:7.2}", median(g) / median(p));
+        println!(
+            "  {streams} gateway streams at once: {:.1} s; RSS before {:.1} MiB, peak {:.1} MiB (peak before {:.1} MiB); {:.2} MiB per stream over the resting RSS",
+            wall.as_secs_f64(),
+            mib(before),
+            mib(hwm),
+            mib(hwm_before),
+            mib(hwm.saturating_sub(before)) / streams as f64
+        );
+        let sabr = origin.sabr_requests();
+        assert!(sabr.iter().all(|r| r.token.is_some()), "every SABR request carried a token");
+        println!("  SABR requests answered by the fake: {}", sabr.len());
+    });
+}

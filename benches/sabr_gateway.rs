@@ -44,7 +44,8 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// The release binary with static tokens, every fake name resolved to the fake origin.
+/// The release binary minting with the built-in minter against the fake BotGuard (the fake's
+/// SABR server takes only valid tokens), every fake name resolved to the fake origin.
 fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
     let dir = tempfile::tempdir().unwrap();
     let port = {
@@ -57,7 +58,7 @@ fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
         resolve.push_str(&format!("\"{host}\" = \"{}\"\n", origin.addr));
     }
     let config = format!(
-        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n{resolve}[tokens]\nsources = [\"static\"]\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n",
+        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n{resolve}[tokens]\nsources = [\"botguard\"]\n",
         ca = dir.path().join("ca").to_str().unwrap(),
         cert = pki.ca_path.to_str().unwrap(),
     );

@@ -579,6 +579,22 @@ async fn chromium_page_fetches_player_and_media_through_the_proxy() {
     assert_page_fetched_with_valid_tokens(&h, &v);
 }
 
+/// A browser plays SABR itself: through potproxy it gets a SABR-only player response exactly as
+/// YouTube sent it, without gateway URLs.
+#[tokio::test]
+async fn chromium_gets_a_sabr_only_response_without_gateway_urls() {
+    let Some(bin) = chromium() else { return };
+    let h = Harness::builder()
+        .sources(&[SourceKind::BotGuard])
+        .start()
+        .await;
+    h.origin.behaviour().sabr = common::sabr::SabrBehaviour::on();
+    let v = chromium_page_via(bin, &h, format!("http://{}", h.proxy.addr)).await;
+    assert_eq!(v["player"], 200, "{v}");
+    assert_eq!(v["sabr_url"], true, "{v}");
+    assert_eq!(v["format_urls"], 0, "no gateway URL for a browser: {v}");
+}
+
 #[tokio::test]
 async fn chromium_through_socks5_fetches_player_and_media_with_our_tokens() {
     let Some(bin) = chromium() else { return };

@@ -272,15 +272,45 @@ async fn a_redirect_mid_stream_is_followed() {
 }
 
 #[tokio::test]
-async fn a_sabr_error_before_any_media_is_a_502_that_names_it() {
+async fn a_sabr_error_mid_stream_starts_a_new_session_from_where_the_bytes_stopped() {
     let h = sabr_only(&[SourceKind::BotGuard]).await;
-    h.origin.behaviour().sabr.error_on = Some(1);
+    h.origin.behaviour().sabr.error_on = Some(3);
+    let client = h.client();
+    let pr = player(&client, &[]).await;
+    let res = get(&client, &url_of(&pr, 137), None).await;
+    assert_eq!(res.status(), 200);
+    let body = res.bytes().await.unwrap();
+    assert!(body[..] == progressive(137, 0, format(137).clen)[..]);
+    let requests = h.origin.sabr_requests();
+    let error = requests
+        .iter()
+        .position(|r| r.answer == SabrAnswer::Error)
+        .expect("the fake answered one SABR_ERROR");
+    let next = &requests[error + 1];
+    assert_eq!(next.cookie, None, "a new session: no cookie");
+    assert!(next.player_time_ms > 0, "it starts where the bytes stopped");
+    assert_eq!(h.origin.sabr_violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn sabr_errors_past_the_budget_before_any_media_are_a_502_that_names_them() {
+    let h = sabr_only(&[SourceKind::BotGuard]).await;
+    {
+        let mut b = h.origin.behaviour();
+        b.sabr.error_on = Some(1);
+        b.sabr.error_persists = true;
+    }
     let client = h.client();
     let pr = player(&client, &[]).await;
     let res = get(&client, &url_of(&pr, 140), None).await;
     assert_eq!(res.status(), 502);
     let text = res.text().await.unwrap();
     assert!(text.contains("SABR_ERROR"), "{text}");
+    assert_eq!(
+        h.origin.sabr_requests().len(),
+        6,
+        "the first try and 5 new sessions"
+    );
 }
 
 #[tokio::test]

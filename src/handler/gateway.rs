@@ -14,8 +14,12 @@
 //!            other regime / fresh token), reload the player response, or fail
 //! ```
 //!
+//! A SABR_ERROR ends a SABR session, not the stream: a new session with a fresh token goes on
+//! from where the bytes stopped, within the stream's budget.
+//!
 //! The client gets its status and headers only once the first bytes are in hand, so a stream
-//! that cannot start (a refused token no healing fixes, a SABR_ERROR) is a 502 naming why. A
+//! that cannot start (a refused token no healing fixes, SABR_ERRORs past the budget) is a 502
+//! naming why. A
 //! stream that fails later ends the body in an error: the client sees a short transfer and asks
 //! again from where it stopped, never bytes that were not received.
 
@@ -179,6 +183,7 @@ impl PotHandler {
             issued: None,
             regime_confirmed: false,
             heals: 0,
+            last_refusal: None,
             exchange: self.exchange.clone(),
             requests,
         };
@@ -265,6 +270,8 @@ struct Streamer {
     regime_confirmed: bool,
     /// Refusals healed so far (bounded by the policy's budget for the whole stream).
     heals: u32,
+    /// What the last refusal was, for the error when the budget runs out.
+    last_refusal: Option<String>,
     exchange: Option<Arc<Exchange>>,
     requests: Arc<AtomicU32>,
 }
@@ -363,6 +370,15 @@ impl Streamer {
                     let (url, config) = self.reload(token.as_deref()).await?;
                     pull.reloaded(url, config);
                 }
+                Next::Failed(SabrFailure::Server { kind, code }) => {
+                    // A SABR_ERROR ends that SABR session; a new one, with a fresh token, goes
+                    // on from where the bytes stopped, within the stream's budget.
+                    let why = format!("SABR_ERROR {kind} (code {code})");
+                    self.last_refusal = Some(why.clone());
+                    tracing::info!(video = %self.video, at = pull.position(), %why, "SABR gateway: starting a new SABR session with a fresh token");
+                    self.fresh(&Outcome::Protection(3)).await?;
+                    pull.restart();
+                }
                 Next::Failed(f) => return Err(StreamError::Sabr(f)),
             }
         }
@@ -371,13 +387,31 @@ impl Streamer {
     fn spend(&mut self) -> Result<(), StreamError> {
         self.heals += 1;
         if self.heals > MAX_RESENDS {
-            return Err(StreamError::Budget);
+            return Err(StreamError::Budget {
+                last: self
+                    .last_refusal
+                    .clone()
+                    .unwrap_or_else(|| "no answer".into()),
+            });
         }
+        Ok(())
+    }
+
+    /// Another token for the session's binding after a failure that does not blame the
+    /// token (a SABR_ERROR): the cached one is forgotten, not reported refused.
+    async fn fresh(&mut self, outcome: &Outcome) -> Result<(), StreamError> {
+        self.spend()?;
+        let req = self.request();
+        let issued = fresh_token(&self.shared.tokens, &req, None, outcome, true)
+            .await
+            .map_err(|s| StreamError::Token(s.to_string()))?;
+        self.issued = Some(issued);
         Ok(())
     }
 
     /// A refusal, through the refusal policy: the other regime's token, or a fresh one.
     async fn heal(&mut self, outcome: &Outcome) -> Result<(), StreamError> {
+        self.last_refusal = Some(outcome.to_string());
         self.spend()?;
         metrics::SABR_GATEWAY.with(&["refusal"]).inc();
         if let Some(ex) = &self.exchange {
@@ -585,8 +619,8 @@ enum StreamError {
     Answered(StatusCode),
     #[error("no usable token: {0}")]
     Token(String),
-    #[error("every re-send this stream may cost ({MAX_RESENDS}) is spent")]
-    Budget,
+    #[error("every re-send this stream may cost ({MAX_RESENDS}) is spent; the last: {last}")]
+    Budget { last: String },
     #[error("reloading the player response failed: {0}")]
     Reload(String),
     #[error("the client went away")]

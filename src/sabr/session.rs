@@ -122,7 +122,6 @@ const MAX_SEEKS: u32 = 4;
 pub struct Pull {
     gw: Gateway,
     url: String,
-    first: u64,
     last: u64,
     pos: u64,
     rn: u32,
@@ -143,6 +142,9 @@ pub struct Pull {
     idle: u32,
     /// Where the last overshooting media began (for the error when seeking cannot help).
     first_seen: Option<u64>,
+    /// Where the current SABR session started: `first`, or where the bytes stopped when the
+    /// session was started again. Media after it and before any byte went out means "seek".
+    start: u64,
 }
 
 impl Pull {
@@ -153,7 +155,6 @@ impl Pull {
         Pull {
             gw,
             url,
-            first,
             last,
             pos: first,
             rn: 0,
@@ -172,6 +173,7 @@ impl Pull {
             got_media: false,
             idle: 0,
             first_seen: None,
+            start: first,
         }
     }
 
@@ -326,7 +328,7 @@ impl Pull {
         self.got_media = true;
         let end = off + data.len() as u64;
         if off > self.pos {
-            let halt = if self.pos == self.first && !seg.init {
+            let halt = if self.pos == self.start && !seg.init {
                 self.first_seen = Some(off);
                 Halt::Overshot
             } else {
@@ -544,6 +546,23 @@ impl Pull {
             }
         }
         Next::Request { backoff }
+    }
+
+    /// Starts a new SABR session from where the bytes stopped (after a SABR_ERROR): no
+    /// cookie, no contexts, the format not initialized, the player time at the next byte's
+    /// place. The URL (redirects followed) and the request numbers go on.
+    pub fn restart(&mut self) {
+        self.cookie = None;
+        self.backoff_ms = 0;
+        self.contexts.clear();
+        self.sending.clear();
+        self.initialized = false;
+        self.open.clear();
+        self.buffered = None;
+        self.seeks = 0;
+        self.idle = 0;
+        self.start = self.pos;
+        self.time_ms = seek_time(self.pos, self.gw.content_length, self.gw.duration_ms);
     }
 
     /// A new player response's SABR URL and config (after RELOAD_PLAYER_RESPONSE): the
@@ -894,6 +913,45 @@ mod tests {
                 token: Some("rt".into())
             }
         );
+    }
+
+    #[test]
+    fn a_restarted_session_asks_again_from_where_the_bytes_stopped() {
+        let mut p = Pull::new(gw(10_000), 0, 9_999);
+        let _ = p.next_request(None);
+        let nrp = proto::NextRequestPolicy {
+            playback_cookie: Some(vec![1]),
+            ..Default::default()
+        };
+        let (got, _) = feed(
+            &mut p,
+            &response(
+                &[(0, 0, obj(0, 100)), (1, 100, obj(100, 4_900))],
+                &[(part::NEXT_REQUEST_POLICY, nrp.encode_to_vec())],
+            ),
+        );
+        assert_eq!(got.len(), 5_000);
+        p.after_response(None);
+        p.restart();
+        let (_, body) = p.next_request(None);
+        let req = decode(&body);
+        assert_eq!(req.streamer_context.unwrap().playback_cookie, None);
+        assert!(
+            req.buffered_ranges
+                .iter()
+                .all(|b| b.format_id.as_ref().unwrap().itag != Some(140))
+        );
+        let t = req.client_abr_state.unwrap().player_time_ms.unwrap();
+        assert_eq!(t, 2_000, "byte 5000 of 10000 over 10 s, 3 s early");
+        // The new session's first media begins after byte 5000: seek, not a gap.
+        let (got, halt) = feed(&mut p, &response(&[(6, 5_500, obj(5_500, 10))], &[]));
+        assert!(got.is_empty());
+        assert_eq!(halt, Some(Halt::Overshot));
+        // Media from before byte 5000 is skipped up to it.
+        p.after_response(halt.as_ref());
+        let _ = p.next_request(None);
+        let (got, _) = feed(&mut p, &response(&[(5, 4_000, obj(4_000, 2_000))], &[]));
+        assert_eq!(got, obj(5_000, 1_000));
     }
 
     #[test]

@@ -309,6 +309,9 @@ pub struct SabrBehaviour {
     pub protection_on: Option<(u32, i32)>,
     /// Request number answered with SABR_ERROR.
     pub error_on: Option<u32>,
+    /// Every request from `error_on` on is answered with SABR_ERROR (a config googlevideo
+    /// will not take, whoever asks).
+    pub error_persists: bool,
     /// Request number answered with RELOAD_PLAYER_RESPONSE.
     pub reload_on: Option<u32>,
     /// The SABR URL carries an `n` challenge, as real ones do (off for clients that skip
@@ -326,6 +329,7 @@ impl Default for SabrBehaviour {
             redirect_on: None,
             protection_on: None,
             error_on: None,
+            error_persists: false,
             reload_on: None,
             n_param: true,
         }
@@ -519,7 +523,12 @@ pub(super) fn serve(state: &FakeState, req: &FakeRequest) -> Reply {
     sabr.requests.lock().unwrap().push(record);
     match answer {
         SabrAnswer::BadRequest(why) => status_body(400, why, "text/plain"),
-        _ => status_body(200, body, "application/vnd.yt-ump"),
+        _ => hyper::Response::builder()
+            .status(200)
+            .header("content-type", "application/vnd.yt-ump")
+            .header("access-control-allow-origin", "*")
+            .body(ump_body(body.finish()))
+            .unwrap(),
     }
 }
 
@@ -533,11 +542,11 @@ fn answer(
     at: Instant,
     abr: Option<VideoPlaybackAbrRequest>,
     record: &mut SabrRequest,
-) -> (SabrAnswer, Vec<u8>) {
+) -> (SabrAnswer, Ump) {
     let sabr = &state.sabr;
     if record.rn.is_none() {
         sabr.violate(format!("request {n}: no rn"));
-        return (SabrAnswer::BadRequest("missing rn".into()), Vec::new());
+        return (SabrAnswer::BadRequest("missing rn".into()), Ump::default());
     }
     let Some(abr) = abr else {
         sabr.violate(format!(
@@ -545,7 +554,7 @@ fn answer(
         ));
         return (
             SabrAnswer::BadRequest("bad request body".into()),
-            Vec::new(),
+            Ump::default(),
         );
     };
     let id = req.param("id").unwrap_or_default();
@@ -553,7 +562,7 @@ fn answer(
         sabr.violate(format!("request {n}: unknown playback id {id:?}"));
         return (SabrAnswer::Error, error_body("sabr.unknown_playback"));
     };
-    let mut out = Vec::new();
+    let mut out = Ump::default();
 
     // The token, checked like every media token; a refused one stays refused.
     let expected = playback.gvs_binding(state.behaviour().gvs_regime);
@@ -658,7 +667,7 @@ fn answer(
         );
         return (SabrAnswer::Redirect(to), out);
     }
-    if b.error_on == Some(n) {
+    if b.error_on == Some(n) || (b.error_persists && b.error_on.is_some_and(|e| n >= e)) {
         return (SabrAnswer::Error, error_body("sabr.fake_error"));
     }
     let reload = {
@@ -853,8 +862,72 @@ fn init_metadata(f: &FakeFormat, video: &str) -> FormatInitializationMetadata {
     }
 }
 
+/// A UMP answer being built: control parts as bytes, each segment's media as a range produced
+/// part by part while the answer streams (a 10 s window of a large format is megabytes; the
+/// fake never holds it whole, as googlevideo does not).
+#[derive(Default)]
+struct Ump {
+    pieces: Vec<Piece>,
+    buf: Vec<u8>,
+}
+
+enum Piece {
+    Bytes(Vec<u8>),
+    Media { header_id: u8, start: u64, len: u64 },
+}
+
+impl Ump {
+    fn media(&mut self, header_id: u8, start: u64, len: u64) {
+        let done = std::mem::take(&mut self.buf);
+        self.pieces.push(Piece::Bytes(done));
+        self.pieces.push(Piece::Media {
+            header_id,
+            start,
+            len,
+        });
+    }
+
+    fn finish(mut self) -> Vec<Piece> {
+        let done = std::mem::take(&mut self.buf);
+        self.pieces.push(Piece::Bytes(done));
+        self.pieces
+            .retain(|p| !matches!(p, Piece::Bytes(b) if b.is_empty()));
+        self.pieces
+    }
+}
+
+/// The answer's bytes as they go out: media generated one MEDIA part at a time.
+fn ump_body(pieces: Vec<Piece>) -> super::origin::FakeBody {
+    use futures::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+
+    let frames = futures::stream::iter(pieces).flat_map(|piece| match piece {
+        Piece::Bytes(b) => futures::stream::iter(vec![bytes::Bytes::from(b)]).left_stream(),
+        Piece::Media {
+            header_id,
+            start,
+            len,
+        } => futures::stream::unfold(0u64, move |done| async move {
+            if done >= len {
+                return None;
+            }
+            let n = (MEDIA_PART as u64).min(len - done);
+            let mut part = Vec::with_capacity(n as usize + 8);
+            potproxy::ump::encode_varint(part::MEDIA, &mut part);
+            potproxy::ump::encode_varint(n + 1, &mut part);
+            part.push(header_id);
+            part.extend(media_bytes(start + done, n));
+            Some((bytes::Bytes::from(part), done + n))
+        })
+        .right_stream(),
+    });
+    BodyExt::boxed(StreamBody::new(frames.map(|b| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
+    })))
+}
+
 /// MEDIA_HEADER, the segment's bytes in MEDIA parts, MEDIA_END.
-fn put_segment(out: &mut Vec<u8>, header_id: u8, f: &FakeFormat, seg: &Segment, video: &str) {
+fn put_segment(out: &mut Ump, header_id: u8, f: &FakeFormat, seg: &Segment, video: &str) {
     let init = seg.seq == 0;
     let header = MediaHeader {
         header_id: Some(header_id as u32),
@@ -877,28 +950,22 @@ fn put_segment(out: &mut Vec<u8>, header_id: u8, f: &FakeFormat, seg: &Segment, 
         ..Default::default()
     };
     put(out, part::MEDIA_HEADER, &header);
-    let bytes = media_bytes(seg.start, seg.len);
-    for chunk in bytes.chunks(MEDIA_PART) {
-        potproxy::ump::encode_varint(part::MEDIA, out);
-        potproxy::ump::encode_varint(chunk.len() as u64 + 1, out);
-        out.push(header_id);
-        out.extend_from_slice(chunk);
-    }
-    potproxy::ump::encode_varint(part::MEDIA_END, out);
-    potproxy::ump::encode_varint(1, out);
-    out.push(header_id);
+    out.media(header_id, seg.start, seg.len);
+    potproxy::ump::encode_varint(part::MEDIA_END, &mut out.buf);
+    potproxy::ump::encode_varint(1, &mut out.buf);
+    out.buf.push(header_id);
 }
 
 /// One UMP part holding `msg`.
-fn put(out: &mut Vec<u8>, id: u64, msg: &impl Message) {
+fn put(out: &mut Ump, id: u64, msg: &impl Message) {
     let payload = msg.encode_to_vec();
-    potproxy::ump::encode_varint(id, out);
-    potproxy::ump::encode_varint(payload.len() as u64, out);
-    out.extend_from_slice(&payload);
+    potproxy::ump::encode_varint(id, &mut out.buf);
+    potproxy::ump::encode_varint(payload.len() as u64, &mut out.buf);
+    out.buf.extend_from_slice(&payload);
 }
 
-fn error_body(kind: &str) -> Vec<u8> {
-    let mut out = Vec::new();
+fn error_body(kind: &str) -> Ump {
+    let mut out = Ump::default();
     put(
         &mut out,
         part::SABR_ERROR,

@@ -149,7 +149,8 @@ pub fn page(state: &FakeState, client: &str, video: Option<&str>) -> String {
 }
 
 /// A page a browser loads from the fake www.youtube.com: it asks the player API, fetches the
-/// first audio URL from googlevideo (cross-origin), and writes what it saw into the DOM.
+/// first audio URL from googlevideo (cross-origin), and writes what it saw into the DOM (how
+/// many formats had a URL; without one, as in a SABR-only response, it fetches nothing).
 pub const BROWSER_TEST_PAGE: &str = r#"<!DOCTYPE html><html><head><title>potproxy test</title></head><body><pre id="out">pending</pre><script>
 (async () => {
   const out = {};
@@ -158,7 +159,12 @@ pub const BROWSER_TEST_PAGE: &str = r#"<!DOCTYPE html><html><head><title>potprox
       body: JSON.stringify({context: {client: {clientName: 'WEB', clientVersion: '2.20260512.00.00'}}, videoId: 'jNQXAC9IVRw'})});
     out.player = r.status;
     const p = await r.json();
-    const m = await fetch(p.streamingData.adaptiveFormats[0].url);
+    const f = p.streamingData.adaptiveFormats[0];
+    // A SABR-only response: YouTube's player would speak SABR; the page reports what it got.
+    out.format_urls = p.streamingData.adaptiveFormats.filter(x => x.url).length;
+    out.sabr_url = !!p.streamingData.serverAbrStreamingUrl;
+    if (!f.url) { document.getElementById('out').textContent = 'RESULT:' + JSON.stringify(out); return; }
+    const m = await fetch(f.url);
     out.media = m.status;
     out.bytes = (await m.arrayBuffer()).byteLength;
   } catch (e) { out.error = String(e); }

@@ -162,6 +162,23 @@ fn main() {
         let progressive = format!(
             "https://rr1---sn-fake.googlevideo.com/videoplayback?expire=4102444800&ei=bench&ip=127.0.0.1&id=o-bench&itag={ITAG}&source=youtube&mime=video%2Fmp4&clen={len}&c=WEB"
         );
+        // The minter warms up first (until then the token service answers with cold-start
+        // placeholders, which the fake's SABR server refuses).
+        for attempt in 0.. {
+            let res = via.head(&gateway).send().await.unwrap();
+            assert!(res.status().is_success());
+            let probe = via
+                .get(&gateway)
+                .header("range", "bytes=0-0")
+                .send()
+                .await
+                .unwrap();
+            if probe.status().is_success() {
+                break;
+            }
+            assert!(attempt < 60, "the gateway never answered: {}", probe.status());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         // Both paths serve the same bytes: checked once, outside the timed rounds.
         download(&via, &gateway, len, true).await;
         download(&via, &progressive, len, true).await;

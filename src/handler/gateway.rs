@@ -55,6 +55,10 @@ use crate::ump::Reader;
 const CHANNEL_CHUNKS: usize = 4;
 /// A SABR response that sends nothing for this long is treated as cut.
 const READ_IDLE: Duration = Duration::from_secs(30);
+/// While the minter warms up the token service answers with cold-start placeholders; a
+/// stream waits this long for a real token, up to this many times (about 20 s).
+const COLD_WAIT: Duration = Duration::from_millis(500);
+const MAX_COLD_WAITS: u32 = 40;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
@@ -123,15 +127,7 @@ impl PotHandler {
             );
         }
         metrics::SABR_GATEWAY.with(&["stream"]).inc();
-        let streamer = match self.streamer(&gw, requests).await {
-            Ok(s) => s,
-            Err(why) => {
-                return answer(
-                    StatusCode::BAD_GATEWAY,
-                    format!("potproxy: SABR gateway: {why}\n"),
-                );
-            }
-        };
+        let streamer = self.streamer(&gw, requests).await;
         let (tx, mut rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
         let pull = Pull::new(gw, first, last);
         tokio::spawn(streamer.run(pull, tx));
@@ -159,7 +155,7 @@ impl PotHandler {
 
     /// The session's token side: who it is for (the playback learned for the SABR URL, else
     /// only the video), the regime, and a first token.
-    async fn streamer(&self, gw: &Gateway, requests: Arc<AtomicU32>) -> Result<Streamer, String> {
+    async fn streamer(&self, gw: &Gateway, requests: Arc<AtomicU32>) -> Streamer {
         let sabr = gw.sabr_url();
         let (path, query) = sabr
             .split_once("googlevideo.com")
@@ -181,8 +177,10 @@ impl PotHandler {
             video: gw.video_id.clone(),
             regime,
             issued: None,
+            history: History::new(true, false),
             regime_confirmed: false,
             heals: 0,
+            cold_waits: 0,
             last_refusal: None,
             exchange: self.exchange.clone(),
             requests,
@@ -199,7 +197,7 @@ impl PotHandler {
         if let (Some(ex), Some(i)) = (self.observed(), s.issued.as_ref()) {
             ex.token_from(&s.binding(), Some(i));
         }
-        Ok(s)
+        s
     }
 
     /// Fleet nodes that leave from different addresses hand out URLs bound to different
@@ -267,9 +265,15 @@ struct Streamer {
     video: String,
     regime: Regime,
     issued: Option<Issued>,
+    /// What the stream's 403s went through (regimes tried, the regime confirmed): one
+    /// history for the whole stream, so a refusal under both regimes gives up.
+    history: History,
+    /// googlevideo sent media for this stream's tokens: a refusal is the token's.
     regime_confirmed: bool,
     /// Refusals healed so far (bounded by the policy's budget for the whole stream).
     heals: u32,
+    /// Waits for a real token while the token service only had cold-start placeholders.
+    cold_waits: u32,
     /// What the last refusal was, for the error when the budget runs out.
     last_refusal: Option<String>,
     exchange: Option<Arc<Exchange>>,
@@ -337,15 +341,24 @@ impl Streamer {
                 }
                 Ok(res) => {
                     let before = pull.position();
-                    let halt = read_response(res, pull, tx).await?;
+                    let (halt, cut) = read_response(res, pull, tx).await?;
                     if pull.position() > before {
                         // googlevideo sent media for this token: its regime works.
+                        self.history.accepted();
                         self.regime_confirmed = true;
+                    }
+                    if cut {
+                        // A response that breaks costs the budget like an unanswered one,
+                        // so one that keeps breaking ends the stream.
+                        self.last_refusal = Some("SABR response cut".into());
+                        self.spend()?;
                     }
                     pull.after_response(halt.as_ref())
                 }
                 Err(e) => {
-                    tracing::debug!(reason = %e, "SABR gateway: request not answered; trying again");
+                    let why = super::stages::not_sent(&e);
+                    tracing::debug!(reason = %why, "SABR gateway: request not answered; trying again");
+                    self.last_refusal = Some(why.to_string());
                     self.spend()?;
                     Next::Request {
                         backoff: Duration::from_millis(500),
@@ -361,6 +374,14 @@ impl Streamer {
                 }
                 Next::Refused { status, backoff } => {
                     self.heal(&Outcome::Protection(status as u64)).await?;
+                    if !backoff.is_zero() {
+                        tokio::time::sleep(backoff).await;
+                    }
+                }
+                Next::Refresh { backoff } => {
+                    // The stream moves on: a better token costs no re-send.
+                    self.heals = self.heals.saturating_sub(1);
+                    self.heal(&Outcome::Protection(2)).await?;
                     if !backoff.is_zero() {
                         tokio::time::sleep(backoff).await;
                     }
@@ -382,6 +403,13 @@ impl Streamer {
                 Next::Failed(f) => return Err(StreamError::Sabr(f)),
             }
         }
+    }
+
+    fn is_cold_start(&self) -> bool {
+        self.issued
+            .as_ref()
+            .and_then(|i| i.provenance.as_ref())
+            .is_some_and(|p| p.source == "cold_start")
     }
 
     fn spend(&mut self) -> Result<(), StreamError> {
@@ -412,12 +440,31 @@ impl Streamer {
     /// A refusal, through the refusal policy: the other regime's token, or a fresh one.
     async fn heal(&mut self, outcome: &Outcome) -> Result<(), StreamError> {
         self.last_refusal = Some(outcome.to_string());
-        self.spend()?;
         metrics::SABR_GATEWAY.with(&["refusal"]).inc();
         if let Some(ex) = &self.exchange {
             ex.refused_token();
         }
-        let mut history = History::new(true, self.regime_confirmed);
+        if self.is_cold_start() && self.cold_waits < MAX_COLD_WAITS {
+            // A placeholder from while the minter warms up: refused as expected, nobody to
+            // blame; wait a moment for a real token instead of spending the budget.
+            self.cold_waits += 1;
+            tokio::time::sleep(COLD_WAIT).await;
+            let req = self.request();
+            self.issued = Some(
+                fresh_token(&self.shared.tokens, &req, None, outcome, true)
+                    .await
+                    .map_err(|s| StreamError::Token(s.to_string()))?,
+            );
+            return Ok(());
+        }
+        self.spend()?;
+        // A 403 is judged with the stream's history (regimes tried); an in-band status on its
+        // own, as each SABR response is a request of its own.
+        let mut fresh = History::new(true, self.regime_confirmed);
+        let history = match outcome {
+            Outcome::Forbidden => &mut self.history,
+            _ => &mut fresh,
+        };
         match history.decide(outcome) {
             Decision::Deliver => Ok(()),
             Decision::OtherRegime => {
@@ -577,20 +624,20 @@ async fn read_response(
     res: Response<hyper::body::Incoming>,
     pull: &mut Pull,
     tx: &mpsc::Sender<Chunk>,
-) -> Result<Option<Halt>, StreamError> {
+) -> Result<(Option<Halt>, bool), StreamError> {
     let mut body = res.into_body();
     let mut reader = Reader::default();
     loop {
         let frame = match tokio::time::timeout(READ_IDLE, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
-            Ok(None) => return Ok(None),
+            Ok(None) => return Ok((None, false)),
             Ok(Some(Err(e))) => {
                 tracing::debug!(error = %e, "SABR gateway: response cut; asking again");
-                return Ok(None);
+                return Ok((None, true));
             }
             Err(_) => {
                 tracing::debug!("SABR gateway: response stalled; asking again");
-                return Ok(None);
+                return Ok((None, true));
             }
         };
         let Ok(data) = frame.into_data() else {
@@ -604,7 +651,7 @@ async fn read_response(
                 }
             }
             if step.halt.is_some() {
-                return Ok(step.halt);
+                return Ok((step.halt, false));
             }
         }
     }

@@ -25,7 +25,8 @@ pub const GATEWAY_HOST: &str = "sabr.potproxy.googlevideo.com";
 
 /// Whether `host` (no port) is the gateway's.
 pub fn is_gateway_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case(GATEWAY_HOST)
+    host.trim_end_matches('.')
+        .eq_ignore_ascii_case(GATEWAY_HOST)
 }
 
 /// A format as SABR names it (`misc.FormatId`).
@@ -103,14 +104,23 @@ fn b64(bytes: &[u8]) -> String {
 /// (never the gateway's own), `sabr=1`. Anything else in a gateway URL would make potproxy
 /// a client for hosts the URL's writer chose.
 pub fn is_sabr_url(url: &str) -> bool {
+    is_googlevideo_https(url)
+        && url::Url::parse(url).is_ok_and(|u| u.query_pairs().any(|(k, v)| k == "sabr" && v == "1"))
+}
+
+/// Whether `url` is an https URL on a googlevideo.com host (never the gateway's own), on the
+/// default port, without userinfo: where a SABR session may go (its first URL, a redirect).
+pub fn is_googlevideo_https(url: &str) -> bool {
     let Ok(u) = url::Url::parse(url) else {
         return false;
     };
     let host = u.host_str().unwrap_or("");
     u.scheme() == "https"
+        && u.port().is_none()
+        && u.username().is_empty()
+        && u.password().is_none()
         && crate::classify::is_googlevideo(host)
         && !is_gateway_host(host)
-        && u.query_pairs().any(|(k, v)| k == "sabr" && v == "1")
 }
 
 impl Gateway {
@@ -338,6 +348,9 @@ mod tests {
             "http://rr1---sn-abc.googlevideo.com/videoplayback?sabr=1",
             "https://rr1---sn-abc.googlevideo.com/videoplayback?itag=140",
             "https://sabr.potproxy.googlevideo.com/videoplayback?sabr=1",
+            "https://sabr.potproxy.googlevideo.com./videoplayback?sabr=1",
+            "https://rr1---sn-abc.googlevideo.com:22/videoplayback?sabr=1",
+            "https://user@rr1---sn-abc.googlevideo.com/videoplayback?sabr=1",
         ] {
             let mut g = gateway();
             g.sabr_url = target.into();

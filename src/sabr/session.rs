@@ -78,10 +78,15 @@ pub enum Next {
     Request {
         backoff: Duration,
     },
-    /// The response refused the token (STREAM_PROTECTION_STATUS 2 or 3): ask the refusal
-    /// policy, then send the next request after `backoff`.
+    /// The response refused the token (STREAM_PROTECTION_STATUS 3, or 2 without media): ask
+    /// the refusal policy, then send the next request after `backoff`.
     Refused {
         status: i32,
+        backoff: Duration,
+    },
+    /// STREAM_PROTECTION_STATUS 2 while media still came: a fresh token for the next request,
+    /// which goes after `backoff`.
+    Refresh {
         backoff: Duration,
     },
     /// googlevideo wants a new player response (its reload token).
@@ -138,7 +143,9 @@ pub struct Pull {
     /// Statuses and requests seen in the response being read.
     protection: Option<i32>,
     reload: Option<Option<String>>,
-    got_media: bool,
+    /// The response being read moved the session on: bytes for the client, or segments of
+    /// the format completed (those before a mid-file range count too).
+    progressed: bool,
     idle: u32,
     /// Where the last overshooting media began (for the error when seeking cannot help).
     first_seen: Option<u64>,
@@ -170,7 +177,7 @@ impl Pull {
             seeks: 0,
             protection: None,
             reload: None,
-            got_media: false,
+            progressed: false,
             idle: 0,
             first_seen: None,
             start: first,
@@ -213,7 +220,7 @@ impl Pull {
         self.rn += 1;
         self.protection = None;
         self.reload = None;
-        self.got_media = false;
+        self.progressed = false;
         let ours = Self::format_id(&self.gw.format);
         let companion = self.gw.companion.as_ref().map(Self::format_id);
         let mut buffered_ranges = Vec::new();
@@ -325,7 +332,6 @@ impl Pull {
         if !seg.ours {
             return Step::default();
         }
-        self.got_media = true;
         let end = off + data.len() as u64;
         if off > self.pos {
             let halt = if self.pos == self.start && !seg.init {
@@ -348,6 +354,7 @@ impl Pull {
         let from = (self.pos - off) as usize;
         let to = (end.min(self.last + 1) - off) as usize;
         self.pos = off + to as u64;
+        self.progressed = true;
         Step {
             emit: Some(data.slice(from..to)),
             halt: self.is_done().then_some(Halt::Done),
@@ -408,7 +415,7 @@ impl Pull {
             part::SABR_REDIRECT => {
                 let r = proto::SabrRedirect::decode(payload).map_err(|_| bad())?;
                 let url = r.url.ok_or(SabrFailure::BadRedirect)?;
-                if !is_redirect_target(&url) {
+                if !super::gateway::is_googlevideo_https(&url) {
                     return Err(SabrFailure::BadRedirect);
                 }
                 self.url = url;
@@ -473,6 +480,7 @@ impl Pull {
             return Ok(());
         };
         let end_ms = start_ms + seg.duration_ms.unwrap_or(0);
+        let before = self.buffered;
         self.buffered = Some(match self.buffered {
             Some(b) if seq == b.last_seq + 1 => Buffered {
                 last_seq: seq,
@@ -488,6 +496,7 @@ impl Pull {
             },
         });
         self.time_ms = self.time_ms.max(end_ms);
+        self.progressed |= self.buffered != before;
         Ok(())
     }
 
@@ -525,8 +534,12 @@ impl Pull {
         if let Some(token) = self.reload.take() {
             return Next::Reload { token };
         }
-        if let Some(status @ 2..) = self.protection {
-            return Next::Refused { status, backoff };
+        match self.protection {
+            // Media still came: the token goes on this request, a better one on the next
+            // (googlevideo's client fails an attempt only on 2 with no media).
+            Some(2) if self.progressed => return Next::Refresh { backoff },
+            Some(status @ 2..) => return Next::Refused { status, backoff },
+            _ => {}
         }
         let ended = matches!((self.end_segment, self.buffered), (Some(end), Some(b)) if i64::from(b.last_seq) >= end);
         if ended {
@@ -535,7 +548,7 @@ impl Pull {
                 content_length: self.gw.content_length,
             });
         }
-        if self.got_media {
+        if self.progressed {
             self.idle = 0;
         } else {
             self.idle += 1;
@@ -570,18 +583,12 @@ impl Pull {
     pub fn reloaded(&mut self, sabr_url: String, ustreamer_config: Vec<u8>) {
         self.gw.sabr_url = sabr_url;
         self.gw.ustreamer_config = ustreamer_config;
+        // The client's solved `n` answered the old URL's challenge, not the new one's.
+        self.gw.n = None;
+        self.gw.n_original = None;
         self.url = self.gw.sabr_url();
         self.cookie = None;
     }
-}
-
-/// A redirect may move the session to another googlevideo host only.
-fn is_redirect_target(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| {
-        u.scheme() == "https"
-            && crate::classify::is_googlevideo(u.host_str().unwrap_or(""))
-            && !super::gateway::is_gateway_host(u.host_str().unwrap_or(""))
-    })
 }
 
 /// The player time to start at for byte `first`: proportional to its place in the file, a few
@@ -952,6 +959,46 @@ mod tests {
         let _ = p.next_request(None);
         let (got, _) = feed(&mut p, &response(&[(5, 4_000, obj(4_000, 2_000))], &[]));
         assert_eq!(got, obj(5_000, 1_000));
+    }
+
+    #[test]
+    fn status_2_with_media_refreshes_the_token_and_without_media_is_a_refusal() {
+        let sps2 = (
+            part::STREAM_PROTECTION_STATUS,
+            proto::StreamProtectionStatus {
+                status: Some(2),
+                max_retries: None,
+            }
+            .encode_to_vec(),
+        );
+        let mut p = Pull::new(gw(300), 0, 299);
+        let _ = p.next_request(None);
+        let _ = feed(
+            &mut p,
+            &response(&[(0, 0, obj(0, 100))], std::slice::from_ref(&sps2)),
+        );
+        assert!(matches!(p.after_response(None), Next::Refresh { .. }));
+        let _ = p.next_request(None);
+        let _ = feed(&mut p, &response(&[], &[sps2]));
+        assert!(matches!(
+            p.after_response(None),
+            Next::Refused { status: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_reloaded_session_drops_the_n_solved_for_the_old_url() {
+        let mut g = gw(300);
+        g.sabr_url = "https://rr1---sn-a.googlevideo.com/videoplayback?n=old&sabr=1".into();
+        g.n = Some("solved".into());
+        g.n_original = Some("old".into());
+        let mut p = Pull::new(g, 0, 299);
+        assert!(p.url().contains("n=solved"));
+        p.reloaded(
+            "https://rr1---sn-a.googlevideo.com/videoplayback?n=new&sabr=1".into(),
+            vec![9],
+        );
+        assert!(p.url().contains("n=new"), "{}", p.url());
     }
 
     #[test]

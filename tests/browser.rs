@@ -325,18 +325,21 @@ async fn no_tcp_devtools_listener() {
     if !have_browser() {
         return;
     }
-    // The scan sees a listener where there is one.
-    let control = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = format!(":{:04X}", control.local_addr().unwrap().port());
-    assert!(
-        listening_sockets(&[std::process::id()])
-            .iter()
-            .any(|(_, local)| local.ends_with(&port)),
-        "the scan finds this test's own listener"
-    );
+    let root = tempfile::tempdir().unwrap();
+    // The scan finds a browser's DevTools port where there is one: the same browser with a TCP
+    // port asked for on top (as potproxy used to start it).
+    let control = potproxy::browser::process::BrowserProcess::launch(
+        &browser_exe(),
+        &["--remote-debugging-port=0".to_string()],
+        &root.path().join("browser"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("launch");
+    let found = listening_sockets(&potproxy::browser::process::tree_pids(control.pid()));
+    assert!(!found.is_empty(), "the scan sees a DevTools port");
     drop(control);
 
-    let root = tempfile::tempdir().unwrap();
     let p = potproxy::browser::process::BrowserProcess::launch(
         &browser_exe(),
         &[],
@@ -524,6 +527,18 @@ async fn sigkill_leaves_no_orphan_after_next_start() {
     let old_profile = root.join(old.iter().next().unwrap());
     assert!(!processes_of(&old_profile).is_empty());
     drop(first); // SIGKILL: no chance to clean up
+    // Measured, not asserted: how soon the browser follows potproxy without the sweep.
+    let t0 = std::time::Instant::now();
+    let mut left = processes_of(&old_profile);
+    while !left.is_empty() && t0.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        left = processes_of(&old_profile);
+    }
+    eprintln!(
+        "after SIGKILL of potproxy: {} browser processes left after {:?}",
+        left.len(),
+        t0.elapsed()
+    );
     let second = Potproxy::start(state.path(), &fakes, "second");
     let survivors = processes_of(&old_profile);
     let log = second.log();

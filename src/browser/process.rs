@@ -954,6 +954,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_sweep_kills_a_browser_of_a_dead_potproxy_and_spares_a_live_ones() {
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let root = tempfile::tempdir().unwrap();
+        let me = Owner::me();
+        let dead = root.path().join(format!("{}-{}-0", u32::MAX - 1, 7));
+        let live = root.path().join(format!("{}-{}-0", me.pid, me.start));
+        // Stand-ins for browsers: `sleep` whose argv[0] is the argument Chromium carries.
+        let start = |profile: &Path| {
+            std::fs::create_dir(profile).unwrap();
+            std::process::Command::new("sleep")
+                .arg0(format!("--user-data-dir={}", profile.display()))
+                .arg("60")
+                .spawn()
+                .unwrap()
+        };
+        let (mut orphan, mut ours) = (start(&dead), start(&live));
+        let swept = sweep_orphans(root.path());
+        let orphan_status = orphan.wait().unwrap();
+        let ours_running = matches!(ours.try_wait(), Ok(None));
+        let _ = ours.kill();
+        let _ = ours.wait();
+        assert_eq!(
+            swept,
+            Swept {
+                processes: 1,
+                profiles: 1
+            }
+        );
+        assert_eq!(orphan_status.signal(), Some(libc::SIGKILL));
+        assert!(ours_running, "a live potproxy's browser is left alone");
+        assert!(!dead.exists() && live.exists());
+    }
+
     #[tokio::test]
     async fn the_bridge_serves_one_client_on_the_secret_path_and_then_stops_listening() {
         use tokio_tungstenite::client_async;

@@ -114,11 +114,10 @@ impl BrowserProcess {
             profile: Some(profile.clone()),
         };
         let root = rustix::process::geteuid().is_root();
-        if root && !NO_SANDBOX_WARNED.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "running as root: Chromium refuses its sandbox as root, so it runs with \
-                 --no-sandbox; run potproxy as an unprivileged user to keep the sandbox"
-            );
+        if let Some(why) = unsandboxed(root, extra_args) {
+            if !NO_SANDBOX_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!("{why}");
+            }
         }
         // Pipe ends: Chromium reads commands from `cmd_r` (its fd 3) and writes to `out_w` (its
         // fd 4); potproxy keeps `cmd_w` and `out_r`.
@@ -249,6 +248,24 @@ impl Drop for BrowserProcess {
 }
 
 static NO_SANDBOX_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Why the browser runs without Chromium's sandbox, if it does (warned once per process): as
+/// root, where Chromium refuses it, or because `--no-sandbox` is in `[tokens.browser] args`.
+pub fn unsandboxed(root: bool, extra_args: &[String]) -> Option<&'static str> {
+    if root {
+        Some(
+            "running as root: Chromium refuses its sandbox as root, so it runs with \
+             --no-sandbox; run potproxy as an unprivileged user to keep the sandbox",
+        )
+    } else if extra_args.iter().any(|a| a == "--no-sandbox") {
+        Some(
+            "--no-sandbox is in [tokens.browser] args: Chromium runs without its sandbox, so a \
+             compromised renderer is not contained",
+        )
+    } else {
+        None
+    }
+}
 
 /// Kills a half-started browser and removes its profile when launch fails.
 struct Cleanup {
@@ -883,6 +900,16 @@ mod tests {
                 "{is_dir} {owner} {euid} {parent:o}"
             );
         }
+    }
+
+    #[test]
+    fn the_sandbox_is_off_only_as_root_or_when_the_user_asks_and_either_is_said() {
+        let no = vec!["--no-sandbox".to_string()];
+        let other = vec!["--foo".to_string()];
+        assert!(unsandboxed(true, &[]).is_some_and(|w| w.contains("root")));
+        assert!(unsandboxed(false, &no).is_some_and(|w| w.contains("args")));
+        assert_eq!(unsandboxed(false, &other), None);
+        assert_eq!(unsandboxed(false, &[]), None);
     }
 
     #[test]

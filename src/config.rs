@@ -231,6 +231,7 @@ pub struct RawBrowser {
     pub mint_timeout_secs: Option<u64>,
     pub warmup_timeout_secs: Option<u64>,
     pub max_browsers: Option<usize>,
+    pub profile_root: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -559,11 +560,15 @@ impl Config {
         Ok(config)
     }
 
-    /// Resolves the relative state paths (`[ca] dir`, `[tokens] cache_file`) inside `dir`.
+    /// Resolves the relative state paths (`[ca] dir`, `[tokens] cache_file`, `[tokens.browser]
+    /// profile_root`, by default `browser`) inside `dir`.
     fn place_state_in(&mut self, dir: &Path) {
         // Joining an absolute path yields it unchanged.
         self.ca_dir = dir.join(&self.ca_dir);
         self.tokens.cache_file = self.tokens.cache_file.as_deref().map(|f| dir.join(f));
+        let profiles = self.tokens.browser.profile_root.take();
+        self.tokens.browser.profile_root =
+            Some(dir.join(profiles.as_deref().unwrap_or(Path::new("browser"))));
         self.state_dir = Some(dir.to_path_buf());
     }
 
@@ -1021,6 +1026,16 @@ fn resolve_browser(raw: RawBrowser) -> Result<BrowserSettings, ConfigError> {
         s.max_browsers,
         crate::browser::MAX_MAX_BROWSERS,
     )?;
+    if let Some(root) = raw.profile_root {
+        if root.is_empty() {
+            return Err(ConfigError::invalid(
+                "tokens.browser.profile_root",
+                "",
+                "must name a directory",
+            ));
+        }
+        s.profile_root = Some(PathBuf::from(root));
+    }
     Ok(s)
 }
 
@@ -1497,6 +1512,26 @@ mod tests {
             Some(PathBuf::from("/srv/state/token-cache.json"))
         );
         assert_eq!(c.state_dir, Some(PathBuf::from("/srv/state")));
+        assert_eq!(
+            c.tokens.browser.profile_root,
+            Some(PathBuf::from("/srv/state/browser"))
+        );
+        for (written, want) in [("profiles", "/srv/state/profiles"), ("/run/pp", "/run/pp")] {
+            let raw = RawConfig::parse(
+                &format!("[tokens.browser]\nprofile_root = {written:?}\n"),
+                Path::new("t"),
+            )
+            .unwrap();
+            let c = Config::resolve(
+                raw,
+                Overrides {
+                    state_dir: Some(PathBuf::from("/srv/state")),
+                    ..Overrides::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(c.tokens.browser.profile_root, Some(PathBuf::from(want)));
+        }
     }
 
     #[test]

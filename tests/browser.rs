@@ -282,3 +282,279 @@ async fn a_prewarmed_browser_is_closed_on_shutdown() {
     );
     assert!(!profile.exists());
 }
+
+/// Sockets `pids` hold in the LISTEN state, as `(pid, local address)`, from each process's own
+/// view of /proc/net/tcp and tcp6 (its network namespace) and its open descriptors.
+fn listening_sockets(pids: &[u32]) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for &pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let inodes: std::collections::HashSet<String> = fds
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter_map(|l| {
+                let l = l.to_string_lossy().into_owned();
+                l.strip_prefix("socket:[")?
+                    .strip_suffix(']')
+                    .map(str::to_string)
+            })
+            .collect();
+        for table in ["tcp", "tcp6"] {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+                if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                    out.push((pid, f[1].to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn browser_exe() -> PathBuf {
+    potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).expect("a browser")
+}
+
+#[tokio::test]
+async fn no_tcp_devtools_listener() {
+    if !have_browser() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // The scan finds a browser's DevTools port where there is one: the same browser with a TCP
+    // port asked for on top (as potproxy used to start it).
+    let control = potproxy::browser::process::BrowserProcess::launch(
+        &browser_exe(),
+        &["--remote-debugging-port=0".to_string()],
+        &root.path().join("browser"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("launch");
+    let found = listening_sockets(&potproxy::browser::process::tree_pids(control.pid()));
+    assert!(!found.is_empty(), "the scan sees a DevTools port");
+    drop(control);
+
+    let p = potproxy::browser::process::BrowserProcess::launch(
+        &browser_exe(),
+        &[],
+        &root.path().join("browser"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("launch");
+    let tree = potproxy::browser::process::tree_pids(p.pid());
+    assert!(tree.len() >= 3, "the browser's processes: {tree:?}");
+    assert_eq!(
+        listening_sockets(&tree),
+        Vec::new(),
+        "no process of the browser listens on TCP"
+    );
+    assert!(
+        !p.profile().join("DevToolsActivePort").exists(),
+        "no DevTools port file"
+    );
+    // The bridge potproxy connected through takes nobody else.
+    let url = p.browser.websocket_address().clone();
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let second = match tokio::net::TcpStream::connect(&addr).await {
+        Err(_) => None,
+        Ok(tcp) => tokio_tungstenite::client_async(url.as_str(), tcp)
+            .await
+            .ok(),
+    };
+    assert!(second.is_none(), "a second client attached to DevTools");
+    // potproxy's own connection still drives it.
+    p.browser.version().await.expect("DevTools still answers");
+    let profile = p.profile().to_path_buf();
+    drop(p);
+    assert_eq!(gone(&profile).await, Vec::<u32>::new());
+}
+
+#[tokio::test]
+async fn a_browser_profile_is_private_under_the_state_dir_and_gone_after_close() {
+    if !have_browser() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::tempdir().unwrap();
+    let config = potproxy::config::Config::resolve(
+        potproxy::config::RawConfig::default(),
+        potproxy::config::Overrides {
+            state_dir: Some(state.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let root = config.tokens.browser.profile_root();
+    assert_eq!(root, state.path().join("browser"));
+    let p = potproxy::browser::process::BrowserProcess::launch(
+        &browser_exe(),
+        &[],
+        &root,
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("launch");
+    let profile = p.profile().to_path_buf();
+    assert_eq!(profile.parent(), Some(root.as_path()));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&profile), 0o700, "profile private");
+    assert_eq!(mode(&root), 0o700, "profile root private");
+    let name = profile.file_name().unwrap().to_str().unwrap();
+    let owner = potproxy::browser::process::profile_owner(name).expect("an owner in the name");
+    assert_eq!(owner.pid, std::process::id());
+    drop(p);
+    assert_eq!(gone(&profile).await, Vec::<u32>::new());
+    assert!(!profile.exists(), "profile removed");
+}
+
+/// A potproxy binary with the browser source and prewarm, its state in `state`; killed on drop.
+struct Potproxy {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Drop for Potproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Potproxy {
+    fn start(state: &Path, fakes: &Fakes, run: &str) -> Potproxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = state.join(format!("{run}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n[api]\nenabled = false\n[tokens]\nsources = [\"browser\"]\n[tokens.browser]\nprewarm = true\n{}",
+                fakes.upstream_toml(None, &[])
+            ),
+        )
+        .unwrap();
+        let log = state.join(format!("{run}.log"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_potproxy"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(state)
+            .current_dir(state)
+            .env_remove("POTPROXY_LISTEN")
+            .env_remove("POTPROXY_CONFIG")
+            .env_remove("YT_DLP_PO_TOKEN")
+            .env("POTPROXY_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut p = Potproxy { child, log };
+        for _ in 0..400 {
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("potproxy exited ({st}):\n{}", p.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = p.log();
+        drop(p);
+        panic!("potproxy did not listen:\n{log}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Profile names under `root` that some running process names as its `--user-data-dir`.
+fn profiles_in_use(root: &Path) -> std::collections::BTreeSet<String> {
+    let root = root.to_str().unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            for a in cmd.split(|b| *b == 0) {
+                let a = String::from_utf8_lossy(a);
+                if let Some(name) = potproxy::browser::process::profile_in_root(&a, root) {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_leaves_no_orphan_after_next_start() {
+    if !have_browser() {
+        return;
+    }
+    let fakes = Fakes::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let root = state.path().join("browser");
+    let first = Potproxy::start(state.path(), &fakes, "first");
+    let mut old = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        old = profiles_in_use(&root);
+        if !old.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        old.len(),
+        1,
+        "the first run's browser runs:\n{}",
+        first.log()
+    );
+    let old_profile = root.join(old.iter().next().unwrap());
+    assert!(!processes_of(&old_profile).is_empty());
+    drop(first); // SIGKILL: no chance to clean up
+    // Measured, not asserted: how soon the browser follows potproxy without the sweep.
+    let t0 = std::time::Instant::now();
+    let mut left = processes_of(&old_profile);
+    while !left.is_empty() && t0.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        left = processes_of(&old_profile);
+    }
+    eprintln!(
+        "after SIGKILL of potproxy: {} browser processes left after {:?}",
+        left.len(),
+        t0.elapsed()
+    );
+    let second = Potproxy::start(state.path(), &fakes, "second");
+    let survivors = processes_of(&old_profile);
+    let log = second.log();
+    drop(second);
+    potproxy::browser::process::sweep_orphans(&root);
+    assert_eq!(
+        survivors,
+        Vec::<u32>::new(),
+        "the first run's browser survived"
+    );
+    assert!(
+        !old_profile.exists(),
+        "the first run's profile is left:\n{log}"
+    );
+    assert!(
+        log.contains("removed the browsers and profiles of a potproxy that is gone"),
+        "{log}"
+    );
+}

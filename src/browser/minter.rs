@@ -385,8 +385,13 @@ impl BrowserMinter {
                 .executable
                 .as_deref()
                 .ok_or(BrowserError::NotFound)?;
-            let p = BrowserProcess::launch(exe, &self.settings.args, self.settings.warmup_timeout)
-                .await?;
+            let p = BrowserProcess::launch(
+                exe,
+                &self.settings.args,
+                &self.settings.profile_root(),
+                self.settings.warmup_timeout,
+            )
+            .await?;
             self.pid.store(p.pid() as u64, Ordering::Relaxed);
             *self.profile.lock().expect("profile lock") = Some(p.profile().to_path_buf());
             self.launches.fetch_add(1, Ordering::Relaxed);

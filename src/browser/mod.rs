@@ -5,7 +5,8 @@
 //! This module owns the browser's settings ([`BrowserSettings`], `[tokens.browser]`), its
 //! errors ([`BrowserError`]), how it is launched (flags that keep the browser's own identity and
 //! hide automation, [`launch_args`]), and its process life: `process` starts one Chromium per
-//! egress in its own process group and kills the whole group when it is dropped; `minter` keeps
+//! egress in its own process group, drives it over a DevTools pipe only potproxy holds, and kills
+//! the whole group when it is dropped or potproxy dies; `minter` keeps
 //! a warm page minter, restarts the browser when it crashes or hangs; `pool` keeps one per
 //! egress. Every request the page makes is intercepted (CDP `Fetch`) and fulfilled by potproxy's
 //! own upstream client, so the browser never reaches the network by itself and tokens are minted
@@ -45,6 +46,32 @@ pub struct BrowserSettings {
     /// Most browsers for request-named egresses (the provider API's `proxy`) that run or are
     /// being started at once; the configured egress has its own besides.
     pub max_browsers: usize,
+    /// Where profile directories are made (`[tokens.browser] profile_root`, by default
+    /// `<state dir>/browser`); `None`: the per-user runtime directory ([`runtime_profile_root`]).
+    pub profile_root: Option<PathBuf>,
+}
+
+impl BrowserSettings {
+    /// The directory browser profiles are made in.
+    pub fn profile_root(&self) -> PathBuf {
+        self.profile_root.clone().unwrap_or_else(|| {
+            runtime_profile_root(
+                std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+                &std::env::temp_dir(),
+                rustix::process::geteuid().as_raw(),
+            )
+        })
+    }
+}
+
+/// The profile root when no state directory is known (embedding, tests): in the user's runtime
+/// directory when there is one (`$XDG_RUNTIME_DIR`, absolute), else a per-user directory in the
+/// temp directory (its ownership is checked before use: /tmp is shared).
+pub fn runtime_profile_root(xdg_runtime: Option<PathBuf>, tmp: &Path, euid: u32) -> PathBuf {
+    match xdg_runtime.filter(|d| d.is_absolute()) {
+        Some(d) => d.join("potproxy-browser"),
+        None => tmp.join(format!("potproxy-browser-{euid}")),
+    }
 }
 
 /// Default for `[tokens.browser] max_browsers`.
@@ -61,6 +88,7 @@ impl Default for BrowserSettings {
             mint_timeout: Duration::from_secs(10),
             warmup_timeout: Duration::from_secs(30),
             max_browsers: DEFAULT_MAX_BROWSERS,
+            profile_root: None,
         }
     }
 }
@@ -118,18 +146,20 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The browser's command line: headless, its own identity kept (no automation switches,
+/// The browser's command line: headless, DevTools on the pipe potproxy holds (fds 3 and 4; no TCP
+/// port, no `DevToolsActivePort` file), its own identity kept (no automation switches,
 /// `navigator.webdriver` false), no network of its own (every host resolves to nothing, so a
 /// request that escaped interception fails instead of leaving by another path), no background
 /// services that phone home. (Not `--disable-crashpad-for-testing`: with it, Chromium 156
 /// crashes its new renderers with an "FD ownership violation"; the crash handlers it starts
 /// exit with it.) `root` adds
-/// `--no-sandbox` (Chromium refuses to run sandboxed as root). `extra` comes last so the user
+/// `--no-sandbox`: Chromium refuses to run sandboxed as root, so it is the one case potproxy
+/// turns the sandbox off (and says so in the log). `extra` comes last so the user
 /// can override.
 pub fn launch_args(profile: &Path, root: bool, extra: &[String]) -> Vec<String> {
     let mut a: Vec<String> = [
         "--headless=new",
-        "--remote-debugging-port=0",
+        "--remote-debugging-pipe",
         "--disable-blink-features=AutomationControlled",
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--no-first-run",
@@ -211,6 +241,9 @@ mod tests {
         assert!(a.contains(&"--disable-blink-features=AutomationControlled".to_string()));
         assert!(a.contains(&"--host-resolver-rules=MAP * ~NOTFOUND".to_string()));
         assert!(a.contains(&"--user-data-dir=/tmp/p".to_string()));
+        // DevTools over the pipe only: no port any local process could attach to.
+        assert!(a.contains(&"--remote-debugging-pipe".to_string()));
+        assert!(!a.iter().any(|f| f.starts_with("--remote-debugging-port")));
         assert!(!a.iter().any(|f| f.contains("enable-automation")));
         assert!(!a.contains(&"--no-sandbox".to_string()));
         // User flags come after ours (they win), the start URL last.
@@ -246,6 +279,23 @@ mod tests {
         assert_eq!(find_executable(Some(&path)), Some(exe));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(find_executable(None), None);
+    }
+
+    #[test]
+    fn without_a_state_dir_profiles_go_to_the_users_runtime_dir_or_a_per_user_temp_dir() {
+        let tmp = Path::new("/tmp");
+        let cases: &[(Option<&str>, &str)] = &[
+            (Some("/run/user/1000"), "/run/user/1000/potproxy-browser"),
+            (Some("relative"), "/tmp/potproxy-browser-1000"),
+            (None, "/tmp/potproxy-browser-1000"),
+        ];
+        for (xdg, want) in cases {
+            assert_eq!(
+                runtime_profile_root(xdg.map(PathBuf::from), tmp, 1000),
+                PathBuf::from(want),
+                "{xdg:?}"
+            );
+        }
     }
 
     #[test]

@@ -111,6 +111,33 @@ async fn settled_pss(pool: &potproxy::browser::BrowserPool) -> u64 {
     last
 }
 
+/// PSS of the browser's processes by kind (`--type=`, the main process as `browser`), MB.
+fn pss_by_kind(root: u32) -> String {
+    let mut kinds: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+    for pid in potproxy::browser::process::tree_pids(root) {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0 || *b == b' ').collect();
+        let arg = |prefix: &str| {
+            args.iter()
+                .find_map(|a| a.strip_prefix(prefix.as_bytes()))
+                .map(|v| String::from_utf8_lossy(v).to_string())
+        };
+        let kind = match (arg("--type="), arg("--utility-sub-type=")) {
+            (None, _) => "browser".to_string(),
+            (Some(t), Some(sub)) => format!("{t}:{}", sub.split('.').next().unwrap_or("")),
+            (Some(t), None) => t,
+        };
+        let e = kinds.entry(kind).or_default();
+        e.0 += 1;
+        e.1 += potproxy::browser::process::pss_bytes(pid);
+    }
+    kinds
+        .iter()
+        .map(|(k, (n, b))| format!("{k} x{n} {:.1}", *b as f64 / 1048576.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `browser` source (headless Chromium) on the simulated BotGuard, through the token
 /// service: first token after start with prewarm (browser launch included), warm mint per
 /// token, and the PSS of the browser's process tree; then 9 more egresses (each a login on a
@@ -145,6 +172,7 @@ async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
     let warm_mint_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
     let one = settled_pss(&pool).await;
     let processes = potproxy::browser::process::tree_pids(b.pid()).len();
+    println!("  browser PSS by process, 1 egress (MB): {}", pss_by_kind(b.pid()));
 
     let (chain, _seen) = common::chain::start_http_connect_proxy_with_auth(fakes.origin.addr).await;
     let t = Instant::now();
@@ -164,6 +192,7 @@ async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
     }
     let warm_mint_10_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
     let ten = settled_pss(&pool).await;
+    println!("  browser PSS by process, 10 egresses (MB): {}", pss_by_kind(m.pid()));
     let contexts = pool.context_pss();
     let launches = pool.browser().launches();
     println!(

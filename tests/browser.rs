@@ -5,6 +5,9 @@
 //! crash). Skips with a message where no browser is installed; fails instead under `CI`.
 
 mod common;
+#[path = "probes/harness.rs"]
+#[allow(dead_code)]
+mod probes;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -442,4 +445,35 @@ async fn five_egresses_used_at_once_for_the_first_time_start_a_single_browser() 
     assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
     assert_eq!(pool.browser().contexts(), 5);
     pool.shutdown().await;
+}
+
+/// The probe suite in a minter's page (what BotGuard sees), with the browser's flags plus
+/// `args`.
+async fn probe_values(args: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let s = sim(&format!("[tokens.browser]\nprewarm = false\nargs = [{args}]\n")).await;
+    let v = s
+        .browser()
+        .evaluate(&format!("({})()", probes::PROBES_JS))
+        .await
+        .expect("the probe suite runs in the page");
+    s.pool().shutdown().await;
+    let run: probes::ProbeRun = serde_json::from_value(v).expect("probe results");
+    run.values
+}
+
+#[tokio::test]
+async fn the_memory_saving_flags_change_nothing_the_page_can_probe() {
+    if !have_browser() {
+        return;
+    }
+    // A later --disable-features replaces ours: the spare renderer and the omnibox WebUI are back.
+    let without = probe_values("\"--disable-features=PotproxyNoSuchFeature\"").await;
+    let with = probe_values("").await;
+    assert!(with.len() > 50, "{} probes", with.len());
+    let differ: Vec<_> = with
+        .iter()
+        .filter(|(k, v)| without.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: {v} vs {:?}", without.get(k)))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
 }

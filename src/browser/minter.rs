@@ -31,7 +31,8 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+    CloseTargetParams, CreateBrowserContextParams, CreateTargetParams,
+    DisposeBrowserContextParams, GetTargetsParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::error::CdpError;
@@ -151,6 +152,9 @@ struct Running {
     /// Which launch this is; a context opened in an earlier one is gone with it.
     generation: u64,
     identity: Option<Identity>,
+    /// The window the browser opened at start (about:blank, shared default context) is
+    /// closed: once a context has a window of its own, it only costs memory.
+    start_page_closed: bool,
 }
 
 /// The one Chromium every egress's context lives in. It is launched under [`Self::running`]'s
@@ -248,6 +252,7 @@ impl SharedBrowser {
                 process: p,
                 generation,
                 identity: None,
+                start_page_closed: false,
             });
         }
         Ok(guard)
@@ -625,6 +630,10 @@ impl BrowserMinter {
             .await?
             .map_err(cdp)?;
         let interceptor = self.intercept(&page).await?;
+        if !running.start_page_closed {
+            running.start_page_closed = true;
+            close_start_page(browser, &ctx.id).await;
+        }
         // From here the page owns the interceptor; dropping `pm` closes both.
         let pm = PageMinter {
             id: self.warmups.load(Ordering::Relaxed) + 1,
@@ -751,6 +760,22 @@ impl BrowserMinter {
                 });
             }
         }))
+    }
+}
+
+/// Closes the blank page the browser opened at start (outside every context of ours; a failure
+/// only leaves it open).
+async fn close_start_page(browser: &chromiumoxide::Browser, ours: &BrowserContextId) {
+    let Ok(targets) = browser.execute(GetTargetsParams::default()).await else {
+        return;
+    };
+    for t in &targets.result.target_infos {
+        if t.r#type == "page" && t.url == "about:blank" && t.browser_context_id.as_ref() != Some(ours)
+        {
+            if let Err(e) = browser.execute(CloseTargetParams::new(t.target_id.clone())).await {
+                tracing::debug!(error = %e, "could not close the browser's start page");
+            }
+        }
     }
 }
 

@@ -172,14 +172,18 @@ async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
     let warm_mint_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
     let one = settled_pss(&pool).await;
     let processes = potproxy::browser::process::tree_pids(b.pid()).len();
-    println!("  browser PSS by process, 1 egress (MB): {}", pss_by_kind(b.pid()));
+    println!(
+        "  browser PSS by process, 1 egress (MB): {}",
+        pss_by_kind(b.pid())
+    );
 
     let (chain, _seen) = common::chain::start_http_connect_proxy_with_auth(fakes.origin.addr).await;
     let t = Instant::now();
     let mut last = None;
     for i in 1..10 {
         let egress =
-            potproxy::upstream::Egress::parse(&format!("http://user{i}:secret-{i}@{chain}")).unwrap();
+            potproxy::upstream::Egress::parse(&format!("http://user{i}:secret-{i}@{chain}"))
+                .unwrap();
         let m = pool.for_egress(Some(&egress)).await.unwrap();
         m.mint("aaaaaaaaaaa").await.unwrap();
         last = Some(m);
@@ -192,7 +196,10 @@ async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
     }
     let warm_mint_10_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
     let ten = settled_pss(&pool).await;
-    println!("  browser PSS by process, 10 egresses (MB): {}", pss_by_kind(m.pid()));
+    println!(
+        "  browser PSS by process, 10 egresses (MB): {}",
+        pss_by_kind(m.pid())
+    );
     let contexts = pool.context_pss();
     let launches = pool.browser().launches();
     println!(

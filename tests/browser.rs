@@ -85,7 +85,11 @@ impl Sim {
 
     /// The context for `egress`, a token minted in it and checked by the fake.
     async fn mint_via(&self, egress: &Egress, binding: &str) -> Arc<BrowserMinter> {
-        let m = self.pool().for_egress(Some(egress)).await.expect("a context");
+        let m = self
+            .pool()
+            .for_egress(Some(egress))
+            .await
+            .expect("a context");
         let (token, _, _) = m.mint(binding).await.expect("mint");
         assert_eq!(
             self.origin.state.bg.verify(token.as_str(), binding),
@@ -331,7 +335,9 @@ async fn each_egress_mints_in_its_own_context_of_one_browser_and_sees_no_other_e
         .unwrap();
     assert!(set.as_str().unwrap().contains("pp_probe=a"), "{set}");
     let seen = b
-        .evaluate("(() => ({ cookie: document.cookie, stored: localStorage.getItem('pp_probe') }))()")
+        .evaluate(
+            "(() => ({ cookie: document.cookie, stored: localStorage.getItem('pp_probe') }))()",
+        )
         .await
         .unwrap();
     assert!(
@@ -375,9 +381,16 @@ async fn past_the_context_cap_the_least_recently_used_egress_context_is_closed_a
     assert_eq!(pool.evictions(), 1);
     assert!(potproxy::metrics::EGRESS_EVICTIONS.get(&["browser_context"]) > before);
     assert_eq!(pool.browser().contexts(), 2, "at most the cap open");
-    assert!(pool.existing(Some(&e[1])).is_none(), "the idle one was closed");
+    assert!(
+        pool.existing(Some(&e[1])).is_none(),
+        "the idle one was closed"
+    );
     assert!(first.has_context() && third.has_context());
-    assert_eq!(pool.browser().launches(), 1, "contexts come and go, the browser stays");
+    assert_eq!(
+        pool.browser().launches(),
+        1,
+        "contexts come and go, the browser stays"
+    );
     // The closed egress gets a fresh context when it comes back, in place of the least
     // recently used of the two once nobody holds them.
     drop((first, third));
@@ -412,7 +425,10 @@ async fn a_browser_crash_with_three_contexts_in_use_reopens_all_three_in_one_new
     for (i, r) in minted {
         let (token, _, _) = r.unwrap_or_else(|e| panic!("egress {i} after the crash: {e}"));
         assert_eq!(
-            s.origin.state.bg.verify(token.as_str(), &format!("after-{i}")),
+            s.origin
+                .state
+                .bg
+                .verify(token.as_str(), &format!("after-{i}")),
             Verdict::Valid
         );
     }
@@ -432,7 +448,10 @@ async fn five_egresses_used_at_once_for_the_first_time_start_a_single_browser() 
     if !have_browser() {
         return;
     }
-    let s = sim("[tokens.browser]\nprewarm = false\nwarmup_timeout_secs = 120\nmint_timeout_secs = 60\n").await;
+    let s = sim(
+        "[tokens.browser]\nprewarm = false\nwarmup_timeout_secs = 120\nmint_timeout_secs = 60\n",
+    )
+    .await;
     let e = s.egresses(5).await;
     let s = &s;
     let pids: Vec<u32> = futures::stream::iter(e.iter().enumerate())
@@ -441,7 +460,11 @@ async fn five_egresses_used_at_once_for_the_first_time_start_a_single_browser() 
         .collect()
         .await;
     let pool = s.pool();
-    assert_eq!(pool.browser().launches(), 1, "one browser for five egresses");
+    assert_eq!(
+        pool.browser().launches(),
+        1,
+        "one browser for five egresses"
+    );
     assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
     assert_eq!(pool.browser().contexts(), 5);
     pool.shutdown().await;
@@ -450,7 +473,10 @@ async fn five_egresses_used_at_once_for_the_first_time_start_a_single_browser() 
 /// The probe suite in a minter's page (what BotGuard sees), with the browser's flags plus
 /// `args`.
 async fn probe_values(args: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let s = sim(&format!("[tokens.browser]\nprewarm = false\nargs = [{args}]\n")).await;
+    let s = sim(&format!(
+        "[tokens.browser]\nprewarm = false\nargs = [{args}]\n"
+    ))
+    .await;
     let v = s
         .browser()
         .evaluate(&format!("({})()", probes::PROBES_JS))
@@ -476,4 +502,33 @@ async fn the_memory_saving_flags_change_nothing_the_page_can_probe() {
         .map(|(k, v)| format!("{k}: {v} vs {:?}", without.get(k)))
         .collect();
     assert!(differ.is_empty(), "{differ:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_egress_contexts_are_closed_the_browser_with_the_last_and_they_reopen_on_use() {
+    if !have_browser() {
+        return;
+    }
+    let s = sim("[tokens.browser]\nprewarm = false\n").await;
+    let e = s.egresses(2).await;
+    let pool = s.pool();
+    drop(s.mint_via(&e[0], "idle-0").await);
+    let busy = s.mint_via(&e[1], "busy-1").await;
+    // A context someone holds for a request stays, however long unused.
+    assert_eq!(pool.close_idle(Duration::ZERO).await, 1);
+    assert_eq!(pool.browser().contexts(), 1);
+    assert!(busy.has_context());
+    assert!(!pool.existing(Some(&e[0])).unwrap().has_context());
+    // The last context closed stops the browser.
+    let profile = pool.browser().profile_dir().unwrap();
+    drop(busy);
+    assert_eq!(pool.close_idle(Duration::ZERO).await, 1);
+    assert_eq!(pool.browser().pid(), 0);
+    assert_eq!(gone(&profile).await, Vec::<u32>::new(), "browser stopped");
+    // Both come back on their next use, in one new browser.
+    s.mint_via(&e[0], "back-0").await;
+    s.mint_via(&e[1], "back-1").await;
+    assert_eq!(pool.browser().launches(), 2);
+    assert_eq!(pool.browser().contexts(), 2);
+    pool.shutdown().await;
 }

@@ -31,8 +31,8 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CloseTargetParams, CreateBrowserContextParams, CreateTargetParams,
-    DisposeBrowserContextParams, GetTargetsParams,
+    CloseTargetParams, CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+    GetTargetsParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::error::CdpError;
@@ -225,13 +225,14 @@ impl SharedBrowser {
     }
 
     /// The browser, launched first if none runs (or the last one died), with its lock held.
-    async fn running(
-        &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<Running>>, BrowserError> {
+    async fn running(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Running>>, BrowserError> {
         let mut guard = self.running.lock().await;
         if let Some(r) = guard.as_mut() {
             if !r.process.is_alive() {
-                tracing::warn!(pid = r.process.pid(), "the browser exited; starting a new one");
+                tracing::warn!(
+                    pid = r.process.pid(),
+                    "the browser exited; starting a new one"
+                );
                 self.restarts.fetch_add(1, Ordering::Relaxed);
                 self.stop_locked(&mut guard);
             }
@@ -331,6 +332,8 @@ pub struct BrowserMinter {
     mint_micros: AtomicU64,
     /// Generation of the browser its context is open in (0: none open).
     ctx_generation: AtomicU64,
+    /// When it was last asked to mint, warm or evaluate.
+    last_used: std::sync::Mutex<tokio::time::Instant>,
     /// The renderer serving the current page, when it could be told apart.
     renderers: std::sync::Mutex<Vec<u32>>,
     context_pss: AtomicU64,
@@ -355,6 +358,7 @@ impl BrowserMinter {
             mints: AtomicU64::new(0),
             mint_micros: AtomicU64::new(0),
             ctx_generation: AtomicU64::new(0),
+            last_used: std::sync::Mutex::new(tokio::time::Instant::now()),
             renderers: std::sync::Mutex::new(Vec::new()),
             context_pss: AtomicU64::new(0),
         }
@@ -379,6 +383,15 @@ impl BrowserMinter {
     /// The profile directory of the browser started last.
     pub fn profile_dir(&self) -> Option<PathBuf> {
         self.browser.profile_dir()
+    }
+
+    /// How long since it was last asked to mint, warm or evaluate.
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.lock().expect("last_used lock").elapsed()
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().expect("last_used lock") = tokio::time::Instant::now();
     }
 
     /// Whether this egress has a context open in the running browser.
@@ -418,6 +431,7 @@ impl BrowserMinter {
     /// Evaluates `expr` in the minter's page (warming one first), awaiting a promise; its value
     /// as JSON. For diagnostics and probes: it sees exactly what BotGuard sees.
     pub async fn evaluate(&self, expr: &str) -> Result<Value, BrowserError> {
+        self.touch();
         let mut st = self.state.lock().await;
         let r = async {
             self.ensure_minter(&mut st).await?;
@@ -453,6 +467,7 @@ impl BrowserMinter {
 
     /// Starts the browser and warms a minter unless one is warm.
     pub async fn warm(&self) -> Result<(), BrowserError> {
+        self.touch();
         let mut st = self.state.lock().await;
         let r = self.ensure_minter(&mut st).await;
         if let Err(e) = &r {
@@ -488,6 +503,7 @@ impl BrowserMinter {
     /// Mints for `binding` (the text exactly as given). A crashed browser is restarted and the
     /// mint retried once; a hung one is killed and the error returned (the next mint restarts).
     pub async fn mint(&self, binding: &str) -> Result<(Token, SystemTime, u64), BrowserError> {
+        self.touch();
         let mut st = self.state.lock().await;
         let mut retried = false;
         loop {
@@ -563,9 +579,10 @@ impl BrowserMinter {
     /// A running browser, this egress's context in it and a fresh minter, within
     /// `warmup_timeout`.
     async fn ensure_minter(&self, st: &mut State) -> Result<(), BrowserError> {
-        let stale = st.ctx.as_ref().is_some_and(|c| {
-            c.generation != self.browser.generation() || !c.liveness.is_alive()
-        });
+        let stale = st
+            .ctx
+            .as_ref()
+            .is_some_and(|c| c.generation != self.browser.generation() || !c.liveness.is_alive());
         if stale {
             // Its browser is gone: open the context again in the next one.
             self.close_context(st).await;
@@ -657,8 +674,7 @@ impl BrowserMinter {
         pm.page.goto(PAGE_URL).await.map_err(cdp)?;
         // Renderers other contexts' pages were given before this one opened are in `before`.
         let after = super::process::renderer_pids(root);
-        *self.renderers.lock().expect("renderers lock") =
-            super::new_renderers(&before, &after);
+        *self.renderers.lock().expect("renderers lock") = super::new_renderers(&before, &after);
         Ok((pm, id, launch_ms))
     }
 
@@ -770,9 +786,14 @@ async fn close_start_page(browser: &chromiumoxide::Browser, ours: &BrowserContex
         return;
     };
     for t in &targets.result.target_infos {
-        if t.r#type == "page" && t.url == "about:blank" && t.browser_context_id.as_ref() != Some(ours)
+        if t.r#type == "page"
+            && t.url == "about:blank"
+            && t.browser_context_id.as_ref() != Some(ours)
         {
-            if let Err(e) = browser.execute(CloseTargetParams::new(t.target_id.clone())).await {
+            if let Err(e) = browser
+                .execute(CloseTargetParams::new(t.target_id.clone()))
+                .await
+            {
                 tracing::debug!(error = %e, "could not close the browser's start page");
             }
         }

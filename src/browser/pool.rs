@@ -4,8 +4,9 @@
 //! API's `proxy`) gets a context whose every request is fulfilled through that proxy, with
 //! cookies, storage and cache of its own. Those contexts are bounded ([`PerEgress`]): at most
 //! `[tokens.browser] max_contexts` are open or being opened at once; the least recently used
-//! idle one is closed (logged, counted) to make room. The browser stops when its last context
-//! closes.
+//! idle one is closed (logged, counted) to make room, and one nobody asked for in
+//! [`CONTEXT_IDLE`] is closed too (its slot kept; it opens again on its next use). The browser
+//! stops when its last context closes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,30 @@ use futures::future::BoxFuture;
 
 use super::BrowserSettings;
 use super::minter::{BrowserMinter, SharedBrowser};
+
+/// A request-named egress's context unused this long is closed (its renderer's memory
+/// returned); the configured egress's stays, warm for the next request.
+pub const CONTEXT_IDLE: Duration = Duration::from_secs(15 * 60);
+/// How often idle contexts are looked for.
+const IDLE_SWEEP: Duration = Duration::from_secs(60);
+
+/// One request-named egress's context as the idle rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle<'a> {
+    pub key: &'a str,
+    pub open: bool,
+    pub in_use: bool,
+    pub idle_for: Duration,
+}
+
+/// The contexts to close: open, nobody using them, unused for `idle` or longer.
+pub fn idle_contexts<'a>(contexts: &[Idle<'a>], idle: Duration) -> Vec<&'a str> {
+    contexts
+        .iter()
+        .filter(|c| c.open && !c.in_use && c.idle_for >= idle)
+        .map(|c| c.key)
+        .collect()
+}
 use crate::botguard::settings::BotGuardSettings;
 use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
@@ -38,7 +63,7 @@ pub struct BrowserPool {
     flow: BotGuardSettings,
     browser: Arc<SharedBrowser>,
     default: Arc<BrowserMinter>,
-    by_egress: PerEgress<BrowserMinter>,
+    by_egress: Arc<PerEgress<BrowserMinter>>,
 }
 
 impl BrowserPool {
@@ -49,6 +74,25 @@ impl BrowserPool {
         flow: BotGuardSettings,
     ) -> Self {
         let browser = Arc::new(SharedBrowser::new(settings.clone()));
+        let by_egress = Arc::new(PerEgress::new(
+            "browser_context",
+            "tokens.browser.max_contexts",
+            settings.max_contexts,
+            settings.warmup_timeout,
+            close,
+        ));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let pool = Arc::downgrade(&by_egress);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(IDLE_SWEEP);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(pool) = pool.upgrade() else { return };
+                    close_idle(&pool, CONTEXT_IDLE).await;
+                }
+            });
+        }
         BrowserPool {
             default: Arc::new(BrowserMinter::new(
                 default_http,
@@ -56,13 +100,7 @@ impl BrowserPool {
                 flow.clone(),
                 browser.clone(),
             )),
-            by_egress: PerEgress::new(
-                "browser_context",
-                "tokens.browser.max_contexts",
-                settings.max_contexts,
-                settings.warmup_timeout,
-                close,
-            ),
+            by_egress,
             browser,
             upstream,
             settings,
@@ -119,6 +157,12 @@ impl BrowserPool {
     /// cap).
     pub fn live(&self) -> usize {
         self.by_egress.live()
+    }
+
+    /// Closes the request-named egresses' contexts nobody used for `idle` (they open again on
+    /// their next use); how many it closed.
+    pub async fn close_idle(&self, idle: Duration) -> usize {
+        close_idle(&self.by_egress, idle).await
     }
 
     /// Contexts of request-named egresses closed to make room, since start.
@@ -183,5 +227,52 @@ impl BrowserPool {
             m.shutdown().await;
         }
         self.browser.shutdown().await;
+    }
+}
+
+async fn close_idle(pool: &PerEgress<BrowserMinter>, idle: Duration) -> usize {
+    let entries = pool.entries();
+    let seen: Vec<Idle<'_>> = entries
+        .iter()
+        .map(|(k, m)| Idle {
+            key: k,
+            open: m.has_context(),
+            // The pool's reference and `entries`' own: anyone else holds it for a request.
+            in_use: Arc::strong_count(m) > 2,
+            idle_for: m.idle_for(),
+        })
+        .collect();
+    let close = idle_contexts(&seen, idle);
+    for (k, m) in entries.iter().filter(|(k, _)| close.contains(&k.as_str())) {
+        tracing::info!(egress = %crate::redact::redact_url(k), idle_secs = m.idle_for().as_secs(), "closed an idle browser context");
+        m.shutdown().await;
+    }
+    close.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_open_contexts_nobody_uses_past_the_idle_time_are_closed() {
+        let c = |key, open, in_use, secs| Idle {
+            key,
+            open,
+            in_use,
+            idle_for: Duration::from_secs(secs),
+        };
+        let contexts = [
+            c("old", true, false, 900),
+            c("older", true, false, 5000),
+            c("recent", true, false, 899),
+            c("busy", true, true, 5000),
+            c("closed", false, false, 5000),
+        ];
+        assert_eq!(
+            idle_contexts(&contexts, Duration::from_secs(900)),
+            vec!["old", "older"]
+        );
+        assert!(idle_contexts(&contexts, Duration::from_secs(6000)).is_empty());
     }
 }

@@ -130,6 +130,7 @@ async fn a_player_request_through_the_proxy_gets_a_browser_minted_token_the_fake
     }
     let h = Harness::builder()
         .sources(&[SourceKind::Browser])
+        .api(true)
         .start()
         .await;
     h.origin.behaviour().enforce_media = true;
@@ -167,6 +168,26 @@ async fn a_player_request_through_the_proxy_gets_a_browser_minted_token_the_fake
     assert!(
         browsers.pss_bytes() > 10 << 20,
         "the browser's memory is reported"
+    );
+    // And scraped: the whole browser, and the configured egress's context.
+    let metrics = reqwest::get(format!("http://{}/metrics", h.proxy.api_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+    };
+    let total = value("potproxy_browser_pss_bytes ");
+    let context = value("potproxy_browser_context_pss_bytes{egress=\"direct\"} ");
+    assert!(
+        total > 10 << 20 && context > 0 && context < total,
+        "{total} {context}"
     );
     let profile = browsers.default_minter().profile_dir().unwrap();
     h.proxy.shutdown().await;

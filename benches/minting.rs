@@ -215,6 +215,26 @@ async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
             .join(" ")
     );
     pool.shutdown().await;
+
+    // For comparison, the layout before shared browsers: one Chromium per egress (ten
+    // separate pools, each its own browser).
+    let mut pools = Vec::new();
+    for _ in 0..10 {
+        let services = potproxy::build_services(&config).unwrap();
+        let p = services.browsers.clone().unwrap();
+        p.default_minter().mint("aaaaaaaaaaa").await.unwrap();
+        pools.push((services, p));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let separate: u64 = pools.iter().map(|(_, p)| p.pss_bytes()).sum();
+    println!(
+        "  ten separate browsers (one per egress, as before): {:.1} MB PSS, {:.2}x one",
+        separate as f64 / 1048576.0,
+        separate as f64 / one as f64
+    );
+    for (_, p) in &pools {
+        p.shutdown().await;
+    }
     let row = |warm_mint_us, memory: u64, what| Row {
         cold_start_ms,
         snapshot_ms: f64::NAN,

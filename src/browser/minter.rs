@@ -318,6 +318,9 @@ struct Context {
 struct State {
     ctx: Option<Context>,
     minter: Option<PageMinter>,
+    /// The browser generation the current warm-up got to talk to (`None` while it still waits
+    /// for the browser's lock): a timeout blames that browser only.
+    talking_to: Option<u64>,
 }
 
 /// One egress's context in the shared browser, and its warm minter.
@@ -524,14 +527,11 @@ impl BrowserMinter {
     async fn after_failure(&self, st: &mut State, e: &BrowserError) {
         if e.needs_restart() {
             tracing::warn!(error = %e, "browser unusable; closing it, the next mint starts a new one");
-            // A launch that failed left no browser; one that timed out before this context
-            // opened names none, so the browser of the moment is the one that hung.
-            let generation = st
-                .ctx
-                .as_ref()
-                .map_or_else(|| self.browser.generation(), |c| c.generation);
-            if !matches!(e, BrowserError::Launch { .. }) {
-                self.browser.restart(generation).await;
+            // A launch that failed left no browser to restart; a warm-up that timed out while
+            // waiting for the browser's lock (others opening their contexts) blames none.
+            let generation = st.ctx.as_ref().map(|c| c.generation).or(st.talking_to);
+            if let (Some(g), false) = (generation, matches!(e, BrowserError::Launch { .. })) {
+                self.browser.restart(g).await;
             }
             self.close_context(st).await;
         } else {
@@ -606,6 +606,7 @@ impl BrowserMinter {
 
     async fn build(&self, st: &mut State) -> Result<(), BrowserError> {
         let t0 = Instant::now();
+        st.talking_to = None;
         let (pm, id, launch_ms) = self.open_page(st, t0).await?;
         let live = st.ctx.as_ref().expect("opened").liveness.clone();
         unless_died(&live, self.build_in(st, pm, &id, t0, launch_ms)).await?
@@ -623,6 +624,7 @@ impl BrowserMinter {
         let mut guard = self.browser.running().await?;
         let launch_ms = t0.elapsed().as_millis() as u64;
         let running = guard.as_mut().expect("running");
+        st.talking_to = Some(running.generation);
         let browser = &running.process.browser;
         if st.ctx.is_none() {
             let id = browser

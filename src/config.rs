@@ -230,7 +230,9 @@ pub struct RawBrowser {
     pub prewarm: Option<bool>,
     pub mint_timeout_secs: Option<u64>,
     pub warmup_timeout_secs: Option<u64>,
-    pub max_browsers: Option<usize>,
+    /// `max_browsers` is this cap's earlier name (one browser per egress then).
+    #[serde(alias = "max_browsers")]
+    pub max_contexts: Option<usize>,
     pub profile_root: Option<String>,
 }
 
@@ -1020,11 +1022,11 @@ fn resolve_browser(raw: RawBrowser) -> Result<BrowserSettings, ConfigError> {
         raw.warmup_timeout_secs,
         s.warmup_timeout,
     )?;
-    s.max_browsers = cap(
-        "tokens.browser.max_browsers",
-        raw.max_browsers,
-        s.max_browsers,
-        crate::browser::MAX_MAX_BROWSERS,
+    s.max_contexts = cap(
+        "tokens.browser.max_contexts",
+        raw.max_contexts,
+        s.max_contexts,
+        crate::browser::MAX_MAX_CONTEXTS,
     )?;
     if let Some(root) = raw.profile_root {
         if root.is_empty() {
@@ -1299,16 +1301,19 @@ mod tests {
     fn per_egress_caps_default_and_reject_zero_and_huge_values_naming_the_key() {
         let c = parse("").unwrap();
         assert_eq!(c.tokens.botguard.max_minters, 16);
-        assert_eq!(c.tokens.browser.max_browsers, 4);
-        let c = parse("[tokens.botguard]\nmax_minters = 3\n[tokens.browser]\nmax_browsers = 2\n")
+        assert_eq!(c.tokens.browser.max_contexts, 8);
+        let c = parse("[tokens.botguard]\nmax_minters = 3\n[tokens.browser]\nmax_contexts = 2\n")
             .unwrap();
         assert_eq!(c.tokens.botguard.max_minters, 3);
-        assert_eq!(c.tokens.browser.max_browsers, 2);
+        assert_eq!(c.tokens.browser.max_contexts, 2);
+        // The cap's earlier name still sets it.
+        let c = parse("[tokens.browser]\nmax_browsers = 3\n").unwrap();
+        assert_eq!(c.tokens.browser.max_contexts, 3);
         for (table, key, bad) in [
             ("botguard", "max_minters", "0"),
             ("botguard", "max_minters", "5000"),
-            ("browser", "max_browsers", "0"),
-            ("browser", "max_browsers", "65"),
+            ("browser", "max_contexts", "0"),
+            ("browser", "max_contexts", "65"),
         ] {
             let e = parse(&format!("[tokens.{table}]\n{key} = {bad}\n"))
                 .unwrap_err()

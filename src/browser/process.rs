@@ -813,24 +813,49 @@ pub fn tree_rss_bytes(pid: u32) -> u64 {
     super::tree_sum(&processes(), pid)
 }
 
-/// `pid` and every process descending from it.
-pub fn tree_pids(pid: u32) -> Vec<u32> {
-    let procs = processes();
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        if out.contains(&p) {
-            continue;
-        }
-        out.push(p);
-        frontier.extend(
-            procs
-                .iter()
-                .filter(|(child, ppid, _)| *ppid == p && *child != p)
-                .map(|(child, _, _)| *child),
-        );
-    }
-    out
+/// Proportional set size of one process, bytes (`Pss:` of /proc/<pid>/smaps_rollup: each page
+/// shared between processes counted once across them, so sums over processes add up); 0 when
+/// the process is gone or unreadable.
+pub fn pss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| super::smaps_pss_kib(&s))
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// `root` and every process descended from it.
+pub fn tree_pids(root: u32) -> Vec<u32> {
+    let procs: Vec<(u32, u32, u64)> = processes()
+        .into_iter()
+        .map(|(pid, ppid, _)| (pid, ppid, 0))
+        .collect();
+    super::tree_members(&procs, root)
+}
+
+/// Proportional set size of `root` and its descendants, bytes.
+pub fn tree_pss_bytes(root: u32) -> u64 {
+    tree_pids(root).into_iter().map(pss_bytes).sum()
+}
+
+/// The renderer processes that serve pages (`--type=renderer`, not the browser's own UI)
+/// among `root`'s descendants. Chromium rewrites its children's command lines as one
+/// space-separated string, so arguments are split at spaces as well as NULs.
+pub fn renderer_pids(root: u32) -> Vec<u32> {
+    tree_pids(root)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let mut args = c.split(|b| *b == 0 || *b == b' ');
+                let mut renderer = false;
+                let mut ui = false;
+                for a in &mut args {
+                    renderer |= a == b"--type=renderer";
+                    ui |= a == b"--top-chrome-webui" || a == b"--extension-process";
+                }
+                renderer && !ui
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

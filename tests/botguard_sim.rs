@@ -509,3 +509,72 @@ async fn when_minting_fails_the_proxy_forwards_the_request_unchanged() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body, body);
 }
+
+/// Whether Chromium is installed for the browser minter's flow tests (they skip without one,
+/// and fail instead under `CI`).
+fn have_browser() -> bool {
+    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
+        return true;
+    }
+    assert!(!common::testutil::ci(), "no chromium on PATH and CI is set");
+    eprintln!("skipping: no chromium on PATH");
+    false
+}
+
+/// The browser minter takes the same flow: a no-op interpreter on the page sends it to
+/// `/att/get` with the page's eacrToken, whose `botguardData` answer runs in the page with the
+/// page's EVENT_ID and whose `eats` goes back through `/att/log` before GenerateIT.
+#[tokio::test]
+async fn the_browser_minter_follows_the_stub_fallback_and_returns_eats_through_att_log() {
+    if !have_browser() {
+        return;
+    }
+    let s = sim_with(Harness::builder().sources(&[SourceKind::Browser]), |o| {
+        let mut b = o.behaviour();
+        b.page_interpreter_stub = true;
+        b.att_get_form = AttGetForm::BotguardDataUrl;
+        b.require_event_id = true;
+    })
+    .await;
+    let token = s
+        .services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
+        .await
+        .expect("a browser-minted token");
+    assert_eq!(
+        s.origin.state.bg.verify(token.as_str(), VIDEO),
+        Verdict::Valid
+    );
+    let c = s.origin.counts();
+    assert_eq!((c.page, c.att_get, c.att_log, c.generate_it), (1, 1, 1, 1));
+    assert_eq!(att_get_bodies(&s)[0]["eacrToken"], "eacr-token-fake");
+}
+
+/// Without a page, the browser minter too runs the TV client's challenge.
+#[tokio::test]
+async fn the_browser_minter_takes_the_tv_challenge_when_no_page_can_be_had() {
+    if !have_browser() {
+        return;
+    }
+    let s = sim_with(Harness::builder().sources(&[SourceKind::Browser]), |o| {
+        let mut b = o.behaviour();
+        b.page_status = 429;
+        b.require_event_id = true;
+    })
+    .await;
+    let token = s
+        .services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
+        .await
+        .expect("a browser-minted token");
+    assert_eq!(
+        s.origin.state.bg.verify(token.as_str(), VIDEO),
+        Verdict::Valid
+    );
+    assert_eq!(
+        att_get_bodies(&s)[0]["context"]["client"]["clientName"],
+        "TVHTML5"
+    );
+}

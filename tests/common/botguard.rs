@@ -35,8 +35,8 @@ pub const PROGRAM_TV: &str = "ZmFrZS10di1wcm9ncmFtLWZvci1wb3Rwcm94eQ";
 pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
 
 /// The interpreter: registers `globalThis.fakebg.a(...)` like the real one. The snapshot is
-/// `$` + base64("fake-botguard:" + program + ":" + trust + ":" + EVENT_ID), trust being what
-/// the canvas probe found (`high` or `low`), EVENT_ID the one `yt.config_` holds (if any); the minter builds a field-6 protobuf holding the integrity token,
+/// `$` + base64("fake-botguard:" + program + ":" + trust [+ ":" + EVENT_ID]), trust being what
+/// the canvas probe found (`high` or `low`), EVENT_ID the one `yt.config_` holds, if any; the minter builds a field-6 protobuf holding the integrity token,
 /// the binding and 4 random bytes.
 pub const INTERPRETER_JS: &str = r#"(function () {
   var g = globalThis;
@@ -86,7 +86,7 @@ pub const INTERPRETER_JS: &str = r#"(function () {
           };
           var cfg = g.yt && g.yt.config_;
           var eventId = (cfg && cfg.EVENT_ID) || "";
-          done("$" + btoa("fake-botguard:" + program + ":" + probeCanvas() + ":" + eventId));
+          done("$" + btoa("fake-botguard:" + program + ":" + probeCanvas() + (eventId ? ":" + eventId : "")));
         }, 1);
       }
       setTimeout(function () { setup(asyncSnapshot, function () {}, function () {}, function () {}); }, 2);

@@ -1063,7 +1063,7 @@ fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
                 ConfigError::invalid(
                     "tokens.botguard.challenge",
                     c,
-                    "expected page, att_get or create",
+                    "expected page, att_get, tv or create",
                 )
             })?);
         }

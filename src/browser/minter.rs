@@ -85,8 +85,6 @@ fn flow_call(op: &str, args: &[&Value]) -> String {
         args.join(", ")
     )
 }
-/// Renew this long before the integrity token's stated end (at most), as the QuickJS minter.
-const RENEW_MARGIN: Duration = Duration::from_secs(600);
 /// Cap on a body the page receives through interception (decoded).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// Deadline for disposing of a closed context (the browser is otherwise idle then).
@@ -702,8 +700,7 @@ impl BrowserMinter {
         let challenge_ms = t.elapsed().as_millis() as u64;
 
         let t = Instant::now();
-        if let Some(p) = &obtained.page {
-            let cfg = serde_json::to_string(&p.ytcfg).expect("ytcfg serialises");
+        if let Some(cfg) = obtained.vm_ytcfg_json() {
             eval(&pm.page, format!(
                 "(() => {{ const c = {cfg}; globalThis.yt = globalThis.yt || {{}}; yt.config_ = c; globalThis.ytcfg = {{ data_: c, get: (k, d) => (k in c ? c[k] : d), set: (o) => Object.assign(c, o) }}; }})()"
             ))
@@ -732,6 +729,9 @@ impl BrowserMinter {
             return Err(BotGuardError::NoMinterFactory(response.chars().take(16).collect()).into());
         }
         let snapshot_ms = t.elapsed().as_millis() as u64;
+        if let Err(e) = waa.log_attestation(&obtained, &response).await {
+            tracing::warn!(error = %e, "att/log failed; asking GenerateIT anyway");
+        }
         let t = Instant::now();
         let (integrity_token, ttl) = waa.generate_it(&response).await?;
         let generate_it_ms = t.elapsed().as_millis() as u64;
@@ -740,8 +740,7 @@ impl BrowserMinter {
             flow_call("createMinter", &[&json!(integrity_token)]),
         )
         .await?;
-        let ttl_d = Duration::from_secs(ttl);
-        let life = ttl_d.saturating_sub(RENEW_MARGIN.min(ttl_d / 10));
+        let life = obtained.minter_life(ttl);
         pm.usable_until = Instant::now() + life;
         pm.usable_until_wall = SystemTime::now() + life;
         st.minter = Some(pm);

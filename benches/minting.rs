@@ -5,7 +5,10 @@
 //! `cargo bench --bench minting`. `POTPROXY_BENCH_MINTS` sets the mint count (default 200).
 //! Reports cold start to first token, warm mint per token, cache hit per token and the memory
 //! of the JS runtime; the `browser` source (headless Chromium, when installed) is measured the
-//! same way, its memory as the RSS of the browser's whole process tree. Fixtures come from `../shared/fixtures` (or `POTPROXY_FIXTURES`).
+//! same way (first token after start with prewarm, as `potproxy run` warms it), its memory as the
+//! PSS of the browser's whole process tree, then with 10 egresses in the same browser (one
+//! context each) in the same run. Fixtures come from `../shared/fixtures` (or
+//! `POTPROXY_FIXTURES`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -93,18 +96,66 @@ async fn ours_simulated(mints: usize) -> Row {
     }
 }
 
+/// PSS of the browser's process tree once it has settled (sampled until two readings a second
+/// apart agree within 2 %, at most 10 s), bytes.
+async fn settled_pss(pool: &potproxy::browser::BrowserPool) -> u64 {
+    let mut last = pool.pss_bytes();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = pool.pss_bytes();
+        if now.abs_diff(last) * 50 <= last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// PSS of the browser's processes by kind (`--type=`, the main process as `browser`), MB.
+fn pss_by_kind(root: u32) -> String {
+    let mut kinds: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+    for pid in potproxy::browser::process::tree_pids(root) {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0 || *b == b' ').collect();
+        let arg = |prefix: &str| {
+            args.iter()
+                .find_map(|a| a.strip_prefix(prefix.as_bytes()))
+                .map(|v| String::from_utf8_lossy(v).to_string())
+        };
+        let kind = match (arg("--type="), arg("--utility-sub-type=")) {
+            (None, _) => "browser".to_string(),
+            (Some(t), Some(sub)) => format!("{t}:{}", sub.split('.').next().unwrap_or("")),
+            (Some(t), None) => t,
+        };
+        let e = kinds.entry(kind).or_default();
+        e.0 += 1;
+        e.1 += potproxy::browser::process::pss_bytes(pid);
+    }
+    kinds
+        .iter()
+        .map(|(k, (n, b))| format!("{k} x{n} {:.1}", *b as f64 / 1048576.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `browser` source (headless Chromium) on the simulated BotGuard, through the token
-/// service: first token after start (browser launch included), warm mint per token, and the
-/// browser's RSS summed over its process tree. `None` when no browser is installed.
-async fn browser_simulated(mints: usize) -> Option<Row> {
+/// service: first token after start with prewarm (browser launch included), warm mint per
+/// token, and the PSS of the browser's process tree; then 9 more egresses (each a login on a
+/// chaining proxy, so each its own context in the same browser), the PSS again and a warm mint
+/// in one of them. `None` when no browser is installed.
+async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
     potproxy::browser::find_executable(std::env::var_os("PATH").as_deref())?;
     let fakes = Fakes::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = Harness::builder()
         .sources(&[SourceKind::Browser])
+        .toml("[tokens.browser]\nmax_contexts = 16\n")
         .config(&fakes, dir.path());
     let t = Instant::now();
     let services = potproxy::build_services(&config).unwrap();
+    // As `potproxy run` does with `prewarm` (the default): warm at start, before any request.
+    let warming = services.browsers.clone().unwrap().default_minter();
+    tokio::spawn(async move { warming.warm().await });
     let first = services
         .tokens
         .get(&TokenRequest::new(Binding::Video("aaaaaaaaaaa".into())))
@@ -119,16 +170,83 @@ async fn browser_simulated(mints: usize) -> Option<Row> {
         b.mint(&format!("vid{i:08}")).await.unwrap();
     }
     let warm_mint_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
-    let memory_mb = pool.rss_bytes() as f64 / 1048576.0;
+    let one = settled_pss(&pool).await;
+    let processes = potproxy::browser::process::tree_pids(b.pid()).len();
+    println!(
+        "  browser PSS by process, 1 egress (MB): {}",
+        pss_by_kind(b.pid())
+    );
+
+    let (chain, _seen) = common::chain::start_http_connect_proxy_with_auth(fakes.origin.addr).await;
+    let t = Instant::now();
+    let mut last = None;
+    for i in 1..10 {
+        let egress =
+            potproxy::upstream::Egress::parse(&format!("http://user{i}:secret-{i}@{chain}"))
+                .unwrap();
+        let m = pool.for_egress(Some(&egress)).await.unwrap();
+        m.mint("aaaaaaaaaaa").await.unwrap();
+        last = Some(m);
+    }
+    let per_context_ms = t.elapsed().as_secs_f64() * 1e3 / 9.0;
+    let m = last.unwrap();
+    let t = Instant::now();
+    for i in 0..mints {
+        m.mint(&format!("vid{i:08}")).await.unwrap();
+    }
+    let warm_mint_10_us = t.elapsed().as_secs_f64() * 1e6 / mints as f64;
+    let ten = settled_pss(&pool).await;
+    println!(
+        "  browser PSS by process, 10 egresses (MB): {}",
+        pss_by_kind(m.pid())
+    );
+    let contexts = pool.context_pss();
+    let launches = pool.browser().launches();
+    println!(
+        "  browser PSS: 1 egress {:.1} MB ({processes} processes), 10 egresses {:.1} MB ({} processes, {launches} launch), ratio {:.2}; a new egress's context {per_context_ms:.0} ms; per-context renderer PSS (MB): {}",
+        one as f64 / 1048576.0,
+        ten as f64 / 1048576.0,
+        potproxy::browser::process::tree_pids(m.pid()).len(),
+        ten as f64 / one as f64,
+        contexts
+            .iter()
+            .map(|(_, p)| format!("{:.1}", *p as f64 / 1048576.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     pool.shutdown().await;
-    Some(Row {
+
+    // For comparison, the layout before shared browsers: one Chromium per egress (ten
+    // separate pools, each its own browser).
+    let mut pools = Vec::new();
+    for _ in 0..10 {
+        let services = potproxy::build_services(&config).unwrap();
+        let p = services.browsers.clone().unwrap();
+        p.default_minter().mint("aaaaaaaaaaa").await.unwrap();
+        pools.push((services, p));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let separate: u64 = pools.iter().map(|(_, p)| p.pss_bytes()).sum();
+    println!(
+        "  ten separate browsers (one per egress, as before): {:.1} MB PSS, {:.2}x one",
+        separate as f64 / 1048576.0,
+        separate as f64 / one as f64
+    );
+    for (_, p) in &pools {
+        p.shutdown().await;
+    }
+    let row = |warm_mint_us, memory: u64, what| Row {
         cold_start_ms,
         snapshot_ms: f64::NAN,
         warm_mint_us,
         cache_hit_us: None,
-        memory_mb,
-        memory_what: "browser RSS, process tree",
-    })
+        memory_mb: memory as f64 / 1048576.0,
+        memory_what: what,
+    };
+    Some((
+        row(warm_mint_us, one, "browser PSS, 1 egress"),
+        row(warm_mint_10_us, ten, "browser PSS, 10 egresses"),
+    ))
 }
 
 /// Google's real VM from the fixtures: load, snapshot, minter from the captured integrity token.
@@ -295,7 +413,10 @@ fn main() {
     let sim = rt.block_on(ours_simulated(mints));
     print("potproxy, simulated", &sim);
     match rt.block_on(browser_simulated(mints)) {
-        Some(r) => print("potproxy browser, simulated", &r),
+        Some((one, ten)) => {
+            print("potproxy browser, simulated", &one);
+            print("  same, 10 egresses", &ten);
+        }
         None => println!("  potproxy browser, simulated: skipped (no chromium on PATH)"),
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -230,7 +230,10 @@ pub struct RawBrowser {
     pub prewarm: Option<bool>,
     pub mint_timeout_secs: Option<u64>,
     pub warmup_timeout_secs: Option<u64>,
-    pub max_browsers: Option<usize>,
+    /// `max_browsers` is this cap's earlier name (one browser per egress then).
+    #[serde(alias = "max_browsers")]
+    pub max_contexts: Option<usize>,
+    pub profile_root: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -559,11 +562,15 @@ impl Config {
         Ok(config)
     }
 
-    /// Resolves the relative state paths (`[ca] dir`, `[tokens] cache_file`) inside `dir`.
+    /// Resolves the relative state paths (`[ca] dir`, `[tokens] cache_file`, `[tokens.browser]
+    /// profile_root`, by default `browser`) inside `dir`.
     fn place_state_in(&mut self, dir: &Path) {
         // Joining an absolute path yields it unchanged.
         self.ca_dir = dir.join(&self.ca_dir);
         self.tokens.cache_file = self.tokens.cache_file.as_deref().map(|f| dir.join(f));
+        let profiles = self.tokens.browser.profile_root.take();
+        self.tokens.browser.profile_root =
+            Some(dir.join(profiles.as_deref().unwrap_or(Path::new("browser"))));
         self.state_dir = Some(dir.to_path_buf());
     }
 
@@ -1015,12 +1022,22 @@ fn resolve_browser(raw: RawBrowser) -> Result<BrowserSettings, ConfigError> {
         raw.warmup_timeout_secs,
         s.warmup_timeout,
     )?;
-    s.max_browsers = cap(
-        "tokens.browser.max_browsers",
-        raw.max_browsers,
-        s.max_browsers,
-        crate::browser::MAX_MAX_BROWSERS,
+    s.max_contexts = cap(
+        "tokens.browser.max_contexts",
+        raw.max_contexts,
+        s.max_contexts,
+        crate::browser::MAX_MAX_CONTEXTS,
     )?;
+    if let Some(root) = raw.profile_root {
+        if root.is_empty() {
+            return Err(ConfigError::invalid(
+                "tokens.browser.profile_root",
+                "",
+                "must name a directory",
+            ));
+        }
+        s.profile_root = Some(PathBuf::from(root));
+    }
     Ok(s)
 }
 
@@ -1046,7 +1063,7 @@ fn resolve_botguard(raw: RawBotGuard) -> Result<BotGuardConfig, ConfigError> {
                 ConfigError::invalid(
                     "tokens.botguard.challenge",
                     c,
-                    "expected page, att_get or create",
+                    "expected page, att_get, tv or create",
                 )
             })?);
         }
@@ -1284,16 +1301,19 @@ mod tests {
     fn per_egress_caps_default_and_reject_zero_and_huge_values_naming_the_key() {
         let c = parse("").unwrap();
         assert_eq!(c.tokens.botguard.max_minters, 16);
-        assert_eq!(c.tokens.browser.max_browsers, 4);
-        let c = parse("[tokens.botguard]\nmax_minters = 3\n[tokens.browser]\nmax_browsers = 2\n")
+        assert_eq!(c.tokens.browser.max_contexts, 8);
+        let c = parse("[tokens.botguard]\nmax_minters = 3\n[tokens.browser]\nmax_contexts = 2\n")
             .unwrap();
         assert_eq!(c.tokens.botguard.max_minters, 3);
-        assert_eq!(c.tokens.browser.max_browsers, 2);
+        assert_eq!(c.tokens.browser.max_contexts, 2);
+        // The cap's earlier name still sets it.
+        let c = parse("[tokens.browser]\nmax_browsers = 3\n").unwrap();
+        assert_eq!(c.tokens.browser.max_contexts, 3);
         for (table, key, bad) in [
             ("botguard", "max_minters", "0"),
             ("botguard", "max_minters", "5000"),
-            ("browser", "max_browsers", "0"),
-            ("browser", "max_browsers", "65"),
+            ("browser", "max_contexts", "0"),
+            ("browser", "max_contexts", "65"),
         ] {
             let e = parse(&format!("[tokens.{table}]\n{key} = {bad}\n"))
                 .unwrap_err()
@@ -1497,6 +1517,26 @@ mod tests {
             Some(PathBuf::from("/srv/state/token-cache.json"))
         );
         assert_eq!(c.state_dir, Some(PathBuf::from("/srv/state")));
+        assert_eq!(
+            c.tokens.browser.profile_root,
+            Some(PathBuf::from("/srv/state/browser"))
+        );
+        for (written, want) in [("profiles", "/srv/state/profiles"), ("/run/pp", "/run/pp")] {
+            let raw = RawConfig::parse(
+                &format!("[tokens.browser]\nprofile_root = {written:?}\n"),
+                Path::new("t"),
+            )
+            .unwrap();
+            let c = Config::resolve(
+                raw,
+                Overrides {
+                    state_dir: Some(PathBuf::from("/srv/state")),
+                    ..Overrides::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(c.tokens.browser.profile_root, Some(PathBuf::from(want)));
+        }
     }
 
     #[test]

@@ -168,11 +168,11 @@ pub static MINTER_STATE: LazyLock<GaugeVec> = gauge!(
     ["egress", "state"]
 );
 
-/// Minters and browsers of request-named egresses closed to make room for another egress, by
-/// `what` (minter, browser).
+/// Minters and browser contexts of request-named egresses closed to make room for another
+/// egress, by `what` (minter, browser_context).
 pub static EGRESS_EVICTIONS: LazyLock<CounterVec> = counter!(
     "egress_evictions",
-    "Per-egress minters and browsers closed to make room for another egress",
+    "Per-egress minters and browser contexts closed to make room for another egress",
     ["what"]
 );
 
@@ -205,7 +205,6 @@ pub static CLUSTER_OUTAGES: LazyLock<GaugeVec> = gauge!(
     []
 );
 
-/// Resident memory of every browser's process tree (`browser` source only).
 /// SABR gateway events by `event`: stream (started), complete, failed, sabr_request, refusal
 /// (a SABR response or status that refused the session's token), ip_mismatch.
 pub static SABR_GATEWAY: LazyLock<CounterVec> = counter!(
@@ -214,10 +213,21 @@ pub static SABR_GATEWAY: LazyLock<CounterVec> = counter!(
     ["event"]
 );
 
-pub static BROWSER_RSS_BYTES: LazyLock<GaugeVec> = gauge!(
-    "browser_rss_bytes",
-    "Resident memory of the browsers' process trees, bytes",
+/// Proportional memory (PSS, shared pages split between the processes sharing them) of the
+/// browser's whole process tree (`browser` source only).
+pub static BROWSER_PSS_BYTES: LazyLock<GaugeVec> = gauge!(
+    "browser_pss_bytes",
+    "PSS of the browser's whole process tree, bytes",
     []
+);
+
+/// PSS of the renderer serving each egress's browser context, by `egress` (as
+/// [`MINTER_STATE`]); at most `[tokens.browser] max_contexts` + 1 series, re-sampled on each
+/// scrape; a context whose renderer could not be told apart has none.
+pub static BROWSER_CONTEXT_PSS_BYTES: LazyLock<GaugeVec> = gauge!(
+    "browser_context_pss_bytes",
+    "PSS of the renderer serving each egress's browser context, bytes",
+    ["egress"]
 );
 
 fn register_all(r: &mut Registry) {
@@ -246,7 +256,8 @@ fn register_all(r: &mut Registry) {
         &CLUSTER_REDIS_CALLS_FAILED,
         &CLUSTER_REDIS_UP,
         &CLUSTER_OUTAGES,
-        &BROWSER_RSS_BYTES,
+        &BROWSER_PSS_BYTES,
+        &BROWSER_CONTEXT_PSS_BYTES,
     ] {
         r.register(g.name, g.help, g.family.clone());
     }

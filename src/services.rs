@@ -76,6 +76,7 @@ impl Services {
                 }
                 SourceKind::ColdStart => sources.push(Arc::new(ColdStartSource)),
                 SourceKind::Browser => {
+                    crate::browser::process::sweep_orphans(&tokens.browser.profile_root());
                     let pool = Arc::new(BrowserPool::new(
                         upstream.clone(),
                         http.clone(),

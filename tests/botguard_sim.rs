@@ -1,13 +1,17 @@
 //! The built-in minter against the simulated BotGuard behind the fake YouTube: every challenge
-//! source, GenerateIT, expiry and renewal, failure modes, single flight, cold start, and the
-//! whole proxy path where the fake verifies the tokens it receives.
+//! source and today's flow variants (the page's own challenge first; `/att/get` seeded with the
+//! page's eacrToken when the page inlines a no-op interpreter or its challenge is stale;
+//! `botguardData` answers and their `eats` returned through `/att/log`; the challenge's own
+//! lifetime; the TV client's challenge when no page can be had), GenerateIT, expiry and renewal,
+//! failure modes, single flight, cold start, and the whole proxy path where the fake verifies
+//! the tokens it receives.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::botguard::{CreateMode, LOOPING_JS, Verdict};
+use common::botguard::{AttGetForm, CreateMode, LOOPING_JS, Verdict};
 use common::*;
 use potproxy::botguard::error::{BotGuardError, Step};
 use potproxy::botguard::minter::BotGuard;
@@ -82,6 +86,198 @@ async fn att_get_is_used_when_the_page_has_no_challenge() {
     mint_and_verify(&s, VIDEO).await;
     let c = s.origin.counts();
     assert_eq!((c.page, c.att_get, c.create), (1, 1, 0));
+    // The page gave no eacrToken; att/get speaks as the page's own web client.
+    let att = att_get_bodies(&s);
+    assert_eq!(att.len(), 1);
+    assert_eq!(att[0]["context"]["client"]["clientName"], "WEB");
+    assert!(att[0].get("eacrToken").is_none(), "{}", att[0]);
+}
+
+/// The JSON bodies of the `/att/get` requests the fake received, in order.
+fn att_get_bodies(s: &Sim) -> Vec<serde_json::Value> {
+    requests_to(s, "/youtubei/v1/att/get")
+}
+
+fn requests_to(s: &Sim, path: &str) -> Vec<serde_json::Value> {
+    s.origin
+        .seen()
+        .into_iter()
+        .filter(|r| r.path_and_query.split('?').next() == Some(path))
+        .map(|r| r.json())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_no_op_interpreter_on_the_page_is_never_run_and_att_get_with_its_eacr_token_is_asked() {
+    let s = sim("", |o| o.behaviour().page_interpreter_stub = true).await;
+    mint_and_verify(&s, VIDEO).await;
+    let c = s.origin.counts();
+    assert_eq!((c.page, c.att_get, c.create, c.generate_it), (1, 1, 0, 1));
+    let att = att_get_bodies(&s);
+    assert_eq!(att[0]["eacrToken"], "eacr-token-fake");
+    assert_eq!(att[0]["context"]["client"]["clientName"], "WEB");
+    assert_eq!(att[0]["engagementType"], "ENGAGEMENT_TYPE_UNBOUND");
+    // The page's ytcfg (its EVENT_ID) is still the one the minter keeps.
+    let m = s.bg().ready().expect("a fresh minter");
+    assert_eq!(
+        m.source,
+        potproxy::botguard::settings::ChallengeSource::AttGet
+    );
+    assert!(
+        m.page
+            .as_ref()
+            .is_some_and(|p| p.ytcfg_str("EVENT_ID").is_some())
+    );
+}
+
+#[tokio::test]
+async fn a_stale_page_challenge_falls_back_to_att_get_with_its_eacr_token() {
+    let s = sim("", |o| {
+        let mut b = o.behaviour();
+        b.page_challenge_age_secs = 7200;
+        b.challenge_ttl_secs = 3600;
+    })
+    .await;
+    mint_and_verify(&s, VIDEO).await;
+    let att = att_get_bodies(&s);
+    assert_eq!(att.len(), 1);
+    assert_eq!(att[0]["eacrToken"], "eacr-token-fake");
+}
+
+#[tokio::test]
+async fn botguard_data_answers_are_run_and_their_eats_returned_through_att_log() {
+    let s = sim("", |o| {
+        let mut b = o.behaviour();
+        b.page_challenge = false;
+        b.att_get_form = AttGetForm::BotguardDataUrl;
+    })
+    .await;
+    // The fake issues an integrity token only for a snapshot whose eats came back via att/log.
+    mint_and_verify(&s, VIDEO).await;
+    let c = s.origin.counts();
+    assert_eq!(
+        (c.att_get, c.att_log, c.interpreter, c.generate_it),
+        (1, 1, 1, 1)
+    );
+    // The eats the fake handed out is echoed in the log's one-time context.
+    let logs = requests_to(&s, "/youtubei/v1/att/log");
+    assert_eq!(logs.len(), 1);
+    let log = &logs[0];
+    assert!(
+        log["context"]["request"]["eats"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("eats-")),
+        "{log}"
+    );
+    assert_eq!(log["context"]["client"]["clientName"], "WEB");
+    assert_eq!(log["engagementType"], "ENGAGEMENT_TYPE_UNBOUND");
+    assert_eq!(log["ids"], serde_json::json!([]));
+    assert!(log["challenge"].as_str().unwrap().contains("&t=3600"));
+    assert!(log["webResponse"].as_str().unwrap().starts_with('$'));
+}
+
+#[tokio::test]
+async fn an_inline_botguard_data_interpreter_runs_only_once_its_hash_is_a_verified_one() {
+    let s = sim("", |o| {
+        let mut b = o.behaviour();
+        b.page_challenge = false;
+        b.att_get_form = AttGetForm::BotguardDataInline;
+    })
+    .await;
+    // Nothing vouches for the inline script yet: it is refused before it runs.
+    let e = s.bg().mint(VIDEO).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            BotGuardError::NoChallenge(_)
+                | BotGuardError::Parse {
+                    step: Step::Interpreter,
+                    ..
+                }
+        ),
+        "{e}"
+    );
+    assert_eq!(s.origin.counts().generate_it, 0, "the script never ran");
+    // Once the same script was fetched from Google's URL and verified, the inline copy runs.
+    s.origin.behaviour().att_get_form = AttGetForm::BotguardDataUrl;
+    mint_and_verify(&s, VIDEO).await;
+    assert_eq!(s.origin.counts().interpreter, 1);
+    s.origin.behaviour().att_get_form = AttGetForm::BotguardDataInline;
+    s.bg().invalidate();
+    mint_and_verify(&s, VIDEO).await;
+    let c = s.origin.counts();
+    assert_eq!((c.interpreter, c.generate_it, c.att_log), (1, 2, 2));
+}
+
+#[tokio::test]
+async fn the_page_challenge_runs_with_the_page_s_event_id_so_a_bound_challenge_is_accepted() {
+    let s = sim("", |o| o.behaviour().require_event_id = true).await;
+    mint_and_verify(&s, VIDEO).await;
+    let c = s.origin.counts();
+    assert_eq!((c.page, c.att_get, c.generate_it), (1, 0, 1));
+}
+
+#[tokio::test]
+async fn an_unbound_web_att_get_challenge_without_a_page_is_refused_where_event_ids_are_checked() {
+    // What the TV source avoids: no page, so no EVENT_ID for the web challenge.
+    let s = sim(
+        "[tokens.botguard]\nchallenge = [\"page\", \"att_get\"]\n",
+        |o| {
+            let mut b = o.behaviour();
+            b.page_status = 429;
+            b.require_event_id = true;
+        },
+    )
+    .await;
+    let e = s.bg().mint(VIDEO).await.unwrap_err();
+    assert!(matches!(e, BotGuardError::EmptyIntegrityToken(_)), "{e}");
+}
+
+#[tokio::test]
+async fn without_the_page_the_tv_client_s_challenge_is_asked_before_an_unbound_att_get() {
+    let s = sim("", |o| {
+        let mut b = o.behaviour();
+        b.page_status = 429;
+        b.require_event_id = true;
+    })
+    .await;
+    mint_and_verify(&s, VIDEO).await;
+    let c = s.origin.counts();
+    assert_eq!((c.page, c.att_get, c.create), (1, 1, 0));
+    let att = att_get_bodies(&s);
+    assert_eq!(att[0]["context"]["client"]["clientName"], "TVHTML5");
+    assert!(att[0].get("eacrToken").is_none());
+    let m = s.bg().ready().expect("a fresh minter");
+    assert_eq!(m.source, potproxy::botguard::settings::ChallengeSource::Tv);
+}
+
+#[tokio::test]
+async fn the_challenge_s_own_lifetime_renews_the_minter_before_its_integrity_token_expires() {
+    let s = sim("", |o| o.behaviour().challenge_ttl_secs = 3).await;
+    mint_and_verify(&s, VIDEO).await;
+    let m = s.bg().ready().expect("a fresh minter");
+    // The integrity token lives 12 h; the challenge's `t` of 3 s bounds the minter.
+    assert!(
+        m.usable_until.duration_since(m.created) <= Duration::from_secs(3),
+        "{:?}",
+        m.usable_until.duration_since(m.created)
+    );
+    // Real time, waited on by condition (the renewal is scheduled by `std::time::Instant`);
+    // the deadline is several times the lifetime, for a loaded CI host.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.origin.counts().generate_it < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not renewed: {:?}",
+            s.origin.counts()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        s.origin.counts().page >= 2,
+        "the renewal fetched a new page"
+    );
+    mint_and_verify(&s, VIDEO).await;
 }
 
 #[tokio::test]
@@ -312,4 +508,73 @@ async fn when_minting_fails_the_proxy_forwards_the_request_unchanged() {
         .collect();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body, body);
+}
+
+/// Whether Chromium is installed for the browser minter's flow tests (they skip without one,
+/// and fail instead under `CI`).
+fn have_browser() -> bool {
+    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
+        return true;
+    }
+    assert!(!common::testutil::ci(), "no chromium on PATH and CI is set");
+    eprintln!("skipping: no chromium on PATH");
+    false
+}
+
+/// The browser minter takes the same flow: a no-op interpreter on the page sends it to
+/// `/att/get` with the page's eacrToken, whose `botguardData` answer runs in the page with the
+/// page's EVENT_ID and whose `eats` goes back through `/att/log` before GenerateIT.
+#[tokio::test]
+async fn the_browser_minter_follows_the_stub_fallback_and_returns_eats_through_att_log() {
+    if !have_browser() {
+        return;
+    }
+    let s = sim_with(Harness::builder().sources(&[SourceKind::Browser]), |o| {
+        let mut b = o.behaviour();
+        b.page_interpreter_stub = true;
+        b.att_get_form = AttGetForm::BotguardDataUrl;
+        b.require_event_id = true;
+    })
+    .await;
+    let token = s
+        .services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
+        .await
+        .expect("a browser-minted token");
+    assert_eq!(
+        s.origin.state.bg.verify(token.as_str(), VIDEO),
+        Verdict::Valid
+    );
+    let c = s.origin.counts();
+    assert_eq!((c.page, c.att_get, c.att_log, c.generate_it), (1, 1, 1, 1));
+    assert_eq!(att_get_bodies(&s)[0]["eacrToken"], "eacr-token-fake");
+}
+
+/// Without a page, the browser minter too runs the TV client's challenge.
+#[tokio::test]
+async fn the_browser_minter_takes_the_tv_challenge_when_no_page_can_be_had() {
+    if !have_browser() {
+        return;
+    }
+    let s = sim_with(Harness::builder().sources(&[SourceKind::Browser]), |o| {
+        let mut b = o.behaviour();
+        b.page_status = 429;
+        b.require_event_id = true;
+    })
+    .await;
+    let token = s
+        .services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
+        .await
+        .expect("a browser-minted token");
+    assert_eq!(
+        s.origin.state.bg.verify(token.as_str(), VIDEO),
+        Verdict::Valid
+    );
+    assert_eq!(
+        att_get_bodies(&s)[0]["context"]["client"]["clientName"],
+        "TVHTML5"
+    );
 }

@@ -216,8 +216,8 @@ async fn when_every_minter_is_in_use_a_caller_for_another_proxy_gets_a_503_namin
 fn browsers_running() -> usize {
     let prefix = format!(
         "--user-data-dir={}",
-        std::env::temp_dir()
-            .join(format!("potproxy-browser-{}-", std::process::id()))
+        profile_root()
+            .join(format!("{}-", std::process::id()))
             .display()
     );
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -306,13 +306,18 @@ async fn many_proxies_at_once_never_run_more_browsers_than_the_cap_and_evicted_o
     assert!(browsers_running() <= CAP);
     pool.shutdown().await;
     assert_eq!(browsers_running(), 0, "no browser left after shutdown");
-    assert!(no_profiles_left(&std::env::temp_dir()));
+    assert!(no_profiles_left(&profile_root()));
+}
+
+/// Where this test's browsers keep their profiles (the harness sets no state directory).
+fn profile_root() -> std::path::PathBuf {
+    potproxy::browser::BrowserSettings::default().profile_root()
 }
 
 /// No profile directory of this process's evicted or closed browsers remains.
-fn no_profiles_left(tmp: &Path) -> bool {
-    let prefix = format!("potproxy-browser-{}-", std::process::id());
-    std::fs::read_dir(tmp)
+fn no_profiles_left(root: &Path) -> bool {
+    let prefix = format!("{}-", std::process::id());
+    std::fs::read_dir(root)
         .unwrap()
         .flatten()
         .all(|e| !e.file_name().to_string_lossy().starts_with(&prefix))

@@ -44,9 +44,16 @@ pub(super) fn metrics(state: &ApiState) -> ApiResponse {
         gauge(&metrics::CLUSTER_OUTAGES, cluster.outages());
     }
     if let Some(browsers) = &services.browsers {
-        metrics::BROWSER_RSS_BYTES
+        metrics::BROWSER_PSS_BYTES
             .with(&[])
-            .set(browsers.rss_bytes() as i64);
+            .set(browsers.pss_bytes() as i64);
+        metrics::BROWSER_CONTEXT_PSS_BYTES.clear();
+        for (i, (egress, pss)) in browsers.context_pss().into_iter().enumerate() {
+            let egress = crate::redact::redact_url(&egress);
+            metrics::BROWSER_CONTEXT_PSS_BYTES
+                .with(&[metrics::egress_label(i, &egress)])
+                .inc_by(pss as i64);
+        }
     }
     text(StatusCode::OK, metrics::CONTENT_TYPE, metrics::encode())
 }

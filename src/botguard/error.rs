@@ -14,8 +14,12 @@ use crate::upstream::FetchError;
 pub enum Step {
     /// The YouTube home page (ytcfg, inline challenge).
     Page,
-    /// InnerTube `/att/get`.
+    /// InnerTube `/att/get` as the web client.
     AttGet,
+    /// InnerTube `/att/get` as the TV client.
+    AttGetTv,
+    /// InnerTube `/att/log` (returning an answer's `eats`).
+    AttLog,
     /// WAA `Create`.
     Create,
     /// The interpreter script (inline, or downloaded).
@@ -29,6 +33,8 @@ impl std::fmt::Display for Step {
         f.write_str(match self {
             Step::Page => "home page",
             Step::AttGet => "att/get",
+            Step::AttGetTv => "att/get (TV)",
+            Step::AttLog => "att/log",
             Step::Create => "Create",
             Step::Interpreter => "interpreter",
             Step::GenerateIt => "GenerateIT",

@@ -1,9 +1,10 @@
 //! The minting flow and the minter's life, as the web client runs it: obtain a challenge, fetch
-//! and verify the interpreter, run the VM to a snapshot, trade the snapshot for an integrity
-//! token at `GenerateIT`, build the minter, and mint per binding (the network calls are
-//! [`super::waa`]'s). [`BotGuard`] keeps one warm minter, renews it before its integrity token
-//! expires (in the background, requests keep using the old one), and warms a new one on demand
-//! when there is none.
+//! and verify the interpreter, run the VM to a snapshot, return the answer's `eats` through
+//! `/att/log` when it carried one, trade the snapshot for an integrity token at `GenerateIT`,
+//! build the minter, and mint per binding (the network calls are [`super::waa`]'s, the choices
+//! [`super::plan`]'s). [`BotGuard`] keeps one warm minter, renews it before its integrity token
+//! or its challenge expires, whichever is first (in the background, requests keep using the old
+//! one), and warms a new one on demand when there is none.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,9 +19,6 @@ use super::waa::{Obtained, Waa};
 use crate::learn::page::Page;
 use crate::token::Token;
 use crate::upstream::HttpClient;
-
-/// Renew this long before the integrity token's stated end (at most).
-const RENEW_MARGIN: Duration = Duration::from_secs(600);
 
 /// How long each step of the last warm-up took.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -311,15 +309,8 @@ impl BotGuard {
         self: &Arc<Self>,
         challenge: Challenge,
     ) -> Result<Arc<Minter>, BotGuardError> {
-        self.warm_from(
-            Some(Obtained {
-                challenge,
-                source: ChallengeSource::Supplied,
-                page: None,
-            }),
-            false,
-        )
-        .await
+        self.warm_from(Some(Obtained::supplied(challenge)), false)
+            .await
     }
 
     async fn warm_from(
@@ -397,10 +388,7 @@ impl BotGuard {
 
         let vm = VmHandle::spawn_as(self.settings.vm, Some(&self.settings.user_agent))?;
         let t = Instant::now();
-        let ytcfg_json = obtained
-            .page
-            .as_ref()
-            .map(|p| serde_json::to_string(&p.ytcfg).expect("ytcfg serialises"));
+        let ytcfg_json = obtained.vm_ytcfg_json();
         vm.load(LoadRequest {
             interpreter_js: interpreter,
             program: obtained.challenge.program.clone(),
@@ -419,6 +407,12 @@ impl BotGuard {
             ));
         }
 
+        // An answer that carried `eats` is logged back before the integrity token is asked
+        // for; a failed log is not fatal (GenerateIT is the judge).
+        if let Err(e) = self.waa.log_attestation(&obtained, &response).await {
+            tracing::warn!(error = %e, "att/log failed; asking GenerateIT anyway");
+        }
+
         let t = Instant::now();
         let (integrity_token, ttl) = self.waa.generate_it(&response).await?;
         timings.generate_it_ms = ms(t.elapsed());
@@ -427,9 +421,8 @@ impl BotGuard {
         vm.create_minter(&integrity_token).await?;
         timings.minter_ms = ms(t.elapsed());
 
-        // Renew ten minutes early, or a tenth of the lifetime early for short-lived tokens.
-        let ttl_d = Duration::from_secs(ttl);
-        let life = ttl_d.saturating_sub(RENEW_MARGIN.min(ttl_d / 10));
+        // The integrity token's lifetime bounded by the challenge's own, renewed early.
+        let life = obtained.minter_life(ttl);
         tracing::info!(
             source = ?obtained.source,
             challenge_ms = timings.challenge_ms,
@@ -439,6 +432,7 @@ impl BotGuard {
             generate_it_ms = timings.generate_it_ms,
             minter_ms = timings.minter_ms,
             ttl_secs = ttl,
+            life_secs = life.as_secs(),
             "BotGuard minter ready"
         );
         Ok(Minter {

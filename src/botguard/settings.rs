@@ -29,6 +29,7 @@ impl Default for BotGuardSettings {
             challenge_order: vec![
                 ChallengeSource::Page,
                 ChallengeSource::AttGet,
+                ChallengeSource::Tv,
                 ChallengeSource::Create,
             ],
             endpoint: WaaEndpoint::YouTube,
@@ -45,8 +46,12 @@ impl Default for BotGuardSettings {
 pub enum ChallengeSource {
     /// The YouTube home page (`ytcfg` + inline `ytAtN`), the web client's own source.
     Page,
-    /// InnerTube `POST /youtubei/v1/att/get`.
+    /// InnerTube `POST /youtubei/v1/att/get` as the web client (with the page's eacrToken when
+    /// the page gave one).
     AttGet,
+    /// InnerTube `/att/get` as the TV client (`TVHTML5`), whose challenge is not bound to a
+    /// page's `EVENT_ID` (LuanRT/BgUtils#44).
+    Tv,
     /// WAA `Create`.
     Create,
     /// Supplied by the caller (the provider API's `challenge` field).
@@ -58,6 +63,7 @@ impl ChallengeSource {
         match s {
             "page" => Some(ChallengeSource::Page),
             "att_get" => Some(ChallengeSource::AttGet),
+            "tv" => Some(ChallengeSource::Tv),
             "create" => Some(ChallengeSource::Create),
             _ => None,
         }

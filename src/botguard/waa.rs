@@ -1,19 +1,25 @@
-//! The minter's transport, the WAA and InnerTube calls as the web client makes them: the
-//! YouTube page (inline challenge and ytcfg), InnerTube `/att/get`, WAA `Create`, the
-//! interpreter download (checked against its hash, cached by hash) and `GenerateIT`, whose
-//! answer [`parse_generate_it`] reads. What a challenge is and how pages are read live in
-//! [`super::challenge`] and [`crate::learn::page`]; the minter's lifecycle in [`super::minter`].
+//! The minter's transport, the WAA and InnerTube calls as the clients make them: the YouTube
+//! page (inline challenge, ytcfg, eacrToken), InnerTube `/att/get` (web or TV client) and
+//! `/att/log` (returning an answer's `eats`), WAA `Create`, the interpreter download (checked
+//! against its hash, cached by hash) and `GenerateIT`, whose answer [`parse_generate_it`] reads.
+//! Which request comes next is [`super::plan`]'s decision; what a challenge is and how pages are
+//! read live in [`super::challenge`] and [`crate::learn::page`]; the minter's lifecycle in
+//! [`super::minter`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
 
 pub use super::settings::{ChallengeSource, WaaEndpoint};
 
-use super::challenge::{Challenge, ChallengeError};
+use super::challenge::{
+    Attestation, Challenge, ChallengeError, challenge_expiry, interpreter_hash,
+};
 use super::error::{BotGuardError, Step};
+use super::plan;
 use super::settings::BotGuardSettings;
 use crate::learn::page::Page;
 use crate::upstream::{FetchError, HttpClient};
@@ -27,12 +33,72 @@ const DEFAULT_IT_TTL: u64 = 43_200;
 /// The longest lifetime taken from GenerateIT, seconds.
 const MAX_IT_TTL: u64 = 7 * 24 * 3600;
 
-/// A challenge plus the page it came with.
+/// A challenge plus what came with it.
 pub struct Obtained {
     pub challenge: Challenge,
     pub source: ChallengeSource,
+    /// The page fetched on the way (its ytcfg: EVENT_ID, visitor data), even when its own
+    /// challenge was not the one used.
     pub page: Option<Page>,
+    /// The `/att/get` answer's `challenge` text: echoed by `/att/log`; its `c`/`t` bound the
+    /// minter's life.
+    pub text: Option<String>,
+    /// The answer's `eats`, returned through `/att/log`.
+    pub eats: Option<String>,
+    /// The InnerTube context the challenge was asked with (what `/att/log` sends back).
+    pub context: Value,
 }
+
+impl Obtained {
+    /// A challenge the caller supplied (the provider API's `challenge`): nothing came with it.
+    pub fn supplied(challenge: Challenge) -> Self {
+        Obtained {
+            challenge,
+            source: ChallengeSource::Supplied,
+            page: None,
+            text: None,
+            eats: None,
+            context: default_context(),
+        }
+    }
+
+    /// How long a minter built from this challenge and an integrity token of `it_ttl_secs` is
+    /// used (see [`plan::minter_life`]).
+    pub fn minter_life(&self, it_ttl_secs: u64) -> Duration {
+        let expires = self.text.as_deref().and_then(challenge_expiry);
+        plan::minter_life(it_ttl_secs, expires, plan::unix_now())
+    }
+
+    /// The page's ytcfg as JSON for the VM's `yt.config_` (the page-bound challenges are checked
+    /// against its `EVENT_ID`); none for the TV challenge, which no web page goes with.
+    pub fn vm_ytcfg_json(&self) -> Option<String> {
+        if self.source == ChallengeSource::Tv {
+            return None;
+        }
+        self.page
+            .as_ref()
+            .map(|p| serde_json::to_string(&p.ytcfg).expect("ytcfg serialises"))
+    }
+}
+
+/// The web client's InnerTube context: the page's own when a page was read.
+fn web_context(page: Option<&Page>) -> Value {
+    page.and_then(|p| p.ytcfg.get("INNERTUBE_CONTEXT").cloned())
+        .unwrap_or_else(default_context)
+}
+
+fn default_context() -> Value {
+    let client = crate::innertube::DEFAULT_CLIENT;
+    crate::innertube::context(client, crate::innertube::client_version(client))
+}
+
+/// The TV client's InnerTube context.
+fn tv_context() -> Value {
+    crate::innertube::context(TV_CLIENT, crate::innertube::client_version(TV_CLIENT))
+}
+
+/// The client whose `/att/get` challenge is not bound to a page's EVENT_ID.
+pub const TV_CLIENT: &str = "TVHTML5";
 
 /// Talks to YouTube and WAA for one minter, through its egress.
 pub struct Waa {
@@ -40,7 +106,8 @@ pub struct Waa {
     endpoint: WaaEndpoint,
     user_agent: String,
     challenge_order: Vec<ChallengeSource>,
-    /// Interpreter scripts by hash (they change rarely; every renewal needs one).
+    /// Interpreter scripts by hash, each verified (they change rarely; every renewal needs
+    /// one). An inline script whose hash is here may run.
     interpreters: Mutex<HashMap<String, String>>,
 }
 
@@ -62,45 +129,63 @@ impl Waa {
         ]
     }
 
-    /// A challenge from the first source in `challenge_order` that gives one; the page, when
-    /// fetched, is kept even if its inline challenge is missing or malformed (att/get reads
-    /// its InnerTube context).
+    /// A challenge from the sources in `challenge_order`, each next one chosen by
+    /// [`plan::next_attempt`] from what the earlier ones gave: the page's own challenge when
+    /// [`plan::judge_page`] finds it usable, else `/att/get` seeded with the page's eacrToken,
+    /// the TV client's `/att/get`, WAA `Create`. The page, when fetched, is kept whatever its
+    /// challenge (the VM's `yt.config_`, att/get's InnerTube context, visitor data).
     pub async fn obtain_challenge(&self) -> Result<Obtained, BotGuardError> {
         let mut errors = Vec::new();
         let mut page: Option<Page> = None;
-        for source in &self.challenge_order {
-            let r = match source {
-                ChallengeSource::Page => match self.fetch_page().await {
+        let mut progress = plan::Progress::default();
+        while let Some(attempt) = plan::next_attempt(&self.challenge_order, &progress) {
+            progress.tried.push(attempt.source());
+            let r = match &attempt {
+                plan::Attempt::Page => match self.fetch_page().await {
                     Ok(p) => {
-                        let c = super::challenge::inline_challenge(&p).map_err(|e| {
-                            BotGuardError::Parse {
-                                step: Step::Page,
-                                what: e.to_string(),
-                            }
-                        });
+                        let verdict = plan::judge_page(&p, plan::unix_now());
+                        progress.page = Some(plan::PageSeen::of(&p));
+                        let context = web_context(Some(&p));
                         page = Some(p);
-                        c
+                        page_attestation(verdict).map(|a| (a, context))
                     }
                     Err(e) => Err(e),
                 },
-                ChallengeSource::AttGet => self.fetch_att_get(page.as_ref()).await.map(Some),
-                ChallengeSource::Create => self.fetch_create().await.map(Some),
-                ChallengeSource::Supplied => continue,
+                plan::Attempt::AttGet { eacr_token } => {
+                    let context = web_context(page.as_ref());
+                    self.fetch_att_get(&context, eacr_token.as_deref(), Step::AttGet)
+                        .await
+                        .map(|a| (a, context))
+                }
+                plan::Attempt::Tv => {
+                    let context = tv_context();
+                    self.fetch_att_get(&context, None, Step::AttGetTv)
+                        .await
+                        .map(|a| (a, context))
+                }
+                plan::Attempt::Create => self.fetch_create().await.map(|challenge| {
+                    let a = Attestation {
+                        challenge,
+                        text: None,
+                        eats: None,
+                    };
+                    (a, default_context())
+                }),
             };
             match r {
-                Ok(Some(challenge)) => {
+                Ok((a, context)) => {
                     return Ok(Obtained {
-                        challenge,
-                        source: *source,
+                        challenge: a.challenge,
+                        source: attempt.source(),
                         page,
+                        text: a.text,
+                        eats: a.eats,
+                        context,
                     });
                 }
-                Ok(None) => errors.push(BotGuardError::Parse {
-                    step: Step::Page,
-                    what: "page has no inline challenge".into(),
-                }),
                 Err(e) => {
-                    tracing::debug!(?source, error = %e, "challenge source failed");
+                    // The attempt itself may hold the page's eacrToken: only its source is logged.
+                    tracing::debug!(source = ?attempt.source(), error = %e, "challenge source failed");
                     errors.push(e);
                 }
             }
@@ -127,20 +212,32 @@ impl Waa {
         Ok(page)
     }
 
-    async fn fetch_att_get(&self, page: Option<&Page>) -> Result<Challenge, BotGuardError> {
-        let context = page
-            .and_then(|p| p.ytcfg.get("INNERTUBE_CONTEXT").cloned())
-            .unwrap_or_else(|| {
-                let client = crate::innertube::DEFAULT_CLIENT;
-                crate::innertube::context(client, crate::innertube::client_version(client))
-            });
-        let mut body = json!({"context": context, "engagementType": "ENGAGEMENT_TYPE_UNBOUND"});
-        if let Some(t) = page.and_then(Page::eacr_token) {
+    /// `/att/get` with `context` (the web client's or the TV client's), as the clients send it:
+    /// WAA headers, the InnerTube client headers, and the page's eacrToken when given.
+    async fn fetch_att_get(
+        &self,
+        context: &Value,
+        eacr_token: Option<&str>,
+        step: Step,
+    ) -> Result<Attestation, BotGuardError> {
+        let mut body = json!({"context": context, "engagementType": plan::ENGAGEMENT_TYPE});
+        if let Some(t) = eacr_token {
             body["eacrToken"] = Value::String(t.to_string());
         }
+        let client = &context["client"];
+        let name = client["clientName"].as_str().unwrap_or_default();
+        let version = client["clientVersion"].as_str().unwrap_or_default();
+        let visitor = client["visitorData"].as_str().unwrap_or_default();
         let mut headers = self.waa_headers();
         headers.retain(|(k, _)| *k != "content-type");
         headers.push(("content-type", "application/json"));
+        if let Some(id) = client_name_id(name) {
+            headers.push(("x-youtube-client-name", id));
+            headers.push(("x-youtube-client-version", version));
+        }
+        if !visitor.is_empty() {
+            headers.push(("x-goog-visitor-id", visitor));
+        }
         let res = self
             .http
             .send(
@@ -150,12 +247,44 @@ impl Waa {
                 Some(serde_json::to_vec(&body).expect("json")),
             )
             .await
-            .map_err(transport(Step::AttGet))?;
-        check_status(Step::AttGet, res.status)?;
-        Challenge::from_att_get(&res.body).map_err(|e| BotGuardError::Parse {
-            step: Step::AttGet,
+            .map_err(transport(step))?;
+        check_status(step, res.status)?;
+        Attestation::from_att_get(&res.body).map_err(|e| BotGuardError::Parse {
+            step,
             what: e.to_string(),
         })
+    }
+
+    /// Returns the answer's `eats` through `/att/log` after the VM ran its challenge, as the
+    /// clients do ([`plan::att_log_body`]); nothing when the answer carried none. Returns
+    /// whether a log was sent.
+    pub async fn log_attestation(
+        &self,
+        o: &Obtained,
+        web_response: &str,
+    ) -> Result<bool, BotGuardError> {
+        let Some(body) = plan::att_log_body(
+            &o.context,
+            o.text.as_deref(),
+            o.eats.as_deref(),
+            web_response,
+        ) else {
+            return Ok(false);
+        };
+        let mut headers = self.ua_headers();
+        headers.push(("content-type", "application/json"));
+        let res = self
+            .http
+            .send(
+                Method::POST,
+                "https://www.youtube.com/youtubei/v1/att/log?prettyPrint=false",
+                &headers,
+                Some(serde_json::to_vec(&body).expect("json")),
+            )
+            .await
+            .map_err(transport(Step::AttLog))?;
+        check_status(Step::AttLog, res.status)?;
+        Ok(true)
     }
 
     async fn fetch_create(&self) -> Result<Challenge, BotGuardError> {
@@ -186,31 +315,33 @@ impl Waa {
         h
     }
 
-    /// The interpreter script, inline or fetched (cached by hash), verified against the hash.
+    /// The interpreter script, as [`plan::interpreter_plan`] allows: inline when its hash is
+    /// the stated or a known one, else downloaded (cached by hash) and verified against the
+    /// hash. A script that cannot be verified never runs.
     pub async fn interpreter(&self, c: &Challenge) -> Result<String, BotGuardError> {
-        if let Some(js) = &c.interpreter_js {
-            c.verify_interpreter(js.as_bytes())
-                .map_err(interpreter_mismatch)?;
-            return Ok(js.clone());
-        }
-        if let Some(js) = self
-            .interpreters
-            .lock()
-            .expect("interpreters lock")
-            .get(&c.interpreter_hash)
-        {
-            return Ok(js.clone());
-        }
-        let url = c
-            .interpreter_url
-            .as_deref()
-            .ok_or_else(|| BotGuardError::Parse {
-                step: Step::Interpreter,
-                what: "challenge has neither script nor URL".into(),
-            })?;
+        let plan = {
+            let known = self.interpreters.lock().expect("interpreters lock");
+            plan::interpreter_plan(c, |h| known.contains_key(h))
+        };
+        let url = match plan {
+            plan::InterpreterPlan::Inline => {
+                let js = c.interpreter_js.clone().expect("an inline interpreter");
+                self.interpreters
+                    .lock()
+                    .expect("interpreters lock")
+                    .insert(interpreter_hash(js.as_bytes()), js.clone());
+                return Ok(js);
+            }
+            plan::InterpreterPlan::Known => {
+                let known = self.interpreters.lock().expect("interpreters lock");
+                return Ok(known[&c.interpreter_hash].clone());
+            }
+            plan::InterpreterPlan::Refuse(e) => return Err(interpreter_mismatch(e)),
+            plan::InterpreterPlan::Fetch(url) => url,
+        };
         let res = self
             .http
-            .send(Method::GET, url, &self.ua_headers(), None)
+            .send(Method::GET, &url, &self.ua_headers(), None)
             .await
             .map_err(transport(Step::Interpreter))?;
         check_status(Step::Interpreter, res.status)?;
@@ -244,6 +375,36 @@ impl Waa {
             .map_err(transport(Step::GenerateIt))?;
         check_status(Step::GenerateIt, res.status)?;
         parse_generate_it(&res.body)
+    }
+}
+
+/// What the page's verdict leaves: its challenge, or why it is not used (the next source is).
+fn page_attestation(verdict: plan::PageVerdict) -> Result<Attestation, BotGuardError> {
+    let why = match verdict {
+        plan::PageVerdict::Usable(a) => return Ok(*a),
+        plan::PageVerdict::Stub => {
+            tracing::info!(
+                "the page inlines a no-op BotGuard interpreter; asking att/get with its eacrToken"
+            );
+            "the page inlines a no-op interpreter".to_string()
+        }
+        plan::PageVerdict::Stale => "the page's challenge has expired".into(),
+        plan::PageVerdict::Absent => "page has no inline challenge".into(),
+        plan::PageVerdict::Malformed(what) => what,
+    };
+    Err(BotGuardError::Parse {
+        step: Step::Page,
+        what: why,
+    })
+}
+
+/// The `x-youtube-client-name` number of the clients whose `/att/get` the minter asks.
+fn client_name_id(name: &str) -> Option<&'static str> {
+    match name {
+        "WEB" => Some("1"),
+        "MWEB" => Some("2"),
+        "TVHTML5" => Some("7"),
+        _ => None,
     }
 }
 

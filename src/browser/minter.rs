@@ -1,19 +1,28 @@
-//! The browser minter of one egress: one long-lived Chromium ([`BrowserProcess`]), one page at
-//! `https://www.youtube.com/` holding a warm BotGuard minter, and the same flow as the QuickJS
-//! minter (challenge from the page / att/get / Create and the interpreter via
-//! [`crate::botguard::waa`]; load, snapshot, minter and mint by `flow.js` inside the page;
-//! GenerateIT via `waa` again, with the browser's own user agent). Every request the page makes
-//! is paused by CDP `Fetch` and fulfilled by the egress's [`HttpClient`]; the document itself is
-//! a blank page served locally for that URL. A browser that crashes is restarted (and the mint
-//! retried once); one that misses a deadline is treated as hung, killed and restarted on the
-//! next mint.
+//! The one long-lived Chromium ([`SharedBrowser`], a [`BrowserProcess`]) and the browser minter
+//! of one egress inside it ([`BrowserMinter`]): a browser context of its own (cookies, storage
+//! and cache not shared with other egresses), one page at `https://www.youtube.com/` holding a
+//! warm BotGuard minter, and the same flow as the QuickJS minter (challenge from the page /
+//! att/get / Create and the interpreter via [`crate::botguard::waa`]; load, snapshot, minter and
+//! mint by `flow.js` inside the page; GenerateIT via `waa` again, with the browser's own user
+//! agent). Every request the page makes is paused by CDP `Fetch` and fulfilled by the egress's
+//! [`HttpClient`]; the document itself is a blank page served locally for that URL.
+//!
+//! The browser is launched by the first context that needs it (under one lock, so concurrent
+//! first uses start one Chromium) and stopped when its last context closes. One that crashes or
+//! misses a deadline (hung) is killed; every context notices on its next use and re-opens itself
+//! in the next browser, which the first of them launches (a crashed mint is retried once).
+//! Memory is read as PSS: of the browser's whole process tree, and of the renderer that serves
+//! a context's page when that renderer can be told apart (see [`super::new_renderers`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::emulation::{
     SetUserAgentOverrideParams, UserAgentMetadata,
 };
@@ -21,12 +30,16 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
     EventRequestPaused, FailRequestParams, FulfillRequestParams, HeaderEntry,
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CloseTargetParams, CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+    GetTargetsParams,
+};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::error::CdpError;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::process::BrowserProcess;
+use super::process::{BrowserProcess, Liveness};
 use super::{BrowserError, BrowserSettings, headful_brands, headful_user_agent};
 use crate::botguard::error::BotGuardError;
 use crate::botguard::settings::BotGuardSettings;
@@ -72,10 +85,12 @@ fn flow_call(op: &str, args: &[&Value]) -> String {
         args.join(", ")
     )
 }
-/// Renew this long before the integrity token's stated end (at most), as the QuickJS minter.
-const RENEW_MARGIN: Duration = Duration::from_secs(600);
 /// Cap on a body the page receives through interception (decoded).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Deadline for disposing of a closed context (the browser is otherwise idle then).
+const DISPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopped browser's processes get to exit before a warning.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
 
 fn cdp(e: CdpError) -> BrowserError {
     match e {
@@ -85,7 +100,8 @@ fn cdp(e: CdpError) -> BrowserError {
     }
 }
 
-/// Counters for logs and metrics.
+/// Counters for logs and metrics: `launches` and `restarts` are the shared browser's, the rest
+/// this egress's context's.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct BrowserStats {
     pub launches: u64,
@@ -93,11 +109,13 @@ pub struct BrowserStats {
     pub warmups: u64,
     pub mints: u64,
     pub mint_micros_total: u64,
-    /// Resident memory of the browser's process tree when last measured, bytes.
-    pub rss_bytes: u64,
+    /// PSS of the renderer serving this context's page when last measured, bytes (0: not
+    /// measured, or that renderer could not be told apart).
+    pub context_pss_bytes: u64,
 }
 
 /// The identity the page presents: the browser's own, without the headless marker.
+#[derive(Clone)]
 struct Identity {
     user_agent: String,
     platform: String,
@@ -126,66 +144,43 @@ impl Drop for PageMinter {
     }
 }
 
-#[derive(Default)]
-struct State {
-    process: Option<BrowserProcess>,
+/// The running browser: its process and what its pages present.
+struct Running {
+    process: BrowserProcess,
+    /// Which launch this is; a context opened in an earlier one is gone with it.
+    generation: u64,
     identity: Option<Identity>,
-    minter: Option<PageMinter>,
+    /// The window the browser opened at start (about:blank, shared default context) is
+    /// closed: once a context has a window of its own, it only costs memory.
+    start_page_closed: bool,
 }
 
-impl State {
-    /// Drops the minter and the browser (killing its process group).
-    fn reset(&mut self) {
-        self.minter = None;
-        self.identity = None;
-        self.process = None;
-    }
-}
-
-/// One browser and its warm minter for one egress.
-pub struct BrowserMinter {
-    http: HttpClient,
+/// The one Chromium every egress's context lives in. It is launched under [`Self::running`]'s
+/// lock, so however many contexts need it at once, one browser starts.
+pub struct SharedBrowser {
     settings: BrowserSettings,
-    flow: BotGuardSettings,
-    state: tokio::sync::Mutex<State>,
+    running: tokio::sync::Mutex<Option<Running>>,
+    /// Generation of the running browser (0: none launched yet).
+    generation: AtomicU64,
+    /// Contexts open in any generation; the browser stops when the last one closes.
+    open: AtomicUsize,
     launches: AtomicU64,
     restarts: AtomicU64,
-    warmups: AtomicU64,
-    mints: AtomicU64,
-    mint_micros: AtomicU64,
-    rss: AtomicU64,
     pid: AtomicU64,
-    profile: std::sync::Mutex<Option<std::path::PathBuf>>,
+    profile: std::sync::Mutex<Option<PathBuf>>,
 }
 
-impl BrowserMinter {
-    /// `flow` gives the challenge order and WAA endpoint; its user agent is replaced by the
-    /// browser's own.
-    pub fn new(http: HttpClient, settings: BrowserSettings, flow: BotGuardSettings) -> Self {
-        BrowserMinter {
-            http,
+impl SharedBrowser {
+    pub fn new(settings: BrowserSettings) -> Self {
+        SharedBrowser {
             settings,
-            flow,
-            state: tokio::sync::Mutex::new(State::default()),
+            running: tokio::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
             launches: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
-            warmups: AtomicU64::new(0),
-            mints: AtomicU64::new(0),
-            mint_micros: AtomicU64::new(0),
-            rss: AtomicU64::new(0),
             pid: AtomicU64::new(0),
             profile: std::sync::Mutex::new(None),
-        }
-    }
-
-    pub fn stats(&self) -> BrowserStats {
-        BrowserStats {
-            launches: self.launches.load(Ordering::Relaxed),
-            restarts: self.restarts.load(Ordering::Relaxed),
-            warmups: self.warmups.load(Ordering::Relaxed),
-            mints: self.mints.load(Ordering::Relaxed),
-            mint_micros_total: self.mint_micros.load(Ordering::Relaxed),
-            rss_bytes: self.rss.load(Ordering::Relaxed),
         }
     }
 
@@ -196,13 +191,253 @@ impl BrowserMinter {
 
     /// The profile directory of the browser started last (every one of its processes names it
     /// on its command line; removed when the browser closes).
-    pub fn profile_dir(&self) -> Option<std::path::PathBuf> {
+    pub fn profile_dir(&self) -> Option<PathBuf> {
         self.profile.lock().expect("profile lock").clone()
+    }
+
+    /// Browsers launched since start (one at a time, ever).
+    pub fn launches(&self) -> u64 {
+        self.launches.load(Ordering::Relaxed)
+    }
+
+    /// Browsers found dead or killed as hung since start.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Contexts open now.
+    pub fn contexts(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// PSS of the running browser's whole process tree now, bytes (0: none running).
+    pub fn pss_bytes(&self) -> u64 {
+        match self.pid() {
+            0 => 0,
+            pid => super::process::tree_pss_bytes(pid),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The browser, launched first if none runs (or the last one died), with its lock held.
+    async fn running(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Running>>, BrowserError> {
+        let mut guard = self.running.lock().await;
+        if let Some(r) = guard.as_mut() {
+            if !r.process.is_alive() {
+                tracing::warn!(
+                    pid = r.process.pid(),
+                    "the browser exited; starting a new one"
+                );
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+                self.stop_locked(&mut guard);
+            }
+        }
+        if guard.is_none() {
+            let exe = self
+                .settings
+                .executable
+                .as_deref()
+                .ok_or(BrowserError::NotFound)?;
+            let p = BrowserProcess::launch(
+                exe,
+                &self.settings.args,
+                &self.settings.profile_root(),
+                self.settings.warmup_timeout,
+            )
+            .await?;
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            self.pid.store(p.pid() as u64, Ordering::Relaxed);
+            *self.profile.lock().expect("profile lock") = Some(p.profile().to_path_buf());
+            self.launches.fetch_add(1, Ordering::Relaxed);
+            *guard = Some(Running {
+                process: p,
+                generation,
+                identity: None,
+                start_page_closed: false,
+            });
+        }
+        Ok(guard)
+    }
+
+    /// Kills the browser of `generation` if it still runs (it crashed or hung under a
+    /// context); the next context to need a browser launches a new one.
+    async fn restart(&self, generation: u64) {
+        let mut guard = self.running.lock().await;
+        if guard.as_ref().is_some_and(|r| r.generation == generation) {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+            self.stop_locked(&mut guard);
+        }
+    }
+
+    /// Drops the running browser (its process group is killed).
+    fn stop_locked(&self, guard: &mut Option<Running>) {
+        *guard = None;
+        self.pid.store(0, Ordering::Relaxed);
+    }
+
+    /// A context of `generation` is closed: disposed of if its browser still runs, and the
+    /// browser stopped (and waited for) when no context is left.
+    async fn release(&self, ctx: Context) {
+        let mut guard = self.running.lock().await;
+        if let Some(r) = guard.as_ref().filter(|r| r.generation == ctx.generation) {
+            let dispose = r
+                .process
+                .browser
+                .execute(DisposeBrowserContextParams::new(ctx.id.clone()));
+            if let Ok(Err(e)) = tokio::time::timeout(DISPOSE_TIMEOUT, dispose).await {
+                tracing::debug!(error = %e, "could not dispose of a browser context");
+            }
+        }
+        if self.open.fetch_sub(1, Ordering::Relaxed) == 1 && guard.is_some() {
+            let profile = self.profile_dir();
+            self.stop_locked(&mut guard);
+            tracing::info!("no browser context left; browser stopped");
+            if let Some(profile) = profile {
+                if !super::process::wait_gone(&profile, EXIT_WAIT).await {
+                    tracing::warn!(profile = %profile.display(), "a stopped browser's processes are still exiting");
+                }
+            }
+        }
+    }
+
+    /// Stops the browser whatever its contexts (potproxy is shutting down).
+    pub async fn shutdown(&self) {
+        let mut guard = self.running.lock().await;
+        self.stop_locked(&mut guard);
+    }
+}
+
+/// One egress's browser context in a given browser.
+struct Context {
+    id: BrowserContextId,
+    generation: u64,
+    liveness: Liveness,
+}
+
+#[derive(Default)]
+struct State {
+    ctx: Option<Context>,
+    minter: Option<PageMinter>,
+    /// The browser generation the current warm-up got to talk to (`None` while it still waits
+    /// for the browser's lock): a timeout blames that browser only.
+    talking_to: Option<u64>,
+}
+
+/// One egress's context in the shared browser, and its warm minter.
+pub struct BrowserMinter {
+    http: HttpClient,
+    settings: BrowserSettings,
+    flow: BotGuardSettings,
+    browser: Arc<SharedBrowser>,
+    state: tokio::sync::Mutex<State>,
+    warmups: AtomicU64,
+    mints: AtomicU64,
+    mint_micros: AtomicU64,
+    /// Generation of the browser its context is open in (0: none open).
+    ctx_generation: AtomicU64,
+    /// When it was last asked to mint, warm or evaluate.
+    last_used: std::sync::Mutex<tokio::time::Instant>,
+    /// The renderer serving the current page, when it could be told apart.
+    renderers: std::sync::Mutex<Vec<u32>>,
+    context_pss: AtomicU64,
+}
+
+impl BrowserMinter {
+    /// `flow` gives the challenge order and WAA endpoint; its user agent is replaced by the
+    /// browser's own. Its context opens in `browser` on first use.
+    pub fn new(
+        http: HttpClient,
+        settings: BrowserSettings,
+        flow: BotGuardSettings,
+        browser: Arc<SharedBrowser>,
+    ) -> Self {
+        BrowserMinter {
+            http,
+            settings,
+            flow,
+            browser,
+            state: tokio::sync::Mutex::new(State::default()),
+            warmups: AtomicU64::new(0),
+            mints: AtomicU64::new(0),
+            mint_micros: AtomicU64::new(0),
+            ctx_generation: AtomicU64::new(0),
+            last_used: std::sync::Mutex::new(tokio::time::Instant::now()),
+            renderers: std::sync::Mutex::new(Vec::new()),
+            context_pss: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> BrowserStats {
+        BrowserStats {
+            launches: self.browser.launches(),
+            restarts: self.browser.restarts(),
+            warmups: self.warmups.load(Ordering::Relaxed),
+            mints: self.mints.load(Ordering::Relaxed),
+            mint_micros_total: self.mint_micros.load(Ordering::Relaxed),
+            context_pss_bytes: self.context_pss.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The shared browser's pid (0: none running).
+    pub fn pid(&self) -> u32 {
+        self.browser.pid()
+    }
+
+    /// The profile directory of the browser started last.
+    pub fn profile_dir(&self) -> Option<PathBuf> {
+        self.browser.profile_dir()
+    }
+
+    /// How long since it was last asked to mint, warm or evaluate.
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.lock().expect("last_used lock").elapsed()
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().expect("last_used lock") = tokio::time::Instant::now();
+    }
+
+    /// Whether this egress has a context open in the running browser.
+    pub fn has_context(&self) -> bool {
+        let g = self.ctx_generation.load(Ordering::Relaxed);
+        g != 0 && g == self.browser.generation() && self.browser.pid() != 0
+    }
+
+    /// Closes the page and hands the context back to the browser (disposed of if it still
+    /// runs).
+    async fn close_context(&self, st: &mut State) {
+        st.minter = None;
+        self.renderers.lock().expect("renderers lock").clear();
+        self.ctx_generation.store(0, Ordering::Relaxed);
+        if let Some(ctx) = st.ctx.take() {
+            self.browser.release(ctx).await;
+        }
+    }
+
+    /// The renderer processes serving this context's page (empty: none, or not told apart).
+    pub fn renderer_pids(&self) -> Vec<u32> {
+        self.renderers.lock().expect("renderers lock").clone()
+    }
+
+    /// PSS of the renderer serving this context's page now, bytes; `None` when it has no page
+    /// or its renderer could not be told apart from the others.
+    pub fn context_pss_bytes(&self) -> Option<u64> {
+        let pids = self.renderer_pids();
+        if pids.is_empty() {
+            return None;
+        }
+        let pss = pids.into_iter().map(super::process::pss_bytes).sum();
+        self.context_pss.store(pss, Ordering::Relaxed);
+        Some(pss)
     }
 
     /// Evaluates `expr` in the minter's page (warming one first), awaiting a promise; its value
     /// as JSON. For diagnostics and probes: it sees exactly what BotGuard sees.
     pub async fn evaluate(&self, expr: &str) -> Result<Value, BrowserError> {
+        self.touch();
         let mut st = self.state.lock().await;
         let r = async {
             self.ensure_minter(&mut st).await?;
@@ -218,22 +453,10 @@ impl BrowserMinter {
         .await;
         if let Err(e) = &r {
             if e.needs_restart() {
-                self.after_failure(&mut st, e);
+                self.after_failure(&mut st, e).await;
             }
         }
         r
-    }
-
-    /// Resident memory of the running browser's process tree now, bytes (0: none running).
-    pub fn rss_bytes(&self) -> u64 {
-        match self.pid() {
-            0 => 0,
-            pid => {
-                let rss = super::process::tree_rss_bytes(pid);
-                self.rss.store(rss, Ordering::Relaxed);
-                rss
-            }
-        }
     }
 
     /// True while a fresh minter is warm (without waiting for a mint in progress).
@@ -250,10 +473,11 @@ impl BrowserMinter {
 
     /// Starts the browser and warms a minter unless one is warm.
     pub async fn warm(&self) -> Result<(), BrowserError> {
+        self.touch();
         let mut st = self.state.lock().await;
         let r = self.ensure_minter(&mut st).await;
         if let Err(e) = &r {
-            self.after_failure(&mut st, e);
+            self.after_failure(&mut st, e).await;
         }
         r
     }
@@ -275,22 +499,24 @@ impl BrowserMinter {
         }
     }
 
-    /// Closes the browser (no process left behind).
+    /// Closes this egress's context (its page, cookies, storage and cache); the browser stops
+    /// with its last context (no process left behind).
     pub async fn shutdown(&self) {
-        self.state.lock().await.reset();
-        self.pid.store(0, Ordering::Relaxed);
+        let mut st = self.state.lock().await;
+        self.close_context(&mut st).await;
     }
 
     /// Mints for `binding` (the text exactly as given). A crashed browser is restarted and the
     /// mint retried once; a hung one is killed and the error returned (the next mint restarts).
     pub async fn mint(&self, binding: &str) -> Result<(Token, SystemTime, u64), BrowserError> {
+        self.touch();
         let mut st = self.state.lock().await;
         let mut retried = false;
         loop {
             match self.mint_locked(&mut st, binding).await {
                 Ok(out) => return Ok(out),
                 Err(e) => {
-                    self.after_failure(&mut st, &e);
+                    self.after_failure(&mut st, &e).await;
                     if matches!(e, BrowserError::Crashed(_)) && !retried {
                         retried = true;
                         continue;
@@ -301,14 +527,16 @@ impl BrowserMinter {
         }
     }
 
-    fn after_failure(&self, st: &mut State, e: &BrowserError) {
+    async fn after_failure(&self, st: &mut State, e: &BrowserError) {
         if e.needs_restart() {
             tracing::warn!(error = %e, "browser unusable; closing it, the next mint starts a new one");
-            if st.process.is_some() {
-                self.restarts.fetch_add(1, Ordering::Relaxed);
+            // A launch that failed left no browser to restart; a warm-up that timed out while
+            // waiting for the browser's lock (others opening their contexts) blames none.
+            let generation = st.ctx.as_ref().map(|c| c.generation).or(st.talking_to);
+            if let (Some(g), false) = (generation, matches!(e, BrowserError::Launch { .. })) {
+                self.browser.restart(g).await;
             }
-            st.reset();
-            self.pid.store(0, Ordering::Relaxed);
+            self.close_context(st).await;
         } else {
             // The page may be in any state after a failed flow: start the next from a new one.
             st.minter = None;
@@ -321,7 +549,7 @@ impl BrowserMinter {
         binding: &str,
     ) -> Result<(Token, SystemTime, u64), BrowserError> {
         self.ensure_minter(st).await?;
-        let live = st.process.as_ref().expect("ensured").liveness();
+        let live = st.ctx.as_ref().expect("ensured").liveness.clone();
         let m = st.minter.as_ref().expect("ensured");
         let t = Instant::now();
         let after = self.settings.mint_timeout;
@@ -351,14 +579,16 @@ impl BrowserMinter {
         Ok((token, m.usable_until_wall, m.id))
     }
 
-    /// A running browser and a fresh minter, within `warmup_timeout`.
+    /// A running browser, this egress's context in it and a fresh minter, within
+    /// `warmup_timeout`.
     async fn ensure_minter(&self, st: &mut State) -> Result<(), BrowserError> {
-        if let Some(p) = st.process.as_mut() {
-            if !p.is_alive() {
-                st.reset();
-                self.restarts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("the browser exited; starting a new one");
-            }
+        let stale = st
+            .ctx
+            .as_ref()
+            .is_some_and(|c| c.generation != self.browser.generation() || !c.liveness.is_alive());
+        if stale {
+            // Its browser is gone: open the context again in the next one.
+            self.close_context(st).await;
         }
         if st
             .minter
@@ -379,55 +609,88 @@ impl BrowserMinter {
 
     async fn build(&self, st: &mut State) -> Result<(), BrowserError> {
         let t0 = Instant::now();
-        if st.process.is_none() {
-            let exe = self
-                .settings
-                .executable
-                .as_deref()
-                .ok_or(BrowserError::NotFound)?;
-            let p = BrowserProcess::launch(exe, &self.settings.args, self.settings.warmup_timeout)
-                .await?;
-            self.pid.store(p.pid() as u64, Ordering::Relaxed);
-            *self.profile.lock().expect("profile lock") = Some(p.profile().to_path_buf());
-            self.launches.fetch_add(1, Ordering::Relaxed);
-            st.process = Some(p);
-        }
-        let launch_ms = t0.elapsed().as_millis() as u64;
-        let live = st.process.as_ref().expect("launched").liveness();
-        unless_died(&live, self.build_in(st, t0, launch_ms)).await?
+        st.talking_to = None;
+        let (pm, id, launch_ms) = self.open_page(st, t0).await?;
+        let live = st.ctx.as_ref().expect("opened").liveness.clone();
+        unless_died(&live, self.build_in(st, pm, &id, t0, launch_ms)).await?
     }
 
-    async fn build_in(
+    /// Under the browser's lock (launching it if needed): this egress's context (opened if it
+    /// has none) and a new page in it at YouTube's origin, every request intercepted, presenting
+    /// the browser's own identity. Also notes which renderer serves the page (the lock keeps
+    /// other contexts from starting one meanwhile).
+    async fn open_page(
         &self,
         st: &mut State,
         t0: Instant,
-        launch_ms: u64,
-    ) -> Result<(), BrowserError> {
-        let browser = &st.process.as_ref().expect("launched").browser;
-        let page = browser.new_page("about:blank").await.map_err(cdp)?;
+    ) -> Result<(PageMinter, Identity, u64), BrowserError> {
+        let mut guard = self.browser.running().await?;
+        let launch_ms = t0.elapsed().as_millis() as u64;
+        let running = guard.as_mut().expect("running");
+        st.talking_to = Some(running.generation);
+        let browser = &running.process.browser;
+        if st.ctx.is_none() {
+            let id = browser
+                .create_browser_context(CreateBrowserContextParams::default())
+                .await
+                .map_err(cdp)?;
+            self.browser.open.fetch_add(1, Ordering::Relaxed);
+            self.ctx_generation
+                .store(running.generation, Ordering::Relaxed);
+            st.ctx = Some(Context {
+                id,
+                generation: running.generation,
+                liveness: running.process.liveness(),
+            });
+        }
+        let ctx = st.ctx.as_ref().expect("opened");
+        let root = running.process.pid();
+        let before = super::process::renderer_pids(root);
+        let mut target = CreateTargetParams::new("about:blank");
+        target.browser_context_id = Some(ctx.id.clone());
+        let page = unless_died(&ctx.liveness, browser.new_page(target))
+            .await?
+            .map_err(cdp)?;
         let interceptor = self.intercept(&page).await?;
+        if !running.start_page_closed {
+            running.start_page_closed = true;
+            close_start_page(browser, &ctx.id).await;
+        }
         // From here the page owns the interceptor; dropping `pm` closes both.
-        let mut pm = PageMinter {
+        let pm = PageMinter {
             id: self.warmups.load(Ordering::Relaxed) + 1,
             page,
             usable_until: Instant::now(),
             usable_until_wall: SystemTime::now(),
             interceptor,
         };
-        if st.identity.is_none() {
+        if running.identity.is_none() {
             // Read what this browser really is from a page at YouTube's origin (client hints
             // need a secure context), then present exactly that without the headless marker.
             pm.page.goto(PAGE_URL).await.map_err(cdp)?;
-            st.identity = Some(identity(browser, &pm.page).await?);
+            running.identity = Some(identity(browser, &pm.page).await?);
         }
-        let id = st.identity.as_ref().expect("identity");
+        let id = running.identity.clone().expect("identity");
         let mut ua = SetUserAgentOverrideParams::new(id.user_agent.clone());
         ua.accept_language = Some("en-US,en;q=0.9".into());
         ua.platform = Some(id.platform.clone());
         ua.user_agent_metadata = id.metadata.clone();
         pm.page.execute(ua).await.map_err(cdp)?;
         pm.page.goto(PAGE_URL).await.map_err(cdp)?;
+        // Renderers other contexts' pages were given before this one opened are in `before`.
+        let after = super::process::renderer_pids(root);
+        *self.renderers.lock().expect("renderers lock") = super::new_renderers(&before, &after);
+        Ok((pm, id, launch_ms))
+    }
 
+    async fn build_in(
+        &self,
+        st: &mut State,
+        mut pm: PageMinter,
+        id: &Identity,
+        t0: Instant,
+        launch_ms: u64,
+    ) -> Result<(), BrowserError> {
         let mut flow = self.flow.clone();
         flow.user_agent = id.user_agent.clone();
         let waa = Waa::new(self.http.clone(), &flow);
@@ -437,8 +700,7 @@ impl BrowserMinter {
         let challenge_ms = t.elapsed().as_millis() as u64;
 
         let t = Instant::now();
-        if let Some(p) = &obtained.page {
-            let cfg = serde_json::to_string(&p.ytcfg).expect("ytcfg serialises");
+        if let Some(cfg) = obtained.vm_ytcfg_json() {
             eval(&pm.page, format!(
                 "(() => {{ const c = {cfg}; globalThis.yt = globalThis.yt || {{}}; yt.config_ = c; globalThis.ytcfg = {{ data_: c, get: (k, d) => (k in c ? c[k] : d), set: (o) => Object.assign(c, o) }}; }})()"
             ))
@@ -467,6 +729,9 @@ impl BrowserMinter {
             return Err(BotGuardError::NoMinterFactory(response.chars().take(16).collect()).into());
         }
         let snapshot_ms = t.elapsed().as_millis() as u64;
+        if let Err(e) = waa.log_attestation(&obtained, &response).await {
+            tracing::warn!(error = %e, "att/log failed; asking GenerateIT anyway");
+        }
         let t = Instant::now();
         let (integrity_token, ttl) = waa.generate_it(&response).await?;
         let generate_it_ms = t.elapsed().as_millis() as u64;
@@ -475,13 +740,13 @@ impl BrowserMinter {
             flow_call("createMinter", &[&json!(integrity_token)]),
         )
         .await?;
-        let ttl_d = Duration::from_secs(ttl);
-        let life = ttl_d.saturating_sub(RENEW_MARGIN.min(ttl_d / 10));
+        let life = obtained.minter_life(ttl);
         pm.usable_until = Instant::now() + life;
         pm.usable_until_wall = SystemTime::now() + life;
         st.minter = Some(pm);
         self.warmups.fetch_add(1, Ordering::Relaxed);
-        let rss = self.rss_bytes();
+        let browser_pss = self.browser.pss_bytes();
+        let context_pss = self.context_pss_bytes();
         tracing::info!(
             source = ?obtained.source,
             launch_ms,
@@ -491,7 +756,9 @@ impl BrowserMinter {
             generate_it_ms,
             total_ms = t0.elapsed().as_millis() as u64,
             ttl_secs = ttl,
-            rss_mib = rss / (1024 * 1024),
+            browser_pss_mib = browser_pss / (1024 * 1024),
+            context_pss_mib = context_pss.map(|b| b / (1024 * 1024)),
+            contexts = self.browser.contexts(),
             "browser minter ready"
         );
         Ok(())
@@ -515,6 +782,27 @@ impl BrowserMinter {
                 });
             }
         }))
+    }
+}
+
+/// Closes the blank page the browser opened at start (outside every context of ours; a failure
+/// only leaves it open).
+async fn close_start_page(browser: &chromiumoxide::Browser, ours: &BrowserContextId) {
+    let Ok(targets) = browser.execute(GetTargetsParams::default()).await else {
+        return;
+    };
+    for t in &targets.result.target_infos {
+        if t.r#type == "page"
+            && t.url == "about:blank"
+            && t.browser_context_id.as_ref() != Some(ours)
+        {
+            if let Err(e) = browser
+                .execute(CloseTargetParams::new(t.target_id.clone()))
+                .await
+            {
+                tracing::debug!(error = %e, "could not close the browser's start page");
+            }
+        }
     }
 }
 

@@ -4,12 +4,15 @@
 //!
 //! This module owns the browser's settings ([`BrowserSettings`], `[tokens.browser]`), its
 //! errors ([`BrowserError`]), how it is launched (flags that keep the browser's own identity and
-//! hide automation, [`launch_args`]), and its process life: `process` starts one Chromium per
-//! egress in its own process group and kills the whole group when it is dropped; `minter` keeps
-//! a warm page minter, restarts the browser when it crashes or hangs; `pool` keeps one per
-//! egress. Every request the page makes is intercepted (CDP `Fetch`) and fulfilled by potproxy's
-//! own upstream client, so the browser never reaches the network by itself and tokens are minted
-//! from the same egress as the download; anything not fulfilled fails.
+//! hide automation, [`launch_args`]), and its process life: `process` starts the one Chromium in
+//! its own process group, drives it over a DevTools pipe only potproxy holds, kills the whole
+//! group when it is dropped or potproxy dies, and reads its memory; `minter` keeps that browser
+//! ([`minter::SharedBrowser`]: launched once, restarted when it crashes or hangs) and, per
+//! egress, a browser context (own cookies, storage and cache) with a warm page minter; `pool`
+//! keeps one context per egress, capped. Every request a page makes is intercepted (CDP `Fetch`)
+//! and fulfilled by potproxy's own upstream client for that page's egress, so the browser never
+//! reaches the network by itself and tokens are minted from the same egress as the download;
+//! anything not fulfilled fails.
 
 pub mod minter;
 pub mod pool;
@@ -42,15 +45,41 @@ pub struct BrowserSettings {
     pub mint_timeout: Duration,
     /// Deadline for starting the browser and warming a minter (challenge, VM, GenerateIT).
     pub warmup_timeout: Duration,
-    /// Most browsers for request-named egresses (the provider API's `proxy`) that run or are
-    /// being started at once; the configured egress has its own besides.
-    pub max_browsers: usize,
+    /// Most browser contexts for request-named egresses (the provider API's `proxy`) open or
+    /// being opened at once, all in the one browser; the configured egress has its own besides.
+    pub max_contexts: usize,
+    /// Where profile directories are made (`[tokens.browser] profile_root`, by default
+    /// `<state dir>/browser`); `None`: the per-user runtime directory ([`runtime_profile_root`]).
+    pub profile_root: Option<PathBuf>,
 }
 
-/// Default for `[tokens.browser] max_browsers`.
-pub const DEFAULT_MAX_BROWSERS: usize = 4;
-/// Most `[tokens.browser] max_browsers` accepts.
-pub const MAX_MAX_BROWSERS: usize = 64;
+impl BrowserSettings {
+    /// The directory browser profiles are made in.
+    pub fn profile_root(&self) -> PathBuf {
+        self.profile_root.clone().unwrap_or_else(|| {
+            runtime_profile_root(
+                std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+                &std::env::temp_dir(),
+                rustix::process::geteuid().as_raw(),
+            )
+        })
+    }
+}
+
+/// The profile root when no state directory is known (embedding, tests): in the user's runtime
+/// directory when there is one (`$XDG_RUNTIME_DIR`, absolute), else a per-user directory in the
+/// temp directory (its ownership is checked before use: /tmp is shared).
+pub fn runtime_profile_root(xdg_runtime: Option<PathBuf>, tmp: &Path, euid: u32) -> PathBuf {
+    match xdg_runtime.filter(|d| d.is_absolute()) {
+        Some(d) => d.join("potproxy-browser"),
+        None => tmp.join(format!("potproxy-browser-{euid}")),
+    }
+}
+
+/// Default for `[tokens.browser] max_contexts`.
+pub const DEFAULT_MAX_CONTEXTS: usize = 8;
+/// Most `[tokens.browser] max_contexts` accepts.
+pub const MAX_MAX_CONTEXTS: usize = 64;
 
 impl Default for BrowserSettings {
     fn default() -> Self {
@@ -60,7 +89,8 @@ impl Default for BrowserSettings {
             prewarm: true,
             mint_timeout: Duration::from_secs(10),
             warmup_timeout: Duration::from_secs(30),
-            max_browsers: DEFAULT_MAX_BROWSERS,
+            max_contexts: DEFAULT_MAX_CONTEXTS,
+            profile_root: None,
         }
     }
 }
@@ -118,18 +148,22 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The browser's command line: headless, its own identity kept (no automation switches,
+/// The browser's command line: headless, DevTools on the pipe potproxy holds (fds 3 and 4; no TCP
+/// port, no `DevToolsActivePort` file), its own identity kept (no automation switches,
 /// `navigator.webdriver` false), no network of its own (every host resolves to nothing, so a
 /// request that escaped interception fails instead of leaving by another path), no background
-/// services that phone home. (Not `--disable-crashpad-for-testing`: with it, Chromium 156
+/// services that phone home. Memory: no spare renderer kept ready for the next navigation, and
+/// no WebUI omnibox popups preloaded for each window (one per browser context); neither is
+/// visible to a page. (Not `--disable-crashpad-for-testing`: with it, Chromium 156
 /// crashes its new renderers with an "FD ownership violation"; the crash handlers it starts
 /// exit with it.) `root` adds
-/// `--no-sandbox` (Chromium refuses to run sandboxed as root). `extra` comes last so the user
+/// `--no-sandbox`: Chromium refuses to run sandboxed as root, so it is the one case potproxy
+/// turns the sandbox off (and says so in the log). `extra` comes last so the user
 /// can override.
 pub fn launch_args(profile: &Path, root: bool, extra: &[String]) -> Vec<String> {
     let mut a: Vec<String> = [
         "--headless=new",
-        "--remote-debugging-port=0",
+        "--remote-debugging-pipe",
         "--disable-blink-features=AutomationControlled",
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--no-first-run",
@@ -142,6 +176,7 @@ pub fn launch_args(profile: &Path, root: bool, extra: &[String]) -> Vec<String> 
         "--disable-breakpad",
         "--disable-dev-shm-usage",
         "--disable-gpu",
+        "--disable-features=SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
         "--mute-audio",
         "--lang=en-US",
         "--window-size=1920,1080",
@@ -182,23 +217,53 @@ pub fn headful_brands(brands: &[(String, String)]) -> Vec<(String, String)> {
 
 /// Sum of `rss` over `root` and its descendants, given `(pid, ppid, rss)` for every process.
 pub fn tree_sum(procs: &[(u32, u32, u64)], root: u32) -> u64 {
-    let mut total = 0;
+    let members = tree_members(procs, root);
+    procs
+        .iter()
+        .filter(|(pid, _, _)| members.contains(pid))
+        .map(|&(_, _, rss)| rss)
+        .sum()
+}
+
+/// `root` (if it exists) and its descendants, given `(pid, ppid, _)` for every process.
+pub fn tree_members(procs: &[(u32, u32, u64)], root: u32) -> Vec<u32> {
+    let mut out = Vec::new();
     let mut frontier = vec![root];
     let mut seen = std::collections::HashSet::new();
     while let Some(p) = frontier.pop() {
         if !seen.insert(p) {
             continue;
         }
-        for &(pid, ppid, rss) in procs {
+        for &(pid, ppid, _) in procs {
             if pid == p {
-                total += rss;
+                out.push(pid);
             }
             if ppid == p && pid != p {
                 frontier.push(pid);
             }
         }
     }
-    total
+    out
+}
+
+/// The `Pss:` line of a `/proc/<pid>/smaps_rollup` text, KiB.
+pub fn smaps_pss_kib(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix("Pss:")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The renderer process that serves a page just opened (while no other page opened): the one
+/// running after it opened that did not before. Empty when that is not exactly one process (a
+/// renderer reused, or several started at once): the page is then not attributed.
+pub fn new_renderers(before: &[u32], after: &[u32]) -> Vec<u32> {
+    let fresh: Vec<u32> = after
+        .iter()
+        .copied()
+        .filter(|p| !before.contains(p))
+        .collect();
+    if fresh.len() == 1 { fresh } else { Vec::new() }
 }
 
 #[cfg(test)]
@@ -211,6 +276,9 @@ mod tests {
         assert!(a.contains(&"--disable-blink-features=AutomationControlled".to_string()));
         assert!(a.contains(&"--host-resolver-rules=MAP * ~NOTFOUND".to_string()));
         assert!(a.contains(&"--user-data-dir=/tmp/p".to_string()));
+        // DevTools over the pipe only: no port any local process could attach to.
+        assert!(a.contains(&"--remote-debugging-pipe".to_string()));
+        assert!(!a.iter().any(|f| f.starts_with("--remote-debugging-port")));
         assert!(!a.iter().any(|f| f.contains("enable-automation")));
         assert!(!a.contains(&"--no-sandbox".to_string()));
         // User flags come after ours (they win), the start URL last.
@@ -246,6 +314,51 @@ mod tests {
         assert_eq!(find_executable(Some(&path)), Some(exe));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(find_executable(None), None);
+    }
+
+    #[test]
+    fn without_a_state_dir_profiles_go_to_the_users_runtime_dir_or_a_per_user_temp_dir() {
+        let tmp = Path::new("/tmp");
+        let cases: &[(Option<&str>, &str)] = &[
+            (Some("/run/user/1000"), "/run/user/1000/potproxy-browser"),
+            (Some("relative"), "/tmp/potproxy-browser-1000"),
+            (None, "/tmp/potproxy-browser-1000"),
+        ];
+        for (xdg, want) in cases {
+            assert_eq!(
+                runtime_profile_root(xdg.map(PathBuf::from), tmp, 1000),
+                PathBuf::from(want),
+                "{xdg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pss_is_read_from_the_smaps_rollup_line() {
+        let text = "00400000-7ffd [rollup]\nRss:              120000 kB\nPss:               51234 kB\nPss_Anon:          40000 kB\n";
+        assert_eq!(smaps_pss_kib(text), Some(51234));
+        assert_eq!(smaps_pss_kib("Rss: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn a_page_is_attributed_only_the_one_renderer_that_appeared_for_it() {
+        let cases: &[(&[u32], &[u32], &[u32])] = &[
+            // One new renderer: it serves the page.
+            (&[5, 6], &[5, 6, 9], &[9]),
+            // One new while another page's went away.
+            (&[5, 6], &[6, 9], &[9]),
+            // Nothing new (a renderer was reused): unknown.
+            (&[5, 6], &[5, 6], &[]),
+            // Two new: cannot tell which.
+            (&[5], &[5, 8, 9], &[]),
+        ];
+        for (before, after, want) in cases {
+            assert_eq!(
+                new_renderers(before, after),
+                want.to_vec(),
+                "{before:?} {after:?}"
+            );
+        }
     }
 
     #[test]

@@ -33,8 +33,10 @@ fn malformed(what: &'static str, reason: impl ToString) -> PageChallengeError {
 /// The inline challenge, as the page states it, and the token that goes with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InlineChallenge {
-    /// The `bgChallenge` object, unread.
-    pub bg_challenge: Value,
+    /// The embedded `/att/get` answer, unread: `bgChallenge` or `botguardData`, and the
+    /// `challenge` text whose `c`/`t` say how long it lives (`ytAtR` states only the
+    /// `bgChallenge`, kept here under that key).
+    pub response: Value,
     /// `ytAtN`'s `T`: the eacrToken for `/att/get`.
     pub eacr_token: Option<String>,
 }
@@ -190,11 +192,11 @@ fn parse_yt_atn(html: &str) -> Option<Result<InlineChallenge, PageChallengeError
     };
     Some((|| {
         let v: Value = serde_json::from_str(&r).map_err(|e| malformed("ytAtN R", e))?;
-        let bg = v
-            .get("bgChallenge")
-            .ok_or(PageChallengeError::Missing("bgChallenge"))?;
+        if v.get("bgChallenge").is_none() && v.get("botguardData").is_none() {
+            return Err(PageChallengeError::Missing("bgChallenge"));
+        }
         Ok(InlineChallenge {
-            bg_challenge: bg.clone(),
+            response: v,
             eacr_token: get("T"),
         })
     })())
@@ -210,9 +212,13 @@ fn parse_yt_atr(html: &str) -> Option<Result<InlineChallenge, PageChallengeError
     };
     Some((|| {
         let v: Value = serde_json::from_str(&text).map_err(|e| malformed("ytAtR", e))?;
-        let bg = v.get("bgChallenge").unwrap_or(&v);
+        let response = if v.get("bgChallenge").is_some() {
+            v
+        } else {
+            serde_json::json!({ "bgChallenge": v })
+        };
         Ok(InlineChallenge {
-            bg_challenge: bg.clone(),
+            response,
             eacr_token: None,
         })
     })())

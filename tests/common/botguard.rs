@@ -1,9 +1,14 @@
 //! A simulated BotGuard behind the fake YouTube: the challenge sources it serves itself
-//! (`/att/get`, WAA `Create` plain or scrambled; the page `ytAtN` is in [`super::youtube`]), an
-//! interpreter that follows the real calling convention (asynchronous setup callback, async
-//! snapshot, minter factory in `webPoSignalOutput[0]`), and a `GenerateIT` that signs integrity
-//! tokens, so the fake googlevideo and player can verify minted tokens: their signature, expiry
-//! and binding.
+//! (`/att/get` as the web or the TV client, answering with `bgChallenge` or with the newer
+//! `botguardData` plus `eats`; `/att/log`; WAA `Create` plain or scrambled; the page `ytAtN` is
+//! in [`super::youtube`]), an interpreter that follows the real calling convention
+//! (asynchronous setup callback, async snapshot, minter factory in `webPoSignalOutput[0]`), and
+//! a `GenerateIT` that signs integrity tokens, so the fake googlevideo and player can verify
+//! minted tokens: their signature, expiry and binding. With [`Behaviour::require_event_id`]
+//! a web challenge's snapshot gets an integrity token only if the VM held the page's EVENT_ID
+//! in `yt.config_` (the TV client's challenge is not bound). Every challenge carries a `challenge`
+//! text with its issue time `c` and lifetime `t`; a snapshot of a challenge whose answer carried
+//! `eats` gets an integrity token only after `/att/log` returned that `eats` with the snapshot.
 //!
 //! Trust grading, as YouTube grades since August 2026: the interpreter probes the environment
 //! it runs in with something an emulated DOM cannot fake and a real browser passes by
@@ -21,15 +26,17 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::origin::{Behaviour, FakeRequest, FakeState, Reply, status_body};
-use super::youtube::VISITOR_DATA;
+use super::youtube::{EVENT_ID, VISITOR_DATA};
 
 pub const GLOBAL_NAME: &str = "fakebg";
 pub const PROGRAM: &str = "ZmFrZS1wcm9ncmFtLWZvci1wb3Rwcm94eS10ZXN0cw";
+/// The program of the TV client's challenge, which is not bound to a page's EVENT_ID.
+pub const PROGRAM_TV: &str = "ZmFrZS10di1wcm9ncmFtLWZvci1wb3Rwcm94eQ";
 pub const REQUEST_KEY: &str = "O43z0dpjhgX20SCx4KAo";
 
 /// The interpreter: registers `globalThis.fakebg.a(...)` like the real one. The snapshot is
-/// `$` + base64("fake-botguard:" + program + ":" + trust), trust being what the canvas probe
-/// found (`high` or `low`); the minter builds a field-6 protobuf holding the integrity token,
+/// `$` + base64("fake-botguard:" + program + ":" + trust [+ ":" + EVENT_ID]), trust being what
+/// the canvas probe found (`high` or `low`), EVENT_ID the one `yt.config_` holds, if any; the minter builds a field-6 protobuf holding the integrity token,
 /// the binding and 4 random bytes.
 pub const INTERPRETER_JS: &str = r#"(function () {
   var g = globalThis;
@@ -54,7 +61,8 @@ pub const INTERPRETER_JS: &str = r#"(function () {
       return (ink > 300 && ink < 9000 && soft > 60 && soft < ink) ? "high" : "low";
     } catch (e) { return "low"; }
   }
-  g.fakebg = {
+  // Registered under the real interpreter's global too: `botguardData` names no global.
+  g.fakebg = g.trayride = {
     a: function (program, setup, flag, el, telemetry, experiments, u1, f, loggers) {
       if (typeof setup !== "function") throw new Error("no setup callback");
       function asyncSnapshot(done, args) {
@@ -76,7 +84,9 @@ pub const INTERPRETER_JS: &str = r#"(function () {
               });
             });
           };
-          done("$" + btoa("fake-botguard:" + program + ":" + probeCanvas()));
+          var cfg = g.yt && g.yt.config_;
+          var eventId = (cfg && cfg.EVENT_ID) || "";
+          done("$" + btoa("fake-botguard:" + program + ":" + probeCanvas() + (eventId ? ":" + eventId : "")));
         }, 1);
       }
       setTimeout(function () { setup(asyncSnapshot, function () {}, function () {}, function () {}); }, 2);
@@ -93,6 +103,20 @@ pub fn hash_of(js: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(js.as_bytes()))
 }
 
+/// A no-op interpreter as pages sometimes inline instead of naming the real one.
+pub const STUB_JS: &str = "(function(){})();";
+
+/// How `/att/get` states its challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttGetForm {
+    /// `bgChallenge` (interpreter URL, hash, program, global name).
+    BgChallenge,
+    /// `botguardData` with `interpreterSafeUrl` wrapping the interpreter's URL, plus `eats`.
+    BotguardDataUrl,
+    /// `botguardData` with `interpreterSafeUrl` wrapping the script itself, plus `eats`.
+    BotguardDataInline,
+}
+
 /// How `Create` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateMode {
@@ -106,13 +130,21 @@ pub enum CreateMode {
 /// whole fake origin has one set of switches.
 pub struct FakeBotGuard {
     secret: [u8; 16],
+    /// `eats` values handed out with `botguardData` answers.
+    issued_eats: std::sync::Mutex<Vec<String>>,
+    /// (`eats`, `webResponse`) pairs `/att/log` received.
+    logged: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Default for FakeBotGuard {
     fn default() -> Self {
         let mut secret = [0u8; 16];
         getrandom::fill(&mut secret).unwrap();
-        FakeBotGuard { secret }
+        FakeBotGuard {
+            secret,
+            issued_eats: Default::default(),
+            logged: Default::default(),
+        }
     }
 }
 
@@ -176,8 +208,97 @@ impl FakeBotGuard {
         })
     }
 
-    pub fn att_get_response(&self, b: &Behaviour) -> Value {
-        json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": "a=6&a2=10", "bgChallenge": self.bg_challenge(b)})
+    /// A `challenge` text issued `age_secs` ago, living `b.challenge_ttl_secs`.
+    pub fn challenge_text(&self, b: &Behaviour, age_secs: u64) -> String {
+        format!(
+            "a=6&a2=10&b=fakeChallengeBody&c={}&d=1&t={}",
+            now() - age_secs,
+            b.challenge_ttl_secs
+        )
+    }
+
+    /// The `/att/get` answer as the web page embeds it (always `bgChallenge`; with
+    /// `page_interpreter_stub`, one that inlines a no-op interpreter and names no URL).
+    pub fn page_att_response(&self, b: &Behaviour) -> Value {
+        let mut bg = self.bg_challenge(b);
+        if b.page_interpreter_stub {
+            let o = bg.as_object_mut().unwrap();
+            o.remove("interpreterUrl");
+            o.insert(
+                "interpreterJavascript".into(),
+                json!({"privateDoNotAccessOrElseSafeScriptWrappedValue": STUB_JS}),
+            );
+        }
+        json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": self.challenge_text(b, b.page_challenge_age_secs), "bgChallenge": bg})
+    }
+
+    /// The `/att/get` answer in the configured form; the TV client's names its own program.
+    pub fn att_get_response(&self, b: &Behaviour, tv: bool) -> Value {
+        let text = self.challenge_text(b, 0);
+        if tv {
+            let mut bg = self.bg_challenge(b);
+            bg["program"] = json!(PROGRAM_TV);
+            return json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": text, "bgChallenge": bg});
+        }
+        let safe_url = |key: &str, value: String| json!({ key: value });
+        let data = match b.att_get_form {
+            AttGetForm::BgChallenge => {
+                return json!({"responseContext": {"visitorData": VISITOR_DATA}, "challenge": text, "bgChallenge": self.bg_challenge(b)});
+            }
+            AttGetForm::BotguardDataUrl => safe_url(
+                "privateDoNotAccessOrElseTrustedResourceUrlWrappedValue",
+                format!("//www.google.com/js/th/{}.js", self.named_hash(b)),
+            ),
+            AttGetForm::BotguardDataInline => safe_url(
+                "privateDoNotAccessOrElseSafeScriptWrappedValue",
+                self.interpreter(b),
+            ),
+        };
+        let mut eats = [0u8; 12];
+        getrandom::fill(&mut eats).unwrap();
+        let eats = format!("eats-{}", URL_SAFE_NO_PAD.encode(eats));
+        self.issued_eats.lock().unwrap().push(eats.clone());
+        json!({
+            "responseContext": {"visitorData": VISITOR_DATA},
+            "challenge": text,
+            "botguardData": {"program": PROGRAM, "interpreterSafeUrl": data},
+            "eats": eats
+        })
+    }
+
+    /// `/att/log`: records the `eats` (from the one-time context) and the VM's response.
+    pub fn att_log(&self, body: &[u8]) -> (u16, Vec<u8>) {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return (400, b"bad json".to_vec());
+        };
+        let eats = v["context"]["request"]["eats"].as_str();
+        let web = v["webResponse"].as_str();
+        let well_formed = v["challenge"].as_str().is_some_and(|c| c.contains("&c="))
+            && v["engagementType"] == "ENGAGEMENT_TYPE_UNBOUND";
+        match (eats, web) {
+            (Some(e), Some(w)) if well_formed => {
+                self.logged
+                    .lock()
+                    .unwrap()
+                    .push((e.to_string(), w.to_string()));
+                (200, br#"{"responseContext":{}}"#.to_vec())
+            }
+            _ => (400, format!("bad att/log request: {v}").into_bytes()),
+        }
+    }
+
+    /// Whether a snapshot may be traded: when `eats` was handed out, only one that `/att/log`
+    /// returned with an issued `eats`.
+    fn logged_if_needed(&self, snapshot: &str) -> bool {
+        let issued = self.issued_eats.lock().unwrap();
+        if issued.is_empty() {
+            return true;
+        }
+        self.logged
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(e, w)| w == snapshot && issued.contains(e))
     }
 
     pub fn create_response(&self, b: &Behaviour) -> Option<Vec<u8>> {
@@ -230,18 +351,27 @@ impl FakeBotGuard {
             .and_then(|s| STANDARD.decode(s).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let probe = snapshot
-            .strip_prefix(&format!("fake-botguard:{PROGRAM}"))
-            .map(|rest| rest.strip_prefix(':').unwrap_or(rest).to_string());
-        let Some(probe) = probe.filter(|_| v[0] == REQUEST_KEY) else {
+        let mut parts = snapshot
+            .strip_prefix("fake-botguard:")
+            .unwrap_or_default()
+            .split(':');
+        let program = parts.next().unwrap_or_default();
+        let probe = parts.next().unwrap_or_default().to_string();
+        let event_id = parts.next().unwrap_or_default();
+        if v[0] != REQUEST_KEY || (program != PROGRAM && program != PROGRAM_TV) {
             return (400, format!("bad GenerateIT request: {v}").into_bytes());
-        };
+        }
+        // The web challenges are bound to the page's EVENT_ID; the TV client's is not.
+        let unbound = b.require_event_id && program == PROGRAM && event_id != EVENT_ID;
         let trust = if !b.grade_trust || probe == "high" {
             Trust::High
         } else {
             Trust::Low
         };
-        if b.null_integrity_token {
+        if b.null_integrity_token
+            || unbound
+            || !self.logged_if_needed(v[1].as_str().unwrap_or_default())
+        {
             return (
                 200,
                 serde_json::to_vec(&json!([null, 43200, null, "FAKEFALLBACKTOKEN0123456789"]))
@@ -369,14 +499,24 @@ pub(super) fn route(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
     };
     let bg = &state.bg;
     let b = state.behaviour();
+    if host == "www.youtube.com" && path == "/youtubei/v1/att/log" {
+        state.count(|c| c.att_log += 1);
+        let (status, body) = bg.att_log(&req.body);
+        return Some(status_body(status, body, "application/json"));
+    }
     if host == "www.youtube.com" && path == "/youtubei/v1/att/get" {
         state.count(|c| c.att_get += 1);
         if !b.att_get {
             return Some(status_body(404, "no att/get here", "text/plain"));
         }
+        let tv = serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| {
+            v["context"]["client"]["clientName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("TVHTML5"))
+        });
         return Some(status_body(
             200,
-            serde_json::to_vec(&bg.att_get_response(&b)).unwrap(),
+            serde_json::to_vec(&bg.att_get_response(&b, tv)).unwrap(),
             "application/json",
         ));
     }

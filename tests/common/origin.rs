@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ServerBuilder;
 use tokio::net::TcpListener;
 
-use super::botguard::{self, CreateMode, FakeBotGuard, Verdict};
+use super::botguard::{self, AttGetForm, CreateMode, FakeBotGuard, Verdict};
 use super::media::{self, GvsRegime, LowTrust, Playbacks};
 use super::pki::TestPki;
 use super::sabr::{SabrBehaviour, SabrState};
@@ -31,16 +31,29 @@ use super::youtube;
 pub struct Behaviour {
     // Pages.
     pub page_challenge: bool,
+    /// The home page answers with this status (a captcha or rate limit when not 200).
+    pub page_status: u16,
+    /// The page's embedded challenge inlines a no-op interpreter instead of naming one.
+    pub page_interpreter_stub: bool,
+    /// The page's embedded challenge was issued this long ago (its `c`).
+    pub page_challenge_age_secs: u64,
     /// The `html5_generate_content_po_token` flag pages carry (`None`: absent).
     pub page_flag_video_bound: Option<bool>,
     // BotGuard.
     pub att_get: bool,
+    /// How `/att/get` states its challenge (`bgChallenge`, or `botguardData` with `eats`).
+    pub att_get_form: AttGetForm,
+    /// The `t` of every challenge text: how long a challenge lives, seconds.
+    pub challenge_ttl_secs: u64,
     pub create: CreateMode,
     /// Serve this script at the interpreter URL instead of the real fake interpreter.
     pub interpreter_override: Option<String>,
     /// Challenges name the override's hash (so it passes verification and runs).
     pub challenge_names_override: bool,
     pub null_integrity_token: bool,
+    /// GenerateIT refuses a web challenge's snapshot made without the page's EVENT_ID in
+    /// `yt.config_` (the Aug-2026 experiment); the TV client's challenge is not bound.
+    pub require_event_id: bool,
     pub it_ttl_secs: u64,
     // googlevideo.
     /// googlevideo answers 403 to media without a valid token.
@@ -80,12 +93,18 @@ impl Default for Behaviour {
     fn default() -> Self {
         Behaviour {
             page_challenge: true,
+            page_status: 200,
+            page_interpreter_stub: false,
+            page_challenge_age_secs: 0,
             page_flag_video_bound: Some(true),
             att_get: true,
+            att_get_form: AttGetForm::BgChallenge,
+            challenge_ttl_secs: 3600,
             create: CreateMode::Plain,
             interpreter_override: None,
             challenge_names_override: false,
             null_integrity_token: false,
+            require_event_id: false,
             it_ttl_secs: 43_200,
             enforce_media: false,
             gvs_regime: GvsRegime::Video,
@@ -109,6 +128,7 @@ pub struct Counts {
     pub visitor_id: usize,
     pub page: usize,
     pub att_get: usize,
+    pub att_log: usize,
     pub create: usize,
     pub interpreter: usize,
     pub generate_it: usize,

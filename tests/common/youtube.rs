@@ -10,6 +10,8 @@ use super::media::{DEFAULT_MEDIA_LEN, FakePlayback};
 use super::origin::{Behaviour, FakeRequest, FakeState, Reply, status_body};
 use super::sabr;
 
+/// The EVENT_ID the fake pages' ytcfg carries.
+pub const EVENT_ID: &str = "FakeEventId0123456789ab";
 pub const VISITOR_DATA: &str = "CgtGYWtlVmlzaXRvcijAgICAxjIKCgJERRIEEgAgNg%3D%3D";
 /// What `/youtubei/v1/visitor_id` issues.
 pub const ISSUED_VISITOR_DATA: &str = "CgtJc3N1ZWRWaXNpdG9yKMCAgIDGMgoKAkRFEgQSACA2";
@@ -38,6 +40,14 @@ pub(super) fn route(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
     }
     if host == "www.youtube.com" && path == "/" && get {
         state.count(|c| c.page += 1);
+        let status = state.behaviour().page_status;
+        if status != 200 {
+            return Some(status_body(
+                status,
+                "<html>Our systems have detected unusual traffic</html>",
+                html,
+            ));
+        }
         return Some(status_body(200, page(state, "WEB", None), html));
     }
     // What yt-dlp fetches before the player request when nothing is skipped.
@@ -96,7 +106,7 @@ pub fn ytcfg(b: &Behaviour, client: &str) -> Value {
         None => "foo=1".into(),
     };
     json!({
-        "EVENT_ID": "FakeEventId0123456789ab",
+        "EVENT_ID": EVENT_ID,
         "VISITOR_DATA": VISITOR_DATA,
         "DATASYNC_ID": "V15f488c3||",
         "LOGGED_IN": false,
@@ -110,8 +120,8 @@ pub fn ytcfg(b: &Behaviour, client: &str) -> Value {
     })
 }
 
-/// A page for `client` (`WEB` on www, `MWEB` on m.) with the inline `ytAtN` challenge in
-/// the same escaped form the real page uses; with `video`, a watch page carrying `ytInitialPlayerResponse`.
+/// A page for `client` (`WEB` on www, `MWEB` on m.) with the inline `ytAtN` challenge (the
+/// embedded `/att/get` answer and the eacrToken) in the same escaped form the real page uses; with `video`, a watch page carrying `ytInitialPlayerResponse`.
 pub fn page(state: &FakeState, client: &str, video: Option<&str>) -> String {
     let b = state.behaviour();
     let mut html = format!(
@@ -129,7 +139,7 @@ pub fn page(state: &FakeState, client: &str, video: Option<&str>) -> String {
         ));
     }
     if b.page_challenge {
-        let r = serde_json::to_string(&state.bg.att_get_response(&b)).unwrap();
+        let r = serde_json::to_string(&state.bg.page_att_response(&b)).unwrap();
         let escaped: String = r
             .chars()
             .map(|c| match c {

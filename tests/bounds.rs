@@ -266,7 +266,7 @@ async fn many_proxies_at_once_never_run_more_browsers_than_the_cap_and_evicted_o
     let config = Harness::builder()
         .sources(&[SourceKind::Browser])
         .toml(&format!(
-            "[tokens.browser]\nmax_browsers = {CAP}\nprewarm = false\nwarmup_timeout_secs = 120\nmint_timeout_secs = 60\n"
+            "[tokens.browser]\nmax_contexts = {CAP}\nprewarm = false\nwarmup_timeout_secs = 120\nmint_timeout_secs = 60\n"
         ))
         .config(&fakes, dir.path());
     let services = potproxy::build_services(&config).unwrap();

@@ -387,3 +387,44 @@ async fn a_gateway_url_bound_to_another_address_is_flagged_before_googlevideo_re
     assert_eq!(res.status(), 206);
     assert_eq!(mismatches(), before);
 }
+
+/// A player request over a raw `CONNECT` with `preamble`, TLS as www.youtube.com; the
+/// response's formats with a `url`.
+async fn format_urls_over(h: &Harness, preamble: &str) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (stream, head) = raw_connect(h.proxy.addr, preamble).await;
+    assert!(head.contains(" 200"), "{head}");
+    let tls = tokio_rustls::TlsConnector::from(h.proxy_tls(&[b"http/1.1"]));
+    let mut tls = tls
+        .connect("www.youtube.com".try_into().unwrap(), stream)
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&player_body("WEB", V)).unwrap();
+    let head = format!(
+        "POST /youtubei/v1/player?prettyPrint=false HTTP/1.1\r\nHost: www.youtube.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    let (_, json) = text.split_once("\r\n\r\n").unwrap();
+    let pr: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
+    formats(&pr)
+        .iter()
+        .filter(|f| f.get("url").is_some())
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_that_resolved_the_name_itself_gets_no_gateway_urls_it_could_not_reach() {
+    let h = sabr_only(&[SourceKind::BotGuard]).await;
+    // By name: the client leaves resolution to the proxy, which answers the gateway's name.
+    let named = format_urls_over(&h, "CONNECT www.youtube.com:443 HTTP/1.1\r\n\r\n").await;
+    assert_eq!(named, FORMATS.len());
+    // By address (as transparent mode and SOCKS5 by address arrive): the client would
+    // resolve sabr.potproxy.googlevideo.com itself and fail.
+    let by_ip = format_urls_over(&h, "CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n").await;
+    assert_eq!(by_ip, 0);
+}

@@ -88,6 +88,8 @@ fn flow_call(op: &str, args: &[&Value]) -> String {
 /// Cap on a body the page receives through interception (decoded).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// Deadline for disposing of a closed context (the browser is otherwise idle then).
+/// How long a cheap command may take before the browser counts as hung.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 const DISPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopped browser's processes get to exit before a warning.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
@@ -249,6 +251,8 @@ impl SharedBrowser {
             )
             .await?;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            // The contexts of an earlier browser died with it; only this one's count.
+            self.open.store(0, Ordering::Relaxed);
             self.pid.store(p.pid() as u64, Ordering::Relaxed);
             *self.profile.lock().expect("profile lock") = Some(p.profile().to_path_buf());
             self.launches.fetch_add(1, Ordering::Relaxed);
@@ -272,6 +276,23 @@ impl SharedBrowser {
         }
     }
 
+    /// Whether the browser of `generation` fails to answer a cheap command. One egress's flow
+    /// timing out (a slow proxy) must not restart the browser every egress shares: only a
+    /// browser that does not answer is restarted. A lock held by others opening contexts is
+    /// busy, not proof of a hang.
+    async fn hung(&self, generation: u64) -> bool {
+        let Ok(guard) = tokio::time::timeout(PROBE_TIMEOUT, self.running.lock()).await else {
+            return false;
+        };
+        let Some(r) = guard.as_ref().filter(|r| r.generation == generation) else {
+            return false;
+        };
+        !matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, r.process.browser.version()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Drops the running browser (its process group is killed).
     fn stop_locked(&self, guard: &mut Option<Running>) {
         *guard = None;
@@ -291,7 +312,8 @@ impl SharedBrowser {
                 tracing::debug!(error = %e, "could not dispose of a browser context");
             }
         }
-        if self.open.fetch_sub(1, Ordering::Relaxed) == 1 && guard.is_some() {
+        let current = guard.as_ref().map(|r| r.generation) == Some(ctx.generation);
+        if current && self.open.fetch_sub(1, Ordering::Relaxed) == 1 {
             let profile = self.profile_dir();
             self.stop_locked(&mut guard);
             tracing::info!("no browser context left; browser stopped");
@@ -529,12 +551,23 @@ impl BrowserMinter {
 
     async fn after_failure(&self, st: &mut State, e: &BrowserError) {
         if e.needs_restart() {
-            tracing::warn!(error = %e, "browser unusable; closing it, the next mint starts a new one");
             // A launch that failed left no browser to restart; a warm-up that timed out while
-            // waiting for the browser's lock (others opening their contexts) blames none.
+            // waiting for the browser's lock (others opening their contexts) blames none; a
+            // timeout restarts the shared browser only when it does not answer either.
             let generation = st.ctx.as_ref().map(|c| c.generation).or(st.talking_to);
-            if let (Some(g), false) = (generation, matches!(e, BrowserError::Launch { .. })) {
-                self.browser.restart(g).await;
+            let restart = match (generation, e) {
+                (None, _) | (_, BrowserError::Launch { .. }) => None,
+                (Some(g), BrowserError::Timeout { .. }) => self.browser.hung(g).await.then_some(g),
+                (Some(g), _) => Some(g),
+            };
+            match restart {
+                Some(g) => {
+                    tracing::warn!(error = %e, "browser unusable; closing it, the next mint starts a new one");
+                    self.browser.restart(g).await;
+                }
+                None => {
+                    tracing::warn!(error = %e, "this egress's context is closed; the browser answers and stays");
+                }
             }
             self.close_context(st).await;
         } else {

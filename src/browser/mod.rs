@@ -215,16 +215,6 @@ pub fn headful_brands(brands: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
-/// Sum of `rss` over `root` and its descendants, given `(pid, ppid, rss)` for every process.
-pub fn tree_sum(procs: &[(u32, u32, u64)], root: u32) -> u64 {
-    let members = tree_members(procs, root);
-    procs
-        .iter()
-        .filter(|(pid, _, _)| members.contains(pid))
-        .map(|&(_, _, rss)| rss)
-        .sum()
-}
-
 /// `root` (if it exists) and its descendants, given `(pid, ppid, _)` for every process.
 pub fn tree_members(procs: &[(u32, u32, u64)], root: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -362,15 +352,17 @@ mod tests {
     }
 
     #[test]
-    fn rss_is_summed_over_the_process_tree_only() {
+    fn a_process_tree_is_its_root_and_descendants_only() {
         let procs = [
-            (10, 1, 100),
-            (11, 10, 20),
-            (12, 11, 3),
-            (13, 1, 999),
-            (14, 10, 4),
+            (10, 1, 0),
+            (11, 10, 0),
+            (12, 11, 0),
+            (13, 1, 0),
+            (14, 10, 0),
         ];
-        assert_eq!(tree_sum(&procs, 10), 127);
-        assert_eq!(tree_sum(&procs, 99), 0);
+        let mut tree = tree_members(&procs, 10);
+        tree.sort_unstable();
+        assert_eq!(tree, [10, 11, 12, 14]);
+        assert!(!tree_members(&procs, 13).contains(&10));
     }
 }

@@ -15,6 +15,8 @@ use futures::future::BoxFuture;
 
 use super::BrowserSettings;
 use super::minter::{BrowserMinter, SharedBrowser};
+use crate::botguard::settings::BotGuardSettings;
+use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
 /// A request-named egress's context unused this long is closed (its renderer's memory
 /// returned); the configured egress's stays, warm for the next request.
@@ -39,8 +41,6 @@ pub fn idle_contexts<'a>(contexts: &[Idle<'a>], idle: Duration) -> Vec<&'a str> 
         .map(|c| c.key)
         .collect()
 }
-use crate::botguard::settings::BotGuardSettings;
-use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
 /// One egress's context as the live page shows it.
 #[derive(Debug, Clone)]

@@ -229,11 +229,6 @@ impl BrowserProcess {
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None)) && !self.handler.is_finished()
     }
-
-    /// Resident memory of the browser and every process it started, in bytes.
-    pub fn rss_bytes(&self) -> u64 {
-        tree_rss_bytes(self.pid)
-    }
 }
 
 impl Drop for BrowserProcess {
@@ -705,6 +700,11 @@ pub fn sweep_orphans(root: &Path) -> Swept {
             .iter()
             .any(|a| profile_in_root(a, root_text).is_some_and(stale));
         if orphan && kill(pid) {
+            // The browser leads its own process group; its children rewrite their command
+            // lines (space-joined), so they are found through the group, not by their args.
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+            }
             killed.push(pid);
         }
     }
@@ -806,11 +806,6 @@ fn processes() -> Vec<(u32, u32, u64)> {
         out.push((pid, ppid, rss_kb * 1024));
     }
     out
-}
-
-/// Resident memory of `pid` and its descendants, in bytes.
-pub fn tree_rss_bytes(pid: u32) -> u64 {
-    super::tree_sum(&processes(), pid)
 }
 
 /// Proportional set size of one process, bytes (`Pss:` of /proc/<pid>/smaps_rollup: each page

@@ -135,6 +135,9 @@ pub struct PotHandler {
     exchange: Option<Arc<Exchange>>,
     /// The client the request came from (for the live page).
     client: Option<std::net::SocketAddr>,
+    /// The client named the host (so it would also reach a gateway URL's name through the
+    /// proxy); see [`crate::serve::Hook::new_ctx`].
+    by_name: bool,
 }
 
 impl PotHandler {
@@ -144,7 +147,20 @@ impl PotHandler {
             note: None,
             exchange: None,
             client: None,
+            by_name: true,
         }
+    }
+
+    /// Whether this request's client may get gateway URLs: turned on, the gateway's name
+    /// intercepted, and a client that leaves name resolution to the proxy (one that resolves
+    /// names itself, in transparent mode or over SOCKS5 by address, could never reach it).
+    fn gateway_reachable(&self) -> bool {
+        self.shared.settings.sabr_gateway
+            && self.by_name
+            && self
+                .shared
+                .policy
+                .is_intercepted(crate::sabr::gateway::GATEWAY_HOST)
     }
 
     /// Marks what this request is / what was done with it (see [`Exchange`]).
@@ -223,9 +239,10 @@ impl PotHandler {
 impl Hook for PotHook {
     type Ctx = PotHandler;
 
-    fn new_ctx(&self, client: std::net::SocketAddr) -> PotHandler {
+    fn new_ctx(&self, client: std::net::SocketAddr, by_name: bool) -> PotHandler {
         let mut cx = PotHandler::new(self.shared.clone());
         cx.client = Some(client);
+        cx.by_name = by_name;
         cx
     }
 

@@ -41,12 +41,7 @@ impl PotHandler {
         pq: &str,
     ) -> Option<&'static str> {
         let client = page_client(host);
-        let on = self.shared.settings.sabr_gateway
-            && pq.starts_with("/watch")
-            && self
-                .shared
-                .policy
-                .is_intercepted(crate::sabr::gateway::GATEWAY_HOST);
+        let on = self.gateway_reachable() && pq.starts_with("/watch");
         (client_rule(on, client, req.headers()) == ClientRule::Give).then_some(client)
     }
 

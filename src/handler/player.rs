@@ -80,15 +80,9 @@ impl PotHandler {
         if let Some(ex) = self.observed() {
             ex.video(plan.video.as_deref());
         }
-        let gateway = crate::sabr::formats::client_rule(
-            self.shared.settings.sabr_gateway
-                && self
-                    .shared
-                    .policy
-                    .is_intercepted(crate::sabr::gateway::GATEWAY_HOST),
-            client,
-            whole.headers(),
-        ) == crate::sabr::formats::ClientRule::Give;
+        let gateway =
+            crate::sabr::formats::client_rule(self.gateway_reachable(), client, whole.headers())
+                == crate::sabr::formats::ClientRule::Give;
         self.note = Some(Note::Player(PlayerNote {
             video: plan.video.clone(),
             client: client.to_string(),

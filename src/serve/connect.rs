@@ -143,6 +143,10 @@ where
             first: Some(seen),
             ..arrival
         };
+        let arrived = Arrived {
+            by_name: !arrival.ip_literal,
+            ..arrived
+        };
         match door::decide(&arrival) {
             Door::Decrypt { name } => {
                 // Requests inside an IP-literal CONNECT are for the name its ClientHello gave,

@@ -78,8 +78,11 @@ pub trait Hook: Send + Sync + 'static {
     /// [`Hook::failed`].
     type Ctx: Send;
 
-    /// Runs first, for every forwarded request.
-    fn new_ctx(&self, client: SocketAddr) -> Self::Ctx;
+    /// Runs first, for every forwarded request. `by_name`: the client reached the request's
+    /// host by its name (absolute-form, or a `CONNECT`/SOCKS5 naming it), so it leaves name
+    /// resolution to the proxy; false when it connected to an address it resolved itself
+    /// (an IP `CONNECT`, SOCKS5 by address, transparent mode).
+    fn new_ctx(&self, client: SocketAddr, by_name: bool) -> Self::Ctx;
 
     /// Before the request goes upstream: the request to send (changed or not), or the proxy's
     /// own response for the client.
@@ -229,6 +232,9 @@ struct Arrived {
     /// The `CONNECT` the requests on this connection came inside (its entry check and
     /// destination were judged there).
     inside: Option<Inside>,
+    /// The client named the host rather than an address it resolved itself (see
+    /// [`Hook::new_ctx`]).
+    by_name: bool,
 }
 
 /// What the requests inside an intercepted `CONNECT` are for.
@@ -307,6 +313,7 @@ where
                 tunnel_idle: self.timeouts.tunnel_idle,
             },
             inside: None,
+            by_name: true,
         };
         let dst = match way {
             WayIn::Transparent { tproxy } => {
@@ -444,7 +451,7 @@ where
     /// The hook's phases around one upstream request.
     async fn forward(&self, mut req: Request<Body>, arrived: &Arrived) -> Response<Body> {
         strip_hop_by_hop(req.headers_mut(), false);
-        let mut cx = self.hook.new_ctx(arrived.client_addr);
+        let mut cx = self.hook.new_ctx(arrived.client_addr, arrived.by_name);
         let req = match self.hook.request(&mut cx, req).await {
             RequestOrResponse::Request(req) => req,
             RequestOrResponse::Response(res) => return res,

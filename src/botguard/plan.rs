@@ -44,7 +44,12 @@ pub fn judge_page(page: &Page, now: u64) -> PageVerdict {
     if att.challenge.interpreter_url.is_none() {
         return PageVerdict::Stub;
     }
-    if att.expires_at().is_some_and(|end| end <= now) {
+    // A challenge about to end would give a minter of seconds and a warm-up on every mint:
+    // as good as stale.
+    if att
+        .expires_at()
+        .is_some_and(|end| end <= now + RENEW_MARGIN.as_secs())
+    {
         return PageVerdict::Stale;
     }
     PageVerdict::Usable(Box::new(att))
@@ -252,12 +257,14 @@ mod tests {
         let now = 1_800_000_000u64;
         let fresh = format!("a=6&c={}&t=3600", now - 10);
         let old = format!("a=6&c={}&t=3600", now - 7200);
+        let ending = format!("a=6&c={}&t=3600", now - 3500);
         let cases: Vec<(Page, &str)> = vec![
             (page_with(&bg(&url, &fresh)), "usable"),
             (page_with(&bg(&url, "a=6&a2=10")), "usable"),
             (page_with(&bg(stub, &fresh)), "stub"),
             (page_with(&bg(&format!("{stub},{url}"), &fresh)), "usable"),
             (page_with(&bg(&url, &old)), "stale"),
+            (page_with(&bg(&url, &ending)), "stale"),
             (
                 Page::parse(r#"<script>ytcfg.set({"EVENT_ID":"ev"});</script>"#),
                 "absent",
@@ -294,6 +301,11 @@ mod tests {
             PageVerdict::Usable(a) if a.text.is_some()
         ));
         assert_eq!(judge_page(&page, issued + 21_600), PageVerdict::Stale);
+        assert_eq!(
+            judge_page(&page, issued + 21_300),
+            PageVerdict::Stale,
+            "ends in 5 min"
+        );
         let seen = PageSeen::of(&page);
         assert!(seen.event_id && seen.eacr_token.is_some());
     }

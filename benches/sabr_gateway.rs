@@ -67,6 +67,9 @@ fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
         .arg("--config")
         .arg(&cfg_path)
+        // Its own state: tokens cached by another run were minted against another fake.
+        .arg("--state-dir")
+        .arg(dir.path())
         .env("POTPROXY_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -68,6 +68,17 @@ async fn get(client: &reqwest::Client, url: &str, range: Option<&str>) -> reqwes
     rb.send().await.unwrap()
 }
 
+/// A player request, then the whole of itag 137 from its gateway URL: 200 and the bytes the
+/// progressive URL serves.
+async fn whole_137_is_byte_exact(h: &Harness) {
+    let client = h.client();
+    let pr = player(&client, &[]).await;
+    let res = get(&client, &url_of(&pr, 137), None).await;
+    assert_eq!(res.status(), 200);
+    let body = res.bytes().await.unwrap();
+    assert!(body[..] == progressive(137, 0, format(137).clen)[..]);
+}
+
 #[tokio::test]
 async fn sabr_only_formats_get_gateway_urls_and_keep_every_other_field() {
     let h = sabr_only(&[SourceKind::BotGuard]).await;
@@ -234,12 +245,7 @@ async fn twenty_concurrent_ranges_of_one_format_and_another_format_are_each_byte
 async fn protection_status_3_on_the_third_sabr_request_is_healed_without_the_client_noticing() {
     let h = sabr_only(&[SourceKind::BotGuard]).await;
     h.origin.behaviour().sabr.protection_on = Some((3, 3));
-    let client = h.client();
-    let pr = player(&client, &[]).await;
-    let res = get(&client, &url_of(&pr, 137), None).await;
-    assert_eq!(res.status(), 200);
-    let body = res.bytes().await.unwrap();
-    assert!(body[..] == progressive(137, 0, format(137).clen)[..]);
+    whole_137_is_byte_exact(&h).await;
     let requests = h.origin.sabr_requests();
     let refused = requests
         .iter()
@@ -257,12 +263,7 @@ async fn protection_status_3_on_the_third_sabr_request_is_healed_without_the_cli
 async fn a_redirect_mid_stream_is_followed() {
     let h = sabr_only(&[SourceKind::BotGuard]).await;
     h.origin.behaviour().sabr.redirect_on = Some(2);
-    let client = h.client();
-    let pr = player(&client, &[]).await;
-    let res = get(&client, &url_of(&pr, 137), None).await;
-    assert_eq!(res.status(), 200);
-    let body = res.bytes().await.unwrap();
-    assert!(body[..] == progressive(137, 0, format(137).clen)[..]);
+    whole_137_is_byte_exact(&h).await;
     let requests = h.origin.sabr_requests();
     assert!(
         requests.iter().skip(2).all(|r| r.host == REDIRECT_HOST),
@@ -275,12 +276,7 @@ async fn a_redirect_mid_stream_is_followed() {
 async fn a_sabr_error_mid_stream_starts_a_new_session_from_where_the_bytes_stopped() {
     let h = sabr_only(&[SourceKind::BotGuard]).await;
     h.origin.behaviour().sabr.error_on = Some(3);
-    let client = h.client();
-    let pr = player(&client, &[]).await;
-    let res = get(&client, &url_of(&pr, 137), None).await;
-    assert_eq!(res.status(), 200);
-    let body = res.bytes().await.unwrap();
-    assert!(body[..] == progressive(137, 0, format(137).clen)[..]);
+    whole_137_is_byte_exact(&h).await;
     let requests = h.origin.sabr_requests();
     let error = requests
         .iter()
@@ -317,12 +313,7 @@ async fn sabr_errors_past_the_budget_before_any_media_are_a_502_that_names_them(
 async fn reload_player_response_is_answered_and_the_download_goes_on() {
     let h = sabr_only(&[SourceKind::BotGuard]).await;
     h.origin.behaviour().sabr.reload_on = Some(2);
-    let client = h.client();
-    let pr = player(&client, &[]).await;
-    let res = get(&client, &url_of(&pr, 137), None).await;
-    assert_eq!(res.status(), 200);
-    let body = res.bytes().await.unwrap();
-    assert!(body[..] == progressive(137, 0, format(137).clen)[..]);
+    whole_137_is_byte_exact(&h).await;
     assert_eq!(h.origin.state.sabr.reloads_seen().len(), 1);
 }
 
@@ -391,24 +382,9 @@ async fn a_gateway_url_bound_to_another_address_is_flagged_before_googlevideo_re
 /// A player request over a raw `CONNECT` with `preamble`, TLS as www.youtube.com; the
 /// response's formats with a `url`.
 async fn format_urls_over(h: &Harness, preamble: &str) -> usize {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (stream, head) = raw_connect(h.proxy.addr, preamble).await;
     assert!(head.contains(" 200"), "{head}");
-    let tls = tokio_rustls::TlsConnector::from(h.proxy_tls(&[b"http/1.1"]));
-    let mut tls = tls
-        .connect("www.youtube.com".try_into().unwrap(), stream)
-        .await
-        .unwrap();
-    let body = serde_json::to_vec(&player_body("WEB", V)).unwrap();
-    let head = format!(
-        "POST /youtubei/v1/player?prettyPrint=false HTTP/1.1\r\nHost: www.youtube.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(&body).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tls.read_to_end(&mut out).await;
-    let text = String::from_utf8_lossy(&out);
+    let text = player_over_raw_tunnel(h, stream, "www.youtube.com", "WEB", V).await;
     let (_, json) = text.split_once("\r\n\r\n").unwrap();
     let pr: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
     formats(&pr)

@@ -353,32 +353,13 @@ async fn a_server_that_speaks_first_works_through_connect() {
     assert_eq!(&echo, b"ping");
 }
 
-/// TLS + one HTTP/1.1 request over an already CONNECTed socket, as the proxy's client.
-async fn player_over_raw_tunnel(h: &Harness, stream: tokio::net::TcpStream, sni: &str) -> String {
-    let tls = tokio_rustls::TlsConnector::from(h.proxy_tls(&[b"http/1.1"]));
-    let mut tls = tls
-        .connect(sni.to_string().try_into().unwrap(), stream)
-        .await
-        .expect("proxy's leaf must verify against its CA");
-    let body = serde_json::to_vec(&player_body("MWEB", VIDEO)).unwrap();
-    let head = format!(
-        "POST /youtubei/v1/player?prettyPrint=false HTTP/1.1\r\nHost: www.youtube.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(&body).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tls.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Sends `preamble` as the CONNECT, then TLS and a player request as `www.youtube.com`: the
 /// proxy must intercept and add its token.
 async fn assert_intercepted_after(preamble: &str) {
     let h = Harness::builder().static_token().start().await;
     let (s, head) = raw_connect(h.proxy.addr, preamble).await;
     assert!(head.contains(" 200"), "{head}");
-    let resp = player_over_raw_tunnel(&h, s, "www.youtube.com").await;
+    let resp = player_over_raw_tunnel(&h, s, "www.youtube.com", "MWEB", VIDEO).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert_eq!(
         only_player(&h).json()["serviceIntegrityDimensions"]["poToken"],

@@ -181,6 +181,7 @@ impl PotHandler {
             regime_confirmed: false,
             heals: 0,
             cold_waits: 0,
+            flipped: false,
             last_refusal: None,
             exchange: self.exchange.clone(),
             requests,
@@ -274,6 +275,8 @@ struct Streamer {
     heals: u32,
     /// Waits for a real token while the token service only had cold-start placeholders.
     cold_waits: u32,
+    /// The stream switched regimes once already.
+    flipped: bool,
     /// What the last refusal was, for the error when the budget runs out.
     last_refusal: Option<String>,
     exchange: Option<Arc<Exchange>>,
@@ -465,9 +468,19 @@ impl Streamer {
             Outcome::Forbidden => &mut self.history,
             _ => &mut fresh,
         };
-        match history.decide(outcome) {
+        let decision = match history.decide(outcome) {
+            // Both regimes were tried in this stream: the token is to blame now, not the
+            // binding (flipping back would only meet the token refused before).
+            Decision::OtherRegime if self.flipped => Decision::FreshToken {
+                from: None,
+                same_ok: false,
+            },
+            d => d,
+        };
+        match decision {
             Decision::Deliver => Ok(()),
             Decision::OtherRegime => {
+                self.flipped = true;
                 self.regime = self.regime.other();
                 tracing::info!(video = %self.video, ?self.regime, %outcome, "SABR gateway: trying the other regime's token");
                 self.issued = Some(
@@ -511,27 +524,17 @@ impl Streamer {
                 reason: e.to_string(),
             }
         })?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        headers.insert(
-            http::header::ACCEPT,
-            HeaderValue::from_static("application/vnd.yt-ump"),
-        );
-        headers.insert(
-            http::header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
-        headers.insert(
-            http::header::ORIGIN,
-            HeaderValue::from_static("https://www.youtube.com"),
-        );
-        headers.insert(
-            http::header::REFERER,
-            HeaderValue::from_static("https://www.youtube.com/"),
-        );
+        // What googlevideo's SABR clients send (LuanRT/googlevideo `SabrStream`).
+        let headers: HeaderMap = [
+            (CONTENT_TYPE, "application/x-protobuf"),
+            (http::header::ACCEPT, "application/vnd.yt-ump"),
+            (http::header::ACCEPT_ENCODING, "identity"),
+            (http::header::ORIGIN, "https://www.youtube.com"),
+            (http::header::REFERER, "https://www.youtube.com/"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, HeaderValue::from_static(v)))
+        .collect();
         self.shared
             .http
             .stream_with(Method::POST, uri, headers, Bytes::from(body))

@@ -273,3 +273,29 @@ pub async fn raw_connect(proxy: SocketAddr, preamble: &str) -> (TcpStream, Strin
     }
     (s, String::from_utf8_lossy(&head).into_owned())
 }
+
+/// TLS as `sni` over an already `CONNECT`ed socket, trusting the proxy's CA, then one HTTP/1.1
+/// player request for `client` and `video`; the raw answer, head and body.
+pub async fn player_over_raw_tunnel(
+    h: &Harness,
+    stream: TcpStream,
+    sni: &str,
+    client: &str,
+    video: &str,
+) -> String {
+    let tls = tokio_rustls::TlsConnector::from(h.proxy_tls(&[b"http/1.1"]));
+    let mut tls = tls
+        .connect(sni.to_string().try_into().unwrap(), stream)
+        .await
+        .expect("proxy's leaf must verify against its CA");
+    let body = serde_json::to_vec(&super::player_body(client, video)).unwrap();
+    let head = format!(
+        "POST /youtubei/v1/player?prettyPrint=false HTTP/1.1\r\nHost: www.youtube.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}

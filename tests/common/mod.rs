@@ -26,7 +26,9 @@ pub mod youtube;
 #[path = "../../src/testutil.rs"]
 pub mod testutil;
 
-pub use harness::{Fakes, Harness, HarnessBuilder, client_via, raw_connect};
+pub use harness::{
+    Fakes, Harness, HarnessBuilder, client_via, player_over_raw_tunnel, raw_connect,
+};
 pub use media::{
     DEFAULT_MEDIA_LEN, FakePlayback, GvsRegime, LowTrust, media_byte, media_bytes, ump_body,
     ump_low_trust_body,

@@ -404,3 +404,23 @@ async fn a_client_that_resolved_the_name_itself_gets_no_gateway_urls_it_could_no
     let by_ip = format_urls_over(&h, "CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n").await;
     assert_eq!(by_ip, 0);
 }
+
+#[tokio::test]
+async fn curl_fetches_a_range_mid_file_through_the_gateway() {
+    use common::curl::{curl, have_curl};
+    if !have_curl() {
+        return;
+    }
+    let h = sabr_only(&[SourceKind::BotGuard]).await;
+    let pr = player(&h.client(), &[]).await;
+    let url = url_of(&pr, 140);
+    let ca = h.proxy.ca_cert_path.to_str().unwrap().to_string();
+    let proxy = format!("http://{}", h.proxy.addr);
+    let out = curl(&["-x", &proxy, "--cacert", &ca, "-r", "200000-299999", &url]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == progressive(140, 200_000, 100_000));
+}

@@ -8,27 +8,11 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Output;
 
+use common::curl::{curl, have_curl};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const VIDEO: &str = "dQw4w9WgXcQ";
-
-fn have_curl() -> bool {
-    std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs curl with `args`; its stdout and status.
-async fn curl(args: &[&str]) -> Output {
-    tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl runs")
-}
 
 async fn socks_harness(extra: &str) -> Harness {
     Harness::builder()
@@ -74,7 +58,6 @@ fn player_token(h: &Harness) -> serde_json::Value {
 #[tokio::test]
 async fn socks5h_clients_get_player_and_media_tokens() {
     if !have_curl() {
-        eprintln!("skipping: curl is not installed");
         return;
     }
     let h = socks_harness("").await;
@@ -114,7 +97,6 @@ async fn socks5h_clients_get_player_and_media_tokens() {
 #[tokio::test]
 async fn socks5_by_address_is_intercepted_by_its_sni() {
     if !have_curl() {
-        eprintln!("skipping: curl is not installed");
         return;
     }
     let h = socks_harness("").await;
@@ -133,7 +115,6 @@ async fn socks5_by_address_is_intercepted_by_its_sni() {
 #[tokio::test]
 async fn other_hosts_are_tunnelled_untouched_with_their_own_certificate() {
     if !have_curl() {
-        eprintln!("skipping: curl is not installed");
         return;
     }
     let h = socks_harness("").await;
@@ -169,7 +150,6 @@ async fn other_hosts_are_tunnelled_untouched_with_their_own_certificate() {
 #[tokio::test]
 async fn socks5_auth_uses_the_proxy_users() {
     if !have_curl() {
-        eprintln!("skipping: curl is not installed");
         return;
     }
     let h = socks_harness("[auth]\nusers = [\"me:s3cret\"]\n").await;

@@ -2,7 +2,7 @@
 //! fake origin server and its shared state ([`origin`]) with the fakes behind it (YouTube pages
 //! and InnerTube in [`youtube`], googlevideo media and captions in [`media`], SABR in [`sabr`],
 //! BotGuard in [`botguard`]), small non-YouTube origins ([`servers`]), chained upstream proxies
-//! ([`chain`]), and the [`harness`] that starts a proxy against them. This module re-exports
+//! ([`chain`]), the curl client ([`curl`]), and the [`harness`] that starts a proxy against them. This module re-exports
 //! what most tests use and holds the request and token shapes they share.
 // Each test binary uses a different part of this support code.
 #![allow(dead_code, unused_imports)]
@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod botguard;
 pub mod chain;
+pub mod curl;
 pub mod egress;
 pub mod harness;
 pub mod media;

@@ -162,8 +162,23 @@ fn main() {
             .expect("a gateway URL for the bench format")
             .to_string();
         let len = format(ITAG).clen;
+        // The same format's progressive URL of the same player response (its `ei` and `id`),
+        // so potproxy puts its token on it as on any learned media URL.
+        let sabr_url = potproxy::sabr::gateway::Gateway::parse(gateway.split_once('?').unwrap().1)
+            .unwrap()
+            .sabr_url;
+        let param = |name: &str| {
+            url::Url::parse(&sabr_url)
+                .unwrap()
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        };
         let progressive = format!(
-            "https://rr1---sn-fake.googlevideo.com/videoplayback?expire=4102444800&ei=bench&ip=127.0.0.1&id=o-bench&itag={ITAG}&source=youtube&mime=video%2Fmp4&clen={len}&c=WEB"
+            "https://rr1---sn-fake.googlevideo.com/videoplayback?expire=4102444800&ei={}&ip=127.0.0.1&id={}&itag={ITAG}&source=youtube&mime=video%2Fmp4&clen={len}&c=WEB",
+            param("ei"),
+            param("id")
         );
         // The minter warms up first (until then the token service answers with cold-start
         // placeholders, which the fake's SABR server refuses).
@@ -227,6 +242,13 @@ fn main() {
             mib(hwm_before),
             mib(hwm.saturating_sub(before)) / streams as f64
         );
+        let seen = origin.take();
+        let with_pot = seen
+            .iter()
+            .filter(|s| s.path_and_query.contains(&format!("itag={ITAG}")))
+            .filter(|s| s.query_values("pot").len() == 1)
+            .count();
+        println!("  progressive downloads that carried potproxy's token: {with_pot}");
         let sabr = origin.sabr_requests();
         assert!(sabr.iter().all(|r| r.token.is_some()), "every SABR request carried a token");
         println!("  SABR requests answered by the fake: {}", sabr.len());

@@ -14,9 +14,12 @@
 //! reaches the network by itself and tokens are minted from the same egress as the download;
 //! anything not fulfilled fails.
 
+mod bridge;
 pub mod minter;
 pub mod pool;
 pub mod process;
+mod procs;
+mod profile;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -301,11 +301,23 @@ mod tests {
         // Stand-ins for browsers: `sleep` whose argv[0] is the argument Chromium carries.
         let start = |profile: &Path| {
             std::fs::create_dir(profile).unwrap();
-            std::process::Command::new("sleep")
-                .arg0(format!("--user-data-dir={}", profile.display()))
+            let arg = format!("--user-data-dir={}", profile.display());
+            let child = std::process::Command::new("sleep")
+                .arg0(&arg)
                 .arg("60")
                 .spawn()
-                .unwrap()
+                .unwrap();
+            // A browser the sweep meets has long been running; wait until this one's command
+            // line shows its argument (right after the spawn, under load, it may not yet).
+            let cmdline = format!("/proc/{}/cmdline", child.id());
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while !std::fs::read(&cmdline)
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            child
         };
         let (mut orphan, mut ours) = (start(&dead), start(&live));
         let swept = sweep_orphans(root.path());

@@ -8,9 +8,10 @@
 //!
 //! A format's bytes over SABR are exactly its progressive URL's (`media_bytes(0, clen)`): the init
 //! segment covers `0..=indexRange.end` and media segment `k` starts where `k - 1` ended
-//! (see /work/notes/sabr-facts.md (a)). The server follows the reference clients: media from the
-//! segment holding `client_abr_state.player_time_ms`, skipping segments the buffered ranges hold,
-//! within [`SabrBehaviour::window_ms`]; formats named fully buffered, or of a track type the
+//! (googlevideo's SabrUmpProcessor slices Shaka's index request out of the init segment). The
+//! server follows the reference clients: media from the segment holding
+//! `client_abr_state.player_time_ms`, skipping segments the buffered ranges hold, within
+//! [`SabrBehaviour::window_ms`]; formats named fully buffered, or of a track type the
 //! client disabled, get none.
 //!
 //! Every request is recorded ([`SabrRequest`]: rn, host, token bytes, cookie, player time,

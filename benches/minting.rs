@@ -8,7 +8,7 @@
 //! same way (first token after start with prewarm, as `potproxy run` warms it), its memory as the
 //! PSS of the browser's whole process tree, then with 10 egresses in the same browser (one
 //! context each) in the same run. Fixtures come from `../shared/fixtures` (or
-//! `POTPROXY_FIXTURES`).
+//! `POTPROXY_FIXTURES`). `POTPROXY_BENCH_ONLY=browser` runs the browser part alone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -111,9 +111,24 @@ async fn settled_pss(pool: &potproxy::browser::BrowserPool) -> u64 {
     last
 }
 
-/// PSS of the browser's processes by kind (`--type=`, the main process as `browser`), MB.
+/// `Pss_Anon`, `Pss_File` and `Pss_Shmem` of a process from `/proc/<pid>/smaps_rollup`, bytes
+/// (private heap, mapped files such as the browser binary, shared memory).
+fn pss_split(pid: u32) -> [u64; 3] {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    [field("Pss_Anon:"), field("Pss_File:"), field("Pss_Shmem:")]
+}
+
+/// PSS of the browser's processes by kind (`--type=`, the main process as `browser`), MB, each
+/// split into heap / mapped files / shared memory.
 fn pss_by_kind(root: u32) -> String {
-    let mut kinds: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+    let mut kinds: std::collections::BTreeMap<String, (usize, u64, [u64; 3])> = Default::default();
     for pid in potproxy::browser::process::tree_pids(root) {
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0 || *b == b' ').collect();
@@ -130,10 +145,22 @@ fn pss_by_kind(root: u32) -> String {
         let e = kinds.entry(kind).or_default();
         e.0 += 1;
         e.1 += potproxy::browser::process::pss_bytes(pid);
+        for (sum, part) in e.2.iter_mut().zip(pss_split(pid)) {
+            *sum += part;
+        }
     }
+    let mb = |b: u64| b as f64 / 1048576.0;
     kinds
         .iter()
-        .map(|(k, (n, b))| format!("{k} x{n} {:.1}", *b as f64 / 1048576.0))
+        .map(|(k, (n, b, [anon, file, shmem]))| {
+            format!(
+                "{k} x{n} {:.1} (heap {:.1}, files {:.1}, shm {:.1})",
+                mb(*b),
+                mb(*anon),
+                mb(*file),
+                mb(*shmem)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -409,15 +436,21 @@ fn main() {
         "", "cold ms", "snapshot ms", "warm mint us", "hit us", "memory"
     );
 
+    let browser_only = std::env::var("POTPROXY_BENCH_ONLY").as_deref() == Ok("browser");
     // Simulated BotGuard: ours through the whole service, BgUtils on the same challenge.
-    let sim = rt.block_on(ours_simulated(mints));
-    print("potproxy, simulated", &sim);
+    if !browser_only {
+        let sim = rt.block_on(ours_simulated(mints));
+        print("potproxy, simulated", &sim);
+    }
     match rt.block_on(browser_simulated(mints)) {
         Some((one, ten)) => {
             print("potproxy browser, simulated", &one);
             print("  same, 10 egresses", &ten);
         }
         None => println!("  potproxy browser, simulated: skipped (no chromium on PATH)"),
+    }
+    if browser_only {
+        return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let fake = common::botguard::FakeBotGuard::default();

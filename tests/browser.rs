@@ -801,6 +801,47 @@ async fn the_memory_saving_flags_change_nothing_the_page_can_probe() {
     assert!(differ.is_empty(), "{differ:#?}");
 }
 
+/// The window and screen a minter's page sees: `[outerWidth, outerHeight, screenX, screenY,
+/// screen.width, screen.height, screen.availWidth, screen.availHeight]`, with the browser's flags
+/// plus `args`.
+async fn geometry(args: &str) -> Vec<i64> {
+    let s = sim(&format!(
+        "[tokens.browser]\nprewarm = false\nargs = [{args}]\n"
+    ))
+    .await;
+    let v = s
+        .browser()
+        .evaluate("[outerWidth, outerHeight, screenX, screenY, screen.width, screen.height, screen.availWidth, screen.availHeight]")
+        .await
+        .expect("geometry");
+    s.pool().shutdown().await;
+    serde_json::from_value(v).expect("numbers")
+}
+
+/// Whether a window `[w, h, x, y]` lies inside a screen `[sw, sh, aw, ah]` (and its work area).
+fn fits(g: &[i64]) -> bool {
+    let [w, h, x, y, sw, sh, aw, ah] = g[..] else {
+        return false;
+    };
+    x >= 0 && y >= 0 && x + w <= aw.min(sw) && y + h <= ah.min(sh)
+}
+
+#[tokio::test]
+async fn the_minters_window_fits_inside_its_screen() {
+    if !have_browser() {
+        return;
+    }
+    let ours = geometry("").await;
+    assert!(
+        fits(&ours),
+        "window and screen as the page sees them: {ours:?}"
+    );
+    assert_eq!(&ours[..2], &[1920, 1080], "a desktop-sized window");
+    // Headless Chromium's own screen (800x600) would hold no such window: the check can fail.
+    let headless_default = geometry("\"--screen-info={800x600}\"").await;
+    assert!(!fits(&headless_default), "{headless_default:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_egress_contexts_are_closed_the_browser_with_the_last_and_they_reopen_on_use() {
     if !have_browser() {

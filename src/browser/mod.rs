@@ -157,7 +157,9 @@ fn is_executable(p: &Path) -> bool {
 /// request that escaped interception fails instead of leaving by another path), no background
 /// services that phone home. Memory: no spare renderer kept ready for the next navigation, and
 /// no WebUI omnibox popups preloaded for each window (one per browser context); neither is
-/// visible to a page. (Not `--disable-crashpad-for-testing`: with it, Chromium 156
+/// visible to a page. Geometry: a 1920x1080 window at the origin of a 1920x1080 screen, as a
+/// maximized window on a common desktop (headless Chromium's own screen is 800x600, which a page
+/// would see as a window larger than its screen). (Not `--disable-crashpad-for-testing`: with it, Chromium 156
 /// crashes its new renderers with an "FD ownership violation"; the crash handlers it starts
 /// exit with it.) `root` adds
 /// `--no-sandbox`: Chromium refuses to run sandboxed as root, so it is the one case potproxy
@@ -183,6 +185,8 @@ pub fn launch_args(profile: &Path, root: bool, extra: &[String]) -> Vec<String> 
         "--mute-audio",
         "--lang=en-US",
         "--window-size=1920,1080",
+        "--window-position=0,0",
+        "--screen-info={1920x1080}",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -8,7 +8,8 @@
 //! same way (first token after start with prewarm, as `potproxy run` warms it), its memory as the
 //! PSS of the browser's whole process tree, then with 10 egresses in the same browser (one
 //! context each) in the same run. Fixtures come from `../shared/fixtures` (or
-//! `POTPROXY_FIXTURES`). `POTPROXY_BENCH_ONLY=browser` runs the browser part alone.
+//! `POTPROXY_FIXTURES`). `POTPROXY_BENCH_ONLY=browser` runs the browser part alone;
+//! `POTPROXY_BENCH_BROWSER_ARGS` adds Chromium flags (space-separated) after potproxy's own.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -172,11 +173,20 @@ fn pss_by_kind(root: u32) -> String {
 /// in one of them. `None` when no browser is installed.
 async fn browser_simulated(mints: usize) -> Option<(Row, Row)> {
     potproxy::browser::find_executable(std::env::var_os("PATH").as_deref())?;
+    // Extra Chromium flags for the experiment at hand (after potproxy's own, so they win).
+    let extra_args: Vec<String> = std::env::var("POTPROXY_BENCH_BROWSER_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let fakes = Fakes::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = Harness::builder()
         .sources(&[SourceKind::Browser])
-        .toml("[tokens.browser]\nmax_contexts = 16\n")
+        .toml(&format!(
+            "[tokens.browser]\nmax_contexts = 16\nargs = {}\n",
+            serde_json::to_string(&extra_args).unwrap()
+        ))
         .config(&fakes, dir.path());
     let t = Instant::now();
     let services = potproxy::build_services(&config).unwrap();

@@ -852,6 +852,9 @@ async fn idle_egress_contexts_are_closed_the_browser_with_the_last_and_they_reop
     let pool = s.pool();
     drop(s.mint_via(&e[0], "idle-0").await);
     let busy = s.mint_via(&e[1], "busy-1").await;
+    // A context used within the idle time stays, judged when it would be closed.
+    assert!(!busy.close_if_idle(Duration::from_secs(3600)).await);
+    assert!(busy.has_context());
     // A context someone holds for a request stays, however long unused.
     assert_eq!(pool.close_idle(Duration::ZERO).await, 1);
     assert_eq!(pool.browser().contexts(), 1);

@@ -528,6 +528,18 @@ impl BrowserMinter {
         self.close_context(&mut st).await;
     }
 
+    /// Closes the context if it has not been used for `idle`, judged under the state lock: a
+    /// request marks its use before it waits for that lock, so one that came after the idle
+    /// scan keeps its context. Whether it was closed.
+    pub async fn close_if_idle(&self, idle: Duration) -> bool {
+        let mut st = self.state.lock().await;
+        if st.ctx.is_none() || self.idle_for() < idle {
+            return false;
+        }
+        self.close_context(&mut st).await;
+        true
+    }
+
     /// Mints for `binding` (the text exactly as given). A crashed browser is restarted and the
     /// mint retried once; a hung one is killed and the error returned (the next mint restarts).
     pub async fn mint(&self, binding: &str) -> Result<(Token, SystemTime, u64), BrowserError> {

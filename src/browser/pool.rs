@@ -243,11 +243,15 @@ async fn close_idle(pool: &PerEgress<BrowserMinter>, idle: Duration) -> usize {
         })
         .collect();
     let close = idle_contexts(&seen, idle);
+    let mut closed = 0;
     for (k, m) in entries.iter().filter(|(k, _)| close.contains(&k.as_str())) {
-        tracing::info!(egress = %crate::redact::redact_url(k), idle_secs = m.idle_for().as_secs(), "closed an idle browser context");
-        m.shutdown().await;
+        let idle_secs = m.idle_for().as_secs();
+        if m.close_if_idle(idle).await {
+            tracing::info!(egress = %crate::redact::redact_url(k), idle_secs, "closed an idle browser context");
+            closed += 1;
+        }
     }
-    close.len()
+    closed
 }
 
 #[cfg(test)]

@@ -92,7 +92,11 @@ impl Services {
                         tokens.browser.clone(),
                         tokens.botguard.settings.clone(),
                     ));
-                    sources.push(Arc::new(BrowserSource::new(pool.clone())));
+                    let mut source = BrowserSource::new(pool.clone());
+                    if let Some(p) = &prover {
+                        source = source.with_prover(p.clone());
+                    }
+                    sources.push(Arc::new(source));
                     browsers = Some(pool);
                 }
                 SourceKind::Provider => {

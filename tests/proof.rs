@@ -233,3 +233,74 @@ async fn a_proof_for_one_egress_never_uses_a_url_learned_through_another() {
     assert!(googlevideo(&tunnels(&a_seen)), "A's proof left through A");
     assert!(!googlevideo(&tunnels(&b_seen)));
 }
+
+/// Whether a browser is installed; without one the test skips, or fails under `CI`.
+fn have_browser() -> bool {
+    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
+        return true;
+    }
+    assert!(
+        !common::testutil::ci(),
+        "no chromium on PATH and CI is set: browser tests must not skip in CI"
+    );
+    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
+    false
+}
+
+#[tokio::test]
+async fn a_browser_minter_googlevideo_refuses_is_replaced_before_the_next_download_meets_it() {
+    if !have_browser() {
+        return;
+    }
+    let fakes = Fakes::start().await;
+    fakes.origin.behaviour().enforce_media = true;
+    let h = Harness::builder()
+        .sources(&[SourceKind::Browser])
+        .api(true)
+        .start_on(fakes)
+        .await;
+    assert_eq!(download(&h, V1).await, (200, true));
+    eventually("the first minter's proof", || {
+        proofs(&h, Outcome::NoTarget) == 1
+    })
+    .await;
+    {
+        let mut b = h.origin.behaviour();
+        b.distrust_next = 1;
+        b.low_trust = LowTrust::Forbidden;
+        b.low_trust_budget = 0;
+    }
+    // A new minter (its integrity token distrusted) makes a provider API caller's token.
+    let pool = h.proxy.services.browsers.clone().unwrap();
+    pool.default_minter().invalidate().await;
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/get_pot", h.proxy.api_addr.unwrap()))
+        .header("content-type", "application/json")
+        .body(json!({"content_binding": V2}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    eventually("the distrusted minter's proof", || {
+        proofs(&h, Outcome::Refused) == 1
+    })
+    .await;
+    assert_eq!(h.origin.counts().distrusted, 1);
+    eventually("its replacement", || pool.default_minter().is_warm()).await;
+    media_requests(&h);
+
+    // The next video's download is served at once by the replacement's token.
+    let before = h.origin.counts().low_trust_403s;
+    assert_eq!(download(&h, "dQw4w9WgXcQ").await, (200, true));
+    // Its first token also starts the replacement's proof.
+    eventually("the replacement's proof", || {
+        proofs(&h, Outcome::Proven) == 1
+    })
+    .await;
+    let client: Vec<_> = media_requests(&h)
+        .into_iter()
+        .filter(|s| s.query_values("range") != [PROOF_RANGE])
+        .collect();
+    assert_eq!(client.len(), 1, "one request, not healed: {client:?}");
+    assert_eq!(h.origin.counts().low_trust_403s, before);
+}

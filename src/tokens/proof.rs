@@ -186,6 +186,11 @@ impl Prover {
         Some(t)
     }
 
+    /// The key of the egress the proxy's forwarded traffic leaves through.
+    pub fn home(&self) -> &str {
+        &self.home
+    }
+
     /// Proofs so far by outcome, in [`Outcome::LABELS`] order.
     pub fn counts(&self) -> [u64; 4] {
         std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed))

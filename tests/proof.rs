@@ -180,6 +180,33 @@ async fn a_minter_googlevideo_refuses_is_replaced_before_a_client_download_meets
 }
 
 #[tokio::test]
+async fn a_refusal_that_persists_rebuilds_the_minter_once_and_keeps_the_replacement() {
+    let h = harness(None).await;
+    first_minter(&h).await;
+    assert_eq!(download(&h, V1).await, (200, true));
+    {
+        let mut b = h.origin.behaviour();
+        b.distrust_next = 10;
+        b.low_trust = LowTrust::Forbidden;
+        b.low_trust_budget = 0;
+    }
+    let builds = h.origin.counts().generate_it;
+    let bg = h.proxy.services.botguard.clone().unwrap();
+    let kept = bg.warm(true).await.expect("renewal");
+    assert_eq!(
+        h.origin.counts().generate_it - builds,
+        2,
+        "the renewal and one replacement, no more"
+    );
+    assert_eq!(proofs(&h, Outcome::Refused), 2);
+    assert_eq!(
+        bg.ready().map(|m| m.id),
+        Some(kept.id),
+        "the replacement serves (its refusals are healed as they are met)"
+    );
+}
+
+#[tokio::test]
 async fn without_a_learned_media_url_a_new_minter_sends_nothing_to_googlevideo() {
     let h = harness(None).await;
     let bg = h.proxy.services.botguard.clone().unwrap();

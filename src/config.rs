@@ -205,6 +205,8 @@ pub struct RawTokens {
     pub always_replace: Option<bool>,
     /// Seconds a source whose tokens keep being refused is set aside for an egress.
     pub set_aside_secs: Option<u64>,
+    /// Prove a new minter's first token before clients meet it.
+    pub prove_new_minters: Option<bool>,
     pub botguard: Option<RawBotGuard>,
     pub provider: Option<RawProvider>,
     pub browser: Option<RawBrowser>,
@@ -962,6 +964,7 @@ fn resolve_tokens(
         sentinels,
         always_replace: raw.always_replace.unwrap_or(false),
         set_aside: resolve_set_aside(raw.set_aside_secs)?,
+        prove_new_minters: raw.prove_new_minters.unwrap_or(true),
     })
 }
 
@@ -1561,5 +1564,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("api.listen") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn prove_new_minters_is_on_by_default_and_a_bad_value_names_key_and_value() {
+        assert!(parse("").unwrap().tokens.prove_new_minters);
+        let off = parse("[tokens]\nprove_new_minters = false\n").unwrap();
+        assert!(!off.tokens.prove_new_minters);
+        let e = parse("[tokens]\nprove_new_minters = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prove_new_minters") && e.contains("sometimes"),
+            "{e}"
+        );
     }
 }

@@ -176,6 +176,14 @@ pub static EGRESS_EVICTIONS: LazyLock<CounterVec> = counter!(
     ["what"]
 );
 
+/// Proofs of new minters' first tokens by `outcome` (proven, refused, inconclusive,
+/// no_target).
+pub static TOKEN_PROOFS: LazyLock<CounterVec> = counter!(
+    "token_proofs",
+    "Proofs of a new minter's first token by a ranged media GET, by outcome",
+    ["outcome"]
+);
+
 /// Entries in the token cache.
 pub static TOKEN_CACHE_ENTRIES: LazyLock<GaugeVec> =
     gauge!("token_cache_entries", "Tokens in the token cache", []);
@@ -240,6 +248,7 @@ fn register_all(r: &mut Registry) {
         &AUTH_FAILURES,
         &EGRESS_EVICTIONS,
         &SABR_GATEWAY,
+        &TOKEN_PROOFS,
     ] {
         r.register(c.name, c.help, c.family.clone());
     }

@@ -11,7 +11,7 @@ use crate::botguard::minter::BotGuard;
 use crate::botguard::pool::MinterPool;
 use crate::browser::BrowserPool;
 use crate::tokens::{
-    BotGuardSource, BrowserSource, ColdStartSource, ProviderSource, RefusalStore, Refusals,
+    BotGuardSource, BrowserSource, ColdStartSource, Prover, ProviderSource, RefusalStore, Refusals,
     SharedTokens, SourceKind, StaticSource, TokenCache, TokenService, TokenSource, TokensConfig,
 };
 use crate::upstream::{Egress, HttpClient, UpstreamConfig, UpstreamError};
@@ -54,6 +54,11 @@ impl Services {
         let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
         let mut minters = None;
         let mut browsers = None;
+        let prover = tokens.prove_new_minters.then(|| {
+            Arc::new(Prover::new(
+                upstream.proxy.key().unwrap_or_else(|| "direct".into()),
+            ))
+        });
         for (i, kind) in kinds.iter().enumerate() {
             match kind {
                 SourceKind::Static => sources.push(Arc::new(StaticSource::new(
@@ -61,12 +66,16 @@ impl Services {
                     tokens.static_bindings.clone(),
                 ))),
                 SourceKind::BotGuard => {
-                    let pool = Arc::new(MinterPool::new(
+                    let mut pool = MinterPool::new(
                         upstream.clone(),
                         http.clone(),
                         tokens.botguard.settings.clone(),
                         tokens.botguard.max_minters,
-                    ));
+                    );
+                    if let Some(p) = &prover {
+                        pool = pool.with_prover(p.clone());
+                    }
+                    let pool = Arc::new(pool);
                     let cold_start_after = kinds[i + 1..].contains(&SourceKind::ColdStart);
                     sources.push(Arc::new(BotGuardSource::new(
                         pool.clone(),
@@ -83,7 +92,11 @@ impl Services {
                         tokens.browser.clone(),
                         tokens.botguard.settings.clone(),
                     ));
-                    sources.push(Arc::new(BrowserSource::new(pool.clone())));
+                    let mut source = BrowserSource::new(pool.clone());
+                    if let Some(p) = &prover {
+                        source = source.with_prover(p.clone());
+                    }
+                    sources.push(Arc::new(source));
                     browsers = Some(pool);
                 }
                 SourceKind::Provider => {
@@ -105,6 +118,9 @@ impl Services {
         };
         let mut service =
             TokenService::new(sources, cache, tokens.ttl).with_set_aside(tokens.set_aside);
+        if let Some(p) = prover {
+            service = service.with_prover(p);
+        }
         if let Some(fleet) = fleet {
             let verdicts =
                 (fleet.verdicts)(Refusals::new(tokens.set_aside), service.source_names());

@@ -87,6 +87,10 @@ function drawState(v) {
   }
   eg.appendChild(t);
   for (const s of v.set_aside) eg.appendChild(el("p", s, "warn"));
+  if (v.proofs) {
+    const q = v.proofs;
+    eg.appendChild(el("p", `Proofs of new minters: ${q.proven} proven · ${q.refused} refused · ${q.inconclusive} inconclusive · ${q.no_target} with no media URL yet`));
+  }
   cards.push(eg);
 
   const cache = card("Token cache");

@@ -88,6 +88,8 @@ pub struct View {
     /// Sources set aside after refusals (`/minter_cache` lines).
     pub set_aside: Vec<String>,
     pub cache: CacheView,
+    /// Proofs of new minters by outcome (`[tokens] prove_new_minters`; `None`: off).
+    pub proofs: Option<ProofsView>,
     /// Entries in the session store (each learned playback under its `ei` and its `id`).
     pub sessions: i64,
     pub fleet: Option<FleetView>,
@@ -111,6 +113,23 @@ pub struct BrowserView {
     pub launches: u64,
     pub restarts: u64,
     pub mints: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ProofsView {
+    pub proven: u64,
+    pub refused: u64,
+    pub inconclusive: u64,
+    pub no_target: u64,
+}
+
+impl ProofsView {
+    fn line(&self) -> String {
+        format!(
+            "Proofs of new minters: {} proven · {} refused · {} inconclusive · {} with no media URL yet",
+            self.proven, self.refused, self.inconclusive, self.no_target
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -189,6 +208,15 @@ fn view(state: &ApiState) -> View {
             hits: stats.hits,
             misses: stats.misses,
         },
+        proofs: services.tokens.prover().map(|p| {
+            let [proven, refused, inconclusive, no_target] = p.counts();
+            ProofsView {
+                proven,
+                refused,
+                inconclusive,
+                no_target,
+            }
+        }),
         sessions: crate::metrics::SESSIONS.get(&[]),
         fleet: state.cluster.as_ref().map(|c| FleetView {
             redis: crate::redact::redact_url(c.url()),
@@ -356,6 +384,9 @@ fn render_state(v: &View) -> String {
     for s in &v.set_aside {
         h.push_str(&format!("<p class=\"warn\">{}</p>", escape(s)));
     }
+    if let Some(p) = &v.proofs {
+        h.push_str(&format!("<p>{}</p>", escape(&p.line())));
+    }
     h.push_str("</div>");
     h.push_str(&format!(
         "<div class=\"card\"><h3>Token cache</h3><p><b>{}</b> entries · {} hits · {} misses</p><h3>Sessions</h3><p><b>{}</b> entries (playbacks by ei and id)</p></div>",
@@ -443,6 +474,12 @@ mod tests {
                 browser: None,
             }],
             set_aside: vec!["set aside: browser @ direct for 30s: <b>403</b>".into()],
+            proofs: Some(ProofsView {
+                proven: 2,
+                refused: 1,
+                inconclusive: 0,
+                no_target: 3,
+            }),
             ..View::default()
         };
         let page = render(
@@ -458,6 +495,10 @@ mod tests {
         assert!(page.contains("1 / 2"), "refusals / resumes");
         assert!(page.contains("2026-11-21T22:26:40.123Z"));
         assert!(page.contains("<td>ready</td>"));
+        assert!(
+            page.contains("Proofs of new minters: 2 proven · 1 refused · 0 inconclusive · 3 with no media URL yet"),
+            "proof counts"
+        );
         assert!(!page.contains("<script>alert"), "a host is escaped");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(

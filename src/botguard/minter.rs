@@ -4,7 +4,10 @@
 //! build the minter, and mint per binding (the network calls are [`super::waa`]'s, the choices
 //! [`super::plan`]'s). [`BotGuard`] keeps one warm minter, renews it before its integrity token
 //! or its challenge expires, whichever is first (in the background, requests keep using the old
-//! one), and warms a new one on demand when there is none.
+//! one), and warms a new one on demand when there is none. With a prover attached
+//! ([`crate::tokens::proof`]) each new minter's first token is proved: a renewal before it is
+//! published, a warm-up a client waits for right after (in the background); a refused minter
+//! is dropped and built once more.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,6 +21,7 @@ use super::vm::{LoadRequest, VmHandle};
 use super::waa::{Obtained, Waa};
 use crate::learn::page::Page;
 use crate::token::Token;
+use crate::tokens::proof::{Outcome, Prover, rebuild};
 use crate::upstream::HttpClient;
 
 /// How long each step of the last warm-up took.
@@ -131,6 +135,10 @@ pub struct BotGuard {
     next_id: std::sync::atomic::AtomicU64,
     /// Set when its pool evicted it: it installs and renews no minter any more.
     closed: std::sync::atomic::AtomicBool,
+    /// Its egress's client (the proof's GET leaves through it, never another egress's).
+    http: HttpClient,
+    /// Proves its new minters, under its egress's key.
+    proof: std::sync::OnceLock<(Arc<Prover>, String)>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -140,7 +148,9 @@ fn ms(d: Duration) -> u64 {
 impl BotGuard {
     pub fn new(http: HttpClient, settings: BotGuardSettings) -> Arc<Self> {
         Arc::new(BotGuard {
-            waa: Waa::new(http, &settings),
+            waa: Waa::new(http.clone(), &settings),
+            http,
+            proof: std::sync::OnceLock::new(),
             settings,
             current: Mutex::new(None),
             warming: tokio::sync::Mutex::new(()),
@@ -149,6 +159,49 @@ impl BotGuard {
             next_id: std::sync::atomic::AtomicU64::new(1),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Proves its new minters with `prover`, as egress `key`'s (set once).
+    pub fn prove_with(&self, prover: Arc<Prover>, key: String) {
+        let _ = self.proof.set((prover, key));
+    }
+
+    /// Proves `minter` (`None`: no prover attached).
+    async fn prove(&self, minter: &Arc<Minter>) -> Option<Outcome> {
+        let (prover, key) = self.proof.get()?;
+        let m = minter.clone();
+        Some(
+            prover
+                .prove(
+                    key,
+                    &self.http,
+                    |binding| async move { m.mint(&binding).await },
+                )
+                .await,
+        )
+    }
+
+    /// Proves `minter` in the background (a client already has it); refused, it is dropped
+    /// and one replacement warmed (proved before it is published, never rebuilt itself).
+    fn prove_in_background(self: &Arc<Self>, minter: &Arc<Minter>, replacing: bool) {
+        if self.proof.get().is_none() {
+            return;
+        }
+        let me = self.clone();
+        let m = minter.clone();
+        tokio::spawn(async move {
+            let outcome = me.prove(&m).await;
+            if outcome.is_some_and(|o| rebuild(&o, replacing)) && me.invalidate_minter(m.id) {
+                tracing::warn!(
+                    minter = m.id,
+                    "dropped the new BotGuard minter its proof refused; warming a replacement"
+                );
+                drop(m);
+                if let Err(e) = me.warm_from(None, true, true).await {
+                    tracing::warn!(error = %e, "replacing a refused BotGuard minter failed");
+                }
+            }
+        });
     }
 
     pub fn settings(&self) -> &BotGuardSettings {
@@ -300,7 +353,7 @@ impl BotGuard {
 
     /// Builds a new minter unless a fresh one appeared while waiting (`force` renews anyway).
     pub async fn warm(self: &Arc<Self>, force: bool) -> Result<Arc<Minter>, BotGuardError> {
-        self.warm_from(None, force).await
+        self.warm_from(None, force, false).await
     }
 
     /// Warms from a caller-supplied challenge (the provider API's `challenge`) instead of
@@ -309,14 +362,18 @@ impl BotGuard {
         self: &Arc<Self>,
         challenge: Challenge,
     ) -> Result<Arc<Minter>, BotGuardError> {
-        self.warm_from(Some(Obtained::supplied(challenge)), false)
+        self.warm_from(Some(Obtained::supplied(challenge)), false, false)
             .await
     }
 
+    /// `force`: a renewal or a replacement, proved before it is published; otherwise a
+    /// client may be waiting, so the new minter is published first and proved right after.
+    /// `replacing`: it replaces a minter its proof refused, and is not rebuilt itself.
     async fn warm_from(
         self: &Arc<Self>,
         supplied: Option<Obtained>,
         force: bool,
+        replacing: bool,
     ) -> Result<Arc<Minter>, BotGuardError> {
         let _one_at_a_time = self.warming.lock().await;
         if !force {
@@ -325,17 +382,44 @@ impl BotGuard {
             }
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let mut m = self.build_counted(supplied).await?;
+        if force {
+            let outcome = self.prove(&m).await;
+            if outcome.is_some_and(|o| rebuild(&o, replacing)) {
+                tracing::warn!(
+                    minter = m.id,
+                    "the renewed BotGuard minter's proof was refused; building another"
+                );
+                m = self.build_counted(None).await?;
+                if self.prove(&m).await == Some(Outcome::Refused) {
+                    tracing::warn!(
+                        minter = m.id,
+                        "its replacement's proof was refused too; keeping it (refused tokens are healed as they are met)"
+                    );
+                }
+            }
+        }
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+            && !self.is_closed()
+        {
+            *self.current.lock().expect("minter lock") = Some(m.clone());
+        }
+        self.schedule_renewal(&m);
+        if !force {
+            self.prove_in_background(&m, replacing);
+        }
+        Ok(m)
+    }
+
+    /// [`build`](Self::build), counted in the stats.
+    async fn build_counted(
+        &self,
+        supplied: Option<Obtained>,
+    ) -> Result<Arc<Minter>, BotGuardError> {
         match self.build(supplied).await {
             Ok(m) => {
-                let m = Arc::new(m);
                 self.stats.lock().expect("stats lock").warmups += 1;
-                if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
-                    && !self.is_closed()
-                {
-                    *self.current.lock().expect("minter lock") = Some(m.clone());
-                }
-                self.schedule_renewal(&m);
-                Ok(m)
+                Ok(Arc::new(m))
             }
             Err(e) => {
                 self.stats.lock().expect("stats lock").warmup_failures += 1;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::minter::{BotGuard, BotGuardSettings};
+use crate::tokens::Prover;
 use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
 pub struct MinterPool {
@@ -19,6 +20,8 @@ pub struct MinterPool {
     settings: BotGuardSettings,
     default: Arc<BotGuard>,
     by_egress: PerEgress<BotGuard>,
+    /// Proves each new minter (`[tokens] prove_new_minters`).
+    prover: Option<Arc<Prover>>,
 }
 
 /// Default for `[tokens.botguard] max_minters`.
@@ -50,7 +53,20 @@ impl MinterPool {
             ),
             upstream,
             settings,
+            prover: None,
         }
+    }
+
+    /// The same pool proving each new minter with `prover`, under its egress's key.
+    pub fn with_prover(mut self, prover: Arc<Prover>) -> Self {
+        self.default.prove_with(prover.clone(), self.default_key());
+        self.prover = Some(prover);
+        self
+    }
+
+    /// The configured egress's key (`direct` without an upstream proxy).
+    pub fn default_key(&self) -> String {
+        self.upstream.proxy.key().unwrap_or_else(|| "direct".into())
     }
 
     /// The minter of the configured egress.
@@ -71,7 +87,11 @@ impl MinterPool {
             .get(&key, || {
                 let http =
                     HttpClient::via(&self.upstream, egress.clone(), Duration::from_secs(30))?;
-                Ok(BotGuard::new(http, self.settings.clone()))
+                let bg = BotGuard::new(http, self.settings.clone());
+                if let Some(p) = &self.prover {
+                    bg.prove_with(p.clone(), key.clone());
+                }
+                Ok(bg)
             })
             .await
     }

@@ -392,6 +392,11 @@ impl BrowserMinter {
         }
     }
 
+    /// The client its egress's requests leave through.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     pub fn stats(&self) -> BrowserStats {
         BrowserStats {
             launches: self.browser.launches(),

@@ -316,10 +316,21 @@ impl PotHandler {
                     }
                     if accepted {
                         history.accepted();
+                        self.learn_proof_target(&note, res.status());
                     }
                     return self.resuming(res, note, history);
                 }
             }
+        }
+    }
+
+    /// A media GET served with potproxy's token in its query teaches the prover of new
+    /// minters a URL to prove their tokens against ([`crate::tokens::proof`]).
+    fn learn_proof_target(&self, note: &MediaNote, status: http::StatusCode) {
+        if let (Some(prover), Placement::MediaUrl(_), Some(_)) =
+            (self.shared.tokens.prover(), note.plan.place, &note.issued)
+        {
+            prover.learn(&note.method, &note.uri.to_string(), status, &note.binding);
         }
     }
 

@@ -9,6 +9,7 @@ mod botguard_source;
 mod browser_source;
 mod cache;
 mod cold_start;
+pub mod proof;
 mod provider_source;
 mod refusals;
 mod settings;
@@ -24,6 +25,7 @@ pub use botguard_source::BotGuardSource;
 pub use browser_source::BrowserSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
+pub use proof::Prover;
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
 pub use refusals::{
     Provenance, RefusalAction, RefusalStore, Refusals, STRIKES_TO_SET_ASIDE, SetAside,
@@ -272,6 +274,8 @@ pub struct TokenService {
     /// The last tokens refused here: the fleet's copy of one may outlive our delete of it (the
     /// delete is not awaited), and it must not come back from there.
     recently_refused: Arc<std::sync::Mutex<std::collections::VecDeque<Token>>>,
+    /// Proves new minters (`[tokens] prove_new_minters`): learns its targets from media.
+    prover: Option<Arc<Prover>>,
 }
 
 /// How many refused tokens [`TokenService`] remembers to keep them from coming back.
@@ -315,7 +319,19 @@ impl TokenService {
             shared: None,
             refusals: Arc::new(Refusals::new(DEFAULT_SET_ASIDE)),
             recently_refused: Arc::default(),
+            prover: None,
         }
+    }
+
+    /// The same service with a prover of new minters, which learns from forwarded media.
+    pub fn with_prover(mut self, prover: Arc<Prover>) -> Self {
+        self.prover = Some(prover);
+        self
+    }
+
+    /// The prover of new minters, when `[tokens] prove_new_minters` is on.
+    pub fn prover(&self) -> Option<&Arc<Prover>> {
+        self.prover.as_ref()
     }
 
     /// The same service with the fleet's tier behind its cache: a local miss asks the fleet

@@ -73,4 +73,7 @@ pub struct TokensConfig {
     pub always_replace: bool,
     /// How long a source whose tokens keep being refused is set aside for an egress.
     pub set_aside: Duration,
+    /// Prove each new minter's first token by a ranged GET of a media URL learned for its
+    /// egress (`[tokens] prove_new_minters`).
+    pub prove_new_minters: bool,
 }

@@ -363,7 +363,9 @@ impl FakeBotGuard {
         }
         // The web challenges are bound to the page's EVENT_ID; the TV client's is not.
         let unbound = b.require_event_id && program == PROGRAM && event_id != EVENT_ID;
-        let trust = if !b.grade_trust || probe == "high" {
+        let trust = if b.distrust_next > 0 {
+            Trust::Low
+        } else if !b.grade_trust || probe == "high" {
             Trust::High
         } else {
             Trust::Low
@@ -529,6 +531,12 @@ pub(super) fn route(state: &FakeState, req: &FakeRequest) -> Option<Reply> {
     }
     if waa("GenerateIT") {
         state.count(|c| c.generate_it += 1);
+        if b.distrust_next > 0 {
+            let mut live = state.behaviour.lock().unwrap();
+            live.distrust_next = live.distrust_next.saturating_sub(1);
+            drop(live);
+            state.count(|c| c.distrusted += 1);
+        }
         let (status, body) = bg.generate_it(&b, &req.body);
         return Some(status_body(status, body, "application/json+protobuf"));
     }

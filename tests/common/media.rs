@@ -253,7 +253,10 @@ fn check_media_token_inner(state: &FakeState, req: &FakeRequest) -> Option<Gate>
     let low_trust = token
         .as_ref()
         .filter(|t| state.bg.trust(t, &expected) == Some(Trust::Low))
-        .filter(|_| b.grade_trust && b.low_trust != LowTrust::Serve)
+        .filter(|_| {
+            (b.grade_trust || state.counts.lock().unwrap().distrusted > 0)
+                && b.low_trust != LowTrust::Serve
+        })
         .cloned();
     state.record_verdict(format!("{what} {}", playback.video), verdict.clone());
     let ok = verdict == Verdict::Valid;

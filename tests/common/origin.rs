@@ -71,6 +71,10 @@ pub struct Behaviour {
     pub low_trust: LowTrust,
     /// Media bytes a low-trust token gets before googlevideo cuts it off or refuses it.
     pub low_trust_budget: u64,
+    /// The next this many `GenerateIT` answers are low-trust integrity tokens whatever the
+    /// environment (YouTube distrusting one minter); googlevideo then judges their tokens as
+    /// it judges graded ones (`low_trust`, `low_trust_budget`).
+    pub distrust_next: u32,
     /// The player answers `LOGIN_REQUIRED` "confirm you're not a bot" to a low-trust player
     /// token.
     pub bot_check_low_trust: bool,
@@ -112,6 +116,7 @@ impl Default for Behaviour {
             grade_trust: false,
             low_trust: LowTrust::Cut,
             low_trust_budget: 1024 * 1024,
+            distrust_next: 0,
             bot_check_low_trust: false,
             cut_responses: 0,
             cut_at: 0,
@@ -136,6 +141,8 @@ pub struct Counts {
     pub low_trust_cuts: usize,
     pub low_trust_403s: usize,
     pub low_trust_ump: usize,
+    /// Integrity tokens made low trust by [`Behaviour::distrust_next`].
+    pub distrusted: usize,
     /// Player bot checks answered.
     pub bot_checks: usize,
     /// Media responses cut and continuations refused by the fault switches.

@@ -51,15 +51,7 @@ async fn post(h: &Harness, path: &str, body: impl Into<reqwest::Body>) -> (u16, 
 }
 
 async fn get_json(h: &Harness, path: &str) -> Value {
-    let bytes = plain()
-        .get(api(h, path))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    serde_json::from_slice(&body_of(plain().get(api(h, path))).await).unwrap()
 }
 
 async fn get_pot(h: &Harness, body: Value) -> (u16, Value) {

@@ -57,3 +57,22 @@ pub fn player_body(client: &str, video: &str) -> serde_json::Value {
         "racyCheckOk": true
     })
 }
+
+/// The whole body of the answer to `request`, whatever its status (the caller checks that where
+/// it matters); panics when the request cannot be sent or its body read.
+pub async fn body_of(request: reqwest::RequestBuilder) -> bytes::Bytes {
+    request.send().await.unwrap().bytes().await.unwrap()
+}
+
+/// The player response `client` gets for `body` (a [`player_body`] or one built from it), as
+/// JSON.
+pub async fn player_response(
+    client: &reqwest::Client,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let request = client
+        .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap());
+    serde_json::from_slice(&body_of(request).await).unwrap()
+}

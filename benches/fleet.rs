@@ -27,7 +27,7 @@ use potproxy::RunningProxy;
 use potproxy::config::SourceKind;
 use potproxy::token::Binding;
 use potproxy::tokens::TokenRequest;
-use run::env_or;
+use run::{block_on, env_or};
 
 /// `n` nodes on `fakes`, with `[cluster]` on `redis` when given.
 async fn nodes(fakes: &Fakes, n: usize, redis: Option<&RedisServer>) -> Vec<RunningProxy> {
@@ -167,11 +167,7 @@ fn main() {
     };
     let secs: f64 = env_or("POTPROXY_BENCH_SECS", 5.0);
     let hits = env_or("POTPROXY_BENCH_HITS", 2000.0) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         cache_hits(&redis, hits).await;
         throughput(&redis, secs).await;
     });

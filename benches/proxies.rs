@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use load::{Load, load};
-use proxy::{free_port, status_kib};
+use proxy::status_kib;
 use run::{env_or, measuring};
 
 const SMALL: &str = "/videoplayback?expire=1900000000&ei=Bench&ip=127.0.0.1&id=o-Bench&itag=140&source=youtube&c=MWEB&size=small";

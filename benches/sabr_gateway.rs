@@ -21,7 +21,7 @@ use common::sabr::{SabrBehaviour, format};
 use common::*;
 use futures::StreamExt;
 use proxy::{ProxyProcess, status_kib};
-use run::{env_or, measuring, median};
+use run::{block_on, env_or, measuring, median};
 
 const ITAG: u32 = 160;
 
@@ -64,11 +64,7 @@ fn main() {
     }
     let rounds: usize = env_or("POTPROXY_BENCH_ROUNDS", 3);
     let streams: usize = env_or("POTPROXY_BENCH_STREAMS", 100);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    block_on(async move {
         let pki = TestPki::new();
         let origin = FakeOrigin::start(&pki).await;
         origin.behaviour().sabr = SabrBehaviour::on();
@@ -116,7 +112,11 @@ fn main() {
             if probe.status().is_success() {
                 break;
             }
-            assert!(attempt < 60, "the gateway never answered: {}", probe.status());
+            assert!(
+                attempt < 60,
+                "the gateway never answered: {}",
+                probe.status()
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         // Both paths serve the same bytes: checked once, outside the timed rounds.
@@ -172,7 +172,10 @@ fn main() {
             .count();
         println!("  progressive downloads that carried potproxy's token: {with_pot}");
         let sabr = origin.sabr_requests();
-        assert!(sabr.iter().all(|r| r.token.is_some()), "every SABR request carried a token");
+        assert!(
+            sabr.iter().all(|r| r.token.is_some()),
+            "every SABR request carried a token"
+        );
         println!("  SABR requests answered by the fake: {}", sabr.len());
     });
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use proxy::{ProxyProcess, status_kib};
-use run::{env_or, measuring, median};
+use run::{block_on, env_or, measuring, median};
 
 fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
     let rest = format!(
@@ -59,11 +59,7 @@ fn main() {
     let mb: u64 = env_or("POTPROXY_BENCH_MB", 1024);
     let rounds: usize = env_or("POTPROXY_BENCH_ROUNDS", 3);
     let len = mb * 1024 * 1024;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    block_on(async move {
         let pki = TestPki::new();
         let origin = FakeOrigin::start(&pki).await;
         let proxy = start_proxy(&pki, &origin);

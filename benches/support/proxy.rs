@@ -7,16 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::TestPki;
-
-/// A loopback port nothing listens on (bound, then let go for the process to take).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::{TestPki, free_port};
 
 /// A figure of `/proc/<pid>/status` given in kB, by its `field` (`VmHWM:` the peak resident
 /// set, `VmRSS:` the current one).

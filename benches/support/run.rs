@@ -1,5 +1,5 @@
 //! What the benchmarks' `main`s share: whether cargo asked for a measurement, the settings they
-//! read from the environment, and the median of their rounds.
+//! read from the environment, the runtime they measure on, and the median of their rounds.
 // Each benchmark uses a different part of this.
 #![allow(dead_code)]
 
@@ -19,6 +19,16 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Runs `work` to its end on a multi-threaded tokio runtime (a benchmark's `main` is not async:
+/// it first decides whether to measure at all).
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work)
 }
 
 /// The middle value of `v` (the upper one of an even count).

@@ -39,6 +39,32 @@ pub use pki::{FAKE_NAMES, TestPki, install_provider};
 pub use servers::{start_banner_server, start_plain_http};
 pub use youtube::BROWSER_TEST_PAGE;
 
+/// The Node test clients' folder (tests/clients/node) when `package` is installed there and
+/// node runs, else `None` after a skip message.
+pub fn node_clients(package: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
+    let ok = dir.join("node_modules").join(package).is_dir()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if ok {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {package} not installed (npm ci --prefix tests/clients/node)");
+        None
+    }
+}
+
+/// A loopback port nothing listens on (bound, then let go for a server or process to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A real PO token shape (fixture-like: 0x32 prefix), used as the static token.
 pub const STATIC_TOKEN: &str = "MlMQUj3TTz08aRBuqkQKUJI8sgaSz5WHWnAeQjJN7Jv-qhe-jZfl7VTihUv-RpMuTIpSK6hNhYf05Lt9IVFY-Gd4O1PI0miFlyOlU0zhdIr9Ac5aew==";
 

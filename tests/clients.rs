@@ -349,21 +349,11 @@ async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
     );
 }
 
-fn node_clients() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
-    let ok = dir.join("node_modules/youtubei.js").is_dir()
-        && Command::new("node").arg("--version").output().is_ok();
-    if ok {
-        Some(dir)
-    } else {
-        eprintln!("skipping: youtubei.js not installed (npm ci --prefix tests/clients/node)");
-        None
-    }
-}
-
 #[tokio::test]
 async fn youtubei_js_player_and_media_requests_carry_our_tokens() {
-    let Some(dir) = node_clients() else { return };
+    let Some(dir) = node_clients("youtubei.js") else {
+        return;
+    };
     let h = minting_proxy(Harness::builder(), |_| {}).await;
     let proxy = format!("http://{}", h.proxy.addr);
     let ca = h.proxy.ca_cert_path.clone();

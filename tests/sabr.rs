@@ -494,19 +494,6 @@ async fn the_fake_records_a_dropped_cookie_an_early_request_and_a_wrong_config()
     assert_eq!(res.status(), 400);
 }
 
-/// Node and the reference client, or a skip message.
-fn googlevideo_client() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
-    let ok = dir.join("node_modules/googlevideo").is_dir()
-        && Command::new("node").arg("--version").output().is_ok();
-    if ok {
-        Some(dir)
-    } else {
-        eprintln!("skipping: googlevideo not installed (npm ci --prefix tests/clients/node)");
-        None
-    }
-}
-
 struct SabrRun {
     audio: Vec<u8>,
     video: Vec<u8>,
@@ -576,7 +563,7 @@ fn assert_reference_behaviour(origin: &FakeOrigin) {
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_downloads_audio_only_byte_exact_from_the_fake() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour::on()).await;
@@ -610,7 +597,7 @@ async fn googlevideo_sabr_stream_downloads_audio_only_byte_exact_from_the_fake()
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_downloads_audio_and_video_byte_exact_from_the_fake() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour::on()).await;
@@ -642,7 +629,7 @@ async fn googlevideo_sabr_stream_downloads_audio_and_video_byte_exact_from_the_f
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_follows_redirect_backoff_protection_and_reload() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour {
@@ -690,7 +677,7 @@ async fn googlevideo_sabr_stream_follows_redirect_backoff_protection_and_reload(
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_through_the_proxy_stays_byte_exact_with_valid_tokens() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let h = Harness::builder()

@@ -13,6 +13,8 @@
 mod common;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/run.rs"]
+mod run;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,13 +27,7 @@ use potproxy::RunningProxy;
 use potproxy::config::SourceKind;
 use potproxy::token::Binding;
 use potproxy::tokens::TokenRequest;
-
-fn env_num(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use run::{block_on, env_or};
 
 /// `n` nodes on `fakes`, with `[cluster]` on `redis` when given.
 async fn nodes(fakes: &Fakes, n: usize, redis: Option<&RedisServer>) -> Vec<RunningProxy> {
@@ -87,14 +83,7 @@ async fn cache_hits(redis: &RedisServer, hits: usize) {
 /// The mixed load over `n` nodes for `secs`: get_pot and media GETs, round robin.
 async fn mixed_load(fakes: &Fakes, n: &[RunningProxy], secs: f64) -> (Load, Load) {
     let first = client_via(n[0].addr, n[0].ca_cert_pem.as_bytes());
-    let res = first
-        .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&player_body("MWEB", "jNQXAC9IVRw")).unwrap())
-        .send()
-        .await
-        .unwrap();
-    let p: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let p = player_response(&first, &player_body("MWEB", "jNQXAC9IVRw")).await;
     let media = p["streamingData"]["adaptiveFormats"][0]["url"]
         .as_str()
         .unwrap()
@@ -176,13 +165,9 @@ fn main() {
         eprintln!("fleet bench: redis-server not installed; nothing to measure");
         return;
     };
-    let secs = env_num("POTPROXY_BENCH_SECS", 5.0);
-    let hits = env_num("POTPROXY_BENCH_HITS", 2000.0) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    let secs: f64 = env_or("POTPROXY_BENCH_SECS", 5.0);
+    let hits = env_or("POTPROXY_BENCH_HITS", 2000.0) as usize;
+    block_on(async {
         cache_hits(&redis, hits).await;
         throughput(&redis, secs).await;
     });

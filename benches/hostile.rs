@@ -6,12 +6,15 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/run.rs"]
+mod run;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::scripted::{SCRIPTED_VIDEO, Script, scripted_origin};
-use common::{FakeOrigin, Fakes, Harness, TestPki, player_body};
+use common::{FakeOrigin, Fakes, Harness, TestPki, body_of, player_body};
+use run::{env_or, median};
 
 fn marker_page(size: usize) -> String {
     let mut page = String::from("<html><head><script>");
@@ -22,23 +25,12 @@ fn marker_page(size: usize) -> String {
     page
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 async fn time_page(c: &reqwest::Client, rounds: usize) -> Duration {
     let mut times = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        let body = c
-            .get(format!("https://www.youtube.com/watch?v={SCRIPTED_VIDEO}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let body =
+            body_of(c.get(format!("https://www.youtube.com/watch?v={SCRIPTED_VIDEO}"))).await;
         assert!(body.len() > 1024 * 1024);
         times.push(t.elapsed());
     }
@@ -50,16 +42,12 @@ async fn time_player(c: &reqwest::Client, rounds: usize) -> Duration {
     let mut times = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        let got = c
-            .post("https://www.youtube.com/youtubei/v1/player")
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let got = body_of(
+            c.post("https://www.youtube.com/youtubei/v1/player")
+                .header("content-type", "application/json")
+                .body(body.clone()),
+        )
+        .await;
         assert!(got.len() > 4 * 1024 * 1024);
         times.push(t.elapsed());
     }
@@ -68,10 +56,7 @@ async fn time_player(c: &reqwest::Client, rounds: usize) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::var("POTPROXY_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let rounds: usize = env_or("POTPROXY_BENCH_ROUNDS", 20);
     common::install_provider();
     let pki = TestPki::new();
     let page = Arc::new(marker_page(2 * 1024 * 1024));

@@ -19,6 +19,10 @@
 mod common;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/run.rs"]
+mod run;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use load::{Load, load};
+use proxy::status_kib;
+use run::{env_or, measuring};
 
 const SMALL: &str = "/videoplayback?expire=1900000000&ei=Bench&ip=127.0.0.1&id=o-Bench&itag=140&source=youtube&c=MWEB&size=small";
 const HOST: &str = "rr1---sn-bench.googlevideo.com";
@@ -39,14 +45,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_port(addr: SocketAddr) {
@@ -62,15 +60,7 @@ fn wait_port(addr: SocketAddr) {
 /// A memory figure of a process in MB: `field` of `/proc/<pid>/status` (`VmHWM:` the peak
 /// resident set, `VmRSS:` the current one).
 fn status_mb(pid: u32, field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    status_kib(pid, field).map(|kb| kb as f64 / 1024.0)
 }
 
 fn peak_rss_mb(pid: u32) -> Option<f64> {
@@ -482,10 +472,7 @@ fn concurrencies() -> Vec<usize> {
 }
 
 fn big_mb() -> u64 {
-    std::env::var("POTPROXY_BENCH_BIG_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
+    env_or("POTPROXY_BENCH_BIG_MB", 1024)
 }
 
 fn print_table(reports: &[Report], big_mb: u64) {
@@ -691,14 +678,10 @@ fn raise_nofile() {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("proxies: run with `cargo bench --bench proxies`");
+    if !measuring("proxies") {
         return;
     }
-    let secs: f64 = std::env::var("POTPROXY_BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5.0);
+    let secs: f64 = env_or("POTPROXY_BENCH_SECS", 5.0);
     let big_mb = big_mb();
     // The client (this process) on core 1, the proxies on core 0.
     let _ = Command::new("taskset")
@@ -762,10 +745,7 @@ fn main() {
         .map(|(name, proxy, pid)| rt.block_on(measure(name, *proxy, origin, &pki, secs, *pid)))
         .collect();
     if phase("big") {
-        let rounds: usize = std::env::var("POTPROXY_BENCH_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3);
+        let rounds: usize = env_or("POTPROXY_BENCH_ROUNDS", 3);
         let peers: Vec<_> = columns
             .iter()
             .map(|(_, proxy, pid)| (*proxy, *pid))
@@ -775,10 +755,7 @@ fn main() {
     print_table(&reports, big_mb);
     drop((pp, floor, mitm, baseline));
     if phase("streams") {
-        let n: usize = std::env::var("POTPROXY_BENCH_STREAMS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+        let n: usize = env_or("POTPROXY_BENCH_STREAMS", 1000);
         let mut rows = Vec::new();
         for h2 in [false, true] {
             let proto = if h2 { "HTTP/2" } else { "HTTP/1.1" };

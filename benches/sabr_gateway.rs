@@ -10,80 +10,31 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/run.rs"]
+mod run;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sabr::{SabrBehaviour, format};
 use common::*;
 use futures::StreamExt;
+use proxy::{ProxyProcess, status_kib};
+use run::{block_on, env_or, measuring, median};
 
 const ITAG: u32 = 160;
-
-struct ProxyProcess {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 /// The release binary minting with the built-in minter against the fake BotGuard (the fake's
 /// SABR server takes only valid tokens), every fake name resolved to the fake origin.
 fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
     let mut resolve = String::new();
     for host in FAKE_NAMES {
         resolve.push_str(&format!("\"{host}\" = \"{}\"\n", origin.addr));
     }
-    let config = format!(
-        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n{resolve}[tokens]\nsources = [\"botguard\"]\n",
-        ca = dir.path().join("ca").to_str().unwrap(),
-        cert = pki.ca_path.to_str().unwrap(),
-    );
-    let cfg_path = dir.path().join("bench.toml");
-    std::fs::write(&cfg_path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
-        .arg("--config")
-        .arg(&cfg_path)
-        // Its own state: tokens cached by another run were minted against another fake.
-        .arg("--state-dir")
-        .arg(dir.path())
-        .env("POTPROXY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run the potproxy binary");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() && dir.path().join("ca/ca.pem").exists() {
-            return ProxyProcess { child, addr, dir };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("potproxy did not start listening on {addr}");
+    let rest = format!("[upstream.resolve]\n{resolve}[tokens]\nsources = [\"botguard\"]\n");
+    // Its own state: tokens cached by another run were minted against another fake.
+    ProxyProcess::start(pki, &rest, true)
 }
 
 /// Downloads `url` to the end; MB/s. `check` compares every byte with the format's.
@@ -107,52 +58,19 @@ async fn download(client: &reqwest::Client, url: &str, len: u64, check: bool) ->
     len as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("sabr_gateway: run with `cargo bench --bench sabr_gateway`");
+    if !measuring("sabr_gateway") {
         return;
     }
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let rounds = env("POTPROXY_BENCH_ROUNDS", 3);
-    let streams = env("POTPROXY_BENCH_STREAMS", 100);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    let rounds: usize = env_or("POTPROXY_BENCH_ROUNDS", 3);
+    let streams: usize = env_or("POTPROXY_BENCH_STREAMS", 100);
+    block_on(async move {
         let pki = TestPki::new();
         let origin = FakeOrigin::start(&pki).await;
         origin.behaviour().sabr = SabrBehaviour::on();
         let proxy = start_proxy(&pki, &origin);
-        let ca_pem = std::fs::read(proxy.dir.path().join("ca/ca.pem")).unwrap();
-        let via = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr)).unwrap())
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
-            .tls_built_in_root_certs(false)
-            .http1_only()
-            .no_gzip()
-            .build()
-            .unwrap();
-        let pr: serde_json::Value = {
-            let res = via
-                .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&player_body("WEB", "jNQXAC9IVRw")).unwrap())
-                .send()
-                .await
-                .unwrap();
-            serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
-        };
+        let via = proxy.client().no_gzip().build().unwrap();
+        let pr = player_response(&via, &player_body("WEB", "jNQXAC9IVRw")).await;
         let gateway = pr["streamingData"]["adaptiveFormats"]
             .as_array()
             .unwrap()
@@ -194,7 +112,11 @@ fn main() {
             if probe.status().is_success() {
                 break;
             }
-            assert!(attempt < 60, "the gateway never answered: {}", probe.status());
+            assert!(
+                attempt < 60,
+                "the gateway never answered: {}",
+                probe.status()
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         // Both paths serve the same bytes: checked once, outside the timed rounds.
@@ -207,7 +129,7 @@ fn main() {
             g.push(download(&via, &gateway, len, false).await);
             p.push(download(&via, &progressive, len, false).await);
         }
-        let pid = proxy.child.id();
+        let pid = proxy.pid();
         let before = status_kib(pid, "VmRSS:").unwrap_or(0);
         let hwm_before = status_kib(pid, "VmHWM:").unwrap_or(0);
         let started = Instant::now();
@@ -250,7 +172,10 @@ fn main() {
             .count();
         println!("  progressive downloads that carried potproxy's token: {with_pot}");
         let sabr = origin.sabr_requests();
-        assert!(sabr.iter().all(|r| r.token.is_some()), "every SABR request carried a token");
+        assert!(
+            sabr.iter().all(|r| r.token.is_some()),
+            "every SABR request carried a token"
+        );
         println!("  SABR requests answered by the fake: {}", sabr.len());
     });
 }

@@ -7,73 +7,24 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/run.rs"]
+mod run;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use futures::StreamExt;
-
-struct ProxyProcess {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+use proxy::{ProxyProcess, status_kib};
+use run::{block_on, env_or, measuring, median};
 
 fn start_proxy(pki: &TestPki, origin: &FakeOrigin) -> ProxyProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let config = format!(
-        "listen = \"{addr}\"\n[ca]\ndir = {ca:?}\n[upstream]\nextra_ca_certs = [{cert:?}]\n[upstream.resolve]\n\"*.googlevideo.com\" = \"{origin}\"\n[tokens]\nsources = [\"static\"]\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n",
-        ca = dir.path().join("ca").to_str().unwrap(),
-        cert = pki.ca_path.to_str().unwrap(),
+    let rest = format!(
+        "[upstream.resolve]\n\"*.googlevideo.com\" = \"{origin}\"\n[tokens]\nsources = [\"static\"]\n[tokens.static]\ndefault = \"{STATIC_TOKEN}\"\n",
         origin = origin.addr,
     );
-    let cfg_path = dir.path().join("bench.toml");
-    std::fs::write(&cfg_path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_potproxy"))
-        .arg("--config")
-        .arg(&cfg_path)
-        .env("POTPROXY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run the potproxy binary");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() && dir.path().join("ca/ca.pem").exists() {
-            return ProxyProcess {
-                child,
-                addr,
-                _dir: dir,
-            };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("potproxy did not start listening on {addr}");
+    ProxyProcess::start(pki, &rest, false)
 }
 
 struct Run {
@@ -101,36 +52,17 @@ async fn download(client: &reqwest::Client, url: &str, len: u64) -> Run {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: only run the
-    // measurement when asked to benchmark.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("throughput: run with `cargo bench --bench throughput`");
+    if !measuring("throughput") {
         return;
     }
-    let mb: u64 = std::env::var("POTPROXY_BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let rounds: usize = std::env::var("POTPROXY_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let mb: u64 = env_or("POTPROXY_BENCH_MB", 1024);
+    let rounds: usize = env_or("POTPROXY_BENCH_ROUNDS", 3);
     let len = mb * 1024 * 1024;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    block_on(async move {
         let pki = TestPki::new();
         let origin = FakeOrigin::start(&pki).await;
         let proxy = start_proxy(&pki, &origin);
-        let ca_pem = std::fs::read(proxy._dir.path().join("ca/ca.pem")).unwrap();
         let host = "rr1---sn-bench.googlevideo.com";
         let url =
             format!("https://{host}/videoplayback?expire=1&ei=x&id=o-A&itag=140&c=MWEB&clen={len}");
@@ -142,13 +74,7 @@ fn main() {
             .http1_only()
             .build()
             .unwrap();
-        let via = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr)).unwrap())
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
-            .tls_built_in_root_certs(false)
-            .http1_only()
-            .build()
-            .unwrap();
+        let via = proxy.client().build().unwrap();
 
         let (mut d, mut p) = (Vec::new(), Vec::new());
         let (mut dt, mut pt) = (Vec::new(), Vec::new());
@@ -169,7 +95,7 @@ fn main() {
                 == rounds,
             "every proxied download must carry one pot"
         );
-        let rss = peak_rss_kib(proxy.child.id());
+        let rss = status_kib(proxy.pid(), "VmHWM:");
         println!("download of {mb} MiB, {rounds} rounds, median (all runs)");
         println!(
             "  direct        {:8.1} MB/s  ttfb {:6.2} ms   {:?}",

@@ -1492,29 +1492,25 @@ mod tests {
 
     #[test]
     fn relative_state_paths_land_in_the_state_dir_and_absolute_ones_stay() {
+        let in_state_dir = |raw| {
+            Config::resolve(
+                raw,
+                Overrides {
+                    state_dir: Some(PathBuf::from("/srv/state")),
+                    ..Overrides::default()
+                },
+            )
+            .unwrap()
+        };
         let raw = RawConfig::parse(
             "[tokens]\ncache_file = \"/var/tmp/c.json\"\n",
             Path::new("t"),
         )
         .unwrap();
-        let c = Config::resolve(
-            raw,
-            Overrides {
-                state_dir: Some(PathBuf::from("/srv/state")),
-                ..Overrides::default()
-            },
-        )
-        .unwrap();
+        let c = in_state_dir(raw);
         assert_eq!(c.ca_dir, PathBuf::from("/srv/state/certs"));
         assert_eq!(c.tokens.cache_file, Some(PathBuf::from("/var/tmp/c.json")));
-        let c = Config::resolve(
-            RawConfig::default(),
-            Overrides {
-                state_dir: Some(PathBuf::from("/srv/state")),
-                ..Overrides::default()
-            },
-        )
-        .unwrap();
+        let c = in_state_dir(RawConfig::default());
         assert_eq!(
             c.tokens.cache_file,
             Some(PathBuf::from("/srv/state/token-cache.json"))
@@ -1530,14 +1526,7 @@ mod tests {
                 Path::new("t"),
             )
             .unwrap();
-            let c = Config::resolve(
-                raw,
-                Overrides {
-                    state_dir: Some(PathBuf::from("/srv/state")),
-                    ..Overrides::default()
-                },
-            )
-            .unwrap();
+            let c = in_state_dir(raw);
             assert_eq!(c.tokens.browser.profile_root, Some(PathBuf::from(want)));
         }
     }

@@ -51,15 +51,7 @@ async fn post(h: &Harness, path: &str, body: impl Into<reqwest::Body>) -> (u16, 
 }
 
 async fn get_json(h: &Harness, path: &str) -> Value {
-    let bytes = plain()
-        .get(api(h, path))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    serde_json::from_slice(&body_of(plain().get(api(h, path))).await).unwrap()
 }
 
 async fn get_pot(h: &Harness, body: Value) -> (u16, Value) {
@@ -417,11 +409,7 @@ async fn the_provider_source_answers_when_up_and_falls_through_otherwise() {
 #[tokio::test]
 async fn a_provider_url_pointing_at_itself_does_not_loop() {
     // Reserve a port for the API, then point the provider source at it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let h = Harness::builder()
         .api(true)
         .api_listen(format!("127.0.0.1:{port}").parse().unwrap())

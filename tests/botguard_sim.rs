@@ -68,6 +68,20 @@ async fn mint_and_verify(s: &Sim, binding: &str) {
     );
 }
 
+/// The token service's token for [`VIDEO`], which the fake verifies.
+async fn served_and_verified(s: &Sim) {
+    let token = s
+        .services
+        .tokens
+        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
+        .await
+        .expect("a token from the token service");
+    assert_eq!(
+        s.origin.state.bg.verify(token.as_str(), VIDEO),
+        Verdict::Valid
+    );
+}
+
 #[tokio::test]
 async fn the_page_challenge_is_used_first_and_tokens_verify() {
     let s = sim("", |_| {}).await;
@@ -536,16 +550,7 @@ async fn the_browser_minter_follows_the_stub_fallback_and_returns_eats_through_a
         b.require_event_id = true;
     })
     .await;
-    let token = s
-        .services
-        .tokens
-        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
-        .await
-        .expect("a browser-minted token");
-    assert_eq!(
-        s.origin.state.bg.verify(token.as_str(), VIDEO),
-        Verdict::Valid
-    );
+    served_and_verified(&s).await;
     let c = s.origin.counts();
     assert_eq!((c.page, c.att_get, c.att_log, c.generate_it), (1, 1, 1, 1));
     assert_eq!(att_get_bodies(&s)[0]["eacrToken"], "eacr-token-fake");
@@ -563,16 +568,7 @@ async fn the_browser_minter_takes_the_tv_challenge_when_no_page_can_be_had() {
         b.require_event_id = true;
     })
     .await;
-    let token = s
-        .services
-        .tokens
-        .get(&TokenRequest::new(Binding::Video(VIDEO.into())))
-        .await
-        .expect("a browser-minted token");
-    assert_eq!(
-        s.origin.state.bg.verify(token.as_str(), VIDEO),
-        Verdict::Valid
-    );
+    served_and_verified(&s).await;
     assert_eq!(
         att_get_bodies(&s)[0]["context"]["client"]["clientName"],
         "TVHTML5"

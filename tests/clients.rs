@@ -34,25 +34,34 @@ fn yt_dlp() -> Option<PathBuf> {
     }
 }
 
+/// The proxy `builder` makes, minting with BotGuard, against fakes that refuse media without a
+/// valid token; `tweak` sets more of their behaviour.
+async fn minting_proxy(builder: HarnessBuilder, tweak: impl FnOnce(&mut Behaviour)) -> Harness {
+    let h = builder.sources(&[SourceKind::BotGuard]).start().await;
+    {
+        let mut b = h.origin.behaviour();
+        b.enforce_media = true;
+        tweak(&mut b);
+    }
+    h
+}
+
+/// A yt-dlp run that succeeded: its output files in `dir`, its output.
 struct Run {
-    ok: bool,
+    dir: tempfile::TempDir,
     stdout: String,
     stderr: String,
 }
 
-/// Runs yt-dlp through the proxy, trusting its CA the way the README says.
-async fn run_yt_dlp(bin: &Path, h: &Harness, out_dir: &Path, args: &[&str]) -> Run {
-    run_yt_dlp_via(bin, &format!("http://{}", h.proxy.addr), h, out_dir, args).await
+/// Runs yt-dlp through the proxy, trusting its CA the way the README says, writing into a
+/// fresh temp dir; fails the test with its stderr when it fails.
+async fn run_yt_dlp(bin: &Path, h: &Harness, args: &[&str]) -> Run {
+    run_yt_dlp_via(bin, &format!("http://{}", h.proxy.addr), h, args).await
 }
 
 /// [`run_yt_dlp`] through the proxy URL `proxy` (HTTP or SOCKS5).
-async fn run_yt_dlp_via(
-    bin: &Path,
-    proxy: &str,
-    h: &Harness,
-    out_dir: &Path,
-    args: &[&str],
-) -> Run {
+async fn run_yt_dlp_via(bin: &Path, proxy: &str, h: &Harness, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin);
     cmd.arg("--proxy")
         .arg(proxy)
@@ -60,7 +69,7 @@ async fn run_yt_dlp_via(
         .env("SSL_CERT_FILE", &h.proxy.ca_cert_path)
         .args(["--no-cache-dir", "--ignore-config", "--no-progress", "-v"])
         .arg("-o")
-        .arg(out_dir.join("%(id)s.%(ext)s"))
+        .arg(dir.path().join("%(id)s.%(ext)s"))
         .args(args)
         .env_remove("HTTPS_PROXY")
         .env_remove("HTTP_PROXY")
@@ -69,10 +78,12 @@ async fn run_yt_dlp_via(
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "yt-dlp failed:\n{stderr}");
     Run {
-        ok: out.status.success(),
+        dir,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr,
     }
 }
 
@@ -80,8 +91,8 @@ fn watch_url() -> String {
     format!("https://www.youtube.com/watch?v={V}")
 }
 
-fn assert_downloaded(dir: &Path, run: &Run) {
-    let file = dir.join(format!("{V}.m4a"));
+fn assert_downloaded(run: &Run) {
+    let file = run.dir.path().join(format!("{V}.m4a"));
     let bytes = std::fs::read(&file).unwrap_or_else(|e| {
         panic!(
             "{}: {e}\nstdout:\n{}\nstderr:\n{}",
@@ -102,13 +113,11 @@ fn assert_downloaded(dir: &Path, run: &Run) {
 /// byte-exact and every player and media request carried a valid token.
 async fn inject_mode_downloads_over_several_ranges(socks: bool) {
     let Some(bin) = yt_dlp() else { return };
-    let mut builder = Harness::builder().sources(&[SourceKind::BotGuard]);
+    let mut builder = Harness::builder();
     if socks {
         builder = builder.toml("[socks]\nlisten = \"127.0.0.1:0\"\n");
     }
-    let h = builder.start().await;
-    h.origin.behaviour().enforce_media = true;
-    let dir = tempfile::tempdir().unwrap();
+    let h = minting_proxy(builder, |_| {}).await;
     let proxy = match h.proxy.socks_addr {
         Some(socks) => format!("socks5h://{socks}"),
         None => format!("http://{}", h.proxy.addr),
@@ -117,7 +126,6 @@ async fn inject_mode_downloads_over_several_ranges(socks: bool) {
         &bin,
         &proxy,
         &h,
-        dir.path(),
         &[
             "--extractor-args",
             "youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;formats=missing_pot",
@@ -129,8 +137,7 @@ async fn inject_mode_downloads_over_several_ranges(socks: bool) {
         ],
     )
     .await;
-    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
-    assert_downloaded(dir.path(), &run);
+    assert_downloaded(&run);
     let verdicts = h.origin.verdicts();
     assert!(
         verdicts.contains(&(format!("player {V}"), Verdict::Valid)),
@@ -166,22 +173,15 @@ async fn yt_dlp_downloads_a_sabr_only_format(
     let Some(bin) = yt_dlp() else {
         return Vec::new();
     };
-    let h = Harness::builder()
-        .sources(&[SourceKind::BotGuard])
-        .start()
-        .await;
-    {
-        let mut b = h.origin.behaviour();
-        b.enforce_media = true;
+    let h = minting_proxy(Harness::builder(), |b| {
         b.sabr = SabrBehaviour::on();
         // yt-dlp skips a format whose URL has an `n` it cannot solve (no player JS here).
         b.sabr.n_param = false;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    })
+    .await;
     let run = run_yt_dlp(
         &bin,
         &h,
-        dir.path(),
         &[
             "--extractor-args",
             extractor_args,
@@ -195,8 +195,7 @@ async fn yt_dlp_downloads_a_sabr_only_format(
         ],
     )
     .await;
-    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
-    let file = dir.path().join(format!("{V}.{ext}"));
+    let file = run.dir.path().join(format!("{V}.{ext}"));
     let bytes =
         std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), run.stderr));
     let clen = format(itag).clen;
@@ -258,17 +257,14 @@ const API_ARGS: &str =
 #[tokio::test]
 async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
     let Some(bin) = yt_dlp() else { return };
-    let h = Harness::builder()
-        .sources(&[SourceKind::BotGuard])
-        .toml("[tokens]\nsentinels = [\"POTPROXYSENTINEL\"]\n")
-        .start()
-        .await;
-    h.origin.behaviour().enforce_media = true;
-    let dir = tempfile::tempdir().unwrap();
+    let h = minting_proxy(
+        Harness::builder().toml("[tokens]\nsentinels = [\"POTPROXYSENTINEL\"]\n"),
+        |_| {},
+    )
+    .await;
     let run = run_yt_dlp(
         &bin,
         &h,
-        dir.path(),
         &[
             "--extractor-args",
             "youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;po_token=mweb.gvs+POTPROXYSENTINEL,mweb.player+POTPROXYSENTINEL",
@@ -280,8 +276,7 @@ async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
         ],
     )
     .await;
-    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
-    assert_downloaded(dir.path(), &run);
+    assert_downloaded(&run);
     let seen = h.origin.seen();
     for s in &seen {
         assert!(
@@ -310,18 +305,11 @@ async fn yt_dlp_placeholder_mode_never_lets_the_sentinel_through() {
 #[tokio::test]
 async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
     let Some(bin) = yt_dlp() else { return };
-    let h = Harness::builder()
-        .api(true)
-        .sources(&[SourceKind::BotGuard])
-        .start()
-        .await;
-    {
-        let mut b = h.origin.behaviour();
-        b.enforce_media = true;
-        // Without the watch page yt-dlp binds GVS tokens to the visitor data.
-        b.gvs_regime = GvsRegime::Session;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    // Without the watch page yt-dlp binds GVS tokens to the visitor data.
+    let h = minting_proxy(Harness::builder().api(true), |b| {
+        b.gvs_regime = GvsRegime::Session
+    })
+    .await;
     let base_url = format!(
         "youtubepot-bgutilhttp:base_url=http://{}",
         h.proxy.api_addr.unwrap()
@@ -329,7 +317,6 @@ async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
     let run = run_yt_dlp(
         &bin,
         &h,
-        dir.path(),
         &[
             "--extractor-args",
             &format!("youtube:player_client=mweb;player_skip=webpage,configs,js,initial_data;visitor_data={VISITOR_DATA}"),
@@ -341,13 +328,12 @@ async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
         ],
     )
     .await;
-    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
     assert!(
         run.stderr.contains("bgutil:http"),
         "plugin loaded:\n{}",
         run.stderr
     );
-    assert_downloaded(dir.path(), &run);
+    assert_downloaded(&run);
     let bg = h.proxy.services.botguard.clone().unwrap();
     assert!(bg.stats().mints >= 1, "our API minted");
     let seen = h.origin.seen();
@@ -363,26 +349,12 @@ async fn yt_dlp_with_the_bgutil_plugin_gets_its_tokens_from_our_api() {
     );
 }
 
-fn node_clients() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
-    let ok = dir.join("node_modules/youtubei.js").is_dir()
-        && Command::new("node").arg("--version").output().is_ok();
-    if ok {
-        Some(dir)
-    } else {
-        eprintln!("skipping: youtubei.js not installed (npm ci --prefix tests/clients/node)");
-        None
-    }
-}
-
 #[tokio::test]
 async fn youtubei_js_player_and_media_requests_carry_our_tokens() {
-    let Some(dir) = node_clients() else { return };
-    let h = Harness::builder()
-        .sources(&[SourceKind::BotGuard])
-        .start()
-        .await;
-    h.origin.behaviour().enforce_media = true;
+    let Some(dir) = node_clients("youtubei.js") else {
+        return;
+    };
+    let h = minting_proxy(Harness::builder(), |_| {}).await;
     let proxy = format!("http://{}", h.proxy.addr);
     let ca = h.proxy.ca_cert_path.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -429,22 +401,15 @@ async fn youtubei_js_player_and_media_requests_carry_our_tokens() {
 #[tokio::test]
 async fn yt_dlp_full_flow_teaches_the_proxy_the_session() {
     let Some(bin) = yt_dlp() else { return };
-    let h = Harness::builder()
-        .sources(&[SourceKind::BotGuard])
-        .start()
-        .await;
-    {
-        let mut b = h.origin.behaviour();
-        b.enforce_media = true;
+    let h = minting_proxy(Harness::builder(), |b| {
         // This session is in the session-bound regime, and its pages say so.
         b.gvs_regime = GvsRegime::Session;
         b.page_flag_video_bound = Some(false);
-    }
-    let dir = tempfile::tempdir().unwrap();
+    })
+    .await;
     let run = run_yt_dlp(
         &bin,
         &h,
-        dir.path(),
         &[
             "--extractor-args",
             "youtube:player_client=mweb;formats=missing_pot",
@@ -454,8 +419,7 @@ async fn yt_dlp_full_flow_teaches_the_proxy_the_session() {
         ],
     )
     .await;
-    assert!(run.ok, "yt-dlp failed:\n{}", run.stderr);
-    assert_downloaded(dir.path(), &run);
+    assert_downloaded(&run);
     let seen = h.origin.seen();
     let paths: Vec<String> = seen
         .iter()
@@ -570,11 +534,7 @@ fn assert_page_fetched_with_valid_tokens(h: &Harness, v: &serde_json::Value) {
 #[tokio::test]
 async fn chromium_page_fetches_player_and_media_through_the_proxy() {
     let Some(bin) = chromium() else { return };
-    let h = Harness::builder()
-        .sources(&[SourceKind::BotGuard])
-        .start()
-        .await;
-    h.origin.behaviour().enforce_media = true;
+    let h = minting_proxy(Harness::builder(), |_| {}).await;
     let v = chromium_page_via(bin, &h, format!("http://{}", h.proxy.addr)).await;
     assert_page_fetched_with_valid_tokens(&h, &v);
 }
@@ -598,12 +558,11 @@ async fn chromium_gets_a_sabr_only_response_without_gateway_urls() {
 #[tokio::test]
 async fn chromium_through_socks5_fetches_player_and_media_with_our_tokens() {
     let Some(bin) = chromium() else { return };
-    let h = Harness::builder()
-        .sources(&[SourceKind::BotGuard])
-        .toml("[socks]\nlisten = \"127.0.0.1:0\"\n")
-        .start()
-        .await;
-    h.origin.behaviour().enforce_media = true;
+    let h = minting_proxy(
+        Harness::builder().toml("[socks]\nlisten = \"127.0.0.1:0\"\n"),
+        |_| {},
+    )
+    .await;
     let socks = h.proxy.socks_addr.unwrap();
     let v = chromium_page_via(bin, &h, format!("socks5://{socks}")).await;
     assert_page_fetched_with_valid_tokens(&h, &v);

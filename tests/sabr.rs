@@ -36,18 +36,16 @@ async fn fakes(sabr: SabrBehaviour) -> (Fakes, reqwest::Client) {
 }
 
 async fn player(client: &reqwest::Client, name: &str) -> Value {
-    post_player(client, &player_body(name, V)).await
+    player_response(client, &player_body(name, V)).await
 }
 
-async fn post_player(client: &reqwest::Client, body: &Value) -> Value {
-    let res = client
-        .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(body).unwrap())
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+/// [`fakes`] with `sabr`, and a [`Driver`] asking for the `enabled` tracks on the WEB player
+/// response's SABR URL with a valid token.
+async fn session(sabr: SabrBehaviour, enabled: i32) -> (Fakes, reqwest::Client, Driver) {
+    let (fakes, client) = fakes(sabr).await;
+    let web = player(&client, "WEB").await;
+    let d = Driver::new(&client, &web, token_bytes(&fakes), enabled);
+    (fakes, client, d)
 }
 
 fn token_bytes(fakes: &Fakes) -> Vec<u8> {
@@ -296,14 +294,7 @@ async fn web_clients_get_only_the_sabr_url_and_other_clients_progressive_urls() 
 
 #[tokio::test]
 async fn a_sabr_session_rebuilds_the_progressive_bytes_of_audio_and_video() {
-    let (fakes, client) = fakes(SabrBehaviour::on()).await;
-    let web = player(&client, "WEB").await;
-    let mut d = Driver::new(
-        &client,
-        &web,
-        token_bytes(&fakes),
-        track_types::AUDIO_AND_VIDEO,
-    );
+    let (fakes, client, mut d) = session(SabrBehaviour::on(), track_types::AUDIO_AND_VIDEO).await;
     for _ in 0..10 {
         if d.player_time_ms >= sabr::DURATION_MS as i64 {
             break;
@@ -317,14 +308,7 @@ async fn a_sabr_session_rebuilds_the_progressive_bytes_of_audio_and_video() {
         if itag != 140 && itag != 137 {
             continue;
         }
-        let progressive = client
-            .get(f["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let progressive = body_of(client.get(f["url"].as_str().unwrap())).await;
         let clen = sabr::format(itag as u32).clen;
         assert_eq!(progressive.len() as u64, clen);
         assert!(
@@ -348,9 +332,7 @@ async fn a_sabr_session_rebuilds_the_progressive_bytes_of_audio_and_video() {
 
 #[tokio::test]
 async fn a_player_time_mid_file_starts_at_the_segment_holding_it() {
-    let (fakes, client) = fakes(SabrBehaviour::on()).await;
-    let web = player(&client, "WEB").await;
-    let mut d = Driver::new(&client, &web, token_bytes(&fakes), track_types::VIDEO_ONLY);
+    let (fakes, _, mut d) = session(SabrBehaviour::on(), track_types::VIDEO_ONLY).await;
     d.player_time_ms = 12_000;
     d.initialized = vec![d.video.clone()];
     let parts = d.step().await;
@@ -375,13 +357,14 @@ async fn a_player_time_mid_file_starts_at_the_segment_holding_it() {
 
 #[tokio::test]
 async fn a_redirect_moves_the_session_to_the_other_host() {
-    let (fakes, client) = fakes(SabrBehaviour {
-        redirect_on: Some(2),
-        ..SabrBehaviour::on()
-    })
+    let (fakes, _, mut d) = session(
+        SabrBehaviour {
+            redirect_on: Some(2),
+            ..SabrBehaviour::on()
+        },
+        track_types::AUDIO_ONLY,
+    )
     .await;
-    let web = player(&client, "WEB").await;
-    let mut d = Driver::new(&client, &web, token_bytes(&fakes), track_types::AUDIO_ONLY);
     d.step().await;
     let parts = d.step().await;
     assert_eq!(parts.len(), 1, "a redirect comes alone");
@@ -411,13 +394,14 @@ async fn a_redirect_moves_the_session_to_the_other_host() {
 
 #[tokio::test]
 async fn protection_status_3_refuses_that_token_until_fresh_token_bytes_come() {
-    let (fakes, client) = fakes(SabrBehaviour {
-        protection_on: Some((2, 3)),
-        ..SabrBehaviour::on()
-    })
+    let (fakes, _, mut d) = session(
+        SabrBehaviour {
+            protection_on: Some((2, 3)),
+            ..SabrBehaviour::on()
+        },
+        track_types::AUDIO_ONLY,
+    )
     .await;
-    let web = player(&client, "WEB").await;
-    let mut d = Driver::new(&client, &web, token_bytes(&fakes), track_types::AUDIO_ONLY);
     assert_eq!(protection(&d.step().await), Some(1));
     let refused = d.step().await;
     assert_eq!(protection(&refused), Some(3));
@@ -436,15 +420,16 @@ async fn protection_status_3_refuses_that_token_until_fresh_token_bytes_come() {
 
 #[tokio::test]
 async fn sabr_error_and_reload_answer_their_request_alone() {
-    let (fakes, client) = fakes(SabrBehaviour {
-        error_on: Some(1),
-        reload_on: Some(2),
-        protection_on: Some((4, 2)),
-        ..SabrBehaviour::on()
-    })
+    let (fakes, client, mut d) = session(
+        SabrBehaviour {
+            error_on: Some(1),
+            reload_on: Some(2),
+            protection_on: Some((4, 2)),
+            ..SabrBehaviour::on()
+        },
+        track_types::AUDIO_ONLY,
+    )
     .await;
-    let web = player(&client, "WEB").await;
-    let mut d = Driver::new(&client, &web, token_bytes(&fakes), track_types::AUDIO_ONLY);
     let parts = d.step().await;
     assert_eq!(
         parts.iter().map(|p| p.0).collect::<Vec<_>>(),
@@ -469,7 +454,7 @@ async fn sabr_error_and_reload_answer_their_request_alone() {
     let mut body = player_body("WEB", V);
     body["playbackContext"]["reloadPlaybackContext"] =
         serde_json::json!({"reloadPlaybackParams": {"token": token}});
-    let fresh = post_player(&client, &body).await;
+    let fresh = player_response(&client, &body).await;
     assert_eq!(fakes.origin.state.sabr.reloads_seen(), [token]);
     let mut d2 = Driver::new(
         &client,
@@ -484,13 +469,14 @@ async fn sabr_error_and_reload_answer_their_request_alone() {
 
 #[tokio::test]
 async fn the_fake_records_a_dropped_cookie_an_early_request_and_a_wrong_config() {
-    let (fakes, client) = fakes(SabrBehaviour {
-        backoff_ms: Some(60_000),
-        ..SabrBehaviour::on()
-    })
+    let (fakes, client, mut d) = session(
+        SabrBehaviour {
+            backoff_ms: Some(60_000),
+            ..SabrBehaviour::on()
+        },
+        track_types::AUDIO_ONLY,
+    )
     .await;
-    let web = player(&client, "WEB").await;
-    let mut d = Driver::new(&client, &web, token_bytes(&fakes), track_types::AUDIO_ONLY);
     d.step().await;
     d.step().await;
     d.cookie = None;
@@ -506,19 +492,6 @@ async fn the_fake_records_a_dropped_cookie_an_early_request_and_a_wrong_config()
     // A request without rn is refused outright.
     let res = client.post(&d.url).body(d.body()).send().await.unwrap();
     assert_eq!(res.status(), 400);
-}
-
-/// Node and the reference client, or a skip message.
-fn googlevideo_client() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
-    let ok = dir.join("node_modules/googlevideo").is_dir()
-        && Command::new("node").arg("--version").output().is_ok();
-    if ok {
-        Some(dir)
-    } else {
-        eprintln!("skipping: googlevideo not installed (npm ci --prefix tests/clients/node)");
-        None
-    }
 }
 
 struct SabrRun {
@@ -590,7 +563,7 @@ fn assert_reference_behaviour(origin: &FakeOrigin) {
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_downloads_audio_only_byte_exact_from_the_fake() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour::on()).await;
@@ -624,7 +597,7 @@ async fn googlevideo_sabr_stream_downloads_audio_only_byte_exact_from_the_fake()
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_downloads_audio_and_video_byte_exact_from_the_fake() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour::on()).await;
@@ -656,7 +629,7 @@ async fn googlevideo_sabr_stream_downloads_audio_and_video_byte_exact_from_the_f
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_follows_redirect_backoff_protection_and_reload() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let (fakes, _) = fakes(SabrBehaviour {
@@ -704,7 +677,7 @@ async fn googlevideo_sabr_stream_follows_redirect_backoff_protection_and_reload(
 
 #[tokio::test]
 async fn googlevideo_sabr_stream_through_the_proxy_stays_byte_exact_with_valid_tokens() {
-    let Some(dir) = googlevideo_client() else {
+    let Some(dir) = node_clients("googlevideo") else {
         return;
     };
     let h = Harness::builder()

@@ -301,14 +301,11 @@ async fn chromium_renders_the_live_page_with_the_traffic_and_no_token() {
         .start()
         .await;
     // Some traffic: a watch page, a player request, its media and its captions.
-    h.client()
-        .get(format!("https://www.youtube.com/watch?v={VIDEO}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    body_of(
+        h.client()
+            .get(format!("https://www.youtube.com/watch?v={VIDEO}")),
+    )
+    .await;
     let player = play(&h, VIDEO).await;
     let media = player["streamingData"]["adaptiveFormats"][0]["url"]
         .as_str()

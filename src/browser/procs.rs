@@ -29,17 +29,21 @@ pub(super) fn kill(pid: u32) -> bool {
         .is_some_and(|p| rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok())
 }
 
+/// Every pid /proc lists (none when /proc cannot be read).
+fn pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
 /// Every readable process's command line, split into arguments.
 pub(super) fn command_lines() -> Vec<(u32, Vec<String>)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+    for pid in pids() {
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             let args = cmd
                 .split(|b| *b == 0)
                 .filter(|a| !a.is_empty())
@@ -77,18 +81,12 @@ pub fn pids_with_arg(arg: &str) -> Vec<u32> {
 /// `(pid, ppid, rss bytes)` of every process (from /proc/<pid>/stat and status).
 pub(super) fn processes() -> Vec<(u32, u32, u64)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
+    for pid in pids() {
         let Some(fields) = stat_fields(pid) else {
             continue;
         };
         let ppid = fields.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let rss_kb = std::fs::read_to_string(e.path().join("status"))
+        let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| {
                 s.lines()

@@ -557,12 +557,9 @@ impl Streamer {
             )))
             .await
             .ok();
+        let version = self.client_version.clone().unwrap_or_default();
         let mut body = serde_json::json!({
-            "context": {"client": {
-                "clientName": self.client,
-                "clientVersion": self.client_version.clone().unwrap_or_default(),
-                "hl": "en",
-            }},
+            "context": crate::innertube::context(&self.client, &version),
             "videoId": self.video,
             "contentCheckOk": true,
             "racyCheckOk": true,
@@ -581,7 +578,6 @@ impl Streamer {
         let id = crate::sabr::proto::client_name::id(&self.client)
             .unwrap_or(1)
             .to_string();
-        let version = self.client_version.clone().unwrap_or_default();
         let headers = [
             ("content-type", "application/json"),
             ("x-youtube-client-name", id.as_str()),

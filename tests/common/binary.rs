@@ -36,12 +36,7 @@ impl Binary {
         json: bool,
     ) -> Binary {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", super::free_port()).parse().unwrap();
         let mut toml = format!(
             "listen = \"{addr}\"\n{extra_toml}\n[api]\nenabled = false\n\n[ca]\ndir = {:?}\n\n[tokens]\nsources = [\"static\"]\n\n[upstream.resolve]\n",
             dir.path().join("certs").to_str().unwrap()

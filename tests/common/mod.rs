@@ -39,6 +39,32 @@ pub use pki::{FAKE_NAMES, TestPki, install_provider};
 pub use servers::{start_banner_server, start_plain_http};
 pub use youtube::BROWSER_TEST_PAGE;
 
+/// The Node test clients' folder (tests/clients/node) when `package` is installed there and
+/// node runs, else `None` after a skip message.
+pub fn node_clients(package: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node");
+    let ok = dir.join("node_modules").join(package).is_dir()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if ok {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {package} not installed (npm ci --prefix tests/clients/node)");
+        None
+    }
+}
+
+/// A loopback port nothing listens on (bound, then let go for a server or process to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A real PO token shape (fixture-like: 0x32 prefix), used as the static token.
 pub const STATIC_TOKEN: &str = "MlMQUj3TTz08aRBuqkQKUJI8sgaSz5WHWnAeQjJN7Jv-qhe-jZfl7VTihUv-RpMuTIpSK6hNhYf05Lt9IVFY-Gd4O1PI0miFlyOlU0zhdIr9Ac5aew==";
 
@@ -56,4 +82,23 @@ pub fn player_body(client: &str, video: &str) -> serde_json::Value {
         "contentCheckOk": true,
         "racyCheckOk": true
     })
+}
+
+/// The whole body of the answer to `request`, whatever its status (the caller checks that where
+/// it matters); panics when the request cannot be sent or its body read.
+pub async fn body_of(request: reqwest::RequestBuilder) -> bytes::Bytes {
+    request.send().await.unwrap().bytes().await.unwrap()
+}
+
+/// The player response `client` gets for `body` (a [`player_body`] or one built from it), as
+/// JSON.
+pub async fn player_response(
+    client: &reqwest::Client,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let request = client
+        .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap());
+    serde_json::from_slice(&body_of(request).await).unwrap()
 }

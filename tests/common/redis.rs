@@ -8,6 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
+
 pub struct RedisServer {
     pub addr: SocketAddr,
     child: Option<Child>,
@@ -22,14 +24,6 @@ fn binary() -> Option<&'static str> {
         .status()
         .is_ok_and(|s| s.success());
     found.then_some("redis-server")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Whether `addr` answers PING.

@@ -90,6 +90,9 @@ pub mod bindings;
 
 pub mod learn;
 
+// Proving a new minter's first token (used by the minters and the token service).
+pub mod proof;
+
 // Tokens: the minter, the token service, and the services built from them.
 pub mod botguard;
 

@@ -13,7 +13,7 @@ use common::botguard::Verdict;
 use common::chain::start_http_connect_proxy;
 use common::*;
 use potproxy::config::SourceKind;
-use potproxy::tokens::proof::{Outcome, PROOF_RANGE};
+use potproxy::proof::{Outcome, PROOF_RANGE};
 use serde_json::json;
 
 const V1: &str = "jNQXAC9IVRw";

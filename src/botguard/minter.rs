@@ -5,7 +5,7 @@
 //! [`super::plan`]'s). [`BotGuard`] keeps one warm minter, renews it before its integrity token
 //! or its challenge expires, whichever is first (in the background, requests keep using the old
 //! one), and warms a new one on demand when there is none. With a prover attached
-//! ([`crate::tokens::proof`]) each new minter's first token is proved: a renewal before it is
+//! ([`crate::proof`]) each new minter's first token is proved: a renewal before it is
 //! published, a warm-up a client waits for right after (in the background); a refused minter
 //! is dropped and built once more.
 
@@ -20,8 +20,8 @@ use super::settings::ChallengeSource;
 use super::vm::{LoadRequest, VmHandle};
 use super::waa::{Obtained, Waa};
 use crate::learn::page::Page;
+use crate::proof::{Outcome, Prover, rebuild};
 use crate::token::Token;
-use crate::tokens::proof::{Outcome, Prover, rebuild};
 use crate::upstream::HttpClient;
 
 /// How long each step of the last warm-up took.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::minter::{BotGuard, BotGuardSettings};
-use crate::tokens::Prover;
+use crate::proof::Prover;
 use crate::upstream::{Egress, HttpClient, PerEgress, PerEgressError, UpstreamConfig};
 
 pub struct MinterPool {

@@ -325,7 +325,7 @@ impl PotHandler {
     }
 
     /// A media GET served with potproxy's token in its query teaches the prover of new
-    /// minters a URL to prove their tokens against ([`crate::tokens::proof`]).
+    /// minters a URL to prove their tokens against ([`crate::proof`]).
     fn learn_proof_target(&self, note: &MediaNote, status: http::StatusCode) {
         if let (Some(prover), Placement::MediaUrl(_), Some(_)) =
             (self.shared.tokens.prover(), note.plan.place, &note.issued)

@@ -1,16 +1,16 @@
 //! Headless Chromium as a token source ([`crate::browser`]): browser-grade tokens, minted in a
 //! real engine at YouTube's origin through the request's egress. A browser that cannot start or
 //! mint fails the source, and the service moves on to the next one (QuickJS, usually).
-//! With a prover ([`super::proof`]) a minter's first token is followed, in the background, by
+//! With a prover ([`crate::proof`]) a minter's first token is followed, in the background, by
 //! a proof of that minter; a refused one is dropped and a replacement warmed (once).
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::proof::{Prover, rebuild};
 use super::{Minted, TokenError, TokenRequest, TokenSource, Unready};
 use crate::browser::{BrowserError, BrowserMinter, BrowserPool};
+use crate::proof::{Prover, rebuild};
 
 const NAME: &str = "browser";
 
@@ -60,7 +60,7 @@ impl BrowserSource {
     pub fn with_prover(mut self, prover: Arc<Prover>) -> Self {
         self.proof = Some(Proofs {
             prover,
-            seen: moka::sync::Cache::new(super::proof::MAX_TARGETS),
+            seen: moka::sync::Cache::new(crate::proof::MAX_TARGETS),
             one_at_a_time: std::sync::Mutex::new(()),
         });
         self

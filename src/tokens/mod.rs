@@ -9,7 +9,6 @@ mod botguard_source;
 mod browser_source;
 mod cache;
 mod cold_start;
-pub mod proof;
 mod provider_source;
 mod refusals;
 mod settings;
@@ -21,11 +20,11 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 
+pub use crate::proof::Prover;
 pub use botguard_source::BotGuardSource;
 pub use browser_source::BrowserSource;
 pub use cache::{CacheStats, TokenCache};
 pub use cold_start::{ColdStartSource, cold_start_token, decode_cold_start};
-pub use proof::Prover;
 pub use provider_source::{HOP_HEADER, ProviderError, ProviderSource};
 pub use refusals::{
     Provenance, RefusalAction, RefusalStore, Refusals, STRIKES_TO_SET_ASIDE, SetAside,

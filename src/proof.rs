@@ -23,9 +23,10 @@ pub const PROOF_RANGE: &str = "0-1023";
 /// How long a proof waits for googlevideo's answer; later is inconclusive.
 pub const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most egresses whose proof target is kept (as many as minters may exist, and the configured
-/// egress besides).
-pub const MAX_TARGETS: u64 = crate::botguard::pool::MAX_MAX_MINTERS as u64 + 1;
+/// Most egresses whose proof target is kept: as many as the BotGuard pool's minters may be
+/// (`[tokens.botguard] max_minters` is at most 1024), and the configured egress besides. Not
+/// read from the pool, which depends on this module.
+pub const MAX_TARGETS: u64 = 1024 + 1;
 
 /// A media URL a new minter's token can be proved against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,6 +274,14 @@ impl Prover {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_kept_for_as_many_egresses_as_the_pool_may_have_minters() {
+        assert_eq!(
+            MAX_TARGETS,
+            crate::botguard::pool::MAX_MAX_MINTERS as u64 + 1
+        );
+    }
 
     const URL: &str = "https://rr1---sn-abc.googlevideo.com/videoplayback?expire=4102444800&id=o-AB&itag=251&ip=203.0.113.9&pot=OLD&range=0-99&clen=1000";
 

@@ -122,16 +122,19 @@ pub fn learnable(
             "ump" | "sabr" => return None,
             "pot" | "range" => {}
             _ => {
+                // The first `expire` is the one googlevideo's signature covers; a URL with a
+                // second or an unreadable one teaches nothing.
                 if name == "expire" {
-                    expire = pair
-                        .split_once('=')
-                        .and_then(|(_, v)| v.parse::<u64>().ok());
+                    if expire.is_some() {
+                        return None;
+                    }
+                    expire = Some(pair.split_once('=')?.1.parse::<u64>().ok()?);
                 }
                 kept.push(pair);
             }
         }
     }
-    let expires = UNIX_EPOCH + Duration::from_secs(expire?);
+    let expires = UNIX_EPOCH.checked_add(Duration::from_secs(expire?))?;
     if expires <= now {
         return None;
     }
@@ -187,6 +190,12 @@ impl Prover {
         Some(t)
     }
 
+    /// Forgets egress `key`'s target: minters in a row were refused against it, so the URL
+    /// itself may be what googlevideo refuses. Traffic teaches the next one.
+    pub fn forget(&self, key: &str) {
+        self.targets.invalidate(key);
+    }
+
     /// The key of the egress the proxy's forwarded traffic leaves through.
     pub fn home(&self) -> &str {
         &self.home
@@ -212,7 +221,12 @@ impl Prover {
     {
         let outcome = match self.target(key, SystemTime::now()) {
             None => Outcome::NoTarget,
-            Some(t) => Self::send(&t, http, mint).await,
+            // The mint too: a minter that hangs must not hold a renewal (or its caller) up.
+            Some(t) => tokio::time::timeout(PROOF_TIMEOUT, Self::send(&t, http, mint))
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::Inconclusive(format!("no answer within {PROOF_TIMEOUT:?}"))
+                }),
         };
         self.count(&outcome);
         match &outcome {
@@ -251,22 +265,16 @@ impl Prover {
         let Ok(uri) = proof_url(target, &token).parse::<http::Uri>() else {
             return Outcome::Inconclusive("unbuildable URL".into());
         };
-        let sent = tokio::time::timeout(
-            PROOF_TIMEOUT,
-            http.stream(Method::GET, uri, http::HeaderMap::new()),
-        )
-        .await;
-        match sent {
+        match http.stream(Method::GET, uri, http::HeaderMap::new()).await {
             // The body is dropped unread: the status is the answer.
-            Ok(Ok(res)) => judge(res.status()),
+            Ok(res) => judge(res.status()),
             // Not the error's text: it names the URL, which carries the token and `ip=`.
-            Ok(Err(e)) => Outcome::Inconclusive(match e {
+            Err(e) => Outcome::Inconclusive(match e {
                 crate::upstream::FetchError::Timeout { after, .. } => {
                     format!("no answer within {after:?}")
                 }
                 _ => "request failed".to_string(),
             }),
-            Err(_) => Outcome::Inconclusive(format!("no answer within {PROOF_TIMEOUT:?}")),
         }
     }
 }
@@ -359,7 +367,7 @@ mod tests {
     fn what_cannot_prove_a_token_is_not_learned() {
         let partial = StatusCode::PARTIAL_CONTENT;
         assert!(learnable(&Method::GET, URL, partial, &video(), now()).is_some());
-        let cases: [(&Method, String, StatusCode, Binding, &str); 8] = [
+        let cases: [(&Method, String, StatusCode, Binding, &str); 11] = [
             (&Method::POST, URL.into(), partial, video(), "a POST"),
             (&Method::HEAD, URL.into(), partial, video(), "a HEAD"),
             (
@@ -403,6 +411,27 @@ mod tests {
                 partial,
                 video(),
                 "no expire",
+            ),
+            (
+                &Method::GET,
+                format!("{URL}&expire=18446744073709551615"),
+                partial,
+                video(),
+                "a second expire (past what a clock holds)",
+            ),
+            (
+                &Method::GET,
+                URL.replace("4102444800", "18446744073709551615"),
+                partial,
+                video(),
+                "an expire past what a clock holds",
+            ),
+            (
+                &Method::GET,
+                URL.replace("4102444800", "soon"),
+                partial,
+                video(),
+                "an unreadable expire",
             ),
         ];
         for (method, url, status, binding, what) in cases {

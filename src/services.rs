@@ -54,7 +54,11 @@ impl Services {
         let mut sources: Vec<Arc<dyn TokenSource>> = Vec::new();
         let mut minters = None;
         let mut browsers = None;
-        let prover = tokens.prove_new_minters.then(|| {
+        // Only where potproxy makes minters: a static or provider source has nothing to prove.
+        let mints = kinds
+            .iter()
+            .any(|k| matches!(k, SourceKind::BotGuard | SourceKind::Browser));
+        let prover = (tokens.prove_new_minters && mints).then(|| {
             Arc::new(Prover::new(
                 upstream.proxy.key().unwrap_or_else(|| "direct".into()),
             ))

@@ -6,8 +6,9 @@
 //! or its challenge expires, whichever is first (in the background, requests keep using the old
 //! one), and warms a new one on demand when there is none. With a prover attached
 //! ([`crate::proof`]) each new minter's first token is proved: a renewal before it is
-//! published, a warm-up a client waits for right after (in the background); a refused minter
-//! is dropped and built once more.
+//! published (it starts a little before the old minter stops being fresh, so requests keep
+//! using the old one meanwhile), a warm-up a client waits for right after (in the background);
+//! a refused minter is dropped and built once more.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -50,6 +51,29 @@ pub struct Minter {
     /// The page fetched while looking for a challenge (its ytcfg: visitor data, rollout
     /// token), when known.
     pub page: Option<Page>,
+}
+
+/// How a warm-up goes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Warm {
+    /// Build even when a fresh minter exists (a renewal).
+    renew: bool,
+    /// Prove the new minter before it is published (nobody waits for it); otherwise it is
+    /// published at once and proved right after, in the background.
+    prove_first: bool,
+    /// It replaces a minter its proof refused: proved, never rebuilt itself.
+    replacing: bool,
+}
+
+/// How long before a minter stops being fresh its renewal starts: room for a build and two
+/// proofs (a refused renewal's replacement), so requests never wait for them.
+pub const RENEWAL_LEAD: Duration = Duration::from_secs(30);
+
+/// When a minter made at `created`, fresh until `usable_until`, is renewed: [`RENEWAL_LEAD`]
+/// before, or a tenth of its life before when that is shorter.
+pub fn renewal_at(created: Instant, usable_until: Instant) -> Instant {
+    let life = usable_until.saturating_duration_since(created);
+    usable_until - RENEWAL_LEAD.min(life / 10)
 }
 
 impl Minter {
@@ -197,7 +221,12 @@ impl BotGuard {
                     "dropped the new BotGuard minter its proof refused; warming a replacement"
                 );
                 drop(m);
-                if let Err(e) = me.warm_from(None, true, true).await {
+                let replace = Warm {
+                    renew: false,
+                    prove_first: true,
+                    replacing: true,
+                };
+                if let Err(e) = me.warm_from(None, replace).await {
                     tracing::warn!(error = %e, "replacing a refused BotGuard minter failed");
                 }
             }
@@ -351,9 +380,15 @@ impl BotGuard {
         Ok((token, minter.usable_until_wall, minter.id))
     }
 
-    /// Builds a new minter unless a fresh one appeared while waiting (`force` renews anyway).
+    /// Builds a new minter unless a fresh one appeared while waiting (`force` renews anyway,
+    /// and proves the new one before it is published).
     pub async fn warm(self: &Arc<Self>, force: bool) -> Result<Arc<Minter>, BotGuardError> {
-        self.warm_from(None, force, false).await
+        let how = Warm {
+            renew: force,
+            prove_first: force,
+            replacing: false,
+        };
+        self.warm_from(None, how).await
     }
 
     /// Warms from a caller-supplied challenge (the provider API's `challenge`) instead of
@@ -362,29 +397,33 @@ impl BotGuard {
         self: &Arc<Self>,
         challenge: Challenge,
     ) -> Result<Arc<Minter>, BotGuardError> {
-        self.warm_from(Some(Obtained::supplied(challenge)), false, false)
+        self.warm_from(Some(Obtained::supplied(challenge)), Warm::default())
             .await
     }
 
-    /// `force`: a renewal or a replacement, proved before it is published; otherwise a
-    /// client may be waiting, so the new minter is published first and proved right after.
-    /// `replacing`: it replaces a minter its proof refused, and is not rebuilt itself.
     async fn warm_from(
         self: &Arc<Self>,
         supplied: Option<Obtained>,
-        force: bool,
-        replacing: bool,
+        how: Warm,
     ) -> Result<Arc<Minter>, BotGuardError> {
+        let Warm {
+            renew,
+            prove_first,
+            replacing,
+        } = how;
         let _one_at_a_time = self.warming.lock().await;
-        if !force {
+        if !renew {
             if let Some(m) = self.ready() {
                 return Ok(m);
             }
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let mut m = self.build_counted(supplied).await?;
-        if force {
+        if prove_first {
             let outcome = self.prove(&m).await;
+            if outcome == Some(Outcome::Refused) && replacing {
+                self.forget_target();
+            }
             if outcome.is_some_and(|o| rebuild(&o, replacing)) {
                 tracing::warn!(
                     minter = m.id,
@@ -392,6 +431,7 @@ impl BotGuard {
                 );
                 m = self.build_counted(None).await?;
                 if self.prove(&m).await == Some(Outcome::Refused) {
+                    self.forget_target();
                     tracing::warn!(
                         minter = m.id,
                         "its replacement's proof was refused too; keeping it (refused tokens are healed as they are met)"
@@ -405,10 +445,27 @@ impl BotGuard {
             *self.current.lock().expect("minter lock") = Some(m.clone());
         }
         self.schedule_renewal(&m);
-        if !force {
+        if !prove_first {
             self.prove_in_background(&m, replacing);
         }
         Ok(m)
+    }
+
+    /// Two minters in a row refused: the URL itself may be what googlevideo refuses (its `ip=`
+    /// no longer this egress's), so it proves nothing more until traffic teaches another.
+    fn forget_target(&self) {
+        if let Some((prover, key)) = self.proof.get() {
+            prover.forget(key);
+        }
+    }
+
+    /// Whether `id` is still the minter requests are served from.
+    fn is_current(&self, id: u64) -> bool {
+        self.current
+            .lock()
+            .expect("minter lock")
+            .as_ref()
+            .is_some_and(|m| m.id == id)
     }
 
     /// [`build`](Self::build), counted in the stats.
@@ -428,15 +485,19 @@ impl BotGuard {
         }
     }
 
+    /// Renews `m` shortly before it stops being fresh ([`renewal_at`]): the renewal and its
+    /// proof run while requests still use `m`. Only while `m` is the current minter: one that
+    /// was dropped or replaced meanwhile leaves renewing to its successor's own timer.
     fn schedule_renewal(self: &Arc<Self>, m: &Arc<Minter>) {
         let me = Arc::downgrade(self);
-        let at = m.usable_until;
+        let at = renewal_at(m.created, m.usable_until);
+        let id = m.id;
         tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
             let mut backoff = Duration::from_secs(30);
             loop {
                 let Some(bg) = me.upgrade() else { return };
-                if bg.is_closed() {
+                if bg.is_closed() || !bg.is_current(id) {
                     return;
                 }
                 match bg.warm(true).await {
@@ -531,5 +592,23 @@ impl BotGuard {
             timings,
             page: obtained.page,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renewal_starts_while_the_minter_is_still_fresh() {
+        let t0 = Instant::now();
+        let hours = Duration::from_secs(6 * 3600);
+        assert_eq!(renewal_at(t0, t0 + hours), t0 + hours - RENEWAL_LEAD);
+        // A short life (a test's, or a challenge about to end): a tenth of it.
+        assert_eq!(
+            renewal_at(t0, t0 + Duration::from_secs(10)),
+            t0 + Duration::from_secs(9)
+        );
+        assert_eq!(renewal_at(t0, t0), t0);
     }
 }

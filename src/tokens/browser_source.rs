@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use super::{Minted, TokenError, TokenRequest, TokenSource, Unready};
 use crate::browser::{BrowserError, BrowserMinter, BrowserPool};
-use crate::proof::{Prover, rebuild};
+use crate::proof::{Outcome, Prover, rebuild};
 
 const NAME: &str = "browser";
 
@@ -93,9 +93,19 @@ impl BrowserSource {
             let minter = m.clone();
             let outcome = prover
                 .prove(&key, &m.http().clone(), |binding| async move {
-                    minter.mint(&binding).await.map(|(t, _, _)| t)
+                    match minter.mint(&binding).await {
+                        Ok((t, _, by)) if by == id => Ok(t),
+                        // Dropped or closed meanwhile: a later minter answered, and it is
+                        // not the one this proof is about.
+                        Ok(_) => Err("another minter answered".to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
                 })
                 .await;
+            if outcome == Outcome::Refused && replacing {
+                // Two in a row refused: the URL itself may be what googlevideo refuses.
+                prover.forget(&key);
+            }
             if rebuild(&outcome, replacing) && m.invalidate_minter(id).await {
                 seen.insert(key, (id, true));
                 tracing::warn!(

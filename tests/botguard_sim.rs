@@ -524,17 +524,6 @@ async fn when_minting_fails_the_proxy_forwards_the_request_unchanged() {
     assert_eq!(seen[0].body, body);
 }
 
-/// Whether Chromium is installed for the browser minter's flow tests (they skip without one,
-/// and fail instead under `CI`).
-fn have_browser() -> bool {
-    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
-        return true;
-    }
-    assert!(!common::testutil::ci(), "no chromium on PATH and CI is set");
-    eprintln!("skipping: no chromium on PATH");
-    false
-}
-
 /// The browser minter takes the same flow: a no-op interpreter on the page sends it to
 /// `/att/get` with the page's eacrToken, whose `botguardData` answer runs in the page with the
 /// page's EVENT_ID and whose `eats` goes back through `/att/log` before GenerateIT.

@@ -239,18 +239,6 @@ fn browsers_running() -> usize {
         .len()
 }
 
-fn have_browser() -> bool {
-    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
-        return true;
-    }
-    assert!(
-        !common::testutil::ci(),
-        "no chromium on PATH and CI is set: browser tests must not skip in CI"
-    );
-    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_proxies_at_once_never_run_more_browsers_than_the_cap_and_evicted_ones_are_killed() {
     if !have_browser() {

@@ -24,20 +24,6 @@ use potproxy::upstream::Egress;
 
 const VIDEO: &str = "jNQXAC9IVRw";
 
-/// Whether a browser is installed; without one the test skips, or fails under CI.
-fn have_browser() -> bool {
-    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
-        return true;
-    }
-    let ci = common::testutil::ci();
-    assert!(
-        !ci,
-        "no chromium on PATH and CI is set: browser tests must not skip in CI (.ci/run installs it)"
-    );
-    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
-    false
-}
-
 /// Processes whose command line names `profile` (every process of one browser does).
 fn processes_of(profile: &Path) -> Vec<u32> {
     potproxy::browser::process::pids_with_arg(&format!("--user-data-dir={}", profile.display()))

@@ -486,20 +486,6 @@ async fn the_fake_botguard_grades_quickjs_low_and_a_real_browser_high() {
     );
 }
 
-/// Whether a browser is installed; without one the test skips, or fails under `CI`.
-fn have_browser() -> bool {
-    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
-        return true;
-    }
-    let ci = common::testutil::ci();
-    assert!(
-        !ci,
-        "no chromium on PATH and CI is set: browser tests must not skip in CI (.ci/run installs it)"
-    );
-    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
-    false
-}
-
 /// `sources` (BotGuard and the browser, in some order), grading on, no static bindings: the
 /// browser's canvas passes the fake's probe, so its tokens are high trust.
 async fn browser_harness(sources: &[SourceKind]) -> Harness {

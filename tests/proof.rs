@@ -63,16 +63,7 @@ async fn eventually(what: &str, f: impl Fn() -> bool) {
 /// A player request through the proxy, then a whole-file GET of its audio URL; returns the
 /// download's status and whether every byte arrived.
 async fn download(h: &Harness, video: &str) -> (u16, bool) {
-    let res = h
-        .client()
-        .post("https://www.youtube.com/youtubei/v1/player?prettyPrint=false")
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&player_body("MWEB", video)).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let p: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let p = player_response(&h.client(), &player_body("MWEB", video)).await;
     let url = p["streamingData"]["adaptiveFormats"][0]["url"]
         .as_str()
         .unwrap()
@@ -265,19 +256,6 @@ async fn a_proof_for_one_egress_never_uses_a_url_learned_through_another() {
     assert_eq!(proofs(&h, Outcome::Proven), 1);
     assert!(googlevideo(&tunnels(&a_seen)), "A's proof left through A");
     assert!(!googlevideo(&tunnels(&b_seen)));
-}
-
-/// Whether a browser is installed; without one the test skips, or fails under `CI`.
-fn have_browser() -> bool {
-    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
-        return true;
-    }
-    assert!(
-        !common::testutil::ci(),
-        "no chromium on PATH and CI is set: browser tests must not skip in CI"
-    );
-    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
-    false
 }
 
 #[tokio::test]

@@ -84,6 +84,20 @@ pub fn player_body(client: &str, video: &str) -> serde_json::Value {
     })
 }
 
+/// Whether Chromium is installed for the tests that drive it: without one they skip with a
+/// message, and fail instead under CI (`.ci/run` installs it).
+pub fn have_browser() -> bool {
+    if potproxy::browser::find_executable(std::env::var_os("PATH").as_deref()).is_some() {
+        return true;
+    }
+    assert!(
+        !testutil::ci(),
+        "no chromium on PATH and CI is set: browser tests must not skip in CI (.ci/run installs it)"
+    );
+    eprintln!("skipping: no chromium on PATH (apt-get install chromium)");
+    false
+}
+
 /// The whole body of the answer to `request`, whatever its status (the caller checks that where
 /// it matters); panics when the request cannot be sent or its body read.
 pub async fn body_of(request: reqwest::RequestBuilder) -> bytes::Bytes {

@@ -29,7 +29,7 @@ pub const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_TARGETS: u64 = 1024 + 1;
 
 /// A media URL a new minter's token can be proved against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Target {
     /// The URL without `pot` and `range`.
     pub url: String,
@@ -37,6 +37,27 @@ pub struct Target {
     pub binding: Binding,
     /// The URL's `expire=`: googlevideo refuses it after that, whatever the token.
     pub expires: SystemTime,
+}
+
+/// Without the URL's query (`ip=`, the signature) and with session bindings redacted, so not
+/// even a `{:?}` puts them in a log.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base = self
+            .url
+            .split_once('?')
+            .map_or(self.url.as_str(), |(b, _)| b);
+        let binding = match &self.binding {
+            Binding::Video(v) => format!("Video({v})"),
+            Binding::Session(s) => format!("Session({})", crate::redact::redact(s)),
+            Binding::Unknown => "Unknown".into(),
+        };
+        f.debug_struct("Target")
+            .field("url", &format_args!("{base}?…"))
+            .field("binding", &format_args!("{binding}"))
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// What a proof found (the `outcome` label of `potproxy_token_proofs_total`).
@@ -57,12 +78,7 @@ impl Outcome {
     pub const LABELS: [&'static str; 4] = ["proven", "refused", "inconclusive", "no_target"];
 
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Proven => "proven",
-            Outcome::Refused => "refused",
-            Outcome::Inconclusive(_) => "inconclusive",
-            Outcome::NoTarget => "no_target",
-        }
+        Self::LABELS[self.index()]
     }
 
     fn index(&self) -> usize {
@@ -282,6 +298,30 @@ impl Prover {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_printed_for_debugging_shows_neither_its_query_nor_a_session() {
+        let t = learnable(&Method::GET, URL, StatusCode::OK, &video(), now()).unwrap();
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("203.0.113.9") && !shown.contains("o-AB"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("rr1---sn-abc.googlevideo.com/videoplayback"),
+            "{shown}"
+        );
+        let visitor = "CgtWaXNpdG9yRGF0YUFCQw%3D%3D";
+        let s = learnable(
+            &Method::GET,
+            URL,
+            StatusCode::OK,
+            &Binding::Session(visitor.into()),
+            now(),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains(visitor));
+    }
 
     #[test]
     fn targets_are_kept_for_as_many_egresses_as_the_pool_may_have_minters() {

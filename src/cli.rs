@@ -238,11 +238,7 @@ pub fn check(cli: &Cli, config: &Config, state: &StateDir) -> anyhow::Result<()>
         "intercepted:     {} host patterns",
         config.intercept.len()
     )?;
-    let egress = config
-        .upstream
-        .proxy
-        .key()
-        .unwrap_or_else(|| "direct".to_string());
+    let egress = config.upstream.proxy.key_or_direct();
     writeln!(out, "upstream:        {egress}")?;
     writeln!(out, "ok")?;
     Ok(())

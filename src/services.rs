@@ -58,11 +58,8 @@ impl Services {
         let mints = kinds
             .iter()
             .any(|k| matches!(k, SourceKind::BotGuard | SourceKind::Browser));
-        let prover = (tokens.prove_new_minters && mints).then(|| {
-            Arc::new(Prover::new(
-                upstream.proxy.key().unwrap_or_else(|| "direct".into()),
-            ))
-        });
+        let prover = (tokens.prove_new_minters && mints)
+            .then(|| Arc::new(Prover::new(upstream.proxy.key_or_direct())));
         for (i, kind) in kinds.iter().enumerate() {
             match kind {
                 SourceKind::Static => sources.push(Arc::new(StaticSource::new(

@@ -66,7 +66,7 @@ impl MinterPool {
 
     /// The configured egress's key (`direct` without an upstream proxy).
     pub fn default_key(&self) -> String {
-        self.upstream.proxy.key().unwrap_or_else(|| "direct".into())
+        self.upstream.proxy.key_or_direct()
     }
 
     /// The minter of the configured egress.
@@ -110,7 +110,7 @@ impl MinterPool {
     pub fn warm_keys(&self) -> Vec<String> {
         let mut keys = Vec::new();
         if self.default.ready().is_some() {
-            keys.push(self.upstream.proxy.key().unwrap_or_else(|| "direct".into()));
+            keys.push(self.upstream.proxy.key_or_direct());
         }
         for (k, bg) in self.by_egress.entries() {
             if bg.ready().is_some() {
@@ -135,10 +135,7 @@ impl MinterPool {
     /// Each minter's state by egress key (`direct` for the configured egress, as
     /// [`warm_keys`](Self::warm_keys)).
     pub fn states(&self) -> Vec<(String, super::minter::MinterState)> {
-        let mut out = vec![(
-            self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
-            self.default.state(),
-        )];
+        let mut out = vec![(self.upstream.proxy.key_or_direct(), self.default.state())];
         for (k, bg) in self.by_egress.entries() {
             out.push((k, bg.state()));
         }

@@ -184,10 +184,7 @@ impl BrowserPool {
             warm: m.is_warm(),
             stats: m.stats(),
         };
-        let mut out = vec![(
-            self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
-            state(&self.default),
-        )];
+        let mut out = vec![(self.upstream.proxy.key_or_direct(), state(&self.default))];
         for (k, m) in self.by_egress.entries() {
             out.push((k, state(&m)));
         }
@@ -203,10 +200,7 @@ impl BrowserPool {
     /// [`Self::states`]); contexts whose renderer could not be told apart are left out. At
     /// most `max_contexts` + 1 entries.
     pub fn context_pss(&self) -> Vec<(String, u64)> {
-        let mut ms = vec![(
-            self.upstream.proxy.key().unwrap_or_else(|| "direct".into()),
-            self.default.clone(),
-        )];
+        let mut ms = vec![(self.upstream.proxy.key_or_direct(), self.default.clone())];
         ms.extend(self.by_egress.entries());
         ms.into_iter()
             .filter(|(_, m)| m.has_context())

@@ -295,8 +295,7 @@ pub const DEFAULT_SET_ASIDE: Duration = Duration::from_secs(1800);
 fn egress_key(req: &TokenRequest) -> String {
     req.egress
         .as_ref()
-        .and_then(Egress::key)
-        .unwrap_or_else(|| "direct".into())
+        .map_or_else(|| "direct".into(), Egress::key_or_direct)
 }
 
 fn describe(binding: &Binding) -> String {

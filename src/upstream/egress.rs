@@ -145,6 +145,12 @@ impl Egress {
         })
     }
 
+    /// [`Self::key`], or `direct` for a direct egress: how per-egress state, metrics and the
+    /// `check` command name the configured egress.
+    pub fn key_or_direct(&self) -> String {
+        self.key().unwrap_or_else(|| "direct".into())
+    }
+
     /// The proxy's socket address when it is an IP literal (names are resolved when dialled).
     pub fn address(&self) -> Option<std::net::SocketAddr> {
         let proxy = match self {

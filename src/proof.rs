@@ -1,11 +1,11 @@
-//! Proving a new minter before a client pays for it. Owns the proof targets (per egress, the
-//! last plain `videoplayback` GET that googlevideo served with a token potproxy placed: its URL
-//! without `pot`, the binding its token was minted for, its `expire=`), the decisions (which
-//! responses teach a target, what a proof's answer means, whether a refused minter is rebuilt)
-//! and the proof itself: a token from the new minter for the target's binding, sent in one
-//! ranged GET (`range=0-1023`, as clients ask) through the new minter's own egress client, its
-//! body never read. Minters call [`Prover::prove`]; the media handler calls
-//! [`Prover::learn`].
+//! Proving a new minter before a client pays for it. Owns the proof target (the configured
+//! egress's, through which the proxy's forwarded media leaves: the last plain `videoplayback`
+//! GET that googlevideo served with a token potproxy placed, as its URL without `pot`, the
+//! binding its token was minted for and its `expire=`), the decisions (which responses teach a
+//! target, what a proof's answer means, whether a refused minter is rebuilt) and the proof
+//! itself: a token from the new minter for the target's binding, sent in one ranged GET
+//! (`range=0-1023`, as clients ask) through the new minter's own egress client, its body never
+//! read. Minters call [`Prover::prove`]; the media handler calls [`Prover::learn`].
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,10 +23,10 @@ pub const PROOF_RANGE: &str = "0-1023";
 /// How long a proof waits for googlevideo's answer; later is inconclusive.
 pub const PROOF_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most egresses whose proof target is kept: as many as the BotGuard pool's minters may be
-/// (`[tokens.botguard] max_minters` is at most 1024), and the configured egress besides. Not
-/// read from the pool, which depends on this module.
-pub const MAX_TARGETS: u64 = 1024 + 1;
+/// Most egresses the browser source remembers which minter it proved: as many as the BotGuard
+/// pool's minters may be (`[tokens.botguard] max_minters` is at most 1024), and the configured
+/// egress besides. Not read from the pool, which depends on this module.
+pub const MAX_EGRESSES: u64 = 1024 + 1;
 
 /// A media URL a new minter's token can be proved against.
 #[derive(Clone, PartialEq, Eq)]
@@ -170,10 +170,12 @@ pub fn proof_url(target: &Target, token: &Token) -> String {
     )
 }
 
-/// The proof targets per egress, and the counts of proofs by outcome.
+/// The proof target, and the counts of proofs by outcome.
 pub struct Prover {
-    targets: moka::sync::Cache<String, Target>,
-    /// The configured egress's key: the media the proxy forwards leaves through it.
+    /// The configured egress's target: the media the proxy forwards leaves through it, so no
+    /// other egress ever learns one.
+    target: std::sync::Mutex<Option<Target>>,
+    /// The configured egress's key.
     home: String,
     counts: [AtomicU64; 4],
 }
@@ -182,7 +184,7 @@ impl Prover {
     /// `home`: the key of the egress the proxy's forwarded traffic leaves through.
     pub fn new(home: String) -> Self {
         Prover {
-            targets: moka::sync::Cache::new(MAX_TARGETS),
+            target: std::sync::Mutex::new(None),
             home,
             counts: Default::default(),
         }
@@ -192,24 +194,33 @@ impl Prover {
     /// `status`: remember it for the configured egress when it is a usable target.
     pub fn learn(&self, method: &Method, url: &str, status: StatusCode, binding: &Binding) {
         if let Some(t) = learnable(method, url, status, binding, SystemTime::now()) {
-            self.targets.insert(self.home.clone(), t);
+            *self.slot() = Some(t);
         }
     }
 
-    /// The live target of the egress `key` (an expired one is dropped).
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Target>> {
+        self.target.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live target of the egress `key` (an expired one is dropped); only the configured
+    /// egress has one.
     pub fn target(&self, key: &str, now: SystemTime) -> Option<Target> {
-        let t = self.targets.get(key)?;
-        if t.expires <= now {
-            self.targets.invalidate(key);
+        if key != self.home {
             return None;
         }
-        Some(t)
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|t| t.expires <= now) {
+            *slot = None;
+        }
+        slot.clone()
     }
 
     /// Forgets egress `key`'s target: minters in a row were refused against it, so the URL
     /// itself may be what googlevideo refuses. Traffic teaches the next one.
     pub fn forget(&self, key: &str) {
-        self.targets.invalidate(key);
+        if key == self.home {
+            *self.slot() = None;
+        }
     }
 
     /// The key of the egress the proxy's forwarded traffic leaves through.
@@ -324,9 +335,9 @@ mod tests {
     }
 
     #[test]
-    fn targets_are_kept_for_as_many_egresses_as_the_pool_may_have_minters() {
+    fn proofs_remember_as_many_egresses_as_the_pool_may_have_minters() {
         assert_eq!(
-            MAX_TARGETS,
+            MAX_EGRESSES,
             crate::botguard::pool::MAX_MAX_MINTERS as u64 + 1
         );
     }

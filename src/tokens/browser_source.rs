@@ -34,7 +34,7 @@ pub struct BrowserSource {
 struct Proofs {
     prover: Arc<Prover>,
     /// The last minter id seen per egress, and whether the next new one replaces a minter its
-    /// proof refused (then it is proved but never rebuilt). Bounded like the proof targets.
+    /// proof refused (then it is proved but never rebuilt). Bounded by [`crate::proof::MAX_EGRESSES`].
     seen: moka::sync::Cache<String, (u64, bool)>,
     /// Makes a look and the record that follows it one step (one proof per new minter).
     one_at_a_time: std::sync::Mutex<()>,
@@ -60,7 +60,7 @@ impl BrowserSource {
     pub fn with_prover(mut self, prover: Arc<Prover>) -> Self {
         self.proof = Some(Proofs {
             prover,
-            seen: moka::sync::Cache::new(crate::proof::MAX_TARGETS),
+            seen: moka::sync::Cache::new(crate::proof::MAX_EGRESSES),
             one_at_a_time: std::sync::Mutex::new(()),
         });
         self

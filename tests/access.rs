@@ -449,21 +449,6 @@ async fn send_raw_from(
     (s, head)
 }
 
-/// The value of one series in the API's `/metrics` text (0 when absent).
-async fn metric(h: &Harness, series: &str) -> u64 {
-    let text = plain_client()
-        .get(format!("http://{}/metrics", h.proxy.api_addr.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn wrong_passwords_are_counted_and_back_the_client_off_but_not_others() {
     let (plain, seen) = start_recording_http().await;
@@ -478,7 +463,10 @@ async fn wrong_passwords_are_counted_and_back_the_client_off_but_not_others() {
     let neighbour: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let wrong = r#"potproxy_auth_failures_total{outcome="wrong"}"#;
     let backed_off = r#"potproxy_auth_failures_total{outcome="backed_off"}"#;
-    let (wrong_before, backed_off_before) = (metric(&h, wrong).await, metric(&h, backed_off).await);
+    let (wrong_before, backed_off_before) = (
+        h.metric(wrong).await.unwrap_or(0),
+        h.metric(backed_off).await.unwrap_or(0),
+    );
 
     // Asking without credentials first is how clients learn the realm: not held against them.
     for _ in 0..10 {
@@ -505,8 +493,8 @@ async fn wrong_passwords_are_counted_and_back_the_client_off_but_not_others() {
         };
         assert!(head.starts_with(want), "attempt {i}: {head}");
     }
-    assert!(metric(&h, wrong).await >= wrong_before + 5);
-    assert!(metric(&h, backed_off).await >= backed_off_before + 15);
+    assert!(h.metric(wrong).await.unwrap_or(0) >= wrong_before + 5);
+    assert!(h.metric(backed_off).await.unwrap_or(0) >= backed_off_before + 15);
 
     // The right password is refused too while the back-off lasts, and says for how long.
     let (_, head) = send_raw_from(

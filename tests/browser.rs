@@ -156,21 +156,14 @@ async fn a_player_request_through_the_proxy_gets_a_browser_minted_token_the_fake
         "the browser's memory is reported"
     );
     // And scraped: the whole browser, and the configured egress's context.
-    let metrics = reqwest::get(format!("http://{}/metrics", h.proxy.api_addr.unwrap()))
+    let total = h
+        .metric("potproxy_browser_pss_bytes ")
         .await
-        .unwrap()
-        .text()
+        .expect("browser PSS");
+    let context = h
+        .metric("potproxy_browser_context_pss_bytes{egress=\"direct\"} ")
         .await
-        .unwrap();
-    let value = |prefix: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
-    };
-    let total = value("potproxy_browser_pss_bytes ");
-    let context = value("potproxy_browser_context_pss_bytes{egress=\"direct\"} ");
+        .expect("the configured egress's context PSS");
     assert!(
         total > 10 << 20 && context > 0 && context < total,
         "{total} {context}"

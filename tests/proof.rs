@@ -18,6 +18,8 @@ use serde_json::json;
 
 const V1: &str = "jNQXAC9IVRw";
 const V2: &str = "9bZkp7q19f0";
+/// The `/metrics` series of proven proofs.
+const PROVEN: &str = "potproxy_token_proofs_total{outcome=\"proven\"} ";
 
 /// BotGuard as the only source, googlevideo refusing invalid tokens, the API on.
 async fn harness(upstream_proxy: Option<&str>) -> Harness {
@@ -105,7 +107,7 @@ async fn a_renewed_minter_is_proved_by_one_small_ranged_get_of_a_learned_url() {
     media_requests(&h);
     let verdicts = h.origin.verdicts().len();
 
-    let proven_before = proven_metric(&h).await;
+    let proven_before = h.metric(PROVEN).await.unwrap_or(0);
     let bg = h.proxy.services.botguard.clone().unwrap();
     bg.warm(true).await.expect("renewal");
 
@@ -124,22 +126,7 @@ async fn a_renewed_minter_is_proved_by_one_small_ranged_get_of_a_learned_url() {
     assert_eq!(proofs(&h, Outcome::Refused), 0);
 
     // The registry is the process's, shared with the other tests here: counted up, at least.
-    assert!(proven_metric(&h).await > proven_before);
-}
-
-/// `potproxy_token_proofs_total{outcome="proven"}` as `/metrics` shows it (0 when absent).
-async fn proven_metric(h: &Harness) -> f64 {
-    let metrics = reqwest::get(format!("http://{}/metrics", h.proxy.api_addr.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("potproxy_token_proofs_total{outcome=\"proven\"} "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
+    assert!(h.metric(PROVEN).await.unwrap_or(0) > proven_before);
 }
 
 #[tokio::test]

@@ -229,6 +229,24 @@ pub fn client_via(proxy: SocketAddr, ca_pem: &[u8]) -> reqwest::Client {
 }
 
 impl Harness {
+    /// The value of one series (`series`: its name and labels as printed) in the
+    /// API's `/metrics`, asked directly (never through a proxy); `None` when absent.
+    pub async fn metric(&self, series: &str) -> Option<u64> {
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("http://{}/metrics", self.proxy.api_addr.unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
     /// A reqwest client that goes through the proxy and trusts only the proxy's CA.
     pub fn client(&self) -> reqwest::Client {
         client_via(self.proxy.addr, self.proxy.ca_cert_pem.as_bytes())
